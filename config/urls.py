@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as account_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("healthz", account_views.healthz, name="healthz"),
+    path("accounts/", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+    path("o/<slug:org>/connectors/", include("connectors.urls")),
+    path("o/<slug:org>/connectors/<int:connector>/jobs/", include("syncjobs.urls")),
+    path("o/<slug:org>/connectors/<int:connector>/diagnostics/", include("diagnostics.urls")),
+    path("o/<slug:org>/records/", include("records.urls")),
+    path("platform/", include("platform_admin.urls")),
+]

@@ -1,0 +1,14 @@
+from django.contrib import admin
+
+from connectors.models import Connector
+
+
+@admin.register(Connector)
+class ConnectorAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation", "status", "frequency", "last_sync_at", "next_sync_at"]
+    list_filter = ["status", "kind", "frequency"]
+    search_fields = ["name", "site_url", "organisation__name"]
+    list_select_related = ["organisation"]
+    # The key is write-only: the admin never shows the ciphertext or the plaintext.
+    exclude = ["api_key_encrypted"]
+    readonly_fields = ["cursors", "created_at", "updated_at"]

@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class PlatformAdminConfig(AppConfig):
+    name = "platform_admin"

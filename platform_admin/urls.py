@@ -1,0 +1,9 @@
+from django.urls import path
+
+from platform_admin import views
+
+app_name = "platform_admin"
+
+urlpatterns = [
+    path("connectors/", views.connectors, name="connectors"),
+]

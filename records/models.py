@@ -1,0 +1,251 @@
+"""The platform's own records: one model per entity type synced from WordPress.
+
+Every record keeps what the sync engine needs to decide CREATE / UPDATE / SKIP / CONFLICT
+without reading anything else: the source's external id, the hash of the mapped fields,
+the source's modified time, when it was last synced, and when it was last changed on the
+platform itself (conflict detection compares the last two).
+"""
+
+import uuid
+
+from django.db import models
+from django.urls import reverse
+
+
+class EntityType(models.TextChoices):
+    ARTICLE = "article", "Article"
+    MEMBER = "member", "Member"
+    EVENT = "event", "Event"
+    DOCUMENT = "document", "Document"
+    CONFERENCE = "conference", "Conference"
+    COMPANY = "company", "Company"
+    NOTIFICATION = "notification", "Notification"
+
+
+class PlatformRecord(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey("accounts.Organisation", models.CASCADE)
+    # Deleting a connector keeps the records it imported: they are the association's data.
+    connector = models.ForeignKey("connectors.Connector", models.SET_NULL, null=True, blank=True)
+    external_id = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=64, blank=True)
+    source_modified_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set when someone edits the record on the platform (Django admin, two-way sync source).
+    platform_modified_at = models.DateTimeField(null=True, blank=True)
+    # Set when the record disappeared from WordPress: archived, never hard-deleted.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    entity_type: str = ""
+    has_slug = False
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def unique_per_connector(cls, name: str):
+        # Serves the engine's lookup "which of these external ids do we already have?"
+        # and makes a re-run after a crash unable to create duplicates.
+        return models.UniqueConstraint(
+            fields=["connector", "external_id"], name=f"{name}_unique_external_id"
+        )
+
+    @classmethod
+    def unique_slug_per_organisation(cls, name: str):
+        return models.UniqueConstraint(
+            fields=["organisation", "slug"],
+            condition=~models.Q(slug=""),
+            name=f"{name}_unique_slug_per_org",
+        )
+
+    def get_absolute_url(self):
+        return reverse("records:detail", args=[self.organisation.slug, self.entity_type, self.pk])
+
+    @property
+    def label(self) -> str:
+        return getattr(self, "title", None) or getattr(self, "name", None) or str(self.pk)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Article(PlatformRecord):
+    entity_type = EntityType.ARTICLE
+    has_slug = True
+
+    title = models.CharField(max_length=500)
+    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    excerpt = models.TextField(blank=True)
+    content = models.TextField(blank=True, help_text="Sanitised HTML")
+    author_name = models.CharField(max_length=200, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    featured_image_url = models.URLField(max_length=1000, blank=True)
+    featured_image = models.FileField(upload_to="mirrored/articles/", blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            PlatformRecord.unique_per_connector("article"),
+            PlatformRecord.unique_slug_per_organisation("article"),
+        ]
+
+
+class Member(PlatformRecord):
+    entity_type = EntityType.MEMBER
+
+    class MembershipStatus(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PENDING = "pending", "Pending"
+        LAPSED = "lapsed", "Lapsed"
+        INACTIVE = "inactive", "Inactive"
+
+    email = models.EmailField(max_length=254, blank=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    display_name = models.CharField(max_length=250, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    job_title = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    address = models.TextField(blank=True)
+    certifications = models.JSONField(default=list, blank=True)
+    membership_status = models.CharField(
+        max_length=20, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
+    )
+    joined_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [PlatformRecord.unique_per_connector("member")]
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.email or str(self.pk)
+
+
+class Event(PlatformRecord):
+    entity_type = EntityType.EVENT
+    has_slug = True
+
+    title = models.CharField(max_length=500)
+    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    description = models.TextField(blank=True, help_text="Sanitised HTML")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    venue = models.CharField(max_length=300, blank=True)
+    address = models.TextField(blank=True)
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    registration_url = models.URLField(max_length=1000, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            PlatformRecord.unique_per_connector("event"),
+            PlatformRecord.unique_slug_per_organisation("event"),
+        ]
+
+
+class Document(PlatformRecord):
+    entity_type = EntityType.DOCUMENT
+    has_slug = True
+
+    class Kind(models.TextChoices):
+        DOCUMENT = "document", "Document"
+        POLICY = "policy", "Policy"
+        RECALL = "recall", "Recall"
+
+    class AccessLevel(models.TextChoices):
+        PUBLIC = "public", "Public"
+        MEMBERS = "members", "Members"
+        ADMINS = "admins", "Admins"
+
+    title = models.CharField(max_length=500)
+    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DOCUMENT)
+    folder_path = models.CharField(max_length=500, blank=True)
+    file_url = models.URLField(max_length=1000, blank=True)
+    file = models.FileField(upload_to="mirrored/documents/", blank=True)
+    mime_type = models.CharField(max_length=100, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    access_level = models.CharField(
+        max_length=20, choices=AccessLevel.choices, default=AccessLevel.MEMBERS
+    )
+
+    class Meta:
+        constraints = [
+            PlatformRecord.unique_per_connector("document"),
+            PlatformRecord.unique_slug_per_organisation("document"),
+        ]
+
+
+class Conference(PlatformRecord):
+    entity_type = EntityType.CONFERENCE
+    has_slug = True
+
+    title = models.CharField(max_length=500)
+    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    venue = models.CharField(max_length=300, blank=True)
+    city = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    website = models.URLField(max_length=1000, blank=True)
+    description = models.TextField(blank=True, help_text="Sanitised HTML")
+
+    class Meta:
+        constraints = [
+            PlatformRecord.unique_per_connector("conference"),
+            PlatformRecord.unique_slug_per_organisation("conference"),
+        ]
+
+
+class Company(PlatformRecord):
+    entity_type = EntityType.COMPANY
+    has_slug = True
+
+    name = models.CharField(max_length=300)
+    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    website = models.URLField(max_length=1000, blank=True)
+    industry = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True, help_text="Sanitised HTML")
+    logo_url = models.URLField(max_length=1000, blank=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        constraints = [
+            PlatformRecord.unique_per_connector("company"),
+            PlatformRecord.unique_slug_per_organisation("company"),
+        ]
+
+
+class Notification(PlatformRecord):
+    entity_type = EntityType.NOTIFICATION
+
+    class Audience(models.TextChoices):
+        ALL = "all", "Everyone"
+        MEMBERS = "members", "Members"
+        ADMINS = "admins", "Admins"
+
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        NORMAL = "normal", "Normal"
+        HIGH = "high", "High"
+        URGENT = "urgent", "Urgent"
+
+    title = models.CharField(max_length=500)
+    body = models.TextField(blank=True)
+    audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.ALL)
+    send_at = models.DateTimeField(null=True, blank=True)
+    priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.NORMAL)
+
+    class Meta:
+        constraints = [PlatformRecord.unique_per_connector("notification")]
+
+
+RECORD_MODELS: dict[str, type[PlatformRecord]] = {
+    model.entity_type: model
+    for model in (Article, Member, Event, Document, Conference, Company, Notification)
+}

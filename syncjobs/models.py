@@ -1,0 +1,145 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from records.models import EntityType
+
+
+class SyncJob(models.Model):
+    class Kind(models.TextChoices):
+        FULL = "FULL", "Full sync"
+        INITIAL = "INITIAL", "Initial import"
+        INCREMENTAL = "INCREMENTAL", "Incremental sync"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULER = "scheduler", "Scheduler"
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        RUNNING = "RUNNING", "Running"
+        COMPLETED = "COMPLETED", "Completed"
+        FAILED = "FAILED", "Failed"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
+    TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    connector = models.ForeignKey("connectors.Connector", models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # {entity_type: {"total": n, "processed": n, "created": n, "updated": n, "skipped": n,
+    #  "conflicts": n, "failed": n, "archived": n, "pushed": n, "push_failed": n}}
+    # Kept on the job so the status endpoint never counts log rows.
+    stats = models.JSONField(default=dict, blank=True)
+    current_entity_type = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The database, not the view, guarantees one job in flight per connector:
+            # twenty clicks or two racing dispatchers cannot both insert.
+            models.UniqueConstraint(
+                fields=["connector"],
+                condition=models.Q(status__in=["PENDING", "RUNNING"]),
+                name="one_active_job_per_connector",
+            )
+        ]
+        indexes = [
+            # Sync History: a connector's jobs, newest first.
+            models.Index(fields=["connector", "-created_at"], name="job_history_idx"),
+            # The sweeper: RUNNING jobs with an old heartbeat.
+            models.Index(fields=["status", "heartbeat_at"], name="job_sweep_idx"),
+            # Platform page: jobs failed in the last 24 hours.
+            models.Index(fields=["status", "finished_at"], name="job_finished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse(
+            "syncjobs:detail", args=[self.connector.organisation.slug, self.connector_id, self.pk]
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL_STATUSES
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def totals(self) -> dict[str, int]:
+        """Counters summed over entity types."""
+        summed: dict[str, int] = {}
+        for counters in (self.stats or {}).values():
+            for key, value in counters.items():
+                if isinstance(value, int):
+                    summed[key] = summed.get(key, 0) + value
+        return summed
+
+
+class SyncLogEntry(models.Model):
+    """One row per record per job: what happened to it and why."""
+
+    class Operation(models.TextChoices):
+        CREATE = "CREATE", "Create"
+        UPDATE = "UPDATE", "Update"
+        SKIP = "SKIP", "Skip"
+        SYNC = "SYNC", "Sync (pushed to WordPress)"
+        ARCHIVE = "ARCHIVE", "Archive (deleted in WordPress)"
+
+    class Status(models.TextChoices):
+        SUCCESS = "SUCCESS", "Success"
+        FAILED = "FAILED", "Failed"
+        SKIPPED = "SKIPPED", "Skipped"
+        CONFLICT = "CONFLICT", "Conflict"
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(SyncJob, models.CASCADE, related_name="log_entries")
+    # Denormalised from the job so the connector's activity feed is one index scan.
+    connector = models.ForeignKey("connectors.Connector", models.CASCADE, related_name="+")
+    entity_type = models.CharField(max_length=20, choices=EntityType.choices)
+    external_id = models.CharField(max_length=64)
+    internal_id = models.UUIDField(null=True, blank=True)
+    operation = models.CharField(max_length=10, choices=Operation.choices)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "sync log entries"
+        indexes = [
+            # Keyset pagination of a job's log, optionally filtered by one column: each filter
+            # has an index that ends with id so "WHERE job=? AND x=? AND id < ? ORDER BY id DESC"
+            # is a single range scan even with hundreds of thousands of rows.
+            models.Index(fields=["job", "-id"], name="log_job_idx"),
+            models.Index(fields=["job", "entity_type", "-id"], name="log_job_entity_idx"),
+            models.Index(fields=["job", "status", "-id"], name="log_job_status_idx"),
+            models.Index(fields=["job", "operation", "-id"], name="log_job_operation_idx"),
+            models.Index(fields=["job", "external_id"], name="log_job_external_idx"),
+            # Activity feed across every job of a connector.
+            models.Index(fields=["connector", "-id"], name="log_connector_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.external_id}: {self.operation}/{self.status}"
