@@ -1,0 +1,24 @@
+"""Celery tasks: thin wrappers that take ids and hand over to plain-Python code."""
+
+from celery import shared_task
+
+
+@shared_task(name="syncjobs.tasks.run_sync_job", acks_late=True)
+def run_sync_job(job_id: int) -> None:
+    from syncjobs.runner import run_job
+
+    run_job(job_id)
+
+
+@shared_task(name="syncjobs.tasks.dispatch_due_syncs", ignore_result=True)
+def dispatch_due_syncs() -> int:
+    from syncjobs.scheduler import dispatch_due
+
+    return len(dispatch_due())
+
+
+@shared_task(name="syncjobs.tasks.sweep_stale_jobs", ignore_result=True)
+def sweep_stale_jobs() -> int:
+    from syncjobs.scheduler import sweep_stale
+
+    return sweep_stale()
