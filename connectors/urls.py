@@ -6,5 +6,15 @@ app_name = "connectors"
 
 urlpatterns = [
     path("", views.connector_list, name="list"),
+    path("new/", views.connector_create, name="create"),
     path("<int:connector>/", views.connector_detail, name="detail"),
+    path("<int:connector>/status/", views.connector_status, name="status"),
+    path("<int:connector>/history/", views.connector_history, name="history"),
+    path("<int:connector>/activity/", views.connector_activity, name="activity"),
+    path("<int:connector>/audit/", views.connector_audit, name="audit"),
+    path("<int:connector>/settings/", views.connector_settings, name="settings"),
+    path("<int:connector>/sync/", views.connector_sync, name="sync"),
+    path("<int:connector>/pause/", views.connector_pause, name="pause"),
+    path("<int:connector>/resume/", views.connector_resume, name="resume"),
+    path("<int:connector>/delete/", views.connector_delete, name="delete"),
 ]

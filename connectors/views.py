@@ -1,11 +1,59 @@
-from django.shortcuts import render
+"""Connector pages: list, create, the detail tabs (Overview, Sync History, Activity, Audit Log,
+Settings) and the POST-only actions. Every object comes through accounts.tenancy; the work is
+done by connectors.services and syncjobs.services."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.tenancy import connectors_for, get_connector_for, get_organisation_for, org_context
+from audit.models import AuditEvent
+from connectors import services
+from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
+from connectors.models import Connector
+from records.models import RECORD_MODELS, EntityType
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.services import SyncRefused, start_sync
+from syncjobs.views import _parse_id, job_progress, keyset_page
+
+# Success rate and average duration are measured over this many recent finished jobs.
+RECENT_JOBS = 20
+HISTORY_PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 25
+ACTIVITY_PAGE_SIZE = 50
 
 
+def _load(request, org, connector):
+    organisation = get_organisation_for(request.user, org)
+    return organisation, get_connector_for(request.user, organisation, connector)
+
+
+def _page(request, queryset, size):
+    return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+@require_GET
 def connector_list(request, org):
     organisation = get_organisation_for(request.user, org)
-    connectors = connectors_for(request.user, organisation).order_by("name")
+    jobs = SyncJob.objects.filter(connector=OuterRef("pk")).order_by("-created_at", "-id")
+    finished = jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
+    connectors = (
+        connectors_for(request.user, organisation)
+        .annotate(
+            last_job_status=Subquery(finished.values("status")[:1]),
+            last_job_finished_at=Subquery(finished.values("finished_at")[:1]),
+            active_job_status=Subquery(
+                jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
+            ),
+        )
+        .order_by("name")
+    )
     return render(
         request,
         "connectors/list.html",
@@ -13,11 +61,318 @@ def connector_list(request, org):
     )
 
 
-def connector_detail(request, org, connector):
+@require_http_methods(["GET", "POST"])
+def connector_create(request, org):
     organisation = get_organisation_for(request.user, org)
-    connector = get_connector_for(request.user, organisation, connector)
+    form = ConnectorCreateForm(request.POST or None, organisation=organisation)
+    if request.method == "POST" and form.is_valid():
+        connector = services.create_connector(
+            organisation,
+            user=request.user,
+            name=form.cleaned_data["name"],
+            site_url=form.cleaned_data["site_url"],
+            api_key=form.cleaned_data["api_key"],
+            entity_types=form.cleaned_data["entity_types"],
+            frequency=form.cleaned_data["frequency"],
+        )
+        messages.success(
+            request,
+            f"Connector “{connector.name}” created. Test the connection, then run the "
+            "initial import to bring in your WordPress content.",
+        )
+        return redirect(connector.get_absolute_url())
     return render(
         request,
-        "connectors/detail.html",
-        {**org_context(request, organisation), "connector": connector},
+        "connectors/create.html",
+        {**org_context(request, organisation), "form": form},
+    )
+
+
+def _status_context(connector) -> dict:
+    """What the Overview's status card shows: two queries (latest job, latest finished job)."""
+    latest = connector.jobs.select_related("triggered_by").first()
+    active = latest if latest is not None and latest.is_active else None
+    if latest is not None and latest.is_terminal:
+        last_finished = latest
+    else:
+        last_finished = (
+            connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
+            .select_related("triggered_by")
+            .first()
+        )
+    return {
+        "connector": connector,
+        "active_job": active,
+        "active_progress": job_progress(active) if active else None,
+        "last_job": last_finished,
+    }
+
+
+def _statistics(connector) -> dict:
+    counts = []
+    enabled = set(connector.entity_types)
+    for entity_type, model in RECORD_MODELS.items():
+        count = model.objects.filter(connector=connector, archived_at__isnull=True).count()
+        if count or entity_type in enabled:
+            counts.append(
+                {"label": EntityType(entity_type).label, "count": count, "type": entity_type}
+            )
+    recent = list(
+        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by(
+            "-created_at", "-id"
+        )[:RECENT_JOBS]
+    )
+    completed = [job for job in recent if job.status == SyncJob.Status.COMPLETED]
+    durations = [
+        job.finished_at - job.started_at for job in recent if job.started_at and job.finished_at
+    ]
+    last = recent[0] if recent else None
+    counter_keys = [
+        ("created", "Created"),
+        ("updated", "Updated"),
+        ("skipped", "Skipped"),
+        ("conflicts", "Conflicts"),
+        ("failed", "Failed"),
+        ("archived", "Archived"),
+        ("pushed", "Pushed"),
+    ]
+    last_rows = []
+    if last is not None:
+        for entity_type in EntityType.values:
+            counters = (last.stats or {}).get(entity_type)
+            if isinstance(counters, dict):
+                last_rows.append(
+                    {
+                        "label": EntityType(entity_type).label,
+                        "values": [counters.get(key) or 0 for key, _ in counter_keys],
+                    }
+                )
+    return {
+        "record_counts": counts,
+        "records_total": sum(item["count"] for item in counts),
+        "recent_count": len(recent),
+        "success_rate": round(100 * len(completed) / len(recent)) if recent else None,
+        "average_duration": (sum(durations, timedelta()) / len(durations)) if durations else None,
+        "stats_job": last,
+        "counter_labels": [label for _, label in counter_keys],
+        "counter_rows": last_rows,
+        "counter_totals": (
+            [last.totals().get(key, 0) for key, _ in counter_keys] if last else []
+        ),
+    }
+
+
+@require_GET
+def connector_detail(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    if request.htmx:
+        # Refreshed once when the running job ends (HX-Trigger: job-finished).
+        return render(
+            request,
+            "connectors/overview.html#statistics",
+            {"organisation": organisation, "connector": connector, **_statistics(connector)},
+        )
+    return render(
+        request,
+        "connectors/overview.html",
+        {
+            **org_context(request, organisation),
+            **_status_context(connector),
+            **_statistics(connector),
+            "tab": "overview",
+        },
+    )
+
+
+@require_GET
+def connector_status(request, org, connector):
+    """The Overview's polled status card: a few queries, never the statistics."""
+    if not request.htmx:
+        return connector_detail(request, org, connector)
+    organisation, connector = _load(request, org, connector)
+    context = {"organisation": organisation, **_status_context(connector)}
+    response = render(request, "connectors/overview.html#status-card", context)
+    if context["active_job"] is None:
+        response["HX-Trigger"] = "job-finished"
+    return response
+
+
+@require_GET
+def connector_history(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    jobs = _page(request, connector.jobs.select_related("triggered_by"), HISTORY_PAGE_SIZE)
+    return render(
+        request,
+        "connectors/history.html",
+        {**org_context(request, organisation), "connector": connector, "jobs": jobs, "tab": "history"},
+    )
+
+
+def _activity_events(connector, page, before):
+    """Job started/finished events that fall inside the time span of this page of log rows,
+    so the feed reads as one timeline. Spans of consecutive pages meet at the cursor row."""
+    rows = page["rows"]
+    upper = None
+    if before is not None:
+        upper = (
+            SyncLogEntry.objects.filter(connector=connector, id=before)
+            .values_list("processed_at", flat=True)
+            .first()
+        )
+    elif page["has_newer"] and rows:
+        upper = rows[0].processed_at
+    lower = rows[-1].processed_at if rows and page["has_older"] else None
+    events = []
+    jobs = connector.jobs.select_related("triggered_by")
+    for field, kind in (("started_at", "started"), ("finished_at", "finished")):
+        scoped = jobs.filter(**{f"{field}__isnull": False})
+        if upper is not None:
+            scoped = scoped.filter(**{f"{field}__lte": upper})
+        if lower is not None:
+            scoped = scoped.filter(**{f"{field}__gte": lower})
+        for job in scoped.order_by(f"-{field}")[:ACTIVITY_PAGE_SIZE]:
+            events.append({"at": getattr(job, field), "kind": kind, "job": job})
+    return events
+
+
+@require_GET
+def connector_activity(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    before = _parse_id(request.GET.get("before"))
+    page = keyset_page(
+        SyncLogEntry.objects.filter(connector=connector),
+        before=before,
+        after=_parse_id(request.GET.get("after")),
+        size=ACTIVITY_PAGE_SIZE,
+    )
+    feed = [{"at": row.processed_at, "kind": "log", "entry": row} for row in page["rows"]]
+    feed += _activity_events(connector, page, before)
+    feed.sort(key=lambda item: item["at"], reverse=True)
+    return render(
+        request,
+        "connectors/activity.html",
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "page": page,
+            "feed": feed,
+            "tab": "activity",
+        },
+    )
+
+
+@require_GET
+def connector_audit(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    events = _page(
+        request, AuditEvent.objects.filter(connector=connector).select_related("actor"), AUDIT_PAGE_SIZE
+    )
+    return render(
+        request,
+        "connectors/audit.html",
+        {**org_context(request, organisation), "connector": connector, "events": events, "tab": "audit"},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def connector_settings(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    # The form validates a copy, so an invalid POST never shows unsaved values in the header.
+    form = ConnectorSettingsForm(
+        request.POST or None, instance=Connector.objects.select_related("organisation").get(pk=connector.pk)
+    )
+    if request.method == "POST" and form.is_valid():
+        changes = services.update_connector(
+            connector,
+            user=request.user,
+            values=form.changed_values(),
+            api_key=form.cleaned_data["api_key"],
+        )
+        if changes:
+            messages.success(
+                request,
+                "Settings saved: " + ", ".join(sorted(changes)) + ". They apply from the next sync.",
+            )
+        else:
+            messages.info(request, "Nothing changed.")
+        return redirect("connectors:settings", org=organisation.slug, connector=connector.pk)
+    return render(
+        request,
+        "connectors/settings.html",
+        {**org_context(request, organisation), "connector": connector, "form": form, "tab": "settings"},
+    )
+
+
+@require_POST
+def connector_sync(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    kind = request.POST.get("kind")
+    if kind not in (SyncJob.Kind.FULL, SyncJob.Kind.INITIAL):
+        messages.error(request, "Choose Run Full Sync or Run Initial Import.")
+        return redirect(connector.get_absolute_url())
+    try:
+        job = start_sync(connector, kind, user=request.user)
+    except SyncRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(connector.get_absolute_url())
+    messages.success(request, f"{job.get_kind_display()} queued (job #{job.pk}).")
+    return redirect(job.get_absolute_url())
+
+
+@require_POST
+def connector_pause(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    try:
+        services.pause_connector(connector, user=request.user)
+    except services.ConnectorActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, "Sync paused: no scheduled syncs run until you resume. Manual syncs still work."
+        )
+    return redirect(connector.get_absolute_url())
+
+
+@require_POST
+def connector_resume(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    try:
+        connector = services.resume_connector(connector, user=request.user)
+    except services.ConnectorActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Sync resumed.")
+    return redirect(connector.get_absolute_url())
+
+
+@require_http_methods(["GET", "POST"])
+def connector_delete(request, org, connector):
+    """GET is the confirmation step; POST deletes."""
+    organisation, connector = _load(request, org, connector)
+    if request.method == "POST":
+        if request.POST.get("confirm_name", "").strip() != connector.name:
+            messages.error(request, "Type the connector's name exactly to confirm the deletion.")
+            return redirect("connectors:delete", org=organisation.slug, connector=connector.pk)
+        try:
+            services.delete_connector(connector, user=request.user)
+        except services.ConnectorActionRefused as exc:
+            messages.error(request, str(exc))
+            return redirect(connector.get_absolute_url())
+        messages.success(
+            request,
+            f"Connector “{connector.name}” deleted. The records it imported stay on the platform.",
+        )
+        return redirect(reverse("connectors:list", args=[organisation.slug]))
+    return render(
+        request,
+        "connectors/delete.html",
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "records_total": sum(
+                model.objects.filter(connector=connector).count() for model in RECORD_MODELS.values()
+            ),
+            "jobs_total": connector.jobs.count(),
+            "now": timezone.now(),
+        },
     )

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from records import views
+
 app_name = "records"
 
-urlpatterns = []
+urlpatterns = [
+    path("<slug:entity_type>/<uuid:pk>/", views.record_detail, name="detail"),
+]

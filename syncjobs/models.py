@@ -87,6 +87,44 @@ class SyncJob(models.Model):
             return None
         return (self.finished_at or timezone.now()) - self.started_at
 
+    # Lifecycle (netbox-style start()/terminate()) ---------------------------------------
+
+    @classmethod
+    def claim(cls, job_id: int) -> "SyncJob | None":
+        """PENDING -> RUNNING in one conditional UPDATE; None if someone else got it first.
+
+        acks_late means a Celery message can be delivered twice (worker lost, broker
+        redelivery): only the delivery whose UPDATE matched the PENDING row runs the job.
+        """
+        now = timezone.now()
+        claimed = cls.objects.filter(pk=job_id, status=cls.Status.PENDING).update(
+            status=cls.Status.RUNNING, started_at=now, heartbeat_at=now
+        )
+        if not claimed:
+            return None
+        return cls.objects.select_related("connector", "connector__organisation").get(pk=job_id)
+
+    def beat(self) -> bool:
+        """Record that the worker is alive; False if the job is no longer RUNNING."""
+        return bool(
+            SyncJob.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+        )
+
+    def terminate(self, status: str, error: str = "") -> bool:
+        """RUNNING -> a terminal status. Conditional, so it never overwrites the sweeper's
+        FAILED (or a second terminate); returns whether this call ended the job."""
+        if status not in self.TERMINAL_STATUSES:
+            raise ValueError(f"{status} is not a terminal status")
+        now = timezone.now()
+        ended = SyncJob.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            status=status, finished_at=now, heartbeat_at=now, error=error
+        )
+        if ended:
+            self.status, self.finished_at, self.error = status, now, error
+        return bool(ended)
+
     def totals(self) -> dict[str, int]:
         """Counters summed over entity types."""
         summed: dict[str, int] = {}

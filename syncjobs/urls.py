@@ -1,3 +1,12 @@
+from django.urls import path
+
+from syncjobs import views
+
 app_name = "syncjobs"
 
-urlpatterns = []
+urlpatterns = [
+    path("<int:job>/", views.job_detail, name="detail"),
+    path("<int:job>/status/", views.job_status, name="status"),
+    path("<int:job>/log.csv", views.job_log_csv, name="log_csv"),
+    path("<int:job>/cancel/", views.job_cancel, name="cancel"),
+]

@@ -1,0 +1,72 @@
+/* Progressive enhancement only: every page works without this file.
+ * - [data-countdown] on a <time datetime="ISO">: live "in 3 min 12 s" until that time.
+ * - tr.table-clickable[data-href]: the whole row opens its link (the row also has a real <a>).
+ * - details.menu: closes on outside click and Escape.
+ * Loaded with `defer` under a strict CSP (script-src 'self'): no inline handlers anywhere. */
+(function () {
+  "use strict";
+
+  function formatCountdown(seconds) {
+    if (seconds <= 0) return "due now";
+    if (seconds < 60) return "in " + seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    var rest = seconds % 60;
+    if (minutes < 60) return "in " + minutes + " min " + rest + " s";
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    if (hours < 48) return "in " + hours + " h " + minutes + " min";
+    return "in " + Math.floor(hours / 24) + " days";
+  }
+
+  function tickCountdowns() {
+    var now = Date.now();
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      var target = Date.parse(el.getAttribute("datetime") || el.dataset.countdown);
+      if (isNaN(target)) return;
+      var seconds = Math.round((target - now) / 1000);
+      el.textContent = formatCountdown(seconds);
+      el.dataset.seconds = String(Math.max(0, seconds));
+    });
+  }
+
+  function onRowClick(event) {
+    var row = event.target.closest("tr.table-clickable[data-href]");
+    if (!row) return;
+    // Let real links, buttons and form controls inside the row do their own thing,
+    // and leave text selection alone.
+    if (event.target.closest("a, button, input, select, textarea, label, summary")) return;
+    if (window.getSelection && String(window.getSelection())) return;
+    var href = row.dataset.href;
+    if (event.ctrlKey || event.metaKey || event.button === 1) {
+      window.open(href, "_blank", "noopener");
+    } else {
+      window.location.assign(href);
+    }
+  }
+
+  function closeMenus(except) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (menu !== except) menu.removeAttribute("open");
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    onRowClick(event);
+    closeMenus(event.target.closest("details.menu"));
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      var open = document.querySelector("details.menu[open]");
+      if (open) {
+        open.removeAttribute("open");
+        var summary = open.querySelector("summary");
+        if (summary) summary.focus();
+      }
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", tickCountdowns);
+  // htmx swaps new status cards in: refresh their countdowns at once.
+  document.addEventListener("htmx:afterSettle", tickCountdowns);
+  window.setInterval(tickCountdowns, 1000);
+})();

@@ -1,0 +1,313 @@
+"""The job status endpoint under concurrent polling, against a real server on PostgreSQL.
+
+A job page polls its status fragment every 4 s while the job runs. 100 open pages means
+~25 requests/s sustained. This runs the app under gunicorn (gthread) on loopback, seeds a
+RUNNING job with a large log (the fragment must not cost more as the log grows), replays
+100 pollers for BENCH_SECONDS (default 20), and prints p50/p99 latency and queries per
+request, next to the same load on /healthz (one SELECT 1) measured in the same run.
+
+Loopback only, bounded in time and count. Uses the `bench` database (created if missing);
+BENCH_DATABASE_URL overrides it.
+"""
+
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = int(os.environ.get("BENCH_PAGES", "100"))
+INTERVAL = float(os.environ.get("BENCH_POLL_INTERVAL", "4"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
+LOG_ROWS = int(os.environ.get("BENCH_LOG_ROWS", "50000"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+
+
+def bench_database_url() -> str:
+    if os.environ.get("BENCH_DATABASE_URL"):
+        return os.environ["BENCH_DATABASE_URL"]
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        base = "postgres://postgres@127.0.0.1:5432/postgres"
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, "/bench", "", ""))
+
+
+def ensure_database(url: str) -> None:
+    """CREATE DATABASE bench when it does not exist (through the maintenance database)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def bench_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "config.test_settings"
+    env["DATABASE_URL"] = bench_database_url()
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+    env["CELERY_BROKER_URL"] = env["REDIS_URL"]
+    env.setdefault("LOG_LEVEL", "WARNING")
+    return env
+
+
+def setup_django() -> dict[str, str]:
+    """Point this process at the bench database, migrate it, and return the environment the
+    server subprocess must get."""
+    env = bench_environment()
+    ensure_database(env["DATABASE_URL"])
+    os.environ.update(env)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return env
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def seed_running_job():
+    """An organisation, its admin, a connector and a RUNNING job with LOG_ROWS log rows."""
+    from django.utils import timezone
+
+    from accounts.models import Membership, Organisation, User
+    from connectors.models import Connector
+    from syncjobs.models import SyncJob, SyncLogEntry
+
+    org, _ = Organisation.objects.get_or_create(slug="bench-polling", defaults={"name": "Bench"})
+    user, created = User.objects.get_or_create(username="bench-poller")
+    if created:
+        user.set_password("bench-poller-password")
+        user.save()
+        Membership.objects.create(user=user, organisation=org)
+    connector = Connector.objects.filter(organisation=org, name="Polled site").first()
+    if connector is None:
+        connector = Connector(
+            organisation=org,
+            name="Polled site",
+            site_url="https://wp.example.org",
+            entity_types=["article", "member", "event"],
+        )
+        connector.api_key = "bench-key-0123456789abcdef0123456789"
+        connector.save()
+    now = timezone.now()
+    job = SyncJob.objects.filter(connector=connector, status=SyncJob.Status.RUNNING).first()
+    if job is None:
+        SyncJob.objects.filter(connector=connector).delete()
+        stats = {
+            et: {"total": 5000, "processed": 2500, "created": 2400, "updated": 90, "failed": 10}
+            for et in ("article", "member", "event")
+        }
+        job = SyncJob.objects.create(
+            connector=connector,
+            kind=SyncJob.Kind.FULL,
+            status=SyncJob.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            stats=stats,
+            current_entity_type="member",
+        )
+    missing = LOG_ROWS - SyncLogEntry.objects.filter(job=job).count()
+    batch = []
+    for n in range(max(0, missing)):
+        batch.append(
+            SyncLogEntry(
+                job=job,
+                connector=connector,
+                entity_type=("article", "member", "event")[n % 3],
+                external_id=str(n),
+                operation=SyncLogEntry.Operation.CREATE,
+                status=SyncLogEntry.Status.SUCCESS
+                if n % 50
+                else SyncLogEntry.Status.FAILED,
+                error="" if n % 50 else "Missing title",
+            )
+        )
+        if len(batch) == 5000:
+            SyncLogEntry.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        SyncLogEntry.objects.bulk_create(batch)
+    # Keep the job "running" however long ago it was seeded.
+    SyncJob.objects.filter(pk=job.pk).update(started_at=now, heartbeat_at=now)
+    return user, job
+
+
+def session_cookies(user) -> dict[str, str]:
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return {settings.SESSION_COOKIE_NAME: session.session_key}
+
+
+def queries_per_request(path: str, headers: dict, user=None) -> int:
+    """Count the SQL of one request, in process, through the same view code."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    client.get(path, headers=headers)  # warm caches (content types, templates)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path, headers=headers)
+    assert response.status_code == 200, (path, response.status_code)
+    return len(ctx.captured_queries)
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(WORKERS),
+        "--threads",
+        str(THREADS),
+        "--worker-class",
+        "gthread",
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("gunicorn did not answer /healthz within 30 s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def poll(url: str, headers: dict, cookies: dict) -> dict:
+    """PAGES pollers, each requesting `url` every INTERVAL seconds for SECONDS."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=PAGES, max_keepalive_connections=PAGES)
+    async with httpx.AsyncClient(
+        cookies=cookies, headers=headers, limits=limits, timeout=30
+    ) as client:
+        started = time.monotonic()
+        stop_at = started + SECONDS
+
+        async def page(offset: float):
+            nonlocal errors
+            next_at = started + offset
+            while next_at < stop_at:
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                t0 = time.perf_counter()
+                try:
+                    response = await client.get(url)
+                    if response.status_code != 200:
+                        errors += 1
+                except httpx.HTTPError:
+                    errors += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+                next_at += INTERVAL
+
+        rng = random.Random(9)
+        await asyncio.gather(*(page(rng.uniform(0, INTERVAL)) for _ in range(PAGES)))
+        elapsed = time.monotonic() - started
+    return {
+        "requests": len(latencies),
+        "rate": len(latencies) / elapsed,
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies) if latencies else float("nan"),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    env = setup_django()
+    user, job = seed_running_job()
+    org = job.connector.organisation.slug
+    status_path = f"/o/{org}/connectors/{job.connector_id}/jobs/{job.pk}/status/"
+    htmx = {"HX-Request": "true"}
+    status_queries = queries_per_request(status_path, htmx, user)
+    healthz_queries = queries_per_request("/healthz", {})
+    log_rows = job.log_entries.count()
+
+    port = free_port()
+    server = start_server(env, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        cookies = session_cookies(user)
+        # Warm every worker before measuring.
+        asyncio.run(_warm(base + status_path, htmx, cookies))
+        baseline = asyncio.run(poll(base + "/healthz", {}, {}))
+        status = asyncio.run(poll(base + status_path, htmx, cookies))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    print(
+        f"status polling: {PAGES} pages every {INTERVAL:g} s for {SECONDS:g} s, gunicorn "
+        f"{WORKERS} workers x {THREADS} threads, PostgreSQL, job log of {log_rows} rows"
+    )
+    header = f"{'endpoint':<28}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+    print(header + f"{'max ms':>9}{'errors':>8}{'queries':>9}")
+    for label, row, queries in (
+        ("/healthz (baseline)", baseline, healthz_queries),
+        ("job status fragment", status, status_queries),
+    ):
+        print(
+            f"{label:<28}{row['requests']:>9}{row['rate']:>8.1f}{row['p50']:>9.1f}"
+            f"{row['p99']:>9.1f}{row['max']:>9.1f}{row['errors']:>8}{queries:>9}"
+        )
+    print(
+        f"ratio status/baseline: p50 x{status['p50'] / baseline['p50']:.2f}, "
+        f"p99 x{status['p99'] / baseline['p99']:.2f}, "
+        f"queries per request {status_queries} vs {healthz_queries}"
+    )
+
+
+async def _warm(url: str, headers: dict, cookies: dict) -> None:
+    async with httpx.AsyncClient(cookies=cookies, headers=headers, timeout=30) as client:
+        await asyncio.gather(*(client.get(url) for _ in range(WORKERS * THREADS * 2)))
+
+
+if __name__ == "__main__":
+    main()

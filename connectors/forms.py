@@ -1,0 +1,268 @@
+"""Connector forms: every field validated with a message an admin can act on."""
+
+import ipaddress
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+from django import forms
+from django.conf import settings
+from django.db import models
+
+from connectors.models import Connector
+from records.models import RECORD_MODELS, EntityType, PlatformRecord
+
+# Bookkeeping columns every record has; a mapping override can only target content fields.
+BOOKKEEPING_FIELDS = {field.name for field in PlatformRecord._meta.local_fields}
+
+
+def mappable_fields(entity_type: str) -> set[str]:
+    """Platform fields of one entity type that a field-mapping override may target: the
+    record model's content fields, plus whatever the engine's default mapping fills."""
+    model = RECORD_MODELS[entity_type]
+    fields = {
+        field.name
+        for field in model._meta.concrete_fields
+        if field.name not in BOOKKEEPING_FIELDS and not isinstance(field, models.FileField)
+    }
+    try:
+        from syncjobs.engine.mapping import MAPPINGS
+    except ImportError:
+        MAPPINGS = {}
+    engine_fields = MAPPINGS.get(entity_type) if isinstance(MAPPINGS, dict) else None
+    if isinstance(engine_fields, dict):
+        fields |= {name for name in engine_fields if isinstance(name, str)}
+    return fields
+
+
+def normalise_site_url(raw: str) -> str:
+    """Validate a WordPress site URL and return it without a trailing slash.
+
+    The form refuses what is wrong on its face (scheme, credentials, literal private IPs);
+    connectors/wordpress/guard.py resolves names and checks again at connect time."""
+    value = (raw or "").strip()
+    if not value:
+        raise forms.ValidationError("Enter the address of your WordPress site.")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise forms.ValidationError(
+            "Enter a full address starting with https:// (or http://), "
+            "for example https://www.example.org."
+        )
+    try:
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise forms.ValidationError("The port in this address is not a number.") from None
+    if not hostname:
+        raise forms.ValidationError("The address has no host name, e.g. https://www.example.org.")
+    if parts.username is not None or parts.password is not None:
+        raise forms.ValidationError(
+            "Remove the user name and password from the address: "
+            "the sync API key is the only credential needed."
+        )
+    if parts.query or parts.fragment:
+        raise forms.ValidationError("Remove the ?query or #fragment from the address.")
+    if not settings.WORDPRESS_ALLOW_PRIVATE_HOSTS:
+        try:
+            address = ipaddress.ip_address(hostname)
+        except ValueError:
+            address = None
+        if hostname == "localhost" or hostname.endswith(".localhost"):
+            address = ipaddress.ip_address("127.0.0.1")
+        if address is not None and not address.is_global:
+            raise forms.ValidationError(
+                "This address points to a private or local network, which the platform "
+                "cannot reach. Use your site's public address."
+            )
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+
+
+def validate_mapping(data) -> dict:
+    """{entity_type: {platform_field: source_path}} with known types and fields only."""
+    if not isinstance(data, dict):
+        raise forms.ValidationError(
+            'Field mappings must be a JSON object like {"article": {"title": "title.rendered"}}.'
+        )
+    errors = []
+    for entity_type, mapping in data.items():
+        if entity_type not in EntityType.values:
+            errors.append(
+                f'"{entity_type}" is not an entity type (use one of: '
+                f"{', '.join(EntityType.values)})."
+            )
+            continue
+        if not isinstance(mapping, dict):
+            errors.append(
+                f'The mapping for "{entity_type}" must be an object of platform field → source path.'
+            )
+            continue
+        known = mappable_fields(entity_type)
+        for field, source in mapping.items():
+            if field not in known:
+                errors.append(
+                    f'"{field}" is not a field of {entity_type} records '
+                    f"(known fields: {', '.join(sorted(known))})."
+                )
+            elif not isinstance(source, str) or not source.strip() or " " in source.strip():
+                errors.append(
+                    f'The source path for {entity_type}.{field} must be a non-empty path '
+                    'without spaces, e.g. "meta.venue".'
+                )
+    if errors:
+        raise forms.ValidationError(errors)
+    return {etype: {f: s.strip() for f, s in m.items()} for etype, m in data.items()}
+
+
+class ConnectorFieldsMixin:
+    """Validation shared by the create form and the settings form."""
+
+    organisation = None
+
+    def clean_name(self):
+        name = " ".join((self.cleaned_data.get("name") or "").split())
+        if not name:
+            raise forms.ValidationError("Give the connector a name.")
+        clash = Connector.objects.filter(organisation=self.organisation, name__iexact=name)
+        if self.instance is not None and self.instance.pk:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError(
+                f'This organisation already has a connector named "{name}". Choose another name.'
+            )
+        return name
+
+    def clean_site_url(self):
+        return normalise_site_url(self.cleaned_data.get("site_url"))
+
+    def clean_entity_types(self):
+        chosen = set(self.cleaned_data.get("entity_types") or [])
+        if not chosen:
+            raise forms.ValidationError("Choose at least one kind of content to sync.")
+        return [value for value in EntityType.values if value in chosen]
+
+
+ENTITY_HELP = "What to import from WordPress. You can change this later in Settings."
+
+
+class ConnectorCreateForm(ConnectorFieldsMixin, forms.ModelForm):
+    site_url = forms.CharField(
+        label="Site URL",
+        max_length=500,
+        help_text="The public address of the WordPress site, e.g. https://www.example.org.",
+    )
+    api_key = forms.CharField(
+        label="Sync API key",
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="From WordPress: Association App → Settings → Sync API key.",
+        error_messages={"required": "Paste the sync API key from the WordPress plugin."},
+    )
+    entity_types = forms.MultipleChoiceField(
+        label="What to sync",
+        choices=EntityType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=ENTITY_HELP,
+    )
+
+    class Meta:
+        model = Connector
+        fields = ["name", "site_url", "frequency"]
+        labels = {"frequency": "Sync frequency"}
+        help_texts = {"frequency": "How often the platform fetches changes after the import."}
+
+    def __init__(self, *args, organisation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organisation = organisation
+        self.fields["name"].error_messages["required"] = "Give the connector a name."
+        self.fields["site_url"].error_messages["required"] = (
+            "Enter the address of your WordPress site."
+        )
+        if not self.is_bound:
+            self.initial.setdefault("entity_types", list(EntityType.values))
+
+
+class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
+    site_url = forms.CharField(label="Site URL", max_length=500)
+    api_key = forms.CharField(
+        label="Sync API key",
+        max_length=500,
+        required=False,
+        strip=True,
+        # Write-only: never rendered back, blank keeps the stored key.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Leave blank to keep the stored key.",
+    )
+    entity_types = forms.MultipleChoiceField(
+        label="What to sync",
+        choices=EntityType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    field_mapping_overrides = forms.CharField(
+        label="Field mapping overrides",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"}),
+        help_text=(
+            'JSON: {"entity type": {"platform field": "source path"}}, e.g. '
+            '{"event": {"venue": "meta.location"}}. Leave empty for the default mapping.'
+        ),
+    )
+
+    class Meta:
+        model = Connector
+        fields = [
+            "name",
+            "site_url",
+            "frequency",
+            "entity_types",
+            "mirror_images",
+            "conflict_policy",
+            "sync_direction",
+        ]
+        labels = {
+            "frequency": "Sync frequency",
+            "mirror_images": "Mirror images and files onto the platform",
+            "conflict_policy": "When both sides changed a record",
+            "sync_direction": "Sync direction",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organisation = self.instance.organisation
+        self.fields["api_key"].widget.attrs["placeholder"] = (
+            "A key is stored — type a new one to replace it"
+            if self.instance.has_api_key
+            else "No key stored — paste the sync API key"
+        )
+        if not self.is_bound:
+            overrides = self.instance.field_mapping_overrides
+            self.initial["field_mapping_overrides"] = (
+                json.dumps(overrides, indent=2, sort_keys=True) if overrides else ""
+            )
+
+    def clean_api_key(self):
+        key = self.cleaned_data.get("api_key") or ""
+        if not key and not self.instance.has_api_key:
+            raise forms.ValidationError("Paste the sync API key from the WordPress plugin.")
+        return key
+
+    def clean_field_mapping_overrides(self):
+        raw = (self.cleaned_data.get("field_mapping_overrides") or "").strip()
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"This is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+            ) from None
+        return validate_mapping(data)
+
+    def changed_values(self) -> dict:
+        """The cleaned values to apply to the connector (the key handled apart)."""
+        values = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        values["field_mapping_overrides"] = self.cleaned_data["field_mapping_overrides"]
+        return values

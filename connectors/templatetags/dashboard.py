@@ -1,0 +1,100 @@
+"""Template helpers of the dashboard: `{% load dashboard %}`.
+
+On Django 5.2 this library also carries the partials tags (partialdef / partial) of
+django-template-partials, so templates never `{% load partials %}`: on Django 6 the same
+tags are built in and the templates move over unchanged.
+"""
+
+from datetime import timedelta
+
+import django
+from django import template
+
+register = template.Library()
+
+if django.VERSION < (6, 0):  # pragma: no branch
+    from template_partials.templatetags.partials import register as _partials
+
+    register.tags.update(_partials.tags)
+
+# Status values of connectors, jobs and log rows -> the badge modifier in app.css.
+BADGES = {
+    "ACTIVE": "active",
+    "PAUSED": "paused",
+    "ERROR": "error",
+    "PENDING": "pending",
+    "RUNNING": "running",
+    "COMPLETED": "completed",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+    "SUCCESS": "success",
+    "SKIPPED": "skipped",
+    "CONFLICT": "conflict",
+}
+
+
+@register.filter
+def badge(status) -> str:
+    return "badge badge-" + BADGES.get(str(status), "neutral")
+
+
+@register.filter
+def duration(value) -> str:
+    """A timedelta as "2h 05m", "3m 07s" or "12.4s"."""
+    if value is None or value == "":
+        return "—"
+    if not isinstance(value, timedelta):
+        value = timedelta(seconds=float(value))
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+@register.filter
+def get_item(mapping, key):
+    if not isinstance(mapping, dict):
+        return None
+    return mapping.get(key)
+
+
+@register.filter
+def percent(part, whole) -> int:
+    try:
+        return min(100, round(100 * int(part) / int(whole))) if int(whole) else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+@register.filter
+def as_text(value) -> str:
+    """An audit value as one line: lists joined, empty shown as an em dash."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **params) -> str:
+    """The current query string with some parameters replaced (None/"" removes them).
+
+    Keeps the log's filters on pagination and CSV links."""
+    query = context["request"].GET.copy()
+    for key, value in params.items():
+        query.pop(key, None)
+        if value not in (None, ""):
+            query[key] = value
+    encoded = query.urlencode()
+    return "?" + encoded if encoded else "?"

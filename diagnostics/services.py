@@ -1,0 +1,188 @@
+"""Connection tests: what the views and the worker call.
+
+The view creates a PENDING ConnectionTest and enqueues the task after commit; the worker runs
+the five checks (diagnostics/checks.py), saving the steps after each one so the page shows
+progress, then finishes the row and records the audit event. Nothing here writes a platform
+record or a sync log row.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import record
+from connectors.crypto import SecretUnreadable
+from connectors.wordpress.client import WordPressClient
+from connectors.wordpress.errors import WordPressError
+from connectors.wordpress_client import client_for
+from diagnostics import checks
+from diagnostics.models import ConnectionTest
+
+logger = logging.getLogger(__name__)
+
+# The diagnostics want a quick, honest answer, not the sync's patience: no retries, and
+# timeouts short enough that all five steps fit in the task's time limit.
+CLIENT_OPTIONS = {"timeout": 10.0, "connect_timeout": 5.0, "max_retries": 0}
+
+
+def latest_test(connector) -> ConnectionTest | None:
+    return ConnectionTest.objects.filter(connector=connector).select_related("requested_by").first()
+
+
+def expire_stale_tests(connector) -> int:
+    """Close tests no worker will finish (none running, or it died), so a new one can start."""
+    now = timezone.now()
+    return ConnectionTest.objects.filter(
+        connector=connector,
+        status__in=ConnectionTest.ACTIVE_STATUSES,
+        created_at__lt=now - ConnectionTest.STALE_AFTER,
+    ).update(
+        status=ConnectionTest.Status.FAILED,
+        finished_at=now,
+        error=(
+            f"No worker finished this test within {int(ConnectionTest.STALE_AFTER.total_seconds())}"
+            " s: check that the Celery worker is running, then test again."
+        ),
+    )
+
+
+def request_connection_test(connector, *, user=None) -> ConnectionTest:
+    """Create a PENDING test and enqueue it after commit; if one is already in flight for the
+    connector, return that one (the partial unique index decides, so double clicks are safe)."""
+    from diagnostics.tasks import run_connection_test_task
+
+    expire_stale_tests(connector)
+    try:
+        with transaction.atomic():
+            test = ConnectionTest.objects.create(
+                connector=connector,
+                requested_by=user if user is not None and user.is_authenticated else None,
+            )
+            transaction.on_commit(lambda: run_connection_test_task.delay(test.pk))
+    except IntegrityError:
+        return ConnectionTest.objects.filter(
+            connector=connector, status__in=ConnectionTest.ACTIVE_STATUSES
+        ).first()
+    return test
+
+
+def build_context(connector) -> checks.CheckContext:
+    context = checks.CheckContext(
+        client=None,
+        site_url=connector.site_url,
+        enabled_entity_types=connector.enabled_entity_types(),
+    )
+    try:
+        try:
+            context.client = client_with_key(connector)
+        except DiagnosticsUnavailable as exc:
+            # No usable key: the key-less probes (steps 1-3) still tell the admin something.
+            context.key_problem = str(exc)
+            context.client = WordPressClient(
+                connector.site_url,
+                "",
+                allow_private=settings.WORDPRESS_ALLOW_PRIVATE_HOSTS,
+                **CLIENT_OPTIONS,
+            )
+    except WordPressError as exc:
+        # The client refuses the site URL itself; step 1 reports it.
+        context.facts["client_error"] = exc
+    return context
+
+
+def run_connection_test(test_id: int, *, abort_on: tuple = ()) -> ConnectionTest | None:
+    """Claim a PENDING test, run the checks and finish it. Returns None when the test was not
+    PENDING (already run by a redelivered message, or expired as stale)."""
+    claimed = ConnectionTest.objects.filter(
+        pk=test_id, status=ConnectionTest.Status.PENDING
+    ).update(status=ConnectionTest.Status.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return None
+    test = ConnectionTest.objects.select_related("connector__organisation", "requested_by").get(
+        pk=test_id
+    )
+
+    def save_progress(results):
+        ConnectionTest.objects.filter(pk=test_id).update(steps=[r.as_dict() for r in results])
+
+    error = ""
+    context = None
+    try:
+        context = build_context(test.connector)
+        results = checks.run_checks(
+            context,
+            on_step=save_progress,
+            deadline=time.monotonic() + ConnectionTest.SOFT_TIME_LIMIT,
+            abort_on=abort_on,
+        )
+        steps = [r.as_dict() for r in results]
+    except Exception as exc:
+        # The checks catch their own failures; this is the machinery failing (database,
+        # settings). Finish the row anyway so the page stops waiting and says why.
+        logger.exception("Connection test %s crashed", test_id)
+        error = f"The test could not run ({type(exc).__name__}): {exc}"
+        steps = ConnectionTest.objects.values_list("steps", flat=True).get(pk=test_id)
+    finally:
+        if context is not None and context.client is not None:
+            context.client.close()
+
+    passed = not error and bool(steps) and all(s["status"] == checks.PASS for s in steps)
+    test.status = ConnectionTest.Status.PASSED if passed else ConnectionTest.Status.FAILED
+    test.steps = steps
+    test.error = error
+    test.finished_at = timezone.now()
+    test.save(update_fields=["status", "steps", "error", "finished_at"])
+    record(
+        test.connector,
+        AuditEvent.Action.CONNECTION_TESTED,
+        actor=test.requested_by,
+        changes=audit_summary(test),
+    )
+    return test
+
+
+def audit_summary(test: ConnectionTest) -> dict:
+    summary = {"test": test.pk, "outcome": "passed" if test.passed else "failed"}
+    failed = test.failed_step
+    if failed:
+        summary["failed_step"] = failed["name"]
+        summary["message"] = failed["message"]
+    elif test.error:
+        summary["message"] = test.error
+    return summary
+
+
+class DiagnosticsUnavailable(Exception):
+    """The diagnostics cannot talk to WordPress at all; the message says why and what to do."""
+
+
+def client_with_key(connector):
+    """A client for the key-authenticated diagnostics, or DiagnosticsUnavailable."""
+    if not connector.has_api_key:
+        raise DiagnosticsUnavailable(
+            "No API key is saved for this connector. Copy the key from WordPress → Association "
+            "App → Sync and save it in the connector's Settings → Authentication."
+        )
+    try:
+        connector.api_key  # noqa: B018 - decrypting is the check
+    except SecretUnreadable as exc:
+        raise DiagnosticsUnavailable(str(exc)) from None
+    return client_for(connector, **CLIENT_OPTIONS)
+
+
+def run_mapping_diagnostics(connector, entity_types, *, record_id=None):
+    """Dry-run the sync's mapping on one record per entity type (synchronous, read-only)."""
+    from diagnostics.mapping_check import check_mapping
+
+    try:
+        client = client_with_key(connector)
+    except WordPressError as exc:
+        raise DiagnosticsUnavailable(exc.message) from None
+    with client:
+        return check_mapping(
+            client, entity_types, connector.field_mapping_overrides or {}, record_id=record_id
+        )

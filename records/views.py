@@ -1,0 +1,61 @@
+"""A read-only page of one platform record: the target of the sync log's internal-ID links."""
+
+import nh3
+from django.db import models
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET
+
+from accounts.tenancy import connectors_for, get_organisation_for, org_context
+from records.models import RECORD_MODELS, EntityType, PlatformRecord
+
+BOOKKEEPING = [field.name for field in PlatformRecord._meta.local_fields]
+
+
+def _content_fields(record):
+    """(label, value, kind) for each content field; HTML fields sanitised again on the way out
+    (the engine sanitises on import; a second nh3 pass costs little and fails safe)."""
+    fields = []
+    for field in record._meta.concrete_fields:
+        if field.name in BOOKKEEPING:
+            continue
+        value = getattr(record, field.name)
+        kind = "text"
+        if isinstance(field, models.TextField) and field.help_text == "Sanitised HTML":
+            kind = "html"
+            value = mark_safe(nh3.clean(value or ""))  # noqa: S308 - sanitised just above
+        elif isinstance(field, models.FileField):
+            kind = "file"
+            value = value.url if value else ""
+        elif isinstance(field, models.URLField):
+            kind = "url"
+        elif isinstance(field, models.JSONField):
+            kind = "list"
+        elif field.choices:
+            value = getattr(record, f"get_{field.name}_display")()
+        fields.append({"label": field.verbose_name.capitalize(), "value": value, "kind": kind})
+    return fields
+
+
+@require_GET
+def record_detail(request, org, entity_type, pk):
+    organisation = get_organisation_for(request.user, org)
+    model = RECORD_MODELS.get(entity_type)
+    if model is None:
+        raise Http404("No such entity type")
+    record = get_object_or_404(model, organisation=organisation, pk=pk)
+    connector = None
+    if record.connector_id:
+        connector = connectors_for(request.user, organisation).filter(pk=record.connector_id).first()
+    return render(
+        request,
+        "records/detail.html",
+        {
+            **org_context(request, organisation),
+            "record": record,
+            "entity_label": EntityType(entity_type).label,
+            "connector": connector,
+            "fields": _content_fields(record),
+        },
+    )

@@ -1,0 +1,619 @@
+"""The sync engine: pages from a source in, decisions and batched writes to a store out.
+
+Plain Python: no Django, no Celery, no HTTP. The runner hands it a *source* (the WordPress
+client, or anything with the same `iter_pages` / `iter_deletions` / `push_record`) and a *store*
+(syncjobs.engine.store.DjangoStore in production). The engine decides, per record, CREATE /
+UPDATE / SKIP / CONFLICT / SYNC / FAILED and, per phase, what to archive; the store does the
+I/O in one transaction per page. Memory is bounded by one page: nothing is accumulated across
+pages except counters and cursors.
+
+Phases run in the canonical entity order, enabled types only. An incremental run starts each
+type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
+worker's clock) minus the contract's overlap, then reads the plugin's deletions feed. A full or
+initial run reads every record and archives the platform records the source no longer serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from connectors.wordpress import contract
+from connectors.wordpress.errors import (
+    BadRequest,
+    InvalidResponse,
+    RecordNotFound,
+    RedirectRefused,
+    ResponseTooLarge,
+    WriteConflict,
+)
+from syncjobs.engine.mapping import (
+    FieldSpec,
+    MappedRecord,
+    content_hash,
+    map_record,
+    reverse_map,
+)
+
+logger = logging.getLogger(__name__)
+
+COUNTER_KEYS = (
+    "total",
+    "processed",
+    "created",
+    "updated",
+    "skipped",
+    "conflicts",
+    "failed",
+    "archived",
+    "pushed",
+    "push_failed",
+)
+DELETIONS_CURSOR = "deletions"
+OVERLAP = timedelta(seconds=contract.INCREMENTAL_OVERLAP_SECONDS)
+# Push errors that concern one record; anything else (auth, site down) stops the job.
+RECORD_PUSH_ERRORS = (
+    WriteConflict,
+    BadRequest,
+    RecordNotFound,
+    RedirectRefused,
+    ResponseTooLarge,
+    InvalidResponse,
+)
+
+# Operations and statuses, spelled as the SyncLogEntry choices.
+CREATE, UPDATE, SKIP, SYNC, ARCHIVE = "CREATE", "UPDATE", "SKIP", "SYNC", "ARCHIVE"
+SUCCESS, FAILED, SKIPPED, CONFLICT = "SUCCESS", "FAILED", "SKIPPED", "CONFLICT"
+
+FULL, INITIAL, INCREMENTAL = "FULL", "INITIAL", "INCREMENTAL"
+PLATFORM_WINS, WORDPRESS_WINS = "platform_wins", "wordpress_wins"
+
+
+class JobCancelled(Exception):
+    """An admin asked the job to stop; raised at a page boundary."""
+
+
+class MirrorFailed(Exception):
+    """A file to mirror could not be downloaded or was refused (size, type)."""
+
+
+# --- What the engine needs from its collaborators ---------------------------------------------
+
+
+class Page(Protocol):
+    items: list
+    total: int
+
+
+class Source(Protocol):
+    def iter_pages(
+        self, entity_type: str, *, modified_after: datetime | None = None, per_page: int = 100
+    ) -> Iterator[Page]: ...
+
+    def iter_deletions(self, since: datetime | None) -> Iterator[Page]: ...
+
+    def push_record(
+        self,
+        entity_type: str,
+        id: int,
+        fields: dict,
+        *,
+        if_unmodified_since: datetime | None = None,
+    ) -> dict: ...
+
+
+@dataclass
+class Existing:
+    """What the store knows of a record already on the platform (one batch query per page)."""
+
+    pk: Any
+    external_id: str
+    content_hash: str
+    source_modified_at: datetime | None
+    platform_modified_at: datetime | None
+    archived_at: datetime | None
+    slug: str = ""
+    # The record needs a file mirrored it does not have yet (mirroring turned on later).
+    mirror_missing: bool = False
+    files: dict = field(default_factory=dict)
+
+
+@dataclass
+class SlugHolder:
+    pk: Any
+    external_id: str
+    connector_id: Any
+    connector_name: str
+    label: str
+    archived: bool
+    # Archived and from the syncing connector: its slug may be taken over.
+    releasable: bool = False
+
+
+@dataclass
+class LogLine:
+    entity_type: str
+    external_id: str
+    operation: str
+    status: str
+    error: str = ""
+    internal_id: Any = None
+
+
+@dataclass
+class Write:
+    """One upsert: the mapped values plus bookkeeping the store needs."""
+
+    mapped: MappedRecord
+    hash: str
+    existing: Existing | None
+    log: LogLine
+    clear_platform_edit: bool = False
+    files: dict = field(default_factory=dict)
+    # Archived records whose slug this write takes over (their slug is emptied first).
+    release_pks: list = field(default_factory=list)
+
+
+class Store(Protocol):
+    def existing(self, entity_type: str, external_ids: list[str]) -> dict[str, Existing]: ...
+
+    def slug_holders(self, entity_type: str, slugs: list[str]) -> dict[str, SlugHolder]: ...
+
+    def platform_values(self, entity_type: str, pk: Any) -> dict: ...
+
+    def mirror(self, entity_type: str, write: Write) -> dict: ...
+
+    def commit_page(
+        self,
+        entity_type: str,
+        *,
+        writes: list[Write],
+        logs: list[LogLine],
+        seen: list[str],
+        stats: dict,
+        cursors: dict,
+    ) -> bool: ...
+
+    def archive_unseen(
+        self, entity_type: str, cutoff: datetime, limit: int
+    ) -> list[tuple[str, Any]]: ...
+
+    def archive_deleted(
+        self, entity_type: str, entries: list[tuple[str, datetime]]
+    ) -> list[tuple[str, Any]]: ...
+
+    def now(self) -> datetime: ...
+
+
+@dataclass
+class Plan:
+    kind: str
+    entity_types: list[str]
+    specs: dict[str, tuple[FieldSpec, ...]]
+    cursors: dict = field(default_factory=dict)
+    two_way: bool = False
+    conflict_policy: str = PLATFORM_WINS
+    mirror: Callable[[str], bool] = lambda entity_type: False
+    slugged: frozenset = frozenset()
+    per_page: int = contract.MAX_PER_PAGE
+
+
+def fresh_counters() -> dict[str, int]:
+    return dict.fromkeys(COUNTER_KEYS, 0)
+
+
+def _parse_cursor(value: Any) -> datetime | None:
+    try:
+        return contract.parse_gmt(value) if value else None
+    except ValueError:
+        return None
+
+
+# --- The engine ------------------------------------------------------------------------------
+
+
+class SyncEngine:
+    def __init__(self, source: Source, store: Store, plan: Plan):
+        self.source = source
+        self.store = store
+        self.plan = plan
+        self.cursors = dict(plan.cursors or {})
+        self.stats = {entity_type: fresh_counters() for entity_type in plan.entity_types}
+
+    @property
+    def full(self) -> bool:
+        return self.plan.kind in (FULL, INITIAL)
+
+    def run(self) -> dict:
+        """Run every phase; returns the stats. Raises JobCancelled or the source's errors."""
+        for entity_type in self.plan.entity_types:
+            self._entity_phase(entity_type)
+        if not self.full:
+            self._deletions_phase()
+        return self.stats
+
+    # Entity phase -----------------------------------------------------------------------
+
+    def _entity_phase(self, entity_type: str) -> None:
+        counters = self.stats[entity_type]
+        cutoff = self.store.now()
+        modified_after = None
+        if not self.full:
+            mark = _parse_cursor(self.cursors.get(entity_type))
+            modified_after = mark - OVERLAP if mark else None
+        # Publish the phase before the first request so the progress shows where we are.
+        self._commit(entity_type, [], [], [])
+        pages = self.source.iter_pages(
+            entity_type, modified_after=modified_after, per_page=self.plan.per_page
+        )
+        try:
+            first = True
+            for page in pages:
+                if first:
+                    counters["total"] = int(getattr(page, "total", 0) or 0)
+                    first = False
+                self._process_page(
+                    entity_type, list(page.items or []), list(getattr(page, "skipped", None) or [])
+                )
+        finally:
+            close = getattr(pages, "close", None)
+            if close:
+                close()
+        if self.full:
+            self._archive_unseen(entity_type, cutoff)
+
+    def _process_page(self, entity_type: str, items: list, oversized: list | None = None) -> None:
+        counters = self.stats[entity_type]
+        specs = self.plan.specs[entity_type]
+        mapped = [map_record(entity_type, item, specs) for item in items]
+        # Records the client could not download (larger than the response cap, §12): they
+        # exist in WordPress, so they are reported as failed, never archived.
+        for entry in oversized or []:
+            record = MappedRecord(entity_type, str(entry.get("id", "")), None, {}, [], [])
+            record.errors.append(str(entry.get("error") or "The record could not be downloaded."))
+            record.modified_gmt = _parse_cursor(entry.get("modified_gmt"))
+            mapped.append(record)
+        # The same record twice in one page would be two log rows: keep its last version.
+        latest: dict[str, int] = {}
+        for index, record in enumerate(mapped):
+            if record.external_id:
+                latest[record.external_id] = index
+        mapped = [
+            record
+            for index, record in enumerate(mapped)
+            if not record.external_id or latest[record.external_id] == index
+        ]
+        ids = list(latest)
+        existing = self.store.existing(entity_type, ids) if ids else {}
+
+        logs: list[LogLine] = []
+        writes: list[Write] = []
+        seen: list[str] = []
+        for record in mapped:
+            counters["processed"] += 1
+            ex = existing.get(record.external_id)
+            if not record.ok:
+                self._fail(entity_type, record, ex, "; ".join(record.errors), logs, seen)
+                continue
+            self._decide(entity_type, record, ex, logs, writes, seen)
+
+        if entity_type in self.plan.slugged:
+            self._check_slugs(entity_type, writes, logs, seen)
+        if self.plan.mirror(entity_type):
+            self._mirror(entity_type, writes, logs, seen)
+
+        for write in writes:
+            if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
+                counters["created" if write.log.operation == CREATE else "updated"] += 1
+        if mapped:
+            self._advance_cursor(entity_type, mapped)
+        # Only a full listing archives what it did not see; an incremental run touches nothing
+        # it does not write (a no-change incremental sync writes no record rows at all).
+        self._commit(entity_type, writes, logs, seen if self.full else [])
+
+    def _fail(self, entity_type, record, ex, error, logs, seen) -> None:
+        self.stats[entity_type]["failed"] += 1
+        logs.append(
+            LogLine(
+                entity_type,
+                record.external_id,
+                UPDATE if ex else CREATE,
+                FAILED,
+                error,
+                ex.pk if ex else None,
+            )
+        )
+        if ex:
+            seen.append(record.external_id)  # it still exists in WordPress: never archive it
+
+    def _decide(self, entity_type, record, ex, logs, writes, seen) -> None:
+        counters = self.stats[entity_type]
+        digest = content_hash(record.values)
+        conflict = bool(
+            ex
+            and ex.platform_modified_at
+            and (record.modified_gmt is None or ex.platform_modified_at > record.modified_gmt)
+        )
+        unchanged = ex is not None and digest == ex.content_hash and not ex.archived_at
+        push_pending = (
+            conflict and self.plan.two_way and self.plan.conflict_policy != WORDPRESS_WINS
+        )
+        if unchanged and not ex.mirror_missing and not push_pending:
+            counters["skipped"] += 1
+            logs.append(LogLine(entity_type, record.external_id, SKIP, SKIPPED, "", ex.pk))
+            seen.append(record.external_id)
+            return
+        if conflict and not unchanged:
+            counters["conflicts"] += 1
+        if conflict and self.plan.conflict_policy != WORDPRESS_WINS:
+            if self.plan.two_way:
+                self._push(entity_type, record, ex, logs, writes, seen)
+                return
+            logs.append(
+                LogLine(
+                    entity_type,
+                    record.external_id,
+                    UPDATE,
+                    CONFLICT,
+                    f"Changed on the platform at {_when(ex.platform_modified_at)}, after the "
+                    f"WordPress edit of {_when(record.modified_gmt)}: the platform wins, the "
+                    "WordPress data was not written (conflict policy: platform wins).",
+                    ex.pk,
+                )
+            )
+            seen.append(record.external_id)
+            return
+        note = ""
+        if conflict:
+            note = (
+                f"Conflict: the platform edit of {_when(ex.platform_modified_at)} was "
+                f"overwritten by WordPress (conflict policy: WordPress wins)."
+            )
+        log = LogLine(
+            entity_type, record.external_id, UPDATE if ex else CREATE, SUCCESS, note, ex and ex.pk
+        )
+        logs.append(log)
+        writes.append(Write(record, digest, ex, log, clear_platform_edit=conflict))
+
+    def _push(self, entity_type, record, ex, logs, writes, seen) -> None:
+        """Two-way: send the platform's version back through the plugin's write endpoint."""
+        counters = self.stats[entity_type]
+        specs = self.plan.specs[entity_type]
+        body = reverse_map(entity_type, self.store.platform_values(entity_type, ex.pk), specs)
+        seen.append(record.external_id)
+        if not body:
+            counters["push_failed"] += 1
+            logs.append(
+                LogLine(
+                    entity_type,
+                    record.external_id,
+                    SYNC,
+                    FAILED,
+                    "Nothing to push: none of this record's fields is writable in WordPress.",
+                    ex.pk,
+                )
+            )
+            return
+        try:
+            returned = self.source.push_record(
+                entity_type,
+                int(record.external_id),
+                body,
+                if_unmodified_since=record.modified_gmt,
+            )
+        except RECORD_PUSH_ERRORS as exc:
+            counters["push_failed"] += 1
+            logs.append(
+                LogLine(
+                    entity_type,
+                    record.external_id,
+                    SYNC,
+                    FAILED,
+                    f"Pushing the platform's version to WordPress failed: {exc.message}",
+                    ex.pk,
+                )
+            )
+            return
+        counters["pushed"] += 1
+        log = LogLine(entity_type, record.external_id, SYNC, SUCCESS, "", ex.pk)
+        logs.append(log)
+        # §7.3: store what WordPress returned (HTML comes back rendered, modified_gmt bumped).
+        stored = map_record(entity_type, returned, specs)
+        if stored.ok and stored.external_id == record.external_id:
+            writes.append(
+                Write(stored, content_hash(stored.values), ex, log, clear_platform_edit=True)
+            )
+        else:
+            log.error = "Pushed; the record WordPress returned could not be stored: " + (
+                "; ".join(stored.errors) or "it has a different id"
+            )
+
+    def _check_slugs(self, entity_type, writes, logs, seen) -> None:
+        """Detect duplicate slugs in the organisation before the write (unique per org)."""
+        slugs = sorted({w.mapped.values.get("slug") for w in writes} - {"", None})
+        if not slugs:
+            return
+        holders = self.store.slug_holders(entity_type, slugs)
+        # Records of this batch that move away from a slug free it for another of the batch.
+        moving = {
+            w.existing.pk: w.mapped.values.get("slug")
+            for w in writes
+            if w.existing is not None and w.existing.slug != w.mapped.values.get("slug")
+        }
+        claimed: dict[str, str] = {}
+        kept = []
+        for write in writes:
+            slug = write.mapped.values.get("slug")
+            own_pk = write.existing.pk if write.existing else None
+            problem = ""
+            if slug:
+                holder = holders.get(slug)
+                if slug in claimed:
+                    problem = (
+                        f"Duplicate slug {slug!r}: WordPress {entity_type} {claimed[slug]} "
+                        "in the same batch already uses it (slugs are unique per organisation)."
+                    )
+                elif holder and holder.pk != own_pk and holder.releasable:
+                    # A record deleted in WordPress keeps no claim on its slug: WordPress
+                    # itself gives it to the next post, so the archived copy lets go of it.
+                    write.release_pks.append(holder.pk)
+                    claimed[slug] = write.mapped.external_id
+                elif holder and holder.pk != own_pk and holder.pk not in moving:
+                    where = f"WordPress id {holder.external_id}"
+                    if holder.connector_name:
+                        where += f" from connector {holder.connector_name!r}"
+                    problem = (
+                        f"Duplicate slug {slug!r}: already used by the {entity_type} "
+                        f"{holder.label!r} ({where}"
+                        f"{', archived' if holder.archived else ''}); "
+                        "slugs are unique per organisation."
+                    )
+                else:
+                    claimed[slug] = write.mapped.external_id
+            if problem:
+                self._demote(entity_type, write, problem, seen)
+            else:
+                kept.append(write)
+        writes[:] = kept
+
+    def _mirror(self, entity_type, writes, logs, seen) -> None:
+        kept = []
+        for write in writes:
+            try:
+                write.files = self.store.mirror(entity_type, write)
+            except MirrorFailed as exc:
+                self._demote(entity_type, write, str(exc), seen)
+                continue
+            kept.append(write)
+        writes[:] = kept
+
+    def _demote(self, entity_type, write: Write, problem: str, seen) -> None:
+        """A planned write turned out impossible: it becomes a FAILED record."""
+        counters = self.stats[entity_type]
+        counters["failed"] += 1
+        if write.log.operation == SYNC:
+            # The push already happened; only storing the returned version failed.
+            write.log.error = "Pushed; storing the returned record failed: " + problem
+            return
+        write.log.status = FAILED
+        write.log.error = problem
+        if write.existing:
+            seen.append(write.mapped.external_id)
+
+    def _advance_cursor(self, entity_type, mapped: list[MappedRecord]) -> None:
+        marks = [r.modified_gmt for r in mapped if r.modified_gmt is not None]
+        if not marks:
+            return
+        current = _parse_cursor(self.cursors.get(entity_type))
+        top = max(marks)
+        if current is None or top > current:
+            self.cursors[entity_type] = contract.format_gmt(top)
+
+    def _commit(self, entity_type, writes, logs, seen) -> None:
+        cancel = self.store.commit_page(
+            entity_type, writes=writes, logs=logs, seen=seen, stats=self.stats, cursors=self.cursors
+        )
+        if cancel:
+            raise JobCancelled()
+
+    # Archiving ----------------------------------------------------------------------------
+
+    def _archive_unseen(self, entity_type: str, cutoff: datetime) -> None:
+        """After a complete full listing: what the source no longer serves was deleted."""
+        while True:
+            archived = self.store.archive_unseen(entity_type, cutoff, 1000)
+            if not archived:
+                return
+            self._log_archived(entity_type, archived, "Not served by WordPress any more")
+
+    def _deletions_phase(self) -> None:
+        enabled = set(self.plan.entity_types)
+        mark = _parse_cursor(self.cursors.get(DELETIONS_CURSOR))
+        pages = self.source.iter_deletions(mark - OVERLAP if mark else None)
+        try:
+            for page in pages:
+                by_type: dict[str, list[tuple[str, datetime]]] = {}
+                top = None
+                for item in page.items or []:
+                    entry = _deletion_entry(item)
+                    if entry is None:
+                        continue
+                    entity_type, external_id, deleted = entry
+                    top = deleted if top is None or deleted > top else top
+                    if entity_type in enabled:  # disabled types: deletes nothing
+                        by_type.setdefault(entity_type, []).append((external_id, deleted))
+                for entity_type, entries in by_type.items():
+                    archived = self.store.archive_deleted(entity_type, entries)
+                    self._log_archived(entity_type, archived, "Deleted in WordPress", commit=False)
+                if top is not None and (mark is None or top > mark):
+                    mark = top
+                    self.cursors[DELETIONS_CURSOR] = contract.format_gmt(top)
+                self._flush_archive_logs()
+        finally:
+            close = getattr(pages, "close", None)
+            if close:
+                close()
+
+    _pending_archive_logs: list[LogLine] | None = None
+
+    def _log_archived(self, entity_type, archived, reason, *, commit=True) -> None:
+        self.stats[entity_type]["archived"] += len(archived)
+        lines = [
+            LogLine(entity_type, external_id, ARCHIVE, SUCCESS, reason + "; archived.", pk)
+            for external_id, pk in archived
+        ]
+        if commit:
+            self._commit(entity_type, [], lines, [])
+        else:
+            self._pending_archive_logs = (self._pending_archive_logs or []) + lines
+
+    def _flush_archive_logs(self) -> None:
+        lines, self._pending_archive_logs = self._pending_archive_logs or [], None
+        self._commit(DELETIONS_CURSOR, [], lines, [])
+
+
+def _deletion_entry(item: Any) -> tuple[str, str, datetime] | None:
+    if not isinstance(item, dict):
+        return None
+    entity_type, record_id = item.get("entity_type"), item.get("id")
+    if entity_type not in contract.ENTITY_TYPES:
+        return None
+    if isinstance(record_id, bool) or not isinstance(record_id, int) or record_id <= 0:
+        return None
+    try:
+        deleted = contract.parse_gmt(item.get("deleted_gmt"))
+    except ValueError:
+        return None
+    return entity_type, str(record_id), deleted
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
+
+
+def summarise(stats: dict) -> dict[str, int]:
+    totals = fresh_counters()
+    for counters in stats.values():
+        for key in COUNTER_KEYS:
+            totals[key] += int(counters.get(key, 0))
+    return totals
+
+
+__all__ = [
+    "COUNTER_KEYS",
+    "Existing",
+    "JobCancelled",
+    "LogLine",
+    "MirrorFailed",
+    "Plan",
+    "SlugHolder",
+    "Source",
+    "Store",
+    "SyncEngine",
+    "Write",
+    "fresh_counters",
+    "summarise",
+]

@@ -1,0 +1,615 @@
+"""The one definition of how a WordPress record becomes platform field values.
+
+Plain Python (no Django): the sync engine, the diagnostics and the tests all import it.
+
+`MAPPINGS` holds, per entity type, one `FieldSpec` per platform field (the records model's
+field name), with the dotted path of its source in the plugin's JSON (docs/wordpress-sync-api.md
+§9) and a type that says how to validate and convert it. `map_record()` never raises: a record
+that is not an object, has no id, or carries a value of the wrong type comes back as a
+`MappedRecord` whose `errors` say precisely what is wrong, so the engine can log it as FAILED
+and carry on with the next record.
+
+Values are stored exactly as mapped: HTML fields are sanitised with nh3 and entities in plain
+text fields are decoded *here*, so `content_hash()` is the hash of what the platform stores and
+a re-sync of an unchanged record is a SKIP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import nh3
+
+from connectors.wordpress import contract
+
+__all__ = [
+    "MAPPINGS",
+    "MISSING",
+    "FieldResult",
+    "FieldSpec",
+    "FieldStatus",
+    "MappedRecord",
+    "content_hash",
+    "map_record",
+    "mapping_for",
+    "reverse_map",
+    "validate_overrides",
+]
+
+
+class _Missing:
+    """Sentinel for "no default" (None is a legitimate default)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+
+FIELD_TYPES = (
+    "text",
+    "html",
+    "slug",
+    "int",
+    "datetime",
+    "date",
+    "url",
+    "email",
+    "list",
+    "choice",
+    "bool",
+    "address",
+    "country",
+    "membership_status",
+)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str  # platform field name (records model field)
+    source: str  # dotted path into the WordPress record, e.g. "address.city", "roles"
+    type: str  # one of FIELD_TYPES
+    required: bool = False
+    default: Any = MISSING  # MISSING = no default
+    choices: tuple = ()  # for "choice"
+    max_length: int | None = None
+
+    def __post_init__(self):
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"unknown field type {self.type!r} for {self.name}")
+
+
+class FieldStatus(StrEnum):
+    PRESENT = "PRESENT"  # the source had a valid value
+    MISSING = "MISSING"  # absent or null, no default (an error only when required)
+    DEFAULT_USED = "DEFAULT_USED"  # absent, null or unusable-but-tolerated: the default is stored
+    INVALID = "INVALID"  # present but unusable: the record fails
+
+
+@dataclass
+class FieldResult:
+    name: str
+    source: str
+    status: FieldStatus
+    raw: Any
+    value: Any
+    error: str = ""
+
+
+@dataclass
+class MappedRecord:
+    entity_type: str
+    external_id: str
+    modified_gmt: datetime | None
+    values: dict
+    fields: list[FieldResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.values)
+
+
+# --- The mapping -----------------------------------------------------------------------------
+
+_POST_STATUSES = contract.SERVED_POST_STATUSES
+
+
+def _common(title_source: str = "title") -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec(
+            "title" if title_source == "title" else "name",
+            title_source,
+            "text",
+            True,
+            max_length=500 if title_source == "title" else 300,
+        ),
+        FieldSpec("slug", "slug", "slug", max_length=200),
+    )
+
+
+MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
+    "article": (
+        *_common(),
+        FieldSpec("excerpt", "excerpt", "html"),
+        FieldSpec("content", "content", "html"),
+        FieldSpec("author_name", "author_name", "text", max_length=200),
+        FieldSpec("categories", "categories", "list"),
+        FieldSpec("tags", "tags", "list"),
+        FieldSpec("featured_image_url", "featured_image_url", "url", max_length=1000),
+        FieldSpec("published_at", "date_gmt", "datetime"),
+        FieldSpec("status", "status", "choice", choices=_POST_STATUSES),
+    ),
+    "member": (
+        FieldSpec("email", "email", "email", required=True, max_length=254),
+        FieldSpec("first_name", "first_name", "text", max_length=150),
+        FieldSpec("last_name", "last_name", "text", max_length=150),
+        FieldSpec("display_name", "display_name", "text", max_length=250),
+        FieldSpec("phone", "phone", "text", max_length=50),
+        FieldSpec("job_title", "job_title", "text", max_length=200),
+        FieldSpec("company", "company", "text", max_length=200),
+        FieldSpec("address", "address", "address"),
+        FieldSpec("certifications", "certifications", "list"),
+        FieldSpec("membership_status", "roles", "membership_status"),
+        FieldSpec("joined_at", "registered_gmt", "datetime"),
+    ),
+    "event": (
+        *_common(),
+        FieldSpec("description", "description", "html"),
+        FieldSpec("starts_at", "start_gmt", "datetime", required=True),
+        FieldSpec("ends_at", "end_gmt", "datetime"),
+        FieldSpec("timezone", "timezone", "text", max_length=64),
+        FieldSpec("venue", "venue", "text", max_length=300),
+        FieldSpec("address", "address", "address"),
+        FieldSpec("capacity", "capacity", "int"),
+        FieldSpec("registration_url", "registration_url", "url", max_length=1000),
+        FieldSpec("status", "status", "choice", choices=_POST_STATUSES),
+    ),
+    "document": (
+        *_common(),
+        FieldSpec("kind", "kind", "choice", default="document", choices=contract.DOCUMENT_KINDS),
+        FieldSpec("folder_path", "folder_path", "text", max_length=500),
+        FieldSpec("file_url", "file_url", "url", max_length=1000),
+        FieldSpec("mime_type", "mime_type", "text", max_length=100),
+        FieldSpec("size", "size", "int"),
+        FieldSpec(
+            "access_level",
+            "access_level",
+            "choice",
+            default="members",
+            choices=contract.ACCESS_LEVELS,
+        ),
+    ),
+    "conference": (
+        *_common(),
+        FieldSpec("start_date", "start_date", "date", required=True),
+        FieldSpec("end_date", "end_date", "date"),
+        FieldSpec("venue", "venue", "text", max_length=300),
+        FieldSpec("city", "city", "text", max_length=200),
+        FieldSpec("country", "country", "country"),
+        FieldSpec("website", "website", "url", max_length=1000),
+        FieldSpec("description", "description", "html"),
+    ),
+    "company": (
+        *_common("name"),
+        FieldSpec("website", "website", "url", max_length=1000),
+        FieldSpec("industry", "industry", "text", max_length=200),
+        FieldSpec("description", "description", "html"),
+        FieldSpec("logo_url", "logo_url", "url", max_length=1000),
+    ),
+    "notification": (
+        FieldSpec("title", "title", "text", required=True, max_length=500),
+        FieldSpec("body", "body", "html"),
+        FieldSpec(
+            "audience",
+            "audience",
+            "choice",
+            default="members",
+            choices=contract.NOTIFICATION_AUDIENCES,
+        ),
+        FieldSpec("send_at", "send_at_gmt", "datetime"),
+        FieldSpec(
+            "priority",
+            "priority",
+            "choice",
+            default="normal",
+            choices=contract.NOTIFICATION_PRIORITIES,
+        ),
+    ),
+}
+
+# Pairs (start, end) checked after the fields: an end before its start is an invalid date.
+_DATE_RANGES = {"event": ("starts_at", "ends_at"), "conference": ("start_date", "end_date")}
+
+# What an absent optional value is stored as (the model fields are NOT NULL strings / lists).
+_EMPTY = {
+    "text": "",
+    "html": "",
+    "slug": "",
+    "url": "",
+    "email": "",
+    "address": "",
+    "country": "",
+    "list": [],
+    "choice": "",
+    "int": None,
+    "datetime": None,
+    "date": None,
+    "bool": None,
+    "membership_status": "inactive",
+}
+
+_SOURCE_PATH_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+
+
+def validate_overrides(entity_type: str, overrides: dict | None) -> list[str]:
+    """Problems with a connector's overrides for one entity type (empty list = fine)."""
+    problems = []
+    if entity_type not in MAPPINGS:
+        return [f"unknown entity type {entity_type!r}"]
+    if not overrides:
+        return problems
+    if not isinstance(overrides, dict):
+        return [f"field mapping overrides for {entity_type} must be an object"]
+    names = {spec.name for spec in MAPPINGS[entity_type]}
+    for platform_field, source in overrides.items():
+        if platform_field not in names:
+            problems.append(
+                f"{entity_type}: {platform_field!r} is not a platform field "
+                f"(fields: {', '.join(sorted(names))})"
+            )
+        elif not isinstance(source, str) or not _SOURCE_PATH_RE.match(source):
+            problems.append(
+                f"{entity_type}.{platform_field}: source {source!r} is not a dotted path "
+                "of snake_case keys (e.g. address.city)"
+            )
+    return problems
+
+
+def mapping_for(entity_type: str, overrides: dict | None = None) -> tuple[FieldSpec, ...]:
+    """The field specs of an entity type with the connector's source-path overrides applied.
+
+    Raises ValueError (with every problem listed) for an unknown type or bad overrides.
+    """
+    problems = validate_overrides(entity_type, overrides)
+    if problems:
+        raise ValueError("; ".join(problems))
+    specs = MAPPINGS[entity_type]
+    if not overrides:
+        return specs
+    return tuple(
+        replace(spec, source=overrides[spec.name]) if spec.name in overrides else spec
+        for spec in specs
+    )
+
+
+# --- Conversion ------------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Tolerated(Exception):
+    """A legacy value the contract says to tolerate: the default/empty value is stored."""
+
+
+def _lookup(raw: dict, path: str) -> tuple[bool, Any]:
+    node: Any = raw
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _plain_text(value: str) -> str:
+    # Titles may carry markup an editor typed ("<b>bold</b>"): drop the tags, keep the text,
+    # then decode entities (&#8217; &amp; …) once. nh3 re-escapes & < >, unescape undoes it.
+    if "<" in value:
+        value = nh3.clean(value, tags=set())
+    return html.unescape(value) if "&" in value else value
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _expect_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_type_name(value)}")
+    return value
+
+
+_EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
+
+
+def _convert(spec: FieldSpec, value: Any) -> Any:
+    kind = spec.type
+    if kind == "text":
+        return _plain_text(_expect_str(value))
+    if kind == "html":
+        return nh3.clean(_expect_str(value))
+    if kind == "slug":
+        # WordPress stores non-ASCII slugs percent-encoded; the platform's slug is unicode.
+        return unquote(_expect_str(value)).strip().lower()
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"expected a whole number, got {_type_name(value)} {value!r}")
+        if value < 0:
+            raise _Invalid(f"must not be negative, got {value}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _Invalid(f"expected true or false, got {_type_name(value)}")
+        return value
+    if kind == "datetime":
+        try:
+            return contract.parse_gmt(value)
+        except ValueError:
+            raise _Invalid(f"invalid date {value!r}; expected YYYY-MM-DDTHH:MM:SS (UTC)") from None
+    if kind == "date":
+        try:
+            return contract.parse_date(value)
+        except ValueError:
+            raise _Invalid(f"invalid date {value!r}; expected YYYY-MM-DD") from None
+    if kind == "url":
+        text = _expect_str(value).strip()
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or " " in text:
+            # A link is never worth losing the record for, and a javascript: or relative
+            # URL must never be stored: it is dropped, and the field result says why.
+            raise _Tolerated(f"{text[:200]!r} is not an absolute http(s) URL; not stored")
+        return text
+    if kind == "email":
+        text = _expect_str(value).strip()
+        if not _EMAIL_RE.match(text):
+            raise _Invalid(f"{text[:200]!r} is not an email address")
+        return text
+    if kind == "list":
+        if not isinstance(value, list):
+            raise _Invalid(f"expected a list of strings, got {_type_name(value)}")
+        bad = [item for item in value if not isinstance(item, str)]
+        if bad:
+            raise _Invalid(f"expected a list of strings, found {_type_name(bad[0])} {bad[0]!r}")
+        return [_plain_text(item) for item in value]
+    if kind == "choice":
+        if not isinstance(value, str) or value not in spec.choices:
+            raise _Invalid(f"{value!r} is not one of {', '.join(spec.choices)}")
+        return value
+    if kind == "address":
+        if not isinstance(value, dict):
+            raise _Invalid(
+                f"expected an object with street, city, postcode, country, got {_type_name(value)}"
+            )
+        parts = {}
+        for key in contract.ADDRESS_KEYS:
+            part = value.get(key)
+            if part is not None and not isinstance(part, str):
+                raise _Invalid(f"address.{key}: expected a string, got {_type_name(part)}")
+            parts[key] = _plain_text(part).strip() if part else ""
+        city_line = " ".join(p for p in (parts["postcode"], parts["city"]) if p)
+        lines = [parts["street"], city_line, parts["country"]]
+        return "\n".join(line for line in lines if line)
+    if kind == "country":
+        text = _expect_str(value).strip()
+        if not _COUNTRY_RE.match(text):
+            # §9.2: legacy free text is tolerated, but the platform stores ISO codes only.
+            raise _Tolerated(f"{text[:100]!r} is not a two-letter country code; not stored")
+        return text.upper()
+    if kind == "membership_status":
+        if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+            raise _Invalid(f"expected a list of role slugs, got {_type_name(value)}")
+        # §10: no recognised role = not a member; the record is kept as "inactive".
+        return contract.membership_status_from_roles(value) or "inactive"
+    raise _Invalid(f"unsupported field type {kind!r}")  # unreachable: FieldSpec checks types
+
+
+def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
+    found, value = _lookup(raw, spec.source)
+    # Required means present and not null: "" is a real value (an untitled draft, §1).
+    if not found or value is None:
+        if spec.default is not MISSING:
+            return FieldResult(
+                spec.name, spec.source, FieldStatus.DEFAULT_USED, value, spec.default
+            )
+        error = ""
+        if spec.required:
+            what = "is missing" if not found else "is null"
+            error = f"{spec.source} {what} (required for {spec.name})"
+        empty = _EMPTY[spec.type]
+        return FieldResult(
+            spec.name,
+            spec.source,
+            FieldStatus.MISSING,
+            value,
+            list(empty) if isinstance(empty, list) else empty,
+            error,
+        )
+    try:
+        converted = _convert(spec, value)
+    except _Tolerated as exc:
+        fallback = spec.default if spec.default is not MISSING else _EMPTY[spec.type]
+        return FieldResult(
+            spec.name, spec.source, FieldStatus.DEFAULT_USED, value, fallback, str(exc)
+        )
+    except _Invalid as exc:
+        return FieldResult(
+            spec.name, spec.source, FieldStatus.INVALID, value, None, f"{spec.source}: {exc}"
+        )
+    too_long = isinstance(converted, str) and len(converted) > (spec.max_length or len(converted))
+    if too_long:
+        return FieldResult(
+            spec.name,
+            spec.source,
+            FieldStatus.INVALID,
+            value,
+            None,
+            f"{spec.source} is {len(converted)} characters long; "
+            f"the platform allows at most {spec.max_length}",
+        )
+    return FieldResult(spec.name, spec.source, FieldStatus.PRESENT, value, converted)
+
+
+def _external_id(raw: dict) -> tuple[str, str]:
+    value = raw.get("id")
+    if isinstance(value, bool) or not isinstance(value, int):
+        if value is None:
+            return "", "record has no id"
+        return "", f"id must be a positive integer, got {_type_name(value)} {value!r}"
+    if value <= 0:
+        return "", f"id must be a positive integer, got {value}"
+    return str(value), ""
+
+
+def map_record(
+    entity_type: str, raw: Any, specs: tuple[FieldSpec, ...] | None = None
+) -> MappedRecord:
+    """Map one WordPress record. Never raises on bad input: problems go to `errors`."""
+    if specs is None:
+        specs = MAPPINGS.get(entity_type)
+        if specs is None:
+            return MappedRecord(
+                entity_type, "", None, {}, [], [f"unknown entity type {entity_type!r}"]
+            )
+    if not isinstance(raw, dict):
+        return MappedRecord(
+            entity_type,
+            "",
+            None,
+            {},
+            [],
+            [f"malformed record: expected a JSON object, got {_type_name(raw)}"],
+        )
+    errors: list[str] = []
+    external_id, id_error = _external_id(raw)
+    if id_error:
+        errors.append(id_error)
+    modified_gmt = None
+    modified = raw.get("modified_gmt")
+    if modified is None:
+        errors.append("modified_gmt is missing")
+    else:
+        try:
+            modified_gmt = contract.parse_gmt(modified)
+        except ValueError:
+            errors.append(f"modified_gmt: invalid date {modified!r}; expected YYYY-MM-DDTHH:MM:SS")
+    results = [_map_field(spec, raw) for spec in specs]
+    values = {}
+    for result in results:
+        if result.status in (FieldStatus.INVALID,) or (
+            result.status is FieldStatus.MISSING and result.error
+        ):
+            errors.append(result.error)
+        else:
+            values[result.name] = result.value
+    date_range = _DATE_RANGES.get(entity_type)
+    if date_range:
+        start, end = (values.get(name) for name in date_range)
+        if start is not None and end is not None and end < start:
+            by_name = {r.name: r for r in results}
+            errors.append(
+                f"invalid dates: {by_name[date_range[1]].source} {by_name[date_range[1]].raw} "
+                f"is before {by_name[date_range[0]].source} {by_name[date_range[0]].raw}"
+            )
+    return MappedRecord(entity_type, external_id, modified_gmt, values, results, errors)
+
+
+# --- Hashing ---------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def content_hash(values: dict) -> str:
+    """Stable sha256 of mapped values: same stored content, same hash (key order irrelevant)."""
+    payload = json.dumps(
+        values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# --- Reverse mapping (two-way sync) ----------------------------------------------------------
+
+# Writable keys that the contract does not allow to be null (§9): "" is sent as "" for these.
+_NOT_NULLABLE = frozenset(
+    {
+        "title",
+        "name",
+        "display_name",
+        "excerpt",
+        "content",
+        "description",
+        "body",
+        "status",
+        "audience",
+        "priority",
+        "categories",
+        "tags",
+        "certifications",
+        "access_level",
+    }
+)
+# Platform representations that cannot be turned back into the contract's shape exactly.
+_NOT_REVERSIBLE = frozenset({"address", "membership_status", "slug"})
+
+
+def reverse_map(entity_type: str, values: dict, specs: tuple[FieldSpec, ...] | None = None) -> dict:
+    """The PUT body (§7) for a platform record's values: writable fields only, reverse-mapped.
+
+    Fields whose source is not writable in the contract (slug, roles, email, links…) and the
+    platform's composed address text are left out: the plugin rejects read-only keys.
+    """
+    specs = specs or MAPPINGS[entity_type]
+    writable = contract.WRITABLE_FIELDS.get(entity_type, frozenset())
+    body: dict = {}
+    for spec in specs:
+        top = spec.source.split(".", 1)[0]
+        if top not in writable or spec.type in _NOT_REVERSIBLE or spec.name not in values:
+            continue
+        value = values[spec.name]
+        if isinstance(value, datetime):
+            value = contract.format_gmt(value)
+        elif isinstance(value, date):
+            value = contract.format_date(value)
+        elif value == "" and top not in _NOT_NULLABLE:
+            value = None
+        elif top == "status" and value not in contract.WRITABLE_POST_STATUSES:
+            continue  # "future" cannot be written back; leave the status alone
+        if "." in spec.source:
+            node = body.setdefault(top, {})
+            parts = spec.source.split(".")
+            for part in parts[1:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        else:
+            body[top] = value
+    return body

@@ -1,0 +1,94 @@
+"""Run a sync from the shell: `python manage.py sync <connector id or name> --kind full --wait`."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from connectors.models import Connector
+from syncjobs.models import SyncJob
+from syncjobs.services import SyncRefused, start_sync
+
+KINDS = {
+    "full": SyncJob.Kind.FULL,
+    "initial": SyncJob.Kind.INITIAL,
+    "incremental": SyncJob.Kind.INCREMENTAL,
+}
+
+
+def worker_available(timeout: float = 1.0) -> bool:
+    """Whether a Celery worker answers a ping (False for brokers without broadcast)."""
+    from config.celery import app
+
+    try:
+        return bool(app.control.ping(timeout=timeout))
+    except Exception:  # filesystem broker, broker down: no worker we can count on
+        return False
+
+
+class Command(BaseCommand):
+    help = "Start a sync of one connector; with --wait, run it to the end and print the summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("connector", help="connector id, or its exact name")
+        parser.add_argument("--kind", choices=sorted(KINDS), default="incremental")
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="wait for the job to finish (runs it in this process if no worker answers)",
+        )
+        parser.add_argument(
+            "--in-process", action="store_true", help="with --wait: never wait for a worker"
+        )
+        parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait")
+
+    def handle(self, *args, **options):
+        connector = self._connector(options["connector"])
+        try:
+            job = start_sync(connector, KINDS[options["kind"]])
+        except SyncRefused as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"Job #{job.pk} ({job.get_kind_display()}) queued for {connector}.")
+        if not options["wait"]:
+            return
+        if options["in_process"] or not worker_available():
+            from syncjobs.runner import run_job
+
+            self.stdout.write("No worker answered; running the job in this process.")
+            run_job(job.pk)
+        else:
+            deadline = time.monotonic() + options["timeout"]
+            job.refresh_from_db()
+            while job.is_active:
+                if time.monotonic() > deadline:
+                    raise CommandError(f"Job #{job.pk} still {job.status} after the timeout.")
+                time.sleep(1)
+                job.refresh_from_db()
+        job.refresh_from_db()
+        self._summary(job)
+        if job.status == SyncJob.Status.FAILED:
+            raise CommandError(f"Job #{job.pk} failed: {job.error}")
+
+    def _connector(self, ref: str) -> Connector:
+        queryset = Connector.objects.select_related("organisation")
+        matches = list(queryset.filter(pk=int(ref))) if ref.isdigit() else []
+        if not matches:
+            matches = list(queryset.filter(name=ref))
+        if not matches:
+            raise CommandError(f"No connector with id or name {ref!r}.")
+        if len(matches) > 1:
+            listing = ", ".join(f"#{c.pk} ({c.organisation.slug})" for c in matches)
+            raise CommandError(f"Several connectors are named {ref!r}: {listing}. Use the id.")
+        return matches[0]
+
+    def _summary(self, job: SyncJob) -> None:
+        self.stdout.write(f"Job #{job.pk}: {job.status}" + (f" — {job.error}" if job.error else ""))
+        keys = ("created", "updated", "skipped", "conflicts", "failed", "archived", "pushed")
+        header = f"{'entity':<14}{'total':>8}{'processed':>10}" + "".join(f"{k:>10}" for k in keys)
+        self.stdout.write(header)
+        for entity_type, counters in (job.stats or {}).items():
+            self.stdout.write(
+                f"{entity_type:<14}{counters.get('total', 0):>8}{counters.get('processed', 0):>10}"
+                + "".join(f"{counters.get(k, 0):>10}" for k in keys)
+            )
+        if job.duration is not None:
+            self.stdout.write(f"Duration: {job.duration.total_seconds():.1f} s")

@@ -1,0 +1,171 @@
+"""A sync job's lifecycle: claim -> run -> finish, with a heartbeat and cancellation.
+
+Called by the Celery task (syncjobs.tasks.run_sync_job), by `manage.py sync --wait` when no
+worker runs, and by tests. The engine itself (syncjobs.engine.core) knows nothing of jobs,
+Celery or HTTP; this module builds its plan from the connector, gives it the WordPress client
+as source and a DjangoStore, and turns the outcome into the job's terminal status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.utils import timezone
+
+from connectors import crypto
+from connectors.models import Connector
+from connectors.wordpress.errors import WordPressError
+from records.models import RECORD_MODELS
+from syncjobs.engine.core import JobCancelled, Plan, SyncEngine
+from syncjobs.engine.mapping import mapping_for
+from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
+from syncjobs.models import SyncJob
+
+logger = logging.getLogger(__name__)
+
+CANCELLED_MESSAGE = (
+    "Cancelled at an administrator's request; records processed before that were kept."
+)
+
+
+def heartbeat_interval() -> float:
+    # Several beats fit in the stale window, so one slow beat never gets a live job swept.
+    return max(1.0, min(30.0, settings.SYNC_STALE_AFTER_SECONDS / 6))
+
+
+class Heartbeat(threading.Thread):
+    """Beats while the job runs, even during a long page (retries with Retry-After waits)."""
+
+    def __init__(self, job: SyncJob, interval: float | None = None):
+        super().__init__(name=f"sync-heartbeat-{job.pk}", daemon=True)
+        self.job = job
+        self.interval = interval or heartbeat_interval()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                try:
+                    if not self.job.beat():
+                        return
+                except DatabaseError:
+                    logger.warning("heartbeat of job %s failed", self.job.pk, exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connections only
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
+
+
+def build_plan(job: SyncJob, connector: Connector) -> Plan:
+    """The engine's plan. Raises ValueError for invalid field mapping overrides."""
+    overrides = connector.field_mapping_overrides or {}
+    entity_types = connector.enabled_entity_types()
+    specs = {t: mapping_for(t, overrides.get(t)) for t in entity_types}
+    mirror = connector.mirror_images
+    return Plan(
+        kind=job.kind,
+        entity_types=entity_types,
+        specs=specs,
+        cursors=dict(connector.cursors or {}),
+        two_way=connector.sync_direction == Connector.Direction.TWO_WAY,
+        conflict_policy=connector.conflict_policy,
+        mirror=lambda entity_type: mirror and entity_type in MIRRORED_FILES,
+        slugged=frozenset(t for t in entity_types if RECORD_MODELS[t].has_slug),
+    )
+
+
+def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
+    """Run a claimed job's phases; returns (terminal status, error message)."""
+    from connectors.wordpress_client import client_for
+
+    connector = job.connector
+    if job.kind == SyncJob.Kind.INITIAL and connector.initial_import_done_at:
+        from syncjobs.services import InitialImportAlreadyDone
+
+        return SyncJob.Status.FAILED, str(InitialImportAlreadyDone(connector))
+    try:
+        plan = build_plan(job, connector)
+    except ValueError as exc:
+        return SyncJob.Status.FAILED, f"The connector's field mapping is invalid: {exc}"
+    if not plan.entity_types:
+        return SyncJob.Status.FAILED, (
+            "No entity type is enabled for this connector: enable at least one in its settings."
+        )
+    # Show every phase (at zero) from the start, in the order they will run.
+    SyncJob.objects.filter(pk=job.pk).update(
+        stats={t: dict.fromkeys(("total", "processed"), 0) for t in plan.entity_types}
+    )
+    try:
+        client = source or client_for(connector)
+    except (WordPressError, crypto.SecretUnreadable) as exc:
+        return SyncJob.Status.FAILED, str(exc)
+    try:
+        SyncEngine(client, DjangoStore(job, connector), plan).run()
+    except JobCancelled:
+        return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
+    except WordPressError as exc:
+        return SyncJob.Status.FAILED, exc.message
+    except crypto.SecretUnreadable as exc:
+        return SyncJob.Status.FAILED, str(exc)
+    except Exception as exc:
+        logger.exception("sync job %s crashed", job.pk)
+        return SyncJob.Status.FAILED, (
+            f"Internal error ({type(exc).__name__}: {str(exc)[:300]}). The sync stopped; "
+            "records processed before were kept. Try again or contact support."
+        )
+    finally:
+        if source is None and "client" in locals():
+            client.close()
+    return SyncJob.Status.COMPLETED, ""
+
+
+def finish(job: SyncJob, status: str, error: str = "") -> bool:
+    """End the job and update its connector (last/next sync, ERROR/ACTIVE, initial import).
+
+    Returns False when the job had already ended (e.g. swept as stale meanwhile).
+    """
+    with transaction.atomic():
+        if not job.terminate(status, error):
+            return False
+        # Locked so a concurrent settings save or pause cannot interleave with these fields.
+        connector = Connector.objects.select_for_update().get(pk=job.connector_id)
+        now = job.finished_at or timezone.now()
+        connector.last_sync_at = now
+        connector.next_sync_at = connector.compute_next_sync_at(now)
+        fields = ["last_sync_at", "next_sync_at", "updated_at"]
+        if connector.status != Connector.Status.PAUSED:
+            if status == SyncJob.Status.FAILED:
+                connector.status = Connector.Status.ERROR
+                connector.status_message = f"Last sync (job #{job.pk}) failed: {error}"
+                fields += ["status", "status_message"]
+            elif status == SyncJob.Status.COMPLETED:
+                connector.status = Connector.Status.ACTIVE
+                connector.status_message = ""
+                fields += ["status", "status_message"]
+        if status == SyncJob.Status.COMPLETED and job.kind == SyncJob.Kind.INITIAL:
+            connector.initial_import_done_at = now
+            fields.append("initial_import_done_at")
+        connector.save(update_fields=fields)
+    return True
+
+
+def run_job(job_id: int, *, source=None) -> SyncJob | None:
+    """Claim, run and finish one job. A job that is not PENDING any more is left alone."""
+    job = SyncJob.claim(job_id)
+    if job is None:
+        logger.info("sync job %s not claimed (already taken, cancelled or gone)", job_id)
+        return None
+    heartbeat = Heartbeat(job)
+    heartbeat.start()
+    try:
+        status, error = execute(job, source=source)
+    finally:
+        heartbeat.stop()
+    finish(job, status, error)
+    job.refresh_from_db()
+    return job

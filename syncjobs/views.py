@@ -1,0 +1,246 @@
+"""The job page: live status, progress and the per-record log.
+
+The log can hold hundreds of thousands of rows per job, so nothing here counts log rows or
+uses OFFSET: pages are keyset pages on id ("WHERE job=? [AND filter=?] AND id < ? ORDER BY id
+DESC LIMIT n"), each served by one of the (job, column, -id) indexes in syncjobs/models.py.
+"""
+
+import csv
+import uuid
+
+from django.contrib import messages
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.tenancy import get_connector_for, get_job_for, get_organisation_for, org_context
+from records.models import EntityType
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.services import SyncRefused, request_cancel
+
+LOG_PAGE_SIZE = 50
+
+
+def _parse_id(value):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def keyset_page(queryset, *, before=None, after=None, size=LOG_PAGE_SIZE):
+    """One page of `queryset` newest first, keyed on id.
+
+    ?before=<id> pages towards older rows, ?after=<id> towards newer ones. Whether more rows
+    exist beyond each edge is asked with EXISTS on the same index, never with COUNT."""
+    if after is not None:
+        rows = list(queryset.filter(id__gt=after).order_by("id")[: size + 1])
+        has_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        has_older = bool(rows) and queryset.filter(id__lt=rows[-1].id).exists()
+    else:
+        older = queryset.filter(id__lt=before) if before is not None else queryset
+        rows = list(older.order_by("-id")[: size + 1])
+        has_older = len(rows) > size
+        rows = rows[:size]
+        has_newer = before is not None and (
+            queryset.filter(id__gt=rows[0].id if rows else before - 1).exists()
+        )
+    return {
+        "rows": rows,
+        "has_newer": has_newer,
+        "has_older": has_older,
+        "newest_id": rows[0].id if rows else None,
+        "oldest_id": rows[-1].id if rows else None,
+    }
+
+
+class LogFilters:
+    """The job log's filters, read from the query string; unknown values are ignored."""
+
+    def __init__(self, params):
+        self.entity_type = params.get("entity_type", "")
+        if self.entity_type not in EntityType.values:
+            self.entity_type = ""
+        self.operation = params.get("operation", "")
+        if self.operation not in SyncLogEntry.Operation.values:
+            self.operation = ""
+        self.status = params.get("status", "")
+        if self.status not in SyncLogEntry.Status.values:
+            self.status = ""
+        self.q = (params.get("q") or "").strip()[:64]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.entity_type or self.operation or self.status or self.q)
+
+    def apply(self, queryset):
+        if self.entity_type:
+            queryset = queryset.filter(entity_type=self.entity_type)
+        if self.operation:
+            queryset = queryset.filter(operation=self.operation)
+        if self.status:
+            queryset = queryset.filter(status=self.status)
+        if self.q:
+            # A UUID is the platform's internal id; anything else the WordPress id
+            # (exact match: log_job_external_idx serves it).
+            try:
+                queryset = queryset.filter(internal_id=uuid.UUID(self.q))
+            except ValueError:
+                queryset = queryset.filter(external_id=self.q)
+        return queryset
+
+
+def _load(request, org, connector, job):
+    organisation = get_organisation_for(request.user, org)
+    connector = get_connector_for(request.user, organisation, connector)
+    job = get_job_for(request.user, connector, job)
+    job.connector = connector  # reuse: the job's links need connector.organisation.slug
+    return organisation, connector, job
+
+
+def job_progress(job: SyncJob) -> dict:
+    """Progress figures from job.stats only (the status endpoint never counts log rows)."""
+    rows = []
+    for entity_type in EntityType.values:
+        counters = (job.stats or {}).get(entity_type)
+        if not isinstance(counters, dict):
+            continue
+        rows.append(
+            {
+                "entity_type": entity_type,
+                "label": EntityType(entity_type).label,
+                "total": counters.get("total") or 0,
+                "processed": counters.get("processed") or 0,
+                "counters": counters,
+                "current": entity_type == job.current_entity_type,
+            }
+        )
+    totals = job.totals()
+    elapsed = job.duration.total_seconds() if job.duration else 0
+    processed = totals.get("processed", 0)
+    return {
+        "rows": rows,
+        "totals": totals,
+        "processed": processed,
+        "total": totals.get("total", 0),
+        "rate": round(processed / elapsed, 1) if elapsed > 0 and processed else None,
+    }
+
+
+def _status_context(job) -> dict:
+    return {"job": job, "progress": job_progress(job), "now": timezone.now()}
+
+
+@require_GET
+def job_detail(request, org, connector, job):
+    organisation, connector, job = _load(request, org, connector, job)
+    filters = LogFilters(request.GET)
+    page = keyset_page(
+        filters.apply(SyncLogEntry.objects.filter(job=job)),
+        before=_parse_id(request.GET.get("before")),
+        after=_parse_id(request.GET.get("after")),
+    )
+    context = {
+        **org_context(request, organisation),
+        **_status_context(job),
+        "connector": connector,
+        "filters": filters,
+        "page": page,
+        "entity_types": EntityType.choices,
+        "operations": SyncLogEntry.Operation.choices,
+        "statuses": SyncLogEntry.Status.choices,
+    }
+    if request.htmx:
+        # Filters, pagination and the end-of-job refresh swap only the log table.
+        return render(request, "syncjobs/detail.html#log-table", context)
+    return render(request, "syncjobs/detail.html", context)
+
+
+@require_GET
+def job_status(request, org, connector, job):
+    """The polled status card. A handful of queries, nothing proportional to the log."""
+    if not request.htmx:
+        return job_detail(request, org, connector, job)
+    organisation, connector, job = _load(request, org, connector, job)
+    response = render(
+        request,
+        "syncjobs/detail.html#job-status",
+        {"organisation": organisation, "connector": connector, **_status_context(job)},
+    )
+    if job.is_terminal:
+        # The card stops polling by itself (no hx-trigger in the terminal render);
+        # this event refreshes the log table once, with the job's final rows.
+        response["HX-Trigger"] = "job-finished"
+    return response
+
+
+@require_GET
+def job_log_csv(request, org, connector, job):
+    organisation, connector, job = _load(request, org, connector, job)
+    filters = LogFilters(request.GET)
+    rows = (
+        filters.apply(SyncLogEntry.objects.filter(job=job))
+        .order_by("-id")
+        .values_list(
+            "id",
+            "entity_type",
+            "external_id",
+            "internal_id",
+            "operation",
+            "status",
+            "error",
+            "processed_at",
+        )
+    )
+
+    class Echo:
+        def write(self, value):
+            return value
+
+    writer = csv.writer(Echo())
+    header = [
+        "log_id",
+        "entity_type",
+        "external_id",
+        "internal_id",
+        "operation",
+        "status",
+        "error",
+        "processed_at",
+    ]
+
+    def stream():
+        yield writer.writerow(header)
+        # iterator(): a server-side cursor in chunks, never the whole log in memory.
+        for row in rows.iterator(chunk_size=2000):
+            values = list(row)
+            values[3] = str(values[3]) if values[3] else ""
+            values[7] = values[7].isoformat()
+            yield writer.writerow(values)
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{organisation.slug}-connector{connector.pk}-job{job.pk}-log.csv"'
+    )
+    return response
+
+
+@require_POST
+def job_cancel(request, org, connector, job):
+    organisation, connector, job = _load(request, org, connector, job)
+    try:
+        job = request_cancel(job, user=request.user)
+    except SyncRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        if job.status == SyncJob.Status.CANCELLED:
+            messages.success(request, f"Job #{job.pk} cancelled.")
+        else:
+            messages.success(
+                request,
+                f"Cancellation requested: job #{job.pk} stops after the page it is processing.",
+            )
+    return redirect(job.get_absolute_url())

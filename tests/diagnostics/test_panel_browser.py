@@ -1,0 +1,72 @@
+"""The connection-test panel in headless Chromium: the button (htmx, CSRF header), live
+progress while the test runs, and polling that stops once it has finished."""
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from diagnostics.models import ConnectionTest
+from tests.browser.conftest import browser_page, chromium, login  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.browser
+
+STEP = {"key": "reachable", "name": "HTTP reachable", "status": "pass", "duration_ms": 4}
+
+
+def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):  # noqa: F811
+    page = browser_page
+    test = ConnectionTest.objects.create(
+        connector=connector_a, status=ConnectionTest.Status.RUNNING, started_at=timezone.now()
+    )
+    login(page, alice)
+    page.goto(connector_a.get_absolute_url())
+    panel = page.locator("#connection-test-panel")
+    expect(panel).to_contain_text("Running")
+    expect(panel.get_by_role("button", name="Testing…")).to_be_disabled()
+    expect(panel.locator(".check-pending")).to_have_count(5)
+
+    # The worker finishes one step: the panel shows it without a reload.
+    test.steps = [{**STEP, "message": "TCP connection opened."}]
+    test.save(update_fields=["steps"])
+    expect(panel.locator(".check-pass")).to_contain_text("TCP connection opened.", timeout=8000)
+    expect(panel.locator(".check-pending")).to_have_count(4)
+
+    test.status = ConnectionTest.Status.FAILED
+    test.finished_at = timezone.now()
+    test.steps = [
+        {**STEP, "message": "TCP connection opened."},
+        {
+            "key": "rest_root",
+            "name": "REST API root",
+            "status": "fail",
+            "message": "Not WordPress.",
+            "duration_ms": 9,
+        },
+    ]
+    test.save()
+    expect(panel.locator(".check-fail")).to_contain_text("Not WordPress.", timeout=8000)
+    expect(panel).to_contain_text("Failed")
+    expect(panel).not_to_have_attribute("hx-trigger", "every 3s")
+
+    # Polling stopped: requests for the panel cease.
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "connection-test" in r.url else None)
+    page.wait_for_timeout(4000)
+    assert requests == []
+
+
+def test_button_starts_a_test_through_htmx(browser_page, alice, connector_a):  # noqa: F811
+    page = browser_page
+    login(page, alice)
+    page.goto(connector_a.get_absolute_url())
+    panel = page.locator("#connection-test-panel")
+    expect(panel).to_contain_text("Not tested yet")
+    with page.expect_response(lambda r: r.url.endswith("/connection-test/run/")) as info:
+        panel.get_by_role("button", name="Test Connection").click()
+    assert info.value.status == 200  # htmx sent the CSRF token header
+    # No worker runs in this test: the test waits, polling, on the same page.
+    expect(panel).to_contain_text("Waiting for a worker")
+    expect(panel).to_have_attribute("hx-trigger", "every 3s")
+    assert page.url.endswith(connector_a.get_absolute_url())
+    test = ConnectionTest.objects.get()
+    assert test.status == ConnectionTest.Status.PENDING and test.requested_by == alice

@@ -1,0 +1,328 @@
+"""Unit tests of syncjobs.engine.mapping: every field type and every field status."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from syncjobs.engine.mapping import (
+    MAPPINGS,
+    MISSING,
+    FieldSpec,
+    FieldStatus,
+    content_hash,
+    map_record,
+    mapping_for,
+    reverse_map,
+    validate_overrides,
+)
+
+
+def article(**fields):
+    record = {
+        "id": 61,
+        "modified_gmt": "2024-11-29T20:00:00",
+        "date_gmt": "2024-11-29T20:00:00",
+        "status": "publish",
+        "slug": "tom-entity",
+        "link": "https://association.example.org/2024/11/tom-entity/",
+        "title": "Tom &#038; Jerry&#8217;s <b>bold</b> title",
+        "excerpt": "<p>Short&hellip;</p>\n",
+        "content": '<p onclick="steal()">Hello</p><script>alert(1)</script>'
+        '<img src="https://association.example.org/a.png" alt="">',
+        "author_id": 1,
+        "author_name": "Site Admin",
+        "categories": ["News", "Tom &amp; Jerry"],
+        "tags": ["sync"],
+        "featured_image_url": "https://association.example.org/a.png",
+        "password_protected": False,
+    }
+    record.update(fields)
+    return record
+
+
+def field(mapped, name):
+    return next(f for f in mapped.fields if f.name == name)
+
+
+def one(spec, raw):
+    """Map a record made of a single field."""
+    return map_record("x", {"id": 1, "modified_gmt": "2024-01-01T00:00:00", **raw}, (spec,))
+
+
+def test_article_maps_decodes_and_sanitises():
+    mapped = map_record("article", article())
+    assert mapped.ok, mapped.errors
+    assert mapped.external_id == "61"
+    assert mapped.modified_gmt == datetime(2024, 11, 29, 20, tzinfo=UTC)
+    values = mapped.values
+    assert values["title"] == "Tom & Jerry’s bold title"  # entities decoded, markup dropped
+    assert "onclick" not in values["content"] and "<script" not in values["content"]
+    assert "alert" not in values["content"]
+    assert '<img src="https://association.example.org/a.png"' in values["content"]
+    assert values["categories"] == ["News", "Tom & Jerry"]
+    assert values["published_at"] == datetime(2024, 11, 29, 20, tzinfo=UTC)
+    assert field(mapped, "title").status is FieldStatus.PRESENT
+
+
+@pytest.mark.parametrize(
+    ("spec", "raw", "expected"),
+    [
+        (FieldSpec("t", "t", "text"), "A &amp; B", "A & B"),
+        (FieldSpec("h", "h", "html"), "<p>x</p><iframe src=x></iframe>", "<p>x</p>"),
+        (FieldSpec("s", "s", "slug"), "%c3%bcber-uns", "über-uns"),
+        (FieldSpec("i", "i", "int"), 250, 250),
+        (FieldSpec("b", "b", "bool"), True, True),
+        (
+            FieldSpec("d", "d", "datetime"),
+            "2025-03-14T09:00:00",
+            datetime(2025, 3, 14, 9, tzinfo=UTC),
+        ),
+        (FieldSpec("d", "d", "date"), "2025-06-10", date(2025, 6, 10)),
+        (FieldSpec("u", "u", "url"), "https://example.org/x", "https://example.org/x"),
+        (FieldSpec("e", "e", "email"), "a@example.net", "a@example.net"),
+        (FieldSpec("l", "l", "list"), ["A &amp; B", "C"], ["A & B", "C"]),
+        (FieldSpec("c", "c", "choice", choices=("low", "high")), "high", "high"),
+        (FieldSpec("c", "c", "country"), "nl", "NL"),
+        (
+            FieldSpec("a", "a", "address"),
+            {"street": "Hauptstraße 5", "city": "Berlin", "postcode": "10115", "country": "DE"},
+            "Hauptstraße 5\n10115 Berlin\nDE",
+        ),
+        (FieldSpec("m", "m", "membership_status"), ["subscriber", "lapsed_member"], "lapsed"),
+        (FieldSpec("m", "m", "membership_status"), ["administrator"], "active"),
+        (FieldSpec("m", "m", "membership_status"), ["customer"], "inactive"),
+    ],
+)
+def test_every_type_converts_a_good_value(spec, raw, expected):
+    mapped = one(spec, {spec.source: raw})
+    assert mapped.ok, mapped.errors
+    assert mapped.values[spec.name] == expected
+    assert mapped.fields[0].status is FieldStatus.PRESENT
+
+
+@pytest.mark.parametrize(
+    ("spec", "raw", "message"),
+    [
+        (FieldSpec("t", "t", "text"), 12, "expected a string, got int"),
+        (FieldSpec("h", "h", "html"), ["x"], "expected a string, got a list"),
+        (FieldSpec("i", "i", "int"), "12", "expected a whole number"),
+        (FieldSpec("i", "i", "int"), True, "expected a whole number"),
+        (FieldSpec("i", "i", "int"), -1, "must not be negative"),
+        (FieldSpec("b", "b", "bool"), "yes", "expected true or false"),
+        (FieldSpec("d", "d", "datetime"), "2025-02-30T09:00:00", "invalid date"),
+        (FieldSpec("d", "d", "datetime"), "2025-03-14 09:00:00", "invalid date"),
+        (FieldSpec("d", "d", "date"), "14/03/2025", "invalid date"),
+        (FieldSpec("e", "e", "email"), "not-an-email", "not an email address"),
+        (FieldSpec("l", "l", "list"), "News", "expected a list of strings"),
+        (FieldSpec("l", "l", "list"), ["ok", 3], "expected a list of strings"),
+        (FieldSpec("c", "c", "choice", choices=("low", "high")), "extreme", "not one of low"),
+        (FieldSpec("a", "a", "address"), "Berlin", "expected an object"),
+        (FieldSpec("a", "a", "address"), {"city": 5}, "address.city"),
+        (FieldSpec("m", "m", "membership_status"), "member", "list of role slugs"),
+        (FieldSpec("t", "t", "text", max_length=5), "abcdefg", "at most 5"),
+    ],
+)
+def test_every_type_reports_a_bad_value_as_invalid(spec, raw, message):
+    mapped = one(spec, {spec.source: raw})
+    assert not mapped.ok
+    assert mapped.fields[0].status is FieldStatus.INVALID
+    assert message in mapped.errors[0]
+    assert spec.name not in mapped.values
+
+
+def test_missing_optional_field_stores_the_empty_value_without_error():
+    mapped = one(FieldSpec("u", "u", "url"), {"u": None})
+    assert mapped.ok
+    assert mapped.fields[0].status is FieldStatus.MISSING
+    assert mapped.values["u"] == ""
+    assert one(FieldSpec("l", "l", "list"), {}).values["l"] == []
+    assert one(FieldSpec("d", "d", "datetime"), {}).values["d"] is None
+
+
+def test_missing_or_null_required_field_is_an_error():
+    absent = article()
+    del absent["title"]
+    mapped = map_record("article", absent)
+    assert not mapped.ok
+    assert field(mapped, "title").status is FieldStatus.MISSING
+    assert mapped.errors == ["title is missing (required for title)"]
+    assert map_record("article", article(title=None)).errors == [
+        "title is null (required for title)"
+    ]
+    assert (
+        "email is null"
+        in map_record(
+            "member", {"id": 3, "modified_gmt": "2024-01-01T00:00:00", "email": None}
+        ).errors[0]
+    )
+
+
+def test_empty_title_of_an_untitled_draft_is_valid():
+    mapped = map_record("article", article(title="", status="draft", slug=""))
+    assert mapped.ok, mapped.errors
+    assert mapped.values["title"] == ""
+
+
+def test_default_used_when_absent_or_null():
+    spec = FieldSpec("p", "p", "choice", default="normal", choices=("low", "normal"))
+    mapped = one(spec, {})
+    assert mapped.ok
+    assert mapped.fields[0].status is FieldStatus.DEFAULT_USED
+    assert mapped.values["p"] == "normal"
+    assert one(spec, {"p": None}).values["p"] == "normal"
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "/relative/path", "ftp://x.example/f"])
+def test_unsafe_or_relative_url_is_dropped_not_fatal(url):
+    mapped = one(FieldSpec("u", "u", "url"), {"u": url})
+    assert mapped.ok
+    assert mapped.fields[0].status is FieldStatus.DEFAULT_USED
+    assert mapped.values["u"] == ""
+    assert "not an absolute http(s) URL" in mapped.fields[0].error
+
+
+def test_legacy_country_text_is_tolerated_not_stored():
+    mapped = one(FieldSpec("c", "c", "country"), {"c": "Germany"})
+    assert mapped.ok
+    assert mapped.fields[0].status is FieldStatus.DEFAULT_USED
+    assert mapped.values["c"] == ""
+    assert "not a two-letter country code" in mapped.fields[0].error
+
+
+def test_dotted_source_path():
+    mapped = one(FieldSpec("city", "address.city", "text"), {"address": {"city": "Köln"}})
+    assert mapped.values["city"] == "Köln"
+    assert one(FieldSpec("city", "address.city", "text"), {"address": None}).ok
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("not a record", "expected a JSON object, got a string"),
+        (None, "expected a JSON object, got NoneType"),
+        ([1, 2], "expected a JSON object, got a list"),
+        ({"modified_gmt": "2024-01-01T00:00:00", "title": "x"}, "record has no id"),
+        ({"id": "61", "modified_gmt": "2024-01-01T00:00:00"}, "id must be a positive integer"),
+        ({"id": 0, "modified_gmt": "2024-01-01T00:00:00"}, "id must be a positive integer"),
+        ({"id": 5}, "modified_gmt is missing"),
+        ({"id": 5, "modified_gmt": "yesterday"}, "modified_gmt: invalid date"),
+    ],
+)
+def test_malformed_records_never_raise(raw, message):
+    mapped = map_record("article", raw)
+    assert not mapped.ok
+    assert any(message in error for error in mapped.errors), mapped.errors
+
+
+def test_event_end_before_start_is_an_invalid_date():
+    mapped = map_record(
+        "event",
+        {
+            "id": 812,
+            "modified_gmt": "2024-11-28T09:15:00",
+            "title": "AGM",
+            "start_gmt": "2025-03-14T09:00:00",
+            "end_gmt": "2025-03-13T16:30:00",
+            "address": {},
+        },
+    )
+    assert (
+        "end_gmt 2025-03-13T16:30:00 is before start_gmt 2025-03-14T09:00:00" in (mapped.errors[0])
+    )
+
+
+def test_conference_with_invalid_start_date_fails():
+    mapped = map_record(
+        "conference",
+        {
+            "id": 9,
+            "modified_gmt": "2024-09-05T07:30:00",
+            "title": "Summit",
+            "start_date": "2025-13-40",
+        },
+    )
+    assert "start_date: invalid date '2025-13-40'" in mapped.errors[0]
+
+
+def test_member_roles_become_membership_status():
+    mapped = map_record(
+        "member",
+        {
+            "id": 28,
+            "modified_gmt": "2024-10-02T14:21:09",
+            "email": "alice@example.net",
+            "display_name": "Alice",
+            "company": "Müller &amp; Söhne GmbH",
+            "address": {"street": None, "city": "Berlin", "postcode": None, "country": "DE"},
+            "certifications": [],
+            "roles": ["subscriber", "member"],
+            "registered_gmt": "2023-12-30T01:03:14",
+        },
+    )
+    assert mapped.ok, mapped.errors
+    assert mapped.values["membership_status"] == "active"
+    assert mapped.values["company"] == "Müller & Söhne GmbH"
+    assert mapped.values["address"] == "Berlin\nDE"
+
+
+def test_every_entity_type_has_a_mapping_naming_model_fields():
+    from records.models import RECORD_MODELS
+
+    for entity_type, specs in MAPPINGS.items():
+        model_fields = {f.name for f in RECORD_MODELS[entity_type]._meta.get_fields()}
+        assert {s.name for s in specs} <= model_fields, entity_type
+
+
+def test_overrides_change_the_source_path_and_are_validated():
+    specs = mapping_for("member", {"company": "address.city"})
+    assert next(s for s in specs if s.name == "company").source == "address.city"
+    assert mapping_for("member") is MAPPINGS["member"]
+    assert validate_overrides("member", {"nope": "x"})[0].startswith("member: 'nope'")
+    with pytest.raises(ValueError, match="is not a dotted path"):
+        mapping_for("member", {"company": "Address City"})
+    with pytest.raises(ValueError, match="unknown entity type"):
+        mapping_for("planet")
+
+
+def test_content_hash_is_stable_and_sensitive():
+    a = map_record("article", article()).values
+    b = dict(reversed(list(map_record("article", article()).values.items())))
+    assert content_hash(a) == content_hash(b)
+    assert content_hash(a) != content_hash({**a, "title": "Other"})
+    assert len(content_hash(a)) == 64
+
+
+def test_same_content_different_entities_hashes_equal_after_decoding():
+    # What is hashed is what is stored: "&amp;" and "&" store the same title.
+    one_ = map_record("article", article(title="A &amp; B")).values
+    two = map_record("article", article(title="A & B")).values
+    assert content_hash(one_) == content_hash(two)
+
+
+def test_reverse_map_sends_writable_fields_only():
+    values = map_record(
+        "event",
+        {
+            "id": 812,
+            "modified_gmt": "2024-11-28T09:15:00",
+            "title": "AGM",
+            "slug": "agm",
+            "status": "publish",
+            "description": "<p>x</p>",
+            "start_gmt": "2025-03-14T09:00:00",
+            "venue": "Hall A",
+            "address": {"city": "Berlin"},
+            "capacity": 250,
+        },
+    ).values
+    body = reverse_map("event", values)
+    assert body["title"] == "AGM" and body["venue"] == "Hall A" and body["capacity"] == 250
+    assert body["start_gmt"] == "2025-03-14T09:00:00"
+    assert body["end_gmt"] is None and body["registration_url"] is None
+    assert "slug" not in body and "address" not in body  # read-only / not reversible
+    assert reverse_map("article", {"status": "future", "title": "x"}) == {"title": "x"}
+
+
+def test_missing_sentinel_is_falsy_and_singleton():
+    assert not MISSING
+    assert repr(MISSING) == "MISSING"

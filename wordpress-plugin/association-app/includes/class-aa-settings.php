@@ -1,0 +1,151 @@
+<?php
+/**
+ * Plugin settings: the Sync API switch, the key (stored only as a salted hash), the rate limit,
+ * the served entity types and the user writes run as.
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+class AA_Settings {
+
+	const OPT_ENABLED      = 'association_app_sync_enabled';
+	const OPT_KEY_HASH     = 'association_app_sync_key_hash';
+	const OPT_KEY_SALT     = 'association_app_sync_key_salt';
+	const OPT_KEY_CREATED  = 'association_app_sync_key_created_gmt';
+	const OPT_RATE_LIMIT   = 'association_app_rate_limit';
+	const OPT_ENTITY_TYPES = 'association_app_entity_types';
+	const OPT_SYNC_USER    = 'association_app_sync_user';
+	const OPT_RATE_LOG     = 'association_app_rate_log';
+
+	const DEFAULT_RATE_LIMIT = 120;
+	const RATE_WINDOW        = 60;
+	const RETENTION_DAYS     = 180;
+	const KEY_LENGTH         = 48;
+
+	/** Canonical order of entity types (contract §1) => endpoint name. */
+	const ENTITY_ENDPOINTS = array(
+		'article'      => 'articles',
+		'member'       => 'members',
+		'event'        => 'events',
+		'document'     => 'documents',
+		'conference'   => 'conferences',
+		'company'      => 'companies',
+		'notification' => 'notifications',
+	);
+
+	public static function install_defaults() {
+		add_option( self::OPT_ENABLED, '1' );
+		add_option( self::OPT_RATE_LIMIT, self::DEFAULT_RATE_LIMIT );
+		add_option( self::OPT_ENTITY_TYPES, array_keys( self::ENTITY_ENDPOINTS ) );
+		if ( ! get_option( self::OPT_SYNC_USER ) ) {
+			$user_id = get_current_user_id();
+			if ( ! $user_id || ! user_can( $user_id, 'manage_options' ) ) {
+				$admins  = get_users(
+					array(
+						'role'    => 'administrator',
+						'number'  => 1,
+						'orderby' => 'ID',
+						'fields'  => 'ID',
+					)
+				);
+				$user_id = $admins ? (int) $admins[0] : 0;
+			}
+			update_option( self::OPT_SYNC_USER, $user_id );
+		}
+		// Read on every sync request only: never autoloaded on normal page views.
+		add_option( self::OPT_RATE_LOG, array(), '', 'no' );
+	}
+
+	public static function enabled() {
+		return '1' === (string) get_option( self::OPT_ENABLED, '1' );
+	}
+
+	public static function rate_limit() {
+		return max( 0, (int) get_option( self::OPT_RATE_LIMIT, self::DEFAULT_RATE_LIMIT ) );
+	}
+
+	/** Served entity types, in canonical order. */
+	public static function entity_types() {
+		$chosen = get_option( self::OPT_ENTITY_TYPES, array_keys( self::ENTITY_ENDPOINTS ) );
+		if ( ! is_array( $chosen ) ) {
+			$chosen = array_keys( self::ENTITY_ENDPOINTS );
+		}
+		return array_values( array_intersect( array_keys( self::ENTITY_ENDPOINTS ), $chosen ) );
+	}
+
+	public static function sync_user_id() {
+		return (int) get_option( self::OPT_SYNC_USER, 0 );
+	}
+
+	public static function has_key() {
+		return '' !== (string) get_option( self::OPT_KEY_HASH, '' );
+	}
+
+	private static function hash_key( $key, $salt ) {
+		return hash_hmac( 'sha256', $key, $salt );
+	}
+
+	/**
+	 * A new random key (alphanumeric, 48 characters). Only an HMAC of it with a per-site salt is
+	 * stored, so a leaked database does not leak the key. The old key stops working at once.
+	 */
+	public static function generate_key() {
+		$key  = wp_generate_password( self::KEY_LENGTH, false, false );
+		$salt = wp_generate_password( 64, true, true );
+		update_option( self::OPT_KEY_SALT, $salt, false );
+		update_option( self::OPT_KEY_HASH, self::hash_key( $key, $salt ), false );
+		update_option( self::OPT_KEY_CREATED, gmdate( 'Y-m-d H:i:s' ), false );
+		return $key;
+	}
+
+	public static function revoke_key() {
+		delete_option( self::OPT_KEY_HASH );
+		delete_option( self::OPT_KEY_SALT );
+		delete_option( self::OPT_KEY_CREATED );
+	}
+
+	/** Constant-time comparison of the presented key with the stored hash. */
+	public static function key_matches( $presented ) {
+		$stored = (string) get_option( self::OPT_KEY_HASH, '' );
+		$salt   = (string) get_option( self::OPT_KEY_SALT, '' );
+		if ( '' === $stored || '' === $salt ) {
+			// Still hash, so a site without a key answers as slowly as one with a key.
+			hash_equals( self::hash_key( 'x', 'y' ), self::hash_key( (string) $presented, 'y' ) );
+			return false;
+		}
+		return hash_equals( $stored, self::hash_key( (string) $presented, $salt ) );
+	}
+
+	/**
+	 * Rolling-window rate limit (contract §12). Returns 0 when the request may proceed, else the
+	 * number of seconds to wait. The log holds the timestamps of the last window's requests.
+	 */
+	public static function rate_limit_wait() {
+		$limit = self::rate_limit();
+		if ( 0 === $limit ) {
+			return 0;
+		}
+		$now    = microtime( true );
+		$log    = get_option( self::OPT_RATE_LOG, array() );
+		$log    = is_array( $log ) ? $log : array();
+		$cutoff = $now - self::RATE_WINDOW;
+		$log    = array_values(
+			array_filter(
+				$log,
+				function ( $t ) use ( $cutoff ) {
+					return (float) $t > $cutoff;
+				}
+			)
+		);
+		if ( count( $log ) >= $limit ) {
+			sort( $log );
+			$oldest = (float) $log[ count( $log ) - $limit ];
+			return max( 1, (int) ceil( $oldest + self::RATE_WINDOW - $now ) );
+		}
+		$log[] = $now;
+		update_option( self::OPT_RATE_LOG, $log, false );
+		return 0;
+	}
+}
