@@ -5,6 +5,10 @@ Beat calls dispatch_due() every SYNC_DISPATCH_INTERVAL seconds. This seeds BENCH
 due, and times BENCH_TICKS ticks (each creates the due jobs and enqueues them on the real
 Redis broker), plus idle ticks (nothing due, the common case). The baseline, measured in the
 same run, is the bare SELECT of due connector ids that any scheduler has to run.
+
+dispatch_due() scans every connector of the database, so this bench has a database of its
+own, `bench_scheduler` (created if missing): connectors other benches leave in `bench` would
+otherwise be dispatched too (and get jobs those benches do not expect).
 """
 
 import os
@@ -76,7 +80,7 @@ def measure(function):
 
 
 def main() -> None:
-    setup_django()
+    setup_django("bench_scheduler")
     import random
 
     from django.utils import timezone

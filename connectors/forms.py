@@ -2,6 +2,7 @@
 
 import ipaddress
 import json
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
@@ -9,6 +10,8 @@ from django.conf import settings
 from django.db import models
 
 from connectors.models import Connector
+from connectors.wordpress.errors import BlockedAddress
+from connectors.wordpress.guard import address_problem, parse_ip_literal
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
 
 # Bookkeeping columns every record has; a mapping override can only target content fields.
@@ -34,11 +37,26 @@ def mappable_fields(entity_type: str) -> set[str]:
     return fields
 
 
+# One DNS label (after IDNA encoding): letters, digits, hyphens (underscores occur in the wild).
+HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+def _valid_host_name(host: str) -> bool:
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(".").split(".")
+    return len(ascii_host) <= 253 and all(HOST_LABEL.match(label) for label in labels)
+
+
 def normalise_site_url(raw: str) -> str:
     """Validate a WordPress site URL and return it without a trailing slash.
 
-    The form refuses what is wrong on its face (scheme, credentials, literal private IPs);
-    connectors/wordpress/guard.py resolves names and checks again at connect time."""
+    The form refuses what is wrong on its face: scheme, credentials, malformed hosts and
+    ports, and IP literals (in any spelling a resolver accepts: 2130706433, 0x7f.1...) of
+    private or local networks. The outbound guard resolves names and checks every address
+    again at connect time (connectors/wordpress/guard.py)."""
     value = (raw or "").strip()
     if not value:
         raise forms.ValidationError("Enter the address of your WordPress site.")
@@ -50,9 +68,11 @@ def normalise_site_url(raw: str) -> str:
         )
     try:
         hostname = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        parts.port  # noqa: B018 - raises ValueError on a malformed or out-of-range port
     except ValueError:
-        raise forms.ValidationError("The port in this address is not a number.") from None
+        raise forms.ValidationError(
+            "The port in this address must be a number between 1 and 65535."
+        ) from None
     if not hostname:
         raise forms.ValidationError("The address has no host name, e.g. https://www.example.org.")
     if parts.username is not None or parts.password is not None:
@@ -62,17 +82,23 @@ def normalise_site_url(raw: str) -> str:
         )
     if parts.query or parts.fragment:
         raise forms.ValidationError("Remove the ?query or #fragment from the address.")
+    try:
+        literal = parse_ip_literal(hostname)
+    except BlockedAddress as exc:
+        raise forms.ValidationError(str(exc)) from None
+    if literal is None and not _valid_host_name(hostname):
+        raise forms.ValidationError(
+            "The host name is not valid: use letters, digits, dots and hyphens only, "
+            "e.g. www.example.org."
+        )
     if not settings.WORDPRESS_ALLOW_PRIVATE_HOSTS:
-        try:
-            address = ipaddress.ip_address(hostname)
-        except ValueError:
-            address = None
         if hostname == "localhost" or hostname.endswith(".localhost"):
-            address = ipaddress.ip_address("127.0.0.1")
-        if address is not None and not address.is_global:
+            literal = ipaddress.ip_address("127.0.0.1")
+        problem = address_problem(literal) if literal is not None else None
+        if problem:
             raise forms.ValidationError(
-                "This address points to a private or local network, which the platform "
-                "cannot reach. Use your site's public address."
+                f"{hostname} is a {problem}: the platform does not connect to private or "
+                "local networks. Use your site's public address."
             )
     path = parts.path.rstrip("/")
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
@@ -94,7 +120,8 @@ def validate_mapping(data) -> dict:
             continue
         if not isinstance(mapping, dict):
             errors.append(
-                f'The mapping for "{entity_type}" must be an object of platform field → source path.'
+                f'The mapping for "{entity_type}" must be an object of '
+                "platform field → source path."
             )
             continue
         known = mappable_fields(entity_type)
@@ -106,7 +133,7 @@ def validate_mapping(data) -> dict:
                 )
             elif not isinstance(source, str) or not source.strip() or " " in source.strip():
                 errors.append(
-                    f'The source path for {entity_type}.{field} must be a non-empty path '
+                    f"The source path for {entity_type}.{field} must be a non-empty path "
                     'without spaces, e.g. "meta.venue".'
                 )
     if errors:
@@ -142,6 +169,7 @@ class ConnectorFieldsMixin:
         return [value for value in EntityType.values if value in chosen]
 
 
+MAPPING_MAX_CHARS = 20_000
 ENTITY_HELP = "What to import from WordPress. You can change this later in Settings."
 
 
@@ -169,7 +197,9 @@ class ConnectorCreateForm(ConnectorFieldsMixin, forms.ModelForm):
 
     class Meta:
         model = Connector
-        fields = ["name", "site_url", "frequency"]
+        # site_url is declared above (our own validation); listing the model's URLField here
+        # would build Django's URLField too, with its assume_scheme deprecation warning.
+        fields = ["name", "frequency"]
         labels = {"frequency": "Sync frequency"}
         help_texts = {"frequency": "How often the platform fetches changes after the import."}
 
@@ -196,10 +226,11 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         help_text="Leave blank to keep the stored key.",
     )
     entity_types = forms.MultipleChoiceField(
-        label="What to sync",
+        label="Content types to import",
         choices=EntityType.choices,
         widget=forms.CheckboxSelectMultiple,
         required=False,
+        help_text="Turning a type off stops syncing it; records already imported stay.",
     )
     field_mapping_overrides = forms.CharField(
         label="Field mapping overrides",
@@ -215,7 +246,6 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         model = Connector
         fields = [
             "name",
-            "site_url",
             "frequency",
             "entity_types",
             "mirror_images",
@@ -237,7 +267,11 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             if self.instance.has_api_key
             else "No key stored — paste the sync API key"
         )
+        self.fields["site_url"].error_messages["required"] = (
+            "Enter the address of your WordPress site."
+        )
         if not self.is_bound:
+            self.initial["site_url"] = self.instance.site_url
             overrides = self.instance.field_mapping_overrides
             self.initial["field_mapping_overrides"] = (
                 json.dumps(overrides, indent=2, sort_keys=True) if overrides else ""
@@ -253,16 +287,26 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         raw = (self.cleaned_data.get("field_mapping_overrides") or "").strip()
         if not raw:
             return {}
+        if len(raw) > MAPPING_MAX_CHARS:
+            raise forms.ValidationError(
+                f"Field mappings are limited to {MAPPING_MAX_CHARS:,} characters."
+            )
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"This is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
             ) from None
+        except (ValueError, RecursionError):
+            # Numbers too long to convert, nesting deeper than the parser allows.
+            raise forms.ValidationError(
+                "This JSON cannot be read: it nests too deeply or holds a huge number."
+            ) from None
         return validate_mapping(data)
 
     def changed_values(self) -> dict:
         """The cleaned values to apply to the connector (the key handled apart)."""
         values = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        values["site_url"] = self.cleaned_data["site_url"]
         values["field_mapping_overrides"] = self.cleaned_data["field_mapping_overrides"]
         return values

@@ -10,7 +10,6 @@ from audit.services import diff, record, snapshot
 from connectors.models import Connector
 from syncjobs.models import SyncJob
 
-
 # What the CREATED event lists: the configuration an admin chose (never the key).
 CONFIGURATION_FIELDS = [
     "name",
@@ -32,9 +31,7 @@ class ConnectorActionRefused(Exception):
 def _locked(connector) -> Connector:
     # Row lock: two admins pausing/resuming/saving at once apply one after the other,
     # and each audit event's "before" is the state the change really started from.
-    return Connector.objects.select_for_update().select_related("organisation").get(
-        pk=connector.pk
-    )
+    return Connector.objects.select_for_update().select_related("organisation").get(pk=connector.pk)
 
 
 def create_connector(

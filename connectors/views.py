@@ -118,9 +118,9 @@ def _statistics(connector) -> dict:
                 {"label": EntityType(entity_type).label, "count": count, "type": entity_type}
             )
     recent = list(
-        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by(
-            "-created_at", "-id"
-        )[:RECENT_JOBS]
+        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by("-created_at", "-id")[
+            :RECENT_JOBS
+        ]
     )
     completed = [job for job in recent if job.status == SyncJob.Status.COMPLETED]
     durations = [
@@ -156,16 +156,14 @@ def _statistics(connector) -> dict:
         "stats_job": last,
         "counter_labels": [label for _, label in counter_keys],
         "counter_rows": last_rows,
-        "counter_totals": (
-            [last.totals().get(key, 0) for key, _ in counter_keys] if last else []
-        ),
+        "counter_totals": ([last.totals().get(key, 0) for key, _ in counter_keys] if last else []),
     }
 
 
 @require_GET
 def connector_detail(request, org, connector):
     organisation, connector = _load(request, org, connector)
-    if request.htmx:
+    if request.htmx and request.htmx.target == "statistics":
         # Refreshed once when the running job ends (HX-Trigger: job-finished).
         return render(
             request,
@@ -204,7 +202,12 @@ def connector_history(request, org, connector):
     return render(
         request,
         "connectors/history.html",
-        {**org_context(request, organisation), "connector": connector, "jobs": jobs, "tab": "history"},
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "jobs": jobs,
+            "tab": "history",
+        },
     )
 
 
@@ -265,12 +268,19 @@ def connector_activity(request, org, connector):
 def connector_audit(request, org, connector):
     organisation, connector = _load(request, org, connector)
     events = _page(
-        request, AuditEvent.objects.filter(connector=connector).select_related("actor"), AUDIT_PAGE_SIZE
+        request,
+        AuditEvent.objects.filter(connector=connector).select_related("actor"),
+        AUDIT_PAGE_SIZE,
     )
     return render(
         request,
         "connectors/audit.html",
-        {**org_context(request, organisation), "connector": connector, "events": events, "tab": "audit"},
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "events": events,
+            "tab": "audit",
+        },
     )
 
 
@@ -279,7 +289,8 @@ def connector_settings(request, org, connector):
     organisation, connector = _load(request, org, connector)
     # The form validates a copy, so an invalid POST never shows unsaved values in the header.
     form = ConnectorSettingsForm(
-        request.POST or None, instance=Connector.objects.select_related("organisation").get(pk=connector.pk)
+        request.POST or None,
+        instance=Connector.objects.select_related("organisation").get(pk=connector.pk),
     )
     if request.method == "POST" and form.is_valid():
         changes = services.update_connector(
@@ -291,7 +302,9 @@ def connector_settings(request, org, connector):
         if changes:
             messages.success(
                 request,
-                "Settings saved: " + ", ".join(sorted(changes)) + ". They apply from the next sync.",
+                "Settings saved: "
+                + ", ".join(sorted(changes))
+                + ". They apply from the next sync.",
             )
         else:
             messages.info(request, "Nothing changed.")
@@ -299,13 +312,18 @@ def connector_settings(request, org, connector):
     return render(
         request,
         "connectors/settings.html",
-        {**org_context(request, organisation), "connector": connector, "form": form, "tab": "settings"},
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "form": form,
+            "tab": "settings",
+        },
     )
 
 
 @require_POST
 def connector_sync(request, org, connector):
-    organisation, connector = _load(request, org, connector)
+    _organisation, connector = _load(request, org, connector)
     kind = request.POST.get("kind")
     if kind not in (SyncJob.Kind.FULL, SyncJob.Kind.INITIAL):
         messages.error(request, "Choose Run Full Sync or Run Initial Import.")
@@ -321,21 +339,22 @@ def connector_sync(request, org, connector):
 
 @require_POST
 def connector_pause(request, org, connector):
-    organisation, connector = _load(request, org, connector)
+    _organisation, connector = _load(request, org, connector)
     try:
         services.pause_connector(connector, user=request.user)
     except services.ConnectorActionRefused as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
-            request, "Sync paused: no scheduled syncs run until you resume. Manual syncs still work."
+            request,
+            "Sync paused: no scheduled syncs run until you resume. Manual syncs still work.",
         )
     return redirect(connector.get_absolute_url())
 
 
 @require_POST
 def connector_resume(request, org, connector):
-    organisation, connector = _load(request, org, connector)
+    _organisation, connector = _load(request, org, connector)
     try:
         connector = services.resume_connector(connector, user=request.user)
     except services.ConnectorActionRefused as exc:
@@ -370,7 +389,8 @@ def connector_delete(request, org, connector):
             **org_context(request, organisation),
             "connector": connector,
             "records_total": sum(
-                model.objects.filter(connector=connector).count() for model in RECORD_MODELS.values()
+                model.objects.filter(connector=connector).count()
+                for model in RECORD_MODELS.values()
             ),
             "jobs_total": connector.jobs.count(),
             "now": timezone.now(),

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
+from connectors.wordpress import contract
 from connectors.wordpress.errors import (
     AuthenticationFailed,
     BlockedAddress,
@@ -52,12 +54,24 @@ STATUS_ORDER = (
 )
 
 
+def _gmt(value: datetime) -> str:
+    if value.tzinfo is None:
+        return value.isoformat(sep=" ")
+    return contract.format_gmt(value).replace("T", " ") + " UTC"
+
+
 def display_value(value: Any, limit: int = DISPLAY_CHARS) -> str:
     """A raw or mapped value as short text (the template escapes it)."""
     if value is None:
         text = "null"
+    elif value == "":
+        text = "(empty string)"
     elif isinstance(value, str):
         text = value
+    elif isinstance(value, datetime):
+        text = _gmt(value)
+    elif isinstance(value, date):
+        text = value.isoformat()
     else:
         try:
             text = json.dumps(value, ensure_ascii=False, default=str)
@@ -74,13 +88,6 @@ class FieldRow:
     raw: str
     value: str
     error: str
-
-    @property
-    def css(self) -> str:
-        return {
-            FieldStatus.PRESENT: "check-pass",
-            FieldStatus.INVALID: "check-fail",
-        }.get(self.status, "check-skipped")
 
 
 @dataclass
@@ -140,7 +147,7 @@ def dry_run(entity_type: str, raw: Any, overrides: dict | None) -> EntityMapping
     report = EntityMappingReport(
         entity_type=entity_type,
         external_id=str(mapped.external_id or external_id),
-        modified_gmt=str(mapped.modified_gmt or ""),
+        modified_gmt=_gmt(mapped.modified_gmt) if mapped.modified_gmt else "",
     )
     for result in mapped.fields:
         report.rows.append(
@@ -204,6 +211,23 @@ def check_mapping(
                     ),
                 )
             )
+            continue
+        except PluginMissing as exc:
+            if exc.code == contract.ERROR_NO_ROUTE:
+                # The plugin answered: only this type's route is missing (§4 entity_types).
+                reports.append(
+                    EntityMappingReport(
+                        entity_type,
+                        record_id,
+                        error=(
+                            f"The site does not serve {entity_type} records: the type is "
+                            "switched off in the plugin's settings (or the plugin is outdated)."
+                        ),
+                    )
+                )
+                continue
+            site_error = exc.message
+            reports.append(EntityMappingReport(entity_type, record_id, error=exc.message))
             continue
         except SITE_ERRORS as exc:
             site_error = exc.message

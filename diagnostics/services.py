@@ -64,9 +64,10 @@ def request_connection_test(connector, *, user=None) -> ConnectionTest:
             )
             transaction.on_commit(lambda: run_connection_test_task.delay(test.pk))
     except IntegrityError:
+        # The one in flight (or, if it finished in between, the latest result).
         return ConnectionTest.objects.filter(
             connector=connector, status__in=ConnectionTest.ACTIVE_STATUSES
-        ).first()
+        ).first() or latest_test(connector)
     return test
 
 

@@ -85,6 +85,10 @@ def connectors(request):
     # a history restore (back button after a cache miss) needs the whole page.
     if request.htmx and not request.htmx.history_restore_request:
         response = render(request, "platform_admin/connectors.html#table", context)
+        # The address bar gets the canonical URL (no empty filters, the page actually shown),
+        # not the raw form submission: that is the link an admin copies and shares.
+        canonical = _querystring(filters, page=page.number if page.number > 1 else "")
+        response["HX-Push-Url"] = f"{request.path}?{canonical}" if canonical else request.path
     else:
         context["summary"] = queries.summary()
         response = render(request, "platform_admin/connectors.html", context)

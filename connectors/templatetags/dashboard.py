@@ -56,6 +56,13 @@ def duration(value) -> str:
 
 
 @register.filter
+def web_url(value) -> str:
+    """The URL if it is http(s), else "" (a synced record could carry javascript: links)."""
+    text = str(value or "").strip()
+    return text if text.lower().startswith(("http://", "https://", "/")) else ""
+
+
+@register.filter
 def get_item(mapping, key):
     if not isinstance(mapping, dict):
         return None

@@ -13,7 +13,10 @@ benchmarks all use it. What it guarantees to callers:
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import functools
+import inspect
 import json
 import logging
 import math
@@ -95,8 +98,16 @@ class _Result:
     timed_out_before: bool = False
 
 
-def _excerpt(body: bytes, limit: int = 200) -> str:
-    text = body[: limit * 4].decode("utf-8", errors="replace")
+def _excerpt(body: bytes | str, limit: int = 200, scrub=None) -> str:
+    """The first ``limit`` characters, whitespace collapsed. ``scrub`` runs BEFORE the cut,
+    on a window long enough to hold any key starting inside the excerpt, so a key that
+    straddles the cut cannot leak as a prefix."""
+    window = (limit + 256) * 4
+    text = body[:window]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if scrub is not None:
+        text = scrub(text)
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
 
@@ -117,6 +128,32 @@ def _tls_cause(exc: BaseException) -> BaseException | None:
         current = current.__cause__ or current.__context__
         seen += 1
     return None
+
+
+def _key_safe(method):
+    """Scrub the key out of any WordPressError leaving ``method`` (the last line of defence:
+    sites can echo anything back, in bodies, headers or redirect targets)."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except WordPressError as exc:
+                self._clean(exc)
+                raise
+
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except WordPressError as exc:
+            self._clean(exc)
+            raise
+
+    return wrapper
 
 
 class WordPressClient:
@@ -185,6 +222,7 @@ class WordPressClient:
     def api_url(self, path: str) -> str:
         return f"{self.site_url}/{contract.API_PREFIX}{path}"
 
+    @_key_safe
     def ping(self) -> dict:
         """GET ping (with the key); checks the contract version (§4)."""
         result = self._call("GET", self.api_url(contract.PING_ENDPOINT))
@@ -192,8 +230,9 @@ class WordPressClient:
         version = data.get("contract_version")
         if version != contract.CONTRACT_VERSION:
             raise UnsupportedContractVersion(
-                f"The plugin speaks sync API contract version {version!r}; this platform "
-                f"supports version {contract.CONTRACT_VERSION}. Install a plugin version that "
+                f"The plugin speaks sync API contract version "
+                f"{_excerpt(repr(version), 40, self._scrub)}; this platform supports version "
+                f"{contract.CONTRACT_VERSION}. Install a plugin version that "
                 "supports contract 1.",
                 status_code=200,
                 url=str(result.response.url),
@@ -207,6 +246,7 @@ class WordPressClient:
             )
         return data
 
+    @_key_safe
     def get_rest_index(self) -> dict:
         """GET {site}/wp-json/ without the key, falling back to ?rest_route=/ (§13.1)."""
         first_error: WordPressError | None = None
@@ -216,17 +256,29 @@ class WordPressClient:
             except (InvalidResponse, BadRequest) as exc:
                 first_error = first_error or exc
         assert first_error is not None
-        raise first_error
+        if "REST API" in first_error.message:
+            raise first_error
+        raise InvalidResponse(
+            f"The WordPress REST API did not answer at {self.site_url}/wp-json/ "
+            f"({first_error.message}) The REST API may be disabled or blocked by a security "
+            "plugin or the host, or this is not a WordPress site.",
+            status_code=first_error.status_code,
+            url=first_error.url,
+        )
 
+    @_key_safe
     def check_reachable(self) -> float:
         """Diagnostics step 1: GET {site}/ answers at all (any HTTP status). Returns seconds.
 
         Raises SiteUnreachable, TLSFailure, RequestTimedOut or BlockedAddress.
         """
         started = time.monotonic()
-        self._send("GET", f"{self.site_url}/", with_key=False, follow=True)
+        # A huge home page or a redirect loop is still an answer: all this step asks for.
+        with contextlib.suppress(ResponseTooLarge, RedirectRefused):
+            self._send("GET", f"{self.site_url}/", with_key=False, follow=True)
         return time.monotonic() - started
 
+    @_key_safe
     def probe(self, path: str, *, with_key: bool = False, method: str = "GET") -> httpx.Response:
         """One guarded request without retries or status interpretation.
 
@@ -244,6 +296,7 @@ class WordPressClient:
             request=response.request,
         )
 
+    @_key_safe
     def iter_pages(
         self,
         entity_type: str,
@@ -262,7 +315,7 @@ class WordPressClient:
         cursor_t = contract.format_gmt(modified_after) if modified_after else None
         cursor_id: int | None = None
         size = per_page
-        extra_requests = 0
+        page_start = self.request_count
         while True:
             params: dict[str, Any] = {"per_page": size}
             if cursor_t is not None:
@@ -273,26 +326,27 @@ class WordPressClient:
             try:
                 result = self._call("GET", url, params=params)
             except ResponseTooLarge as exc:
-                extra_requests += 1
                 if size > 1:
                     # §12: retry the same request with per_page halved (down to 1).
                     size = max(1, size // 2)
                     continue
                 skipped = self._oversized_record(exc)
-                if skipped is None:
-                    raise
-                if cursor_t is not None and (skipped["modified_gmt"], skipped["id"]) <= (
-                    cursor_t,
+                if skipped is None or (skipped["modified_gmt"], skipped["id"]) <= (
+                    cursor_t or "",
                     cursor_id or -1,
                 ):
                     raise
                 cursor_t, cursor_id = skipped["modified_gmt"], skipped["id"]
-                yield Page([], 1, size, 0, 0, extra_requests, skipped=[skipped])
-                extra_requests = 0
+                total = exc.headers.get(contract.TOTAL_HEADER, "")
+                total = int(total) if total.isdigit() else 0
+                requests, page_start = self.request_count - page_start, self.request_count
+                yield Page([], 1, 1, total, total, requests, skipped=[skipped])
+                if total <= 1:
+                    return
                 continue
             page = self._list_page(result, url, keyed=True)
-            page.request_count += extra_requests
-            extra_requests = 0
+            page.request_count = self.request_count - page_start
+            page_start = self.request_count
             if page.items:
                 last = page.items[-1]
                 new_cursor = (last["modified_gmt"], last["id"])
@@ -309,7 +363,10 @@ class WordPressClient:
             if not page.items or page.total_pages <= 1:
                 return
             cursor_t, cursor_id = new_cursor
+            # After a halving, grow back so one oversized record does not slow the whole run.
+            size = min(per_page, size * 2)
 
+    @_key_safe
     def iter_deletions(
         self, since: datetime | None, per_page: int = contract.DEFAULT_PER_PAGE
     ) -> Iterator[Page]:
@@ -327,12 +384,14 @@ class WordPressClient:
                 return
             page_number += 1
 
+    @_key_safe
     def get_record(self, entity_type: str, record_id: int | str) -> dict:
         url = self.api_url(f"{self._endpoint(entity_type)}/{self._record_id(record_id)}")
         result = self._call("GET", url)
         self._check_record(result.data, url)
         return result.data
 
+    @_key_safe
     def push_record(
         self,
         entity_type: str,
@@ -351,9 +410,7 @@ class WordPressClient:
         except WriteConflict as exc:
             # §7.3: after a timed-out attempt, a 409 whose current record already holds
             # what we sent means the first attempt went through.
-            if getattr(exc, "after_timeout", False) and all(
-                exc.current_record.get(k) == v for k, v in fields.items()
-            ):
+            if exc.after_timeout and all(exc.current_record.get(k) == v for k, v in fields.items()):
                 return exc.current_record
             raise
         self._check_record(result.data, url)
@@ -376,6 +433,12 @@ class WordPressClient:
         if value < 1:
             raise ValueError(f"record id must be a positive integer, got {record_id!r}")
         return value
+
+    def _clean(self, exc: WordPressError) -> None:
+        exc.message = self._scrub(exc.message)
+        exc.args = (exc.message,)
+        if exc.url:
+            exc.url = self._scrub(exc.url)
 
     def _scrub(self, text: str) -> str:
         if self.__key and len(self.__key) >= 4:
@@ -405,6 +468,7 @@ class WordPressClient:
             seconds = (when - datetime.now(UTC)).total_seconds()
         return max(0.0, min(self.retry_after_max, seconds))
 
+    @_key_safe
     def _call(
         self,
         method: str,
@@ -462,6 +526,7 @@ class WordPressClient:
                 raise
             return _Result(data, response, requests, timed_out_before)
 
+    @_key_safe
     def _send(
         self,
         method: str,
@@ -501,6 +566,17 @@ class WordPressClient:
                 raise self._timeout_error(exc, shown) from None
             except httpx.ConnectError as exc:
                 raise self._connect_error(exc, shown) from None
+            except httpx.RemoteProtocolError as exc:
+                if "location header" in str(exc):
+                    # httpx parses Location even when not following: a broken redirect.
+                    raise InvalidResponse(
+                        f"The site redirected {shown} to an invalid URL.", url=shown
+                    ) from None
+                raise SiteUnreachable(
+                    f"The connection to {current.host} was closed or reset before an answer "
+                    f"arrived ({type(exc).__name__}).",
+                    url=shown,
+                ) from None
             except httpx.TransportError as exc:
                 raise SiteUnreachable(
                     f"The connection to {current.host} was closed or reset before an answer "
@@ -510,7 +586,15 @@ class WordPressClient:
             try:
                 location = response.headers.get("location")
                 if response.status_code in REDIRECT_STATUSES and location:
-                    target = current.join(location)
+                    try:
+                        target = current.join(location)
+                    except (httpx.InvalidURL, ValueError, TypeError):
+                        raise InvalidResponse(
+                            f"The site redirected to an invalid URL "
+                            f"({_excerpt(location, 100, self._scrub)!r}).",
+                            status_code=response.status_code,
+                            url=shown,
+                        ) from None
                     if not follow:
                         raise RedirectRefused(
                             f"The site redirected {method} {shown} to {target} "
@@ -569,7 +653,7 @@ class WordPressClient:
             ) from None
         if size > cap or (declared_size is not None and declared_size > cap):
             shown = f"{declared_size:,}" if declared_size is not None else f"more than {cap:,}"
-            raise ResponseTooLarge(
+            error = ResponseTooLarge(
                 f"The site's response is {shown} bytes, over the {cap:,}-byte limit; "
                 "reading stopped.",
                 limit=cap,
@@ -577,6 +661,8 @@ class WordPressClient:
                 status_code=response.status_code,
                 url=url,
             )
+            error.headers = response.headers
+            raise error
         return b"".join(chunks)
 
     def _timeout_error(self, exc: httpx.TimeoutException, url: str) -> RequestTimedOut:
@@ -623,7 +709,7 @@ class WordPressClient:
         attempt: int,
     ) -> Any:
         status = response.status_code
-        data, parse_error = self._parse_json(body)
+        data, parse_error = self._parse_json(body, self._scrub)
         where = f"{method} {url}"
         if 200 <= status < 300:
             if parse_error is not None:
@@ -643,9 +729,9 @@ class WordPressClient:
 
         error = data if isinstance(data, dict) and isinstance(data.get("code"), str) else None
         code = error["code"] if error else None
-        site_message = self._scrub(str(error.get("message", ""))[:300]) if error else ""
+        site_message = _excerpt(str(error.get("message", "")), 300, self._scrub) if error else ""
         error_data = error.get("data") if error and isinstance(error.get("data"), dict) else {}
-        raw = self._scrub(_excerpt(body)) or "(empty body)"
+        raw = _excerpt(body, 200, self._scrub) or "(empty body)"
         tries = f" after {attempt + 1} attempts" if attempt else ""
         common = {"status_code": status, "code": code, "url": url}
 
@@ -736,7 +822,7 @@ class WordPressClient:
         if status == 400:
             params = error_data.get("params") if isinstance(error_data, dict) else None
             params = params if isinstance(params, dict) else {}
-            details = "; ".join(f"{k}: {self._scrub(str(v))}" for k, v in params.items())
+            details = _excerpt("; ".join(f"{k}: {v}" for k, v in params.items()), 500, self._scrub)
             raise BadRequest(
                 f"The site refused the request as invalid ({code or 'HTTP 400'}): "
                 f"{details or site_message or raw}.",
@@ -755,17 +841,19 @@ class WordPressClient:
         )
 
     @staticmethod
-    def _parse_json(body: bytes) -> tuple[Any, str | None]:
+    def _parse_json(body: bytes, scrub=None) -> tuple[Any, str | None]:
         if not body.strip():
             return None, "the body is empty"
         try:
             return json.loads(body.decode("utf-8")), None
         except UnicodeDecodeError as exc:
             return None, f"the body is not UTF-8 (byte {exc.start})"
+        except RecursionError:
+            return None, "the JSON is nested too deeply to be a plugin answer"
         except json.JSONDecodeError as exc:
             head = body.lstrip()[:15].lower()
             if head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<")):
-                return None, f"it is an HTML page ({_excerpt(body, 120)!r})"
+                return None, f"it is an HTML page ({_excerpt(body, 120, scrub)!r})"
             if exc.msg.startswith("Unterminated") or exc.pos >= len(body.rstrip()) - 1:
                 return None, f"the body is truncated (ends after {len(body):,} bytes)"
             return None, f"{exc.msg} at byte {exc.pos}"

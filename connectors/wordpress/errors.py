@@ -119,6 +119,8 @@ class ResponseTooLarge(WordPressError):
         # The first bytes of the body (up to 64 KiB), so a caller can still find out
         # which record was too large (see WordPressClient.iter_pages).
         self.prefix = prefix
+        # The response headers (X-WP-Total still tells how many records the list has).
+        self.headers: dict = {}
 
 
 class RecordNotFound(WordPressError):
@@ -139,6 +141,8 @@ class WriteConflict(WordPressError):
         super().__init__(message, **kwargs)
         self.current_record = current_record or {}
         self.modified_gmt = modified_gmt
+        # True when an earlier attempt of the same PUT timed out (see push_record, §7.3).
+        self.after_timeout = False
 
 
 class BlockedAddress(WordPressError):

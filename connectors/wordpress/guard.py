@@ -212,7 +212,8 @@ class OutboundGuard:
                         f"Connections to {shown} are not allowed: it is a {problem}. "
                         "The site URL must point to a public WordPress site.",
                     )
-        chosen = str(addresses[0])
+        # IPv4 first: many hosts publish AAAA records they do not actually route.
+        chosen = str(sorted(addresses, key=lambda ip: ip.version)[0])
         with self._lock:
             self._pins.setdefault(host, chosen)
             return self._pins[host]

@@ -10,18 +10,12 @@ from diagnostics.services import latest_test
 
 register = template.Library()
 
-STEP_SYMBOLS = {"pass": "✓", "fail": "✗", "skipped": "–"}
 STEP_LABELS = {"pass": "Passed", "fail": "Failed", "skipped": "Skipped"}
 
 
 @register.simple_tag
 def latest_connection_test(connector):
     return latest_test(connector)
-
-
-@register.filter
-def step_symbol(status: str) -> str:
-    return STEP_SYMBOLS.get(status, "?")
 
 
 @register.filter

@@ -1,5 +1,6 @@
 /* Progressive enhancement only: every page works without this file.
- * - [data-countdown] on a <time datetime="ISO">: live "in 3 min 12 s" until that time.
+ * - [data-countdown="ISO time"]: live "in 3 min 12 s" until that time; when it reaches zero
+ *   it fires a bubbling "countdown-done" event (the status card refreshes on it).
  * - tr.table-clickable[data-href]: the whole row opens its link (the row also has a real <a>).
  * - details.menu: closes on outside click and Escape.
  * Loaded with `defer` under a strict CSP (script-src 'self'): no inline handlers anywhere. */
@@ -21,11 +22,17 @@
   function tickCountdowns() {
     var now = Date.now();
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
-      var target = Date.parse(el.getAttribute("datetime") || el.dataset.countdown);
+      var target = Date.parse(el.dataset.countdown || el.getAttribute("datetime"));
       if (isNaN(target)) return;
       var seconds = Math.round((target - now) / 1000);
+      var before = el.dataset.seconds === undefined ? null : Number(el.dataset.seconds);
       el.textContent = formatCountdown(seconds);
       el.dataset.seconds = String(Math.max(0, seconds));
+      if (before !== null && before > 0 && seconds <= 0) {
+        // The sync is due: the Overview's status card listens (hx-trigger="countdown-done
+        // delay:6s") and refreshes once, picking up the job the scheduler started.
+        el.dispatchEvent(new CustomEvent("countdown-done", { bubbles: true }));
+      }
     });
   }
 

@@ -9,8 +9,9 @@ pages except counters and cursors.
 
 Phases run in the canonical entity order, enabled types only. An incremental run starts each
 type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
-worker's clock) minus the contract's overlap, then reads the plugin's deletions feed. A full or
-initial run reads every record and archives the platform records the source no longer serves.
+worker's clock) minus the contract's overlap. A full or initial run reads every record and
+archives the platform records the source no longer serves. Both then read the plugin's deletions
+feed from its own cursor (an incremental run's only way to learn of deletions).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from syncjobs.engine.mapping import (
     MappedRecord,
     content_hash,
     map_record,
+    parse_gmt,
     reverse_map,
 )
 
@@ -172,20 +174,17 @@ class Store(Protocol):
         *,
         writes: list[Write],
         logs: list[LogLine],
-        seen: list[str],
         stats: dict,
         cursors: dict,
     ) -> bool: ...
 
     def archive_unseen(
-        self, entity_type: str, cutoff: datetime, limit: int
-    ) -> list[tuple[str, Any]]: ...
+        self, entity_type: str, after: Any, limit: int
+    ) -> tuple[list[tuple[str, Any]], Any]: ...
 
     def archive_deleted(
         self, entity_type: str, entries: list[tuple[str, datetime]]
     ) -> list[tuple[str, Any]]: ...
-
-    def now(self) -> datetime: ...
 
 
 @dataclass
@@ -207,7 +206,7 @@ def fresh_counters() -> dict[str, int]:
 
 def _parse_cursor(value: Any) -> datetime | None:
     try:
-        return contract.parse_gmt(value) if value else None
+        return parse_gmt(value) if value else None
     except ValueError:
         return None
 
@@ -231,21 +230,21 @@ class SyncEngine:
         """Run every phase; returns the stats. Raises JobCancelled or the source's errors."""
         for entity_type in self.plan.entity_types:
             self._entity_phase(entity_type)
-        if not self.full:
-            self._deletions_phase()
+        # Full syncs read the feed too: it costs a few requests next to thousands, and it
+        # moves the deletions cursor, so the next incremental reads only new entries.
+        self._deletions_phase()
         return self.stats
 
     # Entity phase -----------------------------------------------------------------------
 
     def _entity_phase(self, entity_type: str) -> None:
         counters = self.stats[entity_type]
-        cutoff = self.store.now()
         modified_after = None
         if not self.full:
             mark = _parse_cursor(self.cursors.get(entity_type))
             modified_after = mark - OVERLAP if mark else None
         # Publish the phase before the first request so the progress shows where we are.
-        self._commit(entity_type, [], [], [])
+        self._commit(entity_type, [], [])
         pages = self.source.iter_pages(
             entity_type, modified_after=modified_after, per_page=self.plan.per_page
         )
@@ -263,7 +262,7 @@ class SyncEngine:
             if close:
                 close()
         if self.full:
-            self._archive_unseen(entity_type, cutoff)
+            self._archive_unseen(entity_type)
 
     def _process_page(self, entity_type: str, items: list, oversized: list | None = None) -> None:
         counters = self.stats[entity_type]
@@ -291,30 +290,27 @@ class SyncEngine:
 
         logs: list[LogLine] = []
         writes: list[Write] = []
-        seen: list[str] = []
         for record in mapped:
             counters["processed"] += 1
             ex = existing.get(record.external_id)
             if not record.ok:
-                self._fail(entity_type, record, ex, "; ".join(record.errors), logs, seen)
+                self._fail(entity_type, record, ex, "; ".join(record.errors), logs)
                 continue
-            self._decide(entity_type, record, ex, logs, writes, seen)
+            self._decide(entity_type, record, ex, logs, writes)
 
         if entity_type in self.plan.slugged:
-            self._check_slugs(entity_type, writes, logs, seen)
+            self._check_slugs(entity_type, writes)
         if self.plan.mirror(entity_type):
-            self._mirror(entity_type, writes, logs, seen)
+            self._mirror(entity_type, writes)
 
         for write in writes:
             if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
                 counters["created" if write.log.operation == CREATE else "updated"] += 1
         if mapped:
             self._advance_cursor(entity_type, mapped)
-        # Only a full listing archives what it did not see; an incremental run touches nothing
-        # it does not write (a no-change incremental sync writes no record rows at all).
-        self._commit(entity_type, writes, logs, seen if self.full else [])
+        self._commit(entity_type, writes, logs)
 
-    def _fail(self, entity_type, record, ex, error, logs, seen) -> None:
+    def _fail(self, entity_type, record, ex, error, logs) -> None:
         self.stats[entity_type]["failed"] += 1
         logs.append(
             LogLine(
@@ -326,10 +322,8 @@ class SyncEngine:
                 ex.pk if ex else None,
             )
         )
-        if ex:
-            seen.append(record.external_id)  # it still exists in WordPress: never archive it
 
-    def _decide(self, entity_type, record, ex, logs, writes, seen) -> None:
+    def _decide(self, entity_type, record, ex, logs, writes) -> None:
         counters = self.stats[entity_type]
         digest = content_hash(record.values)
         conflict = bool(
@@ -344,13 +338,12 @@ class SyncEngine:
         if unchanged and not ex.mirror_missing and not push_pending:
             counters["skipped"] += 1
             logs.append(LogLine(entity_type, record.external_id, SKIP, SKIPPED, "", ex.pk))
-            seen.append(record.external_id)
             return
         if conflict and not unchanged:
             counters["conflicts"] += 1
         if conflict and self.plan.conflict_policy != WORDPRESS_WINS:
             if self.plan.two_way:
-                self._push(entity_type, record, ex, logs, writes, seen)
+                self._push(entity_type, record, ex, logs, writes)
                 return
             logs.append(
                 LogLine(
@@ -364,7 +357,6 @@ class SyncEngine:
                     ex.pk,
                 )
             )
-            seen.append(record.external_id)
             return
         note = ""
         if conflict:
@@ -378,12 +370,11 @@ class SyncEngine:
         logs.append(log)
         writes.append(Write(record, digest, ex, log, clear_platform_edit=conflict))
 
-    def _push(self, entity_type, record, ex, logs, writes, seen) -> None:
+    def _push(self, entity_type, record, ex, logs, writes) -> None:
         """Two-way: send the platform's version back through the plugin's write endpoint."""
         counters = self.stats[entity_type]
         specs = self.plan.specs[entity_type]
         body = reverse_map(entity_type, self.store.platform_values(entity_type, ex.pk), specs)
-        seen.append(record.external_id)
         if not body:
             counters["push_failed"] += 1
             logs.append(
@@ -431,7 +422,7 @@ class SyncEngine:
                 "; ".join(stored.errors) or "it has a different id"
             )
 
-    def _check_slugs(self, entity_type, writes, logs, seen) -> None:
+    def _check_slugs(self, entity_type, writes) -> None:
         """Detect duplicate slugs in the organisation before the write (unique per org)."""
         slugs = sorted({w.mapped.values.get("slug") for w in writes} - {"", None})
         if not slugs:
@@ -474,34 +465,32 @@ class SyncEngine:
                 else:
                     claimed[slug] = write.mapped.external_id
             if problem:
-                self._demote(entity_type, write, problem, seen)
+                self._demote(entity_type, write, problem)
             else:
                 kept.append(write)
         writes[:] = kept
 
-    def _mirror(self, entity_type, writes, logs, seen) -> None:
+    def _mirror(self, entity_type, writes) -> None:
         kept = []
         for write in writes:
             try:
                 write.files = self.store.mirror(entity_type, write)
             except MirrorFailed as exc:
-                self._demote(entity_type, write, str(exc), seen)
+                self._demote(entity_type, write, str(exc))
                 continue
             kept.append(write)
         writes[:] = kept
 
-    def _demote(self, entity_type, write: Write, problem: str, seen) -> None:
+    def _demote(self, entity_type, write: Write, problem: str) -> None:
         """A planned write turned out impossible: it becomes a FAILED record."""
-        counters = self.stats[entity_type]
-        counters["failed"] += 1
         if write.log.operation == SYNC:
-            # The push already happened; only storing the returned version failed.
+            # The push already happened (counted as pushed); only storing the returned
+            # version failed, so the edit stays pending and is pushed again next time.
             write.log.error = "Pushed; storing the returned record failed: " + problem
             return
+        self.stats[entity_type]["failed"] += 1
         write.log.status = FAILED
         write.log.error = problem
-        if write.existing:
-            seen.append(write.mapped.external_id)
 
     def _advance_cursor(self, entity_type, mapped: list[MappedRecord]) -> None:
         marks = [r.modified_gmt for r in mapped if r.modified_gmt is not None]
@@ -512,22 +501,28 @@ class SyncEngine:
         if current is None or top > current:
             self.cursors[entity_type] = contract.format_gmt(top)
 
-    def _commit(self, entity_type, writes, logs, seen) -> None:
+    def _commit(self, entity_type, writes, logs) -> None:
         cancel = self.store.commit_page(
-            entity_type, writes=writes, logs=logs, seen=seen, stats=self.stats, cursors=self.cursors
+            entity_type, writes=writes, logs=logs, stats=self.stats, cursors=self.cursors
         )
         if cancel:
             raise JobCancelled()
 
     # Archiving ----------------------------------------------------------------------------
 
-    def _archive_unseen(self, entity_type: str, cutoff: datetime) -> None:
-        """After a complete full listing: what the source no longer serves was deleted."""
+    def _archive_unseen(self, entity_type: str) -> None:
+        """After a complete full listing: what the source no longer serves was deleted.
+
+        "Seen" is "has a log row in this job": every record the listing returned got one
+        (skipped and failed ones too), so nothing extra is written per record to know it.
+        """
+        after = None
         while True:
-            archived = self.store.archive_unseen(entity_type, cutoff, 1000)
-            if not archived:
+            archived, after = self.store.archive_unseen(entity_type, after, 1000)
+            if archived:
+                self._log_archived(entity_type, archived, "Not served by WordPress any more")
+            if after is None:
                 return
-            self._log_archived(entity_type, archived, "Not served by WordPress any more")
 
     def _deletions_phase(self) -> None:
         enabled = set(self.plan.entity_types)
@@ -566,13 +561,14 @@ class SyncEngine:
             for external_id, pk in archived
         ]
         if commit:
-            self._commit(entity_type, [], lines, [])
+            self._commit(entity_type, [], lines)
         else:
             self._pending_archive_logs = (self._pending_archive_logs or []) + lines
 
     def _flush_archive_logs(self) -> None:
         lines, self._pending_archive_logs = self._pending_archive_logs or [], None
-        self._commit(DELETIONS_CURSOR, [], lines, [])
+        # current_entity_type stays the last entity phase: it is shown as an entity type.
+        self._commit(self.plan.entity_types[-1], [], lines)
 
 
 def _deletion_entry(item: Any) -> tuple[str, str, datetime] | None:
@@ -584,7 +580,7 @@ def _deletion_entry(item: Any) -> tuple[str, str, datetime] | None:
     if isinstance(record_id, bool) or not isinstance(record_id, int) or record_id <= 0:
         return None
     try:
-        deleted = contract.parse_gmt(item.get("deleted_gmt"))
+        deleted = parse_gmt(item.get("deleted_gmt"))
     except ValueError:
         return None
     return entity_type, str(record_id), deleted

@@ -21,7 +21,7 @@ import html
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -104,7 +104,7 @@ class FieldStatus(StrEnum):
     INVALID = "INVALID"  # present but unusable: the record fails
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldResult:
     name: str
     source: str
@@ -308,6 +308,32 @@ def mapping_for(entity_type: str, overrides: dict | None = None) -> tuple[FieldS
 # --- Conversion ------------------------------------------------------------------------------
 
 
+def parse_gmt(value: Any) -> datetime:
+    """contract.parse_gmt, with a fast path for the canonical form (called for every record).
+
+    Only "YYYY-MM-DDTHH:MM:SS" (optionally "Z") takes the fast path; fromisoformat still
+    rejects impossible dates such as February 30th. Anything else goes to the contract's
+    parser, which raises ValueError with the reason.
+    """
+    if (
+        isinstance(value, str)
+        and (len(value) == 19 or (len(value) == 20 and value[19] == "Z"))
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[10] == "T"
+        and value[13] == ":"
+        and value[16] == ":"
+        and value[:4].isdigit()
+        and value[5:7].isdigit()
+        and value[8:10].isdigit()
+        and value[11:13].isdigit()
+        and value[14:16].isdigit()
+        and value[17:19].isdigit()
+    ):
+        return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
+    return contract.parse_gmt(value)
+
+
 class _Invalid(Exception):
     pass
 
@@ -370,7 +396,7 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
         return value
     if kind == "datetime":
         try:
-            return contract.parse_gmt(value)
+            return parse_gmt(value)
         except ValueError:
             raise _Invalid(f"invalid date {value!r}; expected YYYY-MM-DDTHH:MM:SS (UTC)") from None
     if kind == "date":
@@ -516,7 +542,7 @@ def map_record(
         errors.append("modified_gmt is missing")
     else:
         try:
-            modified_gmt = contract.parse_gmt(modified)
+            modified_gmt = parse_gmt(modified)
         except ValueError:
             errors.append(f"modified_gmt: invalid date {modified!r}; expected YYYY-MM-DDTHH:MM:SS")
     results = [_map_field(spec, raw) for spec in specs]

@@ -15,9 +15,9 @@ import pytest
 # test body (creating rows, flipping job statuses) are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import sync_playwright
 
-from tests.conftest import PASSWORD  # noqa: E402
+from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,14 +39,27 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
+# One Playwright driver and one Chromium per test session. Other test packages import these
+# fixtures (`from tests.browser.conftest import chromium, ...`), which makes pytest hold one
+# session fixture per importing module; a second sync_playwright() in the same process fails
+# ("Sync API inside the asyncio loop"), so every copy shares this one, reference-counted.
+_shared = {"users": 0, "playwright": None, "browser": None}
+
+
 @pytest.fixture(scope="session")
 def chromium():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+    if _shared["browser"] is None:
+        _shared["playwright"] = sync_playwright().start()
+        _shared["browser"] = _shared["playwright"].chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
-        yield browser
-        browser.close()
+    _shared["users"] += 1
+    yield _shared["browser"]
+    _shared["users"] -= 1
+    if _shared["users"] == 0:
+        _shared["browser"].close()
+        _shared["playwright"].stop()
+        _shared["browser"] = _shared["playwright"] = None
 
 
 @pytest.fixture
@@ -57,7 +70,12 @@ def browser_page(chromium, live_server):
     page = context.new_page()
     page.set_default_timeout(10_000)
     problems = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(f"{msg.text} at {msg.location}") if msg.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     yield page
     context.close()
@@ -75,4 +93,6 @@ def login(page, user, password=PASSWORD):
 
 def screenshot(page, name, full_page=True):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+    # caret="initial": hiding the caret makes Playwright inject a <style>, which our CSP
+    # (style-src 'self') rightly blocks and reports as a console error.
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, caret="initial")

@@ -26,7 +26,9 @@ def test_create_pause_resume_and_audit(browser_page, alice, connector_a):
     page.get_by_label("Sync API key").fill("blog-sync-key-5566778899")
     page.get_by_label("Document").check()
     page.get_by_role("button", name="Create connector").click()
-    expect(page.locator(".field-error")).to_contain_text("Enter a full address starting with https://")
+    expect(page.locator(".field-error")).to_contain_text(
+        "Enter a full address starting with https://"
+    )
     # The key is never echoed back: it has to be typed again.
     expect(page.get_by_label("Sync API key")).to_have_value("")
 
@@ -99,7 +101,9 @@ def test_job_page_refreshes_live_until_the_job_ends(browser_page, alice, connect
     job = make_job(connector_a, status="PENDING", triggered_by=alice)
     status_url = f"/o/acme/connectors/{connector_a.pk}/jobs/{job.pk}/status/"
     polls = []
-    page.on("request", lambda request: polls.append(request.url) if status_url in request.url else None)
+    page.on(
+        "request", lambda request: polls.append(request.url) if status_url in request.url else None
+    )
     login(page, alice)
     page.goto(job.get_absolute_url())
     badge = page.locator("#job-status .card-header .badge")
@@ -156,6 +160,8 @@ def test_log_filters_search_and_pagination(browser_page, alice, connector_a):
     assert page.evaluate("window.__noReload") is True  # swapped by htmx, not reloaded
 
     page.get_by_label("Status", exact=True).select_option("")
+    expect(rows).to_have_count(50)
+    expect(page).not_to_have_url(re.compile(r"status=FAILED"))
     page.get_by_label("External or internal ID").fill("42")
     page.get_by_label("External or internal ID").press("Enter")
     expect(rows).to_have_count(1)
@@ -175,7 +181,9 @@ def test_log_filters_search_and_pagination(browser_page, alice, connector_a):
 
 def test_cancel_running_job_from_the_overview(browser_page, alice, connector_a):
     page = browser_page
-    job = make_job(connector_a, status="RUNNING", stats={"article": {"total": 100, "processed": 30}})
+    job = make_job(
+        connector_a, status="RUNNING", stats={"article": {"total": 100, "processed": 30}}
+    )
     Connector.objects.filter(pk=connector_a.pk).update(
         next_sync_at=timezone.now() + timedelta(minutes=20)
     )
@@ -227,3 +235,68 @@ def test_phone_width_layout(browser_page, alice, connector_a):
     # Nothing overflows the viewport horizontally.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "overview-phone")
+
+
+def test_overview_picks_up_a_scheduled_sync_and_follows_it(browser_page, alice, connector_a):
+    """The countdown reaches zero -> the status card refreshes once and finds the job the
+    scheduler started -> it polls while the job runs -> when it ends, polling stops and the
+    statistics refresh (HX-Trigger: job-finished), all without reloading the page."""
+    page = browser_page
+    Connector.objects.filter(pk=connector_a.pk).update(
+        next_sync_at=timezone.now() + timedelta(seconds=4)
+    )
+    login(page, alice)
+    page.goto(connector_a.get_absolute_url())
+    page.evaluate("window.__noReload = true")
+    card = page.locator("#status-card")
+    expect(card).not_to_have_attribute("hx-trigger", "every 4s")
+    expect(page.locator("#statistics")).to_contain_text("last 0 finished jobs")
+
+    job = make_job(  # what the scheduler would do when the sync falls due
+        connector_a,
+        status="RUNNING",
+        kind=SyncJob.Kind.INCREMENTAL,
+        trigger=SyncJob.Trigger.SCHEDULER,
+        stats={"article": {"total": 20, "processed": 5}},
+    )
+    expect(card).to_contain_text(f"Incremental sync #{job.pk}", timeout=15_000)
+    expect(card).to_have_attribute("hx-trigger", "every 4s")
+    expect(card).to_contain_text("5 of 20 records")
+
+    SyncJob.objects.filter(pk=job.pk).update(
+        status="COMPLETED",
+        finished_at=timezone.now(),
+        stats={"article": {"total": 20, "processed": 20, "created": 20}},
+    )
+    expect(card.locator(".facts")).to_contain_text("Completed", timeout=9_000)
+    expect(card).not_to_have_attribute("hx-trigger", "every 4s")
+    expect(page.locator("#statistics")).to_contain_text("last 1 finished job")
+    expect(page.locator("#statistics")).to_contain_text("100%")
+    assert page.evaluate("window.__noReload") is True
+
+
+def test_core_flows_work_without_javascript(chromium, live_server, alice, connector_a):
+    context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        job = make_job(connector_a)
+        make_log(job, 5, start=1)
+        make_log(job, 2, start=100, status="FAILED", error="Title is empty")
+        login(page, alice)
+        page.goto(job.get_absolute_url())
+        page.get_by_label("Status", exact=True).select_option("FAILED")
+        page.get_by_role("button", name="Apply").click()
+        expect(page).to_have_url(re.compile(r"status=FAILED"))
+        expect(page.locator("#job-log tbody tr")).to_have_count(2)
+        expect(page.locator("#job-log")).to_contain_text("Title is empty")
+
+        page.goto(connector_a.get_absolute_url())
+        page.locator("details.menu summary").click()  # <details> opens natively
+        page.get_by_role("button", name="Pause Sync").click()
+        expect(page.locator(".messages")).to_contain_text("Sync paused")
+        page.get_by_role("link", name="Sync History").click()
+        page.get_by_role("link", name=f"Full sync #{job.pk}").click()
+        expect(page.locator("#job-status")).to_contain_text("Completed")
+    finally:
+        context.close()

@@ -59,7 +59,9 @@ def test_outsider_gets_404_everywhere(bob_client, connector_b, every_url):
         assert bob_client.get(url).status_code == 404, url
 
 
-def test_outsider_gets_404_even_under_their_own_slug(bob_client, connector_a, connector_b, record_a):
+def test_outsider_gets_404_even_under_their_own_slug(
+    bob_client, connector_a, connector_b, record_a
+):
     """Bob's org slug with Acme's connector/job/record ids: still 404."""
     job = make_job(connector_a)
     c = connector_a.pk
@@ -99,9 +101,11 @@ def test_record_page_shows_sanitised_content(alice_client, org_a, connector_a):
         external_id="78",
         title="Scripted",
         content='<p>Fine</p><script>alert("x")</script><img src="x" onerror="alert(1)">',
+        featured_image_url="javascript:alert(1)",
     )
     response = alice_client.get(reverse("records:detail", args=["acme", "article", record.pk]))
     assert "<p>Fine</p>" in response.text
     assert "<script>alert" not in response.text
     assert "onerror" not in response.text
+    assert 'href="javascript:' not in response.text
     assert connector_a.name in response.text

@@ -68,21 +68,26 @@ def test_outsider_cannot_act(bob_client, connector_a):
     job = make_job(connector_a, status="RUNNING")
     for url in action_urls(connector_a, job):
         assert bob_client.post(url, {"kind": "FULL"}).status_code == 404, url
-    assert bob_client.post(
-        reverse("connectors:delete", args=["acme", connector_a.pk]),
-        {"confirm_name": connector_a.name},
-    ).status_code == 404
+    assert (
+        bob_client.post(
+            reverse("connectors:delete", args=["acme", connector_a.pk]),
+            {"confirm_name": connector_a.name},
+        ).status_code
+        == 404
+    )
     assert Connector.objects.filter(pk=connector_a.pk, status="ACTIVE").exists()
 
 
 def test_run_full_sync_queues_a_job_after_commit(
     alice_client, alice, connector_a, django_capture_on_commit_callbacks
 ):
-    with mock.patch("syncjobs.tasks.run_sync_job.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = alice_client.post(
-                reverse("connectors:sync", args=["acme", connector_a.pk]), {"kind": "FULL"}
-            )
+    with (
+        mock.patch("syncjobs.tasks.run_sync_job.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = alice_client.post(
+            reverse("connectors:sync", args=["acme", connector_a.pk]), {"kind": "FULL"}
+        )
     job = SyncJob.objects.get(connector=connector_a)
     delay.assert_called_once_with(job.pk)
     assert job.kind == "FULL" and job.status == "PENDING" and job.triggered_by == alice
@@ -140,7 +145,9 @@ def test_pause_and_resume_record_audit_events(alice_client, alice, connector_a):
     assert connector.status == "ACTIVE"
     assert connector.next_sync_at is not None  # hourly: rescheduled from now
     actions = list(
-        AuditEvent.objects.filter(connector=connector_a).order_by("at").values_list("action", flat=True)
+        AuditEvent.objects.filter(connector=connector_a)
+        .order_by("at")
+        .values_list("action", flat=True)
     )
     assert actions == ["PAUSED", "RESUMED"]
     audit_page = alice_client.get(reverse("connectors:audit", args=["acme", connector_a.pk])).text
@@ -211,3 +218,12 @@ def test_delete_is_refused_while_a_job_runs(alice_client, connector_a):
 def test_other_methods_are_refused(alice_client, connector_a, method):
     url = reverse("connectors:settings", args=["acme", connector_a.pk])
     assert getattr(alice_client, method)(url).status_code == 405
+
+
+def test_platform_admin_can_act_and_is_named_in_the_audit_log(root_client, root, connector_a):
+    root_client.post(reverse("connectors:pause", args=["acme", connector_a.pk]))
+    assert Connector.objects.get(pk=connector_a.pk).status == "PAUSED"
+    event = AuditEvent.objects.get(action="PAUSED")
+    assert event.actor == root and event.organisation_id == connector_a.organisation_id
+    audit = root_client.get(reverse("connectors:audit", args=["acme", connector_a.pk])).text
+    assert "<strong>root</strong>" in audit

@@ -59,7 +59,10 @@ def test_create_connector(alice_client, alice, org_a):
         ("site_url", "javascript:alert(1)", "Enter a full address starting with https://"),
         ("site_url", "https://", "The address has no host name"),
         ("site_url", "https://admin:pw@example.org", "Remove the user name and password"),
-        ("site_url", "https://example.org:http/", "The port in this address is not a number."),
+        ("site_url", "https://example.org:http/", "The port in this address must be a number"),
+        ("site_url", "https://example.org:99999", "The port in this address must be a number"),
+        ("site_url", "https://exa mple.org", "The host name is not valid"),
+        ("site_url", "https://exa<mple.org", "The host name is not valid"),
         ("site_url", "https://example.org/?p=1", "Remove the ?query or #fragment"),
         ("api_key", "", "Paste the sync API key from the WordPress plugin."),
         ("entity_types", [], "Choose at least one kind of content to sync."),
@@ -83,12 +86,14 @@ def test_create_form_messages(alice_client, org_a, field, value, message):
         "http://[::1]/",
         "http://169.254.169.254/latest",
         "http://localhost:8000",
+        "http://2130706433",
+        "http://0x7f.1",
     ],
 )
 def test_private_addresses_refused_unless_allowed(alice_client, org_a, settings, url):
     settings.WORDPRESS_ALLOW_PRIVATE_HOSTS = False
     response = post_create(alice_client, site_url=url)
-    assert "private or local network" in response.text
+    assert "the platform does not connect to private or local networks" in response.text
     settings.WORDPRESS_ALLOW_PRIVATE_HOSTS = True
     assert post_create(alice_client, site_url=url).status_code == 302
 
@@ -138,6 +143,8 @@ def test_settings_key_is_write_only(alice_client, connector_a):
     page = alice_client.get(reverse("connectors:settings", args=["acme", connector_a.pk])).text
     assert KEY not in page
     assert 'name="api_key"' in page and "A key is stored" in page
+    assert 'name="site_url" value="https://wp.example.org"' in page
+    assert 'name="name" value="Acme Association site"' in page
     assert 'value="' + KEY not in page
     # Saving with the key left blank keeps it.
     post_settings(alice_client, connector_a, name="Renamed")
@@ -153,6 +160,7 @@ def test_settings_save_records_the_diff(alice_client, alice, connector_a):
         entity_types=["article", "member", "event", "document"],
         mirror_images="on",
         api_key=NEW_KEY,
+        site_url="https://NEW.example.org/",
     )
     assert response.status_code == 302
     connector = Connector.objects.get(pk=connector_a.pk)
@@ -161,6 +169,8 @@ def test_settings_save_records_the_diff(alice_client, alice, connector_a):
     assert event.actor == alice
     assert event.changes["name"] == {"before": "Acme Association site", "after": "Acme website"}
     assert event.changes["mirror_images"] == {"before": False, "after": True}
+    assert event.changes["site_url"]["after"] == "https://new.example.org"
+    assert connector.site_url == "https://new.example.org"
     assert event.changes["entity_types"]["after"] == ["article", "member", "event", "document"]
     assert "api_key" in event.changes
     assert NEW_KEY not in json.dumps(event.changes) and KEY not in json.dumps(event.changes)
@@ -191,9 +201,12 @@ def test_frequency_change_recomputes_next_sync(alice_client, connector_a):
 
 def test_field_mapping_overrides_are_validated(alice_client, connector_a):
     good = {"event": {"venue": "meta.location"}, "article": {"title": "title.rendered"}}
-    assert post_settings(
-        alice_client, connector_a, field_mapping_overrides=json.dumps(good)
-    ).status_code == 302
+    assert (
+        post_settings(
+            alice_client, connector_a, field_mapping_overrides=json.dumps(good)
+        ).status_code
+        == 302
+    )
     assert Connector.objects.get(pk=connector_a.pk).field_mapping_overrides == good
 
     cases = [
@@ -204,6 +217,9 @@ def test_field_mapping_overrides_are_validated(alice_client, connector_a):
         ('{"event": {"venue": ""}}', "The source path for event.venue must be"),
         ('{"event": ["venue"]}', "The mapping for &quot;event&quot; must be an object"),
         ('{"member": {"external_id": "id"}}', "&quot;external_id&quot; is not a field"),
+        ("[" * 5000 + "]" * 5000, "nests too deeply or holds a huge number"),
+        ('{"event": {"venue": ' + "9" * 10000 + "}}", "nests too deeply or holds a huge number"),
+        ('{"event": {"venue": "' + "x" * 20000 + '"}}', "limited to 20,000 characters"),
     ]
     for raw, message in cases:
         response = post_settings(alice_client, connector_a, field_mapping_overrides=raw)

@@ -34,7 +34,9 @@ def test_list_shows_status_last_and_next_sync(alice_client, connector_a, org_a):
 def test_overview_statistics(alice_client, connector_a, org_a):
     now = timezone.now()
     for i in range(3):
-        Article.objects.create(organisation=org_a, connector=connector_a, external_id=str(i), title="a")
+        Article.objects.create(
+            organisation=org_a, connector=connector_a, external_id=str(i), title="a"
+        )
     Article.objects.create(
         organisation=org_a, connector=connector_a, external_id="old", title="gone", archived_at=now
     )
@@ -48,9 +50,14 @@ def test_overview_statistics(alice_client, connector_a, org_a):
     assert '<span class="stat-value">1</span><span class="stat-label">Member</span>' in stats
     assert '<span class="stat-value">0</span><span class="stat-label">Events</span>' in stats
     assert "4 total" in stats
-    assert '<span class="stat-value">75%</span><span class="stat-label">Success rate</span>' in stats
-    assert '<span class="stat-value">2m 00s</span><span class="stat-label">Average duration</span>' in stats
-    assert "<th scope=\"row\">Article</th><td>3</td><td>1</td>" in stats
+    assert (
+        '<span class="stat-value">75%</span><span class="stat-label">Success rate</span>' in stats
+    )
+    assert (
+        '<span class="stat-value">2m 00s</span><span class="stat-label">Average duration</span>'
+        in stats
+    )
+    assert '<th scope="row">Article</th><td>3</td><td>1</td>' in stats
 
 
 def test_overview_countdown_and_buttons(alice_client, connector_a):
@@ -70,14 +77,18 @@ def test_overview_countdown_and_buttons(alice_client, connector_a):
 
 def test_statistics_fragment_for_htmx(alice_client, connector_a):
     url = reverse("connectors:detail", args=["acme", connector_a.pk])
-    fragment = alice_client.get(url, HTTP_HX_REQUEST="true").text
+    fragment = alice_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="statistics").text
     assert fragment.lstrip().startswith('<section id="statistics"')
+    assert "<html" not in fragment and "Run Full Sync" not in fragment
+    # Any other htmx request (a boosted link, say) gets the whole page.
+    assert "<html" in alice_client.get(url, HTTP_HX_REQUEST="true").text
     assert 'hx-trigger="job-finished from:body"' in fragment
 
 
 def test_history_lists_every_job_newest_first(alice_client, alice, connector_a):
     jobs = [
-        make_job(connector_a, created_at=timezone.now() - timedelta(hours=30 - i)) for i in range(30)
+        make_job(connector_a, created_at=timezone.now() - timedelta(hours=30 - i))
+        for i in range(30)
     ]
     make_job(connector_a, status="RUNNING", triggered_by=alice)
     url = reverse("connectors:history", args=["acme", connector_a.pk])
@@ -100,7 +111,9 @@ def test_activity_feed_interleaves_jobs_and_log_rows(alice_client, connector_a, 
     make_log(make_job(other), 2, start=900)
     html = alice_client.get(reverse("connectors:activity", args=["acme", connector_a.pk])).text
     assert "Full sync finished" in html and "Full sync started" in html
-    assert html.index("Full sync finished") < html.index("#3</span>") < html.index("Full sync started")
+    assert (
+        html.index("Full sync finished") < html.index("#3</span>") < html.index("Full sync started")
+    )
     assert "#900" not in html
 
 
@@ -118,8 +131,18 @@ def test_activity_keyset_pages(alice_client, connector_a):
 
 def test_audit_log_lists_every_action(alice_client, alice, connector_a):
     record(connector_a, AuditEvent.Action.CREATED, actor=alice, changes={"name": connector_a.name})
-    record(connector_a, AuditEvent.Action.SYNC_TRIGGERED, actor=alice, changes={"kind": "FULL", "job": 7})
-    record(connector_a, AuditEvent.Action.SYNC_CANCELLED, actor=alice, changes={"kind": "FULL", "job": 7})
+    record(
+        connector_a,
+        AuditEvent.Action.SYNC_TRIGGERED,
+        actor=alice,
+        changes={"kind": "FULL", "job": 7},
+    )
+    record(
+        connector_a,
+        AuditEvent.Action.SYNC_CANCELLED,
+        actor=alice,
+        changes={"kind": "FULL", "job": 7},
+    )
     record(
         connector_a,
         AuditEvent.Action.UPDATED,
@@ -130,14 +153,21 @@ def test_audit_log_lists_every_action(alice_client, alice, connector_a):
     assert "created the connector" in html
     assert "triggered a full sync" in html and "job #7" in html
     assert "cancelled" in html
-    assert '<th scope="row">frequency</th><td class="diff-before">1h</td><td class="diff-after">15m</td>' in html
+    assert (
+        '<th scope="row">frequency</th><td class="diff-before">1h</td>'
+        '<td class="diff-after">15m</td>' in html
+    )
 
 
 def test_the_key_never_appears_in_any_page(alice_client, root_client, connector_a, org_a):
     job = make_job(connector_a, status="RUNNING", stats={"article": {"total": 1, "processed": 0}})
     make_log(job, 2)
-    record(connector_a, AuditEvent.Action.UPDATED, changes={"api_key": {"before": "•", "after": "•"}})
-    article = Article.objects.create(organisation=org_a, connector=connector_a, external_id="1", title="t")
+    record(
+        connector_a, AuditEvent.Action.UPDATED, changes={"api_key": {"before": "•", "after": "•"}}
+    )
+    article = Article.objects.create(
+        organisation=org_a, connector=connector_a, external_id="1", title="t"
+    )
     c = connector_a.pk
     urls = [
         reverse("connectors:list", args=["acme"]),

@@ -48,7 +48,9 @@ ARTICLE = {
 
 
 def error(status, code, message="x"):
-    return httpx.Response(status, json={"code": code, "message": message, "data": {"status": status}})
+    return httpx.Response(
+        status, json={"code": code, "message": message, "data": {"status": status}}
+    )
 
 
 def listing(items, total=None):
@@ -170,7 +172,9 @@ def test_sync_disabled_in_plugin_settings(site, connector):
 
 def test_plugin_active_but_permalinks_not_flushed(site, connector):
     # /wp-json/ lists the namespace, but the rewrite rule for /api/v1/sync/ is missing.
-    site.routes["ping"].mock(side_effect=None, return_value=httpx.Response(404, html="<h1>404</h1>"))
+    site.routes["ping"].mock(
+        side_effect=None, return_value=httpx.Response(404, html="<h1>404</h1>")
+    )
     steps = steps_by_key(run_test(connector))
     assert steps["plugin"]["status"] == "fail"
     assert "although the Association App plugin is active" in steps["plugin"]["message"]
@@ -198,7 +202,7 @@ def test_ping_answering_something_else_than_the_plugin(site, connector):
     steps = steps_by_key(run_test(connector))
     assert steps["plugin"]["status"] == "fail"
     message = steps["plugin"]["message"]
-    assert "the answer was HTTP 401: <h1>Basic auth required</h1>" in message
+    assert "but it answered HTTP 401: <h1>Basic auth required</h1>" in message
     assert "allow requests to /api/v1/sync/" in message
 
 
@@ -244,8 +248,9 @@ def test_enabled_types_not_served_by_the_site(site, org_a):
     connector = make_connector(org_a, site_url=SITE, api_key=KEY, entity_types=["event"])
     steps = steps_by_key(run_test(connector))
     assert steps["data"]["status"] == "fail"
-    assert "serves none of the entity types enabled on this connector (event)" in (
-        steps["data"]["message"]
+    assert (
+        "serves none of the entity types enabled on this connector (event)"
+        in (steps["data"]["message"])
     )
 
 
@@ -253,8 +258,9 @@ def test_enabled_types_without_records(site, org_a):
     connector = make_connector(org_a, site_url=SITE, api_key=KEY, entity_types=["event", "company"])
     steps = steps_by_key(run_test(connector))
     assert steps["data"]["status"] == "fail"
-    assert "No enabled entity type returned any record (event 0, company 0)" in (
-        steps["data"]["message"]
+    assert (
+        "No enabled entity type returned any record (event 0, company 0)"
+        in (steps["data"]["message"])
     )
 
 
@@ -270,8 +276,8 @@ def test_one_type_failing_is_reported_beside_the_ones_that_work(site, connector)
     steps = steps_by_key(run_test(connector))
     assert steps["data"]["status"] == "pass"
     assert "article 12" in steps["data"]["message"]
-    assert "Could not read event: The site had a server error (HTTP 500)" in (
-        steps["data"]["message"]
+    assert (
+        "Could not read event: The site had a server error (HTTP 500)" in (steps["data"]["message"])
     )
 
 
@@ -355,5 +361,28 @@ def test_button_to_result_through_the_celery_task(
         reverse("diagnostics:connection_test", args=args), HTTP_HX_REQUEST="true"
     ).text
     assert "All checks passed" in panel
-    assert panel.count("check check-pass") == 5
+    assert panel.count('class="check-pass"') == 5
     assert "every 3s" not in panel
+
+
+def test_page_cache_answering_the_ping(site, connector):
+    site.routes["ping"].mock(
+        side_effect=None, return_value=httpx.Response(200, html="<html>cached home</html>")
+    )
+    steps = steps_by_key(run_test(connector))
+    assert steps["plugin"]["status"] == "fail"
+    assert (
+        "a page cache, CDN or the theme answers in place of the plugin"
+        in (steps["plugin"]["message"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(503, "answered HTTP 503: WordPress or the web server failed"), (429, "429 Too Many")],
+)
+def test_ping_server_errors_and_rate_limits(site, connector, status, expected):
+    site.routes["ping"].mock(side_effect=None, return_value=httpx.Response(status, text="busy"))
+    steps = steps_by_key(run_test(connector))
+    assert steps["plugin"]["status"] == "fail"
+    assert expected in steps["plugin"]["message"]

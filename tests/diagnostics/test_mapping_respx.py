@@ -59,7 +59,11 @@ def keyed(response):
         if request.headers.get(contract.KEY_HEADER) != KEY:
             return httpx.Response(
                 401,
-                json={"code": contract.ERROR_INVALID_KEY, "message": "bad", "data": {"status": 401}},
+                json={
+                    "code": contract.ERROR_INVALID_KEY,
+                    "message": "bad",
+                    "data": {"status": 401},
+                },
             )
         return response
 
@@ -160,7 +164,9 @@ def test_all_enabled_types_by_default(site, connector, alice_client, unchanged_p
 
 
 def test_one_record_by_wordpress_id(site, connector, alice_client, unchanged_platform_data):
-    site.get("/api/v1/sync/documents/301").mock(side_effect=keyed(httpx.Response(200, json=DOCUMENT)))
+    site.get("/api/v1/sync/documents/301").mock(
+        side_effect=keyed(httpx.Response(200, json=DOCUMENT))
+    )
     html = alice_client.get(
         mapping_url(connector), {"entity_type": "document", "record_id": "301"}
     ).text
@@ -178,13 +184,18 @@ def test_unknown_record_id_says_so(site, connector, alice_client):
             "data": {"status": 404, "entity_type": "event", "id": 65},
         },
     )
-    html = alice_client.get(mapping_url(connector), {"entity_type": "event", "record_id": "65"}).text
+    html = alice_client.get(
+        mapping_url(connector), {"entity_type": "event", "record_id": "65"}
+    ).text
     assert "WordPress serves no event with ID 65" in html
 
 
 def test_site_level_error_stops_after_the_first_type(site, org_a, alice_client):
     connector = make_connector(
-        org_a, site_url=SITE, api_key="wrong-key-0123456789abcdef0123456789", entity_types=["article", "document"]
+        org_a,
+        site_url=SITE,
+        api_key="wrong-key-0123456789abcdef0123456789",
+        entity_types=["article", "document"],
     )
     html = alice_client.get(mapping_url(connector)).text
     assert "WordPress could not be read: The site rejected the sync API key" in html
@@ -211,3 +222,13 @@ def test_no_key_means_no_request(org_a, alice_client):
         html = alice_client.get(mapping_url(connector)).text
         assert not mock.calls
     assert "No API key is saved for this connector" in html
+
+
+def test_display_of_dates_and_empty_strings():
+    from datetime import UTC, date, datetime
+
+    from diagnostics.mapping_check import display_value
+
+    assert display_value(datetime(2024, 11, 30, 8, 0, tzinfo=UTC)) == "2024-11-30 08:00:00 UTC"
+    assert display_value(date(2025, 6, 10)) == "2025-06-10"
+    assert display_value("") == "(empty string)"

@@ -6,7 +6,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from diagnostics.models import ConnectionTest
-from tests.browser.conftest import browser_page, chromium, login  # noqa: F401 (fixtures)
+from tests.browser.conftest import browser_page, chromium, login, screenshot  # noqa: F401
+from tests.conftest import make_connector
+from wpsim import SimulatedSite, serve
+
+from .conftest import KEY
 
 pytestmark = pytest.mark.browser
 
@@ -23,13 +27,15 @@ def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):
     panel = page.locator("#connection-test-panel")
     expect(panel).to_contain_text("Running")
     expect(panel.get_by_role("button", name="Testing…")).to_be_disabled()
-    expect(panel.locator(".check-pending")).to_have_count(5)
+    expect(panel.locator('[data-status="pending"]')).to_have_count(5)
 
     # The worker finishes one step: the panel shows it without a reload.
     test.steps = [{**STEP, "message": "TCP connection opened."}]
     test.save(update_fields=["steps"])
-    expect(panel.locator(".check-pass")).to_contain_text("TCP connection opened.", timeout=8000)
-    expect(panel.locator(".check-pending")).to_have_count(4)
+    passed = panel.locator('[data-status="pass"]')
+    expect(passed).to_contain_text("TCP connection opened.", timeout=8000)
+    expect(passed.locator(".check-pass")).to_have_count(1)
+    expect(panel.locator('[data-status="pending"]')).to_have_count(4)
 
     test.status = ConnectionTest.Status.FAILED
     test.finished_at = timezone.now()
@@ -44,7 +50,9 @@ def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):
         },
     ]
     test.save()
-    expect(panel.locator(".check-fail")).to_contain_text("Not WordPress.", timeout=8000)
+    failed = panel.locator('[data-status="fail"]')
+    expect(failed).to_contain_text("Not WordPress.", timeout=8000)
+    expect(failed.locator(".check-fail")).to_have_count(1)
     expect(panel).to_contain_text("Failed")
     expect(panel).not_to_have_attribute("hx-trigger", "every 3s")
 
@@ -70,3 +78,46 @@ def test_button_starts_a_test_through_htmx(browser_page, alice, connector_a):  #
     assert page.url.endswith(connector_a.get_absolute_url())
     test = ConnectionTest.objects.get()
     assert test.status == ConnectionTest.Status.PENDING and test.requested_by == alice
+
+
+def test_test_connection_and_mapping_against_the_simulator(
+    browser_page,  # noqa: F811
+    alice,
+    org_a,
+    celery_eager,
+):
+    site = SimulatedSite(records=60, seed=5, key=KEY)
+    with serve(site, host="127.0.0.1", port=0) as server:
+        connector = make_connector(
+            org_a, name="Simulated", site_url=server.url, api_key=KEY, entity_types=["event"]
+        )
+        page = browser_page
+        login(page, alice)
+        page.goto(connector.get_absolute_url())
+        panel = page.locator("#connection-test-panel")
+        panel.get_by_role("button", name="Test Connection").click()
+        expect(panel).to_contain_text("All checks passed")
+        expect(panel.locator(".check-pass")).to_have_count(5)
+        expect(panel).to_contain_text(f"event {site.count('event')}")
+        screenshot(page, "diagnostics-connection-test")
+
+        site.rotate_key()
+        panel.get_by_role("button", name="Test Connection").click()
+        expect(panel).to_contain_text("rejected the sync API key")
+        expect(panel.locator(".check-fail")).to_have_count(1)
+        expect(panel.locator(".check-skipped")).to_have_count(1)
+        screenshot(page, "diagnostics-connection-failed")
+        site.key = KEY
+
+        panel.get_by_role("link", name="Mapping Diagnostics").click()
+        expect(page.get_by_role("heading", name="Mapping Diagnostics")).to_be_visible()
+        table = page.locator("#mapping-event table")
+        expect(table.locator('tr[data-field="starts_at"]')).to_contain_text("start_gmt")
+        screenshot(page, "diagnostics-mapping")
+
+        bad_id = sorted(site.bad_ids("event"))[0] if site.bad_ids("event") else None
+        page.get_by_label("Entity type").select_option("event")
+        page.get_by_label("WordPress ID", exact=True).fill(str(bad_id or site.ids("event")[0]))
+        page.get_by_role("button", name="Check mapping").click()
+        expect(page.locator("#mapping-event")).to_contain_text("as requested")
+    assert ConnectionTest.objects.filter(connector=connector).count() == 2

@@ -155,3 +155,30 @@ def test_cancelled_pending_job_is_never_run(org_a):
     assert run_job(job.pk) is None
     job.refresh_from_db()
     assert job.status == SyncJob.Status.CANCELLED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeat_thread_keeps_a_long_page_alive(org_a):
+    import time
+
+    from syncjobs.runner import Heartbeat
+
+    connector = make_connector(org_a)
+    job = SyncJob.objects.create(connector=connector, kind="FULL")
+    job = SyncJob.claim(job.pk)
+    old = timezone.now() - timedelta(minutes=10)
+    SyncJob.objects.filter(pk=job.pk).update(heartbeat_at=old)
+    heartbeat = Heartbeat(job, interval=0.05)
+    heartbeat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.heartbeat_at > old:
+                break
+            time.sleep(0.05)
+    finally:
+        heartbeat.stop()
+    assert job.heartbeat_at > old
+    assert sweep_stale() == 0  # a beating job is never swept
+    assert not heartbeat.is_alive()

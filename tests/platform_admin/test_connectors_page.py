@@ -1,7 +1,6 @@
 """Platform → Connectors: every organisation's connectors, for platform admins only."""
 
 import re
-from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -13,7 +12,6 @@ from django.utils import timezone
 from accounts.models import Organisation
 from connectors.models import Connector
 from syncjobs.models import SyncJob
-from tests.conftest import make_connector
 
 URL = reverse("platform_admin:connectors")
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -37,64 +35,6 @@ def stat(response, key) -> int:
     )
     assert match, f"no {key} card on the page"
     return int(match.group(1))
-
-
-def add_job(connector, status, *, ago, **fields):
-    at = timezone.now() - ago
-    finished = status in SyncJob.TERMINAL_STATUSES
-    return SyncJob.objects.create(
-        connector=connector,
-        kind=SyncJob.Kind.INCREMENTAL,
-        status=status,
-        created_at=at - timedelta(minutes=5),
-        started_at=at - timedelta(minutes=4) if status != SyncJob.Status.PENDING else None,
-        finished_at=at if finished else None,
-        **fields,
-    )
-
-
-@pytest.fixture
-def platform(org_a, org_b, connector_a, connector_b):
-    """A known fleet:
-
-    Acme Association: "Acme Association site" ACTIVE, "Acme archive" ERROR
-    Globex Guild:     "Globex Guild site" PAUSED, "Globex news" ACTIVE (manual only)
-    Umbrella Union:   "Umbrella blog" ERROR
-    Initech:          no connectors (not counted among organisations with connectors)
-
-    Jobs: two FAILED inside the last 24 hours, one FAILED 25 hours ago, one COMPLETED,
-    one RUNNING.
-    """
-    umbrella = Organisation.objects.create(name="Umbrella Union", slug="umbrella")
-    Organisation.objects.create(name="Initech", slug="initech")
-    now = timezone.now()
-    connector_a.next_sync_at = now + timedelta(minutes=30)
-    connector_a.save()
-    archive = make_connector(
-        org_a,
-        name="Acme archive",
-        status=Connector.Status.ERROR,
-        status_message="WordPress answered 401: the API key was rejected.",
-        next_sync_at=now + timedelta(hours=5),
-    )
-    connector_b.status = Connector.Status.PAUSED
-    connector_b.save()
-    news = make_connector(org_b, name="Globex news", frequency=Connector.Frequency.MANUAL)
-    blog = make_connector(
-        umbrella,
-        name="Umbrella blog",
-        status=Connector.Status.ERROR,
-        next_sync_at=now + timedelta(hours=2),
-    )
-    # Acme site: failed 25h ago (outside the window), then completed an hour ago.
-    add_job(connector_a, SyncJob.Status.FAILED, ago=timedelta(hours=25), error="timeout")
-    add_job(connector_a, SyncJob.Status.COMPLETED, ago=timedelta(hours=1))
-    # Acme archive and Umbrella blog failed inside the window.
-    add_job(archive, SyncJob.Status.FAILED, ago=timedelta(hours=23), error="401")
-    add_job(blog, SyncJob.Status.FAILED, ago=timedelta(minutes=10), error="500")
-    # Globex news is syncing right now.
-    add_job(news, SyncJob.Status.RUNNING, ago=timedelta(minutes=1))
-    return {"archive": archive, "news": news, "blog": blog}
 
 
 # Access control: every role of the cast, on the full page and on the htmx partial.
@@ -399,6 +339,19 @@ def test_htmx_request_gets_only_the_table(root_client, platform):
     assert "HX-Request" in response["Vary"]
 
 
+def test_htmx_pushes_the_canonical_url(root_client, platform, many):
+    # The raw form submission carries empty fields; the address bar gets the clean link.
+    response = root_client.get(URL + "?q=&status=ERROR&kind=", **HTMX)
+    assert response["HX-Push-Url"] == URL + "?status=ERROR"
+    response = root_client.get(URL + "?q=site&status=&kind=&sort=-name&page=2", **HTMX)
+    assert response["HX-Push-Url"] == URL + "?q=site&sort=-name&page=2"
+    response = root_client.get(URL + "?q=&status=&kind=", **HTMX)
+    assert response["HX-Push-Url"] == URL
+    # A page past the end is pushed as the page actually shown.
+    response = root_client.get(URL + "?page=999", **HTMX)
+    assert response["HX-Push-Url"] == URL + "?page=3"
+
+
 def test_full_page_has_the_table_inside(root_client, platform):
     response = root_client.get(URL + "?status=ERROR")
     text = response.text
@@ -506,3 +459,21 @@ def test_query_count_is_constant(root_client, platform, django_assert_max_num_qu
     assert response.status_code == 200
     assert len(row_names(response)) > 0
     assert len(large) == len(small)
+
+
+def test_platform_admin_actions_are_audited_under_their_name(root, root_client, connector_a):
+    """From the drill-down, a super admin's pause/resume goes through the organisation's own
+    services: the audit log names the super admin, in the connector's organisation."""
+    from audit.models import AuditEvent
+
+    for action in ("pause", "resume"):
+        response = root_client.post(reverse(f"connectors:{action}", args=["acme", connector_a.pk]))
+        assert response.status_code == 302
+        assert response["Location"] == reverse("connectors:detail", args=["acme", connector_a.pk])
+    events = AuditEvent.objects.filter(connector=connector_a).order_by("at", "id")
+    assert [(e.action, e.actor, e.organisation.slug) for e in events] == [
+        (AuditEvent.Action.PAUSED, root, "acme"),
+        (AuditEvent.Action.RESUMED, root, "acme"),
+    ]
+    audit = root_client.get(reverse("connectors:audit", args=["acme", connector_a.pk]))
+    assert root.display_name in audit.text

@@ -65,9 +65,44 @@ def project_urls():
     return [
         item
         for item in walk_urls()
-        if not item[0].startswith(("admin/", "static/", "^static", "media/"))
-        and "^" not in item[0]
+        if not item[0].startswith(("admin/", "static/", "^static", "media/")) and "^" not in item[0]
     ]
+
+
+def object_values_for(route: str, populated, org_slug: str = "acme") -> dict:
+    """Values for every placeholder of `route`, pointing at org A's objects."""
+    names = placeholders(route)
+    entity_type = "article"
+    values = {}
+    for name in names:
+        if name in ("org", "organisation", "slug", "org_slug"):
+            values[name] = org_slug
+        elif name == "connector":
+            values[name] = populated["connector"].pk
+        elif name == "job":
+            values[name] = populated["job"].pk
+        elif name in ("entity_type", "type", "kind"):
+            values[name] = entity_type
+        elif name in ("record", "record_id", "uuid") or (
+            name == "pk" and ("records/" in route or "entity_type" in names)
+        ):
+            values[name] = populated["records"][entity_type].pk
+        elif name in ("test", "test_id", "connection_test", "run") or (
+            name == "pk" and "diagnostics/" in route
+        ):
+            values[name] = populated["test"].pk
+        elif name in ("event", "audit", "audit_event"):
+            values[name] = populated["event"].pk
+        elif name == "pk" and "jobs/" in route:
+            values[name] = populated["job"].pk
+        elif name == "pk" and "connectors/" in route:
+            values[name] = populated["connector"].pk
+        else:
+            pytest.fail(
+                f"The tenancy matrix does not know what URL kwarg {name!r} of {route!r} "
+                "points at: teach object_values() so the new view is covered."
+            )
+    return values
 
 
 def state_snapshot() -> dict:

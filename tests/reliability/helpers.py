@@ -4,18 +4,13 @@ import base64
 import json
 import socket
 
+from records.models import RECORD_MODELS
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _channel_queue():
-    from config.celery import app
-
-    conn = app.connection_for_write()
-    return conn, conn.default_channel
 
 
 def enqueued_tasks(queue: str = "celery") -> list[dict]:
@@ -42,3 +37,31 @@ def purge_broker(queue: str = "celery") -> None:
 
     with app.connection_for_write() as conn:
         conn.default_channel.client.delete(queue)
+
+
+def site_order(site, entity_type) -> list[dict]:
+    """The site's records in sync order (modified_gmt, id)."""
+    records, page = [], 1
+    while True:
+        items, total = site.query(entity_type, page=page, per_page=100)
+        records += [json.loads(item) for item in items]
+        if len(records) >= total or not items:
+            return records
+        page += 1
+
+
+def good_ids(site, entity_type) -> list[str]:
+    """Ids the platform must hold: all but the simulator's deliberately bad records, and
+    (slugs are unique per organisation) every later record reusing an earlier one's slug —
+    the simulator deliberately serves duplicate slugs."""
+    bad = site.bad_ids(entity_type)
+    seen, good = set(), []
+    for record in site_order(site, entity_type):
+        if record["id"] in bad:
+            continue
+        slug = record.get("slug") if RECORD_MODELS[entity_type].has_slug else ""
+        if slug and slug in seen:
+            continue
+        seen.add(slug)
+        good.append(str(record["id"]))
+    return good

@@ -1,17 +1,19 @@
 """Hostile input shared by the abuse tests: XSS vectors for WordPress content and error
 messages, and form input an attacker (or a careless paste) can send."""
 
+from html.parser import HTMLParser
+
 # Each vector is something a browser would execute if it reached the page unescaped. The
 # `markers` are the substrings that must never appear raw in a rendered page.
 XSS_VECTORS = [
     "<script>alert('xss-script')</script>",
-    '<img src=x onerror="alert(\'xss-img\')">',
+    "<img src=x onerror=\"alert('xss-img')\">",
     "<svg onload=alert('xss-svg')>",
-    '<a href="javascript:alert(\'xss-href\')">click</a>',
-    '<iframe src="javascript:alert(\'xss-iframe\')"></iframe>',
-    '<div style="background:url(javascript:alert(\'xss-style\'))">styled</div>',
+    "<a href=\"javascript:alert('xss-href')\">click</a>",
+    "<iframe src=\"javascript:alert('xss-iframe')\"></iframe>",
+    "<div style=\"background:url(javascript:alert('xss-style'))\">styled</div>",
     "<body onload=alert('xss-body')>",
-    '<input autofocus onfocus="alert(\'xss-focus\')">',
+    "<input autofocus onfocus=\"alert('xss-focus')\">",
     "<details open ontoggle=alert('xss-toggle')>",
     "&lt;script&gt;alert('xss-entity')&lt;/script&gt;",
     "&#60;img src=x onerror=alert('xss-numeric')&#62;",
@@ -19,7 +21,7 @@ XSS_VECTORS = [
     "'><svg/onload=alert('xss-quote')>",
     "<math><mtext><table><mglyph><style><img src=x onerror=alert('xss-mxss')>",
     "<object data=\"javascript:alert('xss-object')\"></object>",
-    '<form action="javascript:alert(\'xss-form\')"><button>go</button></form>',
+    "<form action=\"javascript:alert('xss-form')\"><button>go</button></form>",
 ]
 XSS_TEXT = " ".join(XSS_VECTORS)
 
@@ -97,3 +99,67 @@ def assert_no_raw_vector(html: str, where: str = "page") -> None:
     lowered = html.lower()
     found = [marker for marker in RAW_MARKERS if marker.lower() in lowered]
     assert not found, f"unescaped XSS vector(s) {found} in {where}"
+
+
+class TagCollector(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problems = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "iframe", "object", "embed", "style", "svg", "math", "form", "base"):
+            self.problems.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on") or name == "style":
+                self.problems.append(f"{tag}[{name}]")
+            if (
+                value
+                and name in ("href", "src", "action", "data", "formaction")
+                and (
+                    "".join(value.split())
+                    .lower()
+                    .startswith(("javascript:", "data:text", "vbscript:"))
+                )
+            ):
+                self.problems.append(f"{tag}[{name}={value}]")
+
+
+def dangerous_markup(html: str) -> list[str]:
+    parser = TagCollector()
+    parser.feed(html)
+    parser.close()
+    return parser.problems
+
+
+class InlineCodeCollector(HTMLParser):
+    """What a strict CSP (script-src 'self'; style-src 'self') would block on a whole page:
+    inline <script>, <style>, style="" and on*="" attributes, javascript: URLs."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problems = []
+
+    def handle_starttag(self, tag, attrs):
+        names = dict(attrs)
+        if tag == "script" and not names.get("src"):
+            self.problems.append("inline <script>")
+        if tag == "style":
+            self.problems.append("<style> element")
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.problems.append(f"<{tag} {name}=...>")
+            if name == "style":
+                self.problems.append(f'<{tag} style="{value}">')
+            if (
+                value
+                and name in ("href", "src", "action", "formaction", "data")
+                and "".join(value.split()).lower().startswith(("javascript:", "vbscript:"))
+            ):
+                self.problems.append(f"<{tag} {name}={value}>")
+
+
+def inline_code(html: str) -> list[str]:
+    parser = InlineCodeCollector()
+    parser.feed(html)
+    parser.close()
+    return parser.problems

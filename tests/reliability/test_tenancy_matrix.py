@@ -13,47 +13,12 @@ from syncjobs.models import SyncJob
 from tests.conftest import make_connector
 
 from .conftest import fill, placeholders, project_urls, state_snapshot
+from .conftest import object_values_for as object_values
 
 METHODS = ["get", "post", "put", "patch", "delete"]
 OBJECT_URLS = [item for item in project_urls() if placeholders(item[0])]
 ALL_URLS = project_urls()
 MISSING_INT = 987654321
-
-
-def object_values(route: str, populated, org_slug: str) -> dict:
-    """Values for every placeholder of `route`, pointing at org A's objects."""
-    names = placeholders(route)
-    entity_type = "article"
-    values = {}
-    for name in names:
-        if name in ("org", "organisation", "slug", "org_slug"):
-            values[name] = org_slug
-        elif name == "connector":
-            values[name] = populated["connector"].pk
-        elif name == "job":
-            values[name] = populated["job"].pk
-        elif name in ("entity_type", "type", "kind"):
-            values[name] = entity_type
-        elif name in ("record", "record_id", "uuid") or (
-            name == "pk" and ("records/" in route or "entity_type" in names)
-        ):
-            values[name] = populated["records"][entity_type].pk
-        elif name in ("test", "test_id", "connection_test", "run") or (
-            name == "pk" and "diagnostics/" in route
-        ):
-            values[name] = populated["test"].pk
-        elif name in ("event", "audit", "audit_event"):
-            values[name] = populated["event"].pk
-        elif name == "pk" and "jobs/" in route:
-            values[name] = populated["job"].pk
-        elif name == "pk" and "connectors/" in route:
-            values[name] = populated["connector"].pk
-        else:
-            pytest.fail(
-                f"The tenancy matrix does not know what URL kwarg {name!r} of {route!r} "
-                "points at: teach object_values() so the new view is covered."
-            )
-    return values
 
 
 def missing_values(route: str, values: dict) -> dict:

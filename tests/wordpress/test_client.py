@@ -705,3 +705,68 @@ def test_dns_failure_is_site_unreachable(mock, make_client):
     with pytest.raises(SiteUnreachable, match="could not be resolved"):
         client.ping()
     assert not mock.calls
+
+
+def test_page_size_grows_back_after_an_oversized_record(mock, make_client):
+    client = make_client(max_response_bytes=4000)
+    rows = [record(i, f"2024-11-01T10:00:{i:02d}") for i in range(1, 41)]
+    rows[2]["content"] = "z" * 5000  # record 3 alone is over the cap
+
+    def respond(request):
+        params = request.url.params
+        per_page = int(params["per_page"])
+        after = (params.get("modified_after", ""), int(params.get("after_id", -1)))
+        chosen = [r for r in rows if (r["modified_gmt"], r["id"]) > after]
+        return list_body(chosen[:per_page], total=len(chosen), per_page=per_page)
+
+    mock.get(API + "articles").mock(side_effect=respond)
+    pages = list(client.iter_pages("article", per_page=8))
+    delivered = [i["id"] for p in pages for i in p.items]
+    assert delivered == [i for i in range(1, 41) if i != 3]
+    assert [s["id"] for p in pages for s in p.skipped] == [3]
+    sizes = [int(c.request.url.params["per_page"]) for c in mock.calls]
+    assert sizes[-1] == 8  # back to full pages
+    assert sum(p.request_count for p in pages) == len(mock.calls)
+
+
+@pytest.mark.parametrize("offset", [0, 150, 185, 190, 199, 250])
+def test_a_key_straddling_the_excerpt_cut_never_leaks_a_prefix(mock, client, offset):
+    body = "x" * offset + f" {contract.KEY_HEADER}: {KEY} trailing"
+    mock.get(API + "ping").respond(418, text=body)
+    with pytest.raises(BadRequest) as excinfo:
+        client.ping()
+    for text in (excinfo.value.message, repr(excinfo.value)):
+        assert KEY[:12] not in text
+
+
+def test_key_echoed_in_an_error_message_or_version_is_scrubbed(mock, client):
+    mock.get(API + "ping").respond(
+        400, json={"code": "rest_invalid_param", "message": "x" * 290 + KEY, "data": {}}
+    )
+    with pytest.raises(BadRequest) as excinfo:
+        client.ping()
+    assert KEY[:12] not in excinfo.value.message
+    mock.get(API + "ping").respond(200, json={**PING, "contract_version": KEY})
+    with pytest.raises(UnsupportedContractVersion) as excinfo:
+        client.ping()
+    assert KEY[:12] not in excinfo.value.message
+
+
+def test_key_in_a_redirect_target_is_scrubbed(mock, client):
+    mock.get(API + "ping").respond(302, headers={"Location": f"http://169.254.169.254/?k={KEY}"})
+    with pytest.raises(BlockedAddress) as excinfo:
+        client.ping()
+    assert KEY not in excinfo.value.message
+    assert KEY not in (excinfo.value.url or "")
+
+
+def test_deeply_nested_json_is_invalid_response(mock, client):
+    mock.get(API + "ping").respond(200, content=b"[" * 100_000)
+    with pytest.raises(InvalidResponse, match="nested too deeply"):
+        client.ping()
+
+
+def test_redirect_to_an_unparseable_location_is_invalid_response(mock, client):
+    mock.get(API + "ping").respond(302, headers={"Location": "::::"})
+    with pytest.raises(InvalidResponse, match="invalid URL"):
+        client.ping()

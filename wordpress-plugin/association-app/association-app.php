@@ -49,12 +49,16 @@ function association_app_activate() {
 	AA_Deletions::install_table();
 	AA_Settings::install_defaults();
 	AA_Content::backfill_member_modified();
+	AA_Content::backfill_post_modified();
 	AA_Content::register_types();
 	AA_Api::add_rewrite_rules();
 	flush_rewrite_rules();
 }
 
+/** Deactivation: drop the /api/v1/sync/ rule (registered on this request's init) and flush. */
 function association_app_deactivate() {
+	global $wp_rewrite;
+	unset( $wp_rewrite->extra_rules_top['^api/v1/sync/(.*)$'] );
 	flush_rewrite_rules();
 }
 

@@ -93,6 +93,8 @@ class AA_Content {
 		add_action( 'init', array( __CLASS__, 'register_types' ) );
 		add_action( 'init', array( __CLASS__, 'register_meta' ) );
 
+		add_filter( 'wp_insert_post_data', array( __CLASS__, 'fill_modified_gmt' ), 99 );
+
 		add_action( 'user_register', array( __CLASS__, 'touch_member' ) );
 		add_action( 'profile_update', array( __CLASS__, 'touch_member' ) );
 		add_action( 'set_user_role', array( __CLASS__, 'touch_member' ) );
@@ -206,6 +208,27 @@ class AA_Content {
 			)
 		);
 		wp_cache_flush();
+	}
+
+	/**
+	 * WordPress leaves post_modified_gmt at zero when it creates a draft (no date yet): such a
+	 * record would sort first and never pass a modified_after filter. Store the real time.
+	 */
+	public static function fill_modified_gmt( $data ) {
+		if ( empty( $data['post_modified_gmt'] ) || '0000-00-00 00:00:00' === $data['post_modified_gmt'] ) {
+			$data['post_modified_gmt'] = current_time( 'mysql', true );
+		}
+		return $data;
+	}
+
+	/** Activation: the same for drafts saved before the plugin was active. */
+	public static function backfill_post_modified() {
+		global $wpdb;
+		$rows = $wpdb->get_results( "SELECT ID, post_modified FROM {$wpdb->posts} WHERE post_modified_gmt = '0000-00-00 00:00:00' AND post_modified <> '0000-00-00 00:00:00'" );
+		foreach ( $rows as $row ) {
+			$wpdb->update( $wpdb->posts, array( 'post_modified_gmt' => get_gmt_from_date( $row->post_modified ) ), array( 'ID' => $row->ID ) );
+			clean_post_cache( $row->ID );
+		}
 	}
 
 	/** Entity type of a post type among the served ones, or null. */

@@ -172,19 +172,31 @@ class AA_Entities {
 		global $wpdb;
 		$types    = AA_Content::ENTITY_POST_TYPES[ $entity ];
 		$where    = self::in_clause( 'post_type', $types ) . ' AND ' . self::in_clause( 'post_status', AA_Content::SERVED_STATUSES );
-		$where   .= self::keyset_clause( 'post_modified_gmt', 'ID', $modified_after, $after_id );
+		$modified = self::post_modified_sql();
+		$where   .= self::keyset_clause( $modified, 'ID', $modified_after, $after_id );
 		$total    = (int) $wpdb->get_var( "SELECT COUNT(*) FROM {$wpdb->posts} WHERE {$where}" ); // phpcs:ignore WordPress.DB.PreparedSQL
 		$offset   = ( $page - 1 ) * $per_page;
 		$records  = array();
 		if ( $total > $offset ) {
-			$rows    = $wpdb->get_results(
+			// Deferred join: sort narrow (id, time) rows, then load only the page's full rows.
+			$ids = $wpdb->get_col(
 				$wpdb->prepare(
-					"SELECT * FROM {$wpdb->posts} WHERE {$where} ORDER BY post_modified_gmt ASC, ID ASC LIMIT %d, %d", // phpcs:ignore WordPress.DB.PreparedSQL
+					"SELECT ID FROM {$wpdb->posts} WHERE {$where} ORDER BY {$modified} ASC, ID ASC LIMIT %d, %d", // phpcs:ignore WordPress.DB.PreparedSQL
 					$offset,
 					$per_page
 				)
 			);
-			$records = self::serialize_posts( $entity, $rows );
+			if ( $ids ) {
+				$ids  = array_map( 'intval', $ids );
+				$rows = $wpdb->get_results( "SELECT * FROM {$wpdb->posts} WHERE ID IN (" . implode( ',', $ids ) . ')', OBJECT_K ); // phpcs:ignore WordPress.DB.PreparedSQL
+				$page = array();
+				foreach ( $ids as $id ) {
+					if ( isset( $rows[ $id ] ) ) {
+						$page[] = $rows[ $id ];
+					}
+				}
+				$records = self::serialize_posts( $entity, $page );
+			}
 		}
 		return array( $records, $total );
 	}
@@ -218,6 +230,28 @@ class AA_Entities {
 			$records = self::serialize_members( array_map( 'intval', $ids ) );
 		}
 		return array( $records, $total );
+	}
+
+	/**
+	 * The post's modification time in GMT as SQL. WordPress stores a zero post_modified_gmt for
+	 * a draft that was created and never updated (its post_date_gmt is zero too); the plugin
+	 * fills it on save (AA_Content::fill_modified_gmt) and on activation, and this fallback keeps
+	 * rows written around WordPress in order and filterable, consistent with modified_fallback().
+	 */
+	private static function post_modified_sql() {
+		return sprintf(
+			"IF(post_modified_gmt = '0000-00-00 00:00:00', post_modified - INTERVAL %d SECOND, post_modified_gmt)",
+			self::gmt_offset_seconds()
+		);
+	}
+
+	private static function gmt_offset_seconds() {
+		return (int) round( (float) get_option( 'gmt_offset' ) * HOUR_IN_SECONDS );
+	}
+
+	private static function modified_fallback( $post ) {
+		$local = strtotime( $post->post_modified . ' UTC' );
+		return false === $local ? null : gmdate( 'Y-m-d\TH:i:s', $local - self::gmt_offset_seconds() );
 	}
 
 	private static function in_clause( $column, $values ) {
@@ -324,7 +358,16 @@ class AA_Entities {
 		foreach ( $posts as $item ) {
 			$post = $item; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 			setup_postdata( $item );
-			$records[] = self::post_record( $entity, $item );
+			/**
+			 * Filters one record before it is served (e.g. to add site-specific keys, which the
+			 * contract allows as additive changes). Removing or retyping contract keys breaks
+			 * the platform's validation of the record.
+			 *
+			 * @param array   $record The record (contract §9).
+			 * @param string  $entity Entity type.
+			 * @param WP_Post $item   The post.
+			 */
+			$records[] = apply_filters( 'association_app_record', self::post_record( $entity, $item ), $entity, $item );
 		}
 		$post = $previous; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 		if ( $previous ) {
@@ -387,7 +430,7 @@ class AA_Entities {
 			'link'         => (string) get_permalink( $post ),
 		);
 		if ( null === $record['modified_gmt'] ) {
-			$record['modified_gmt'] = self::gmt_out( get_gmt_from_date( $post->post_modified ) );
+			$record['modified_gmt'] = self::modified_fallback( $post );
 		}
 		$title = (string) get_the_title( $post );
 		if ( 'company' === $entity ) {
@@ -537,7 +580,7 @@ class AA_Entities {
 			} else {
 				$certs = ( is_string( $certs ) && '' !== $certs ) ? array( $certs ) : array();
 			}
-			$records[] = array(
+			$record    = array(
 				'id'             => (int) $id,
 				'modified_gmt'   => $modified ? $modified : $registered,
 				'username'       => $user->user_login,
@@ -553,6 +596,7 @@ class AA_Entities {
 				'roles'          => array_values( (array) $user->roles ),
 				'registered_gmt' => $registered,
 			);
+			$records[] = apply_filters( 'association_app_record', $record, 'member', $user );
 		}
 		return $records;
 	}
@@ -747,12 +791,15 @@ class AA_Entities {
 		if ( isset( $values['categories'] ) ) {
 			$term_ids = array();
 			foreach ( $values['categories'] as $name ) {
-				$term = term_exists( $name, 'category' );
-				if ( ! $term ) {
-					$term = wp_insert_term( $name, 'category' );
-					if ( is_wp_error( $term ) ) {
-						return $term;
-					}
+				// By name, not term_exists(): that one reads a numeric name ("2024") as a term id.
+				$term = get_term_by( 'name', $name, 'category' );
+				if ( $term ) {
+					$term_ids[] = (int) $term->term_id;
+					continue;
+				}
+				$term = wp_insert_term( wp_slash( $name ), 'category' );
+				if ( is_wp_error( $term ) ) {
+					return $term;
 				}
 				$term_ids[] = (int) $term['term_id'];
 			}

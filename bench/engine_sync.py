@@ -1,0 +1,315 @@
+"""Sync engine throughput, request economy and memory, against the simulator on loopback.
+
+For BENCH_RECORDS records (default 100,000) spread over the seven entity types, on PostgreSQL
+(the `bench` database, created if missing; BENCH_DATABASE_URL overrides it), this prints:
+
+- a baseline measured in the same run: the same pages fetched with plain httpx (keyset paging,
+  one request per 100 records) and written with PostgreSQL COPY into one table, no mapping,
+  no checks — the cost of moving the bytes;
+- cold full sync records/s (the engine: mapping, sanitising, hashing, slug checks, bulk
+  upserts, one log row per record) and its ratio to the baseline (target ≥ 0.5);
+- no-change full re-sync records/s (every record hashed and skipped);
+- no-change incremental: requests made (target: one per enabled entity type plus one for the
+  plugin's deletions feed, which an incremental sync always reads — 8 for 7 types);
+- incremental with 1 % of every type changed: requests and seconds;
+- the worker's peak memory (VmHWM of the worker process) for a cold full sync of 10,000
+  and of all records (target: within 20 % of each other: memory does not grow with records).
+
+The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
+process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
+5000` (or BENCH_RECORDS=5000 make bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-engine-sync-key-0123456789abcdef0123456789"
+ORG_SLUG = "bench-engine"
+MEMORY_SMALL = 10_000
+
+
+def _env() -> dict[str, str]:
+    from bench.status_polling import bench_environment
+
+    return bench_environment()
+
+
+def _setup_django() -> None:
+    from bench.status_polling import setup_django
+
+    setup_django()
+
+
+def peak_rss_kb() -> int:
+    """Peak resident memory of this process image (VmHWM). Not ru_maxrss: Linux carries a
+    forking parent's peak into the child's ru_maxrss, which would count the simulator."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --- Worker process: one sync, measured ----------------------------------------------------
+
+
+def worker(connector_id: int, kind: str) -> None:
+    os.environ.update(_env())
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from connectors.models import Connector
+    from connectors.wordpress_client import client_for
+    from syncjobs.models import SyncJob
+    from syncjobs.runner import run_job
+
+    connector = Connector.objects.get(pk=connector_id)
+    # Created directly (not through services.start_sync) so no Celery message is sent.
+    job = SyncJob.objects.create(connector=connector, kind=kind)
+    client = client_for(connector)
+    started = time.perf_counter()
+    job = run_job(job.pk, source=client)
+    seconds = time.perf_counter() - started
+    client.close()
+    print(
+        json.dumps(
+            {
+                "status": job.status,
+                "error": job.error,
+                "seconds": seconds,
+                "requests": client.request_count,
+                "totals": job.totals(),
+                "peak_kb": peak_rss_kb(),
+            }
+        )
+    )
+
+
+def baseline(url: str, entity_types: list[str]) -> None:
+    """Plain httpx + COPY: the same pages, keyset-paged, written without any processing."""
+    import httpx
+    import psycopg
+
+    from connectors.wordpress import contract
+
+    database = _env()["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+    started = time.perf_counter()
+    requests = records = 0
+    with (
+        psycopg.connect(database) as conn,
+        httpx.Client(headers={contract.KEY_HEADER: KEY}, timeout=60) as http,
+    ):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_engine_baseline "
+            "(entity_type text, external_id text, modified_gmt text, body jsonb)"
+        )
+        conn.execute("TRUNCATE bench_engine_baseline")
+        conn.commit()
+        for entity_type in entity_types:
+            endpoint = f"{url}/{contract.API_PREFIX}{contract.ENTITY_ENDPOINTS[entity_type]}"
+            params: dict = {"per_page": 100}
+            while True:
+                response = http.get(endpoint, params=params)
+                requests += 1
+                response.raise_for_status()
+                page = response.json()
+                items = page["items"]
+                with (
+                    conn.cursor() as cursor,
+                    cursor.copy("COPY bench_engine_baseline FROM STDIN") as copy,
+                ):
+                    for item in items:
+                        copy.write_row(
+                            (entity_type, str(item["id"]), item["modified_gmt"], json.dumps(item))
+                        )
+                conn.commit()
+                records += len(items)
+                if not items or page["total_pages"] <= 1:
+                    break
+                params = {
+                    "per_page": 100,
+                    "modified_after": items[-1]["modified_gmt"],
+                    "after_id": items[-1]["id"],
+                }
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "records": records,
+                "requests": requests,
+                "peak_kb": peak_rss_kb(),
+            }
+        )
+    )
+
+
+def _child(*args: str) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.engine_sync", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"bench child {args} failed:\n{completed.stdout}\n{completed.stderr}")
+    return json.loads(lines[-1])
+
+
+# --- Orchestrator --------------------------------------------------------------------------
+
+
+def _fresh_connector(url: str, name: str):
+    """A connector of the bench organisation, with every record of earlier runs removed."""
+    from django.db import connection
+
+    from accounts.models import Organisation
+    from connectors.models import Connector
+    from connectors.wordpress import contract
+    from records.models import RECORD_MODELS
+
+    organisation, _ = Organisation.objects.get_or_create(
+        slug=ORG_SLUG, defaults={"name": "Bench engine"}
+    )
+    with connection.cursor() as cursor:
+        # Raw deletes: the ORM's cascade collector would load every row of earlier runs.
+        for model in RECORD_MODELS.values():
+            cursor.execute(
+                f"DELETE FROM {model._meta.db_table} WHERE organisation_id = %s",  # noqa: S608
+                [organisation.pk],
+            )
+        cursor.execute(
+            "DELETE FROM syncjobs_synclogentry WHERE connector_id IN "
+            "(SELECT id FROM connectors_connector WHERE organisation_id = %s)",
+            [organisation.pk],
+        )
+    Connector.objects.filter(organisation=organisation).delete()
+    connector = Connector(
+        organisation=organisation,
+        name=name,
+        site_url=url,
+        entity_types=list(contract.ENTITY_TYPES),
+        frequency=Connector.Frequency.MANUAL,
+    )
+    connector.api_key = KEY
+    connector.save()
+    return connector
+
+
+def _rate(records: int, seconds: float) -> float:
+    return records / seconds if seconds else 0.0
+
+
+def _check(result: dict, what: str) -> dict:
+    if result["status"] != "COMPLETED":
+        raise RuntimeError(f"{what}: job {result['status']}: {result['error']}")
+    return result
+
+
+def run(records: int) -> None:
+    _setup_django()
+    from connectors.wordpress import contract
+    from wpsim import SimulatedSite, serve
+
+    types = list(contract.ENTITY_TYPES)
+    print(
+        f"engine_sync: {records:,} records over {len(types)} entity types "
+        "(simulator on loopback, PostgreSQL)",
+        flush=True,
+    )
+    memory = {}
+    small = min(MEMORY_SMALL, max(records // 10, 100))
+    started = time.perf_counter()
+    site = SimulatedSite(records=small, seed=11, key=KEY)
+    with serve(site, host="127.0.0.1", port=0) as server:
+        connector = _fresh_connector(server.url, "bench small")
+        result = _check(_child("--worker", str(connector.pk), "FULL"), "small full sync")
+        memory[small] = result["peak_kb"]
+
+    site = SimulatedSite(records=records, seed=12, key=KEY)
+    print(f"  simulator ready in {time.perf_counter() - started:.1f} s", flush=True)
+    with serve(site, host="127.0.0.1", port=0) as server:
+        base = _child("--baseline", server.url)
+        base_rate = _rate(base["records"], base["seconds"])
+        print(
+            f"  baseline (httpx + COPY)      {base['seconds']:8.1f} s  {base_rate:9,.0f} records/s"
+            f"  ({base['requests']:,} requests)",
+            flush=True,
+        )
+        connector = _fresh_connector(server.url, "bench large")
+        cold = _check(_child("--worker", str(connector.pk), "FULL"), "cold full sync")
+        memory[records] = cold["peak_kb"]
+        cold_rate = _rate(records, cold["seconds"])
+        totals = cold["totals"]
+        print(
+            f"  cold full sync               {cold['seconds']:8.1f} s  {cold_rate:9,.0f} records/s"
+            f"  ratio {cold_rate / base_rate:.2f} of baseline (target >= 0.50)"
+            f"  [created {totals['created']:,}, failed {totals['failed']:,}]",
+            flush=True,
+        )
+        again = _check(_child("--worker", str(connector.pk), "FULL"), "no-change re-sync")
+        again_rate = _rate(records, again["seconds"])
+        print(
+            f"  no-change full re-sync       {again['seconds']:8.1f} s  {again_rate:9,.0f} "
+            f"records/s  [skipped {again['totals']['skipped']:,}]",
+            flush=True,
+        )
+        idle = _check(_child("--worker", str(connector.pk), "INCREMENTAL"), "no-change incr.")
+        target = len(types) + 1
+        print(
+            f"  no-change incremental        {idle['seconds']:8.1f} s  {idle['requests']} requests"
+            f" (target {target}: one per entity type + the deletions feed)",
+            flush=True,
+        )
+        site.clock.advance(5)
+        changed = 0
+        for entity_type in types:
+            changed += len(site.edit(entity_type, max(1, site.count(entity_type) // 100)))
+        incr = _check(_child("--worker", str(connector.pk), "INCREMENTAL"), "incremental 1%")
+        print(
+            f"  incremental, 1% changed      {incr['seconds']:8.1f} s  {incr['requests']} requests"
+            f"  ({changed:,} records changed, updated {incr['totals']['updated']:,})",
+            flush=True,
+        )
+    ratio = memory[records] / memory[small]
+    print(
+        f"  worker peak memory           {small:,} records: {memory[small] / 1024:.0f} MB, "
+        f"{records:,} records: {memory[records] / 1024:.0f} MB, ratio {ratio:.2f} "
+        "(target <= 1.20)",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine_sync")
+    parser.add_argument(
+        "--records", type=int, default=int(os.environ.get("BENCH_RECORDS", "100000"))
+    )
+    parser.add_argument("--worker", nargs=2, metavar=("CONNECTOR", "KIND"))
+    parser.add_argument("--baseline", metavar="URL")
+    args = parser.parse_args(argv or [])
+    if args.worker:
+        worker(int(args.worker[0]), args.worker[1])
+    elif args.baseline:
+        from connectors.wordpress import contract
+
+        baseline(args.baseline, list(contract.ENTITY_TYPES))
+    else:
+        run(args.records)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

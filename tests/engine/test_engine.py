@@ -1,0 +1,600 @@
+"""The sync engine end to end against the simulator on loopback, on PostgreSQL."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from connectors.models import Connector
+from connectors.wordpress import contract
+from records.models import RECORD_MODELS, Article, Conference, Event, Member
+from syncjobs import services
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.scheduler import sweep_stale
+
+from .conftest import log_for, logs
+
+BAD_REASONS = {
+    "article": ("title is missing (required for title)", "title is null (required for title)"),
+    "member": ("email is null (required for email)",),
+    "event": ("start_gmt: invalid date",),
+    "document": ("size: expected a whole number",),
+    "conference": ("start_date: invalid date",),
+    "company": ("name is null (required for name)",),
+    "notification": ("send_at_gmt: invalid date",),
+}
+
+
+def live(entity_type, connector):
+    return RECORD_MODELS[entity_type].objects.filter(connector=connector, archived_at=None)
+
+
+def test_full_sync_imports_every_type_and_reports_each_bad_record(sync, site, connector):
+    job = sync(connector, SyncJob.Kind.FULL)
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    assert job.finished_at and job.started_at
+    # One log row per record per job.
+    assert logs(job).count() == site.count()
+    for entity_type in contract.ENTITY_TYPES:
+        counters = job.stats[entity_type]
+        served = site.count(entity_type)
+        assert counters["total"] == counters["processed"] == served
+        assert counters["created"] + counters["failed"] == served
+        assert live(entity_type, connector).count() == counters["created"]
+        for bad_id in site.bad_ids(entity_type):
+            entry = log_for(job, entity_type, bad_id)
+            assert (entry.operation, entry.status) == ("CREATE", "FAILED")
+            assert any(reason in entry.error for reason in BAD_REASONS[entity_type]), entry.error
+        # Every other failure is a duplicate slug, and says which record holds it.
+        others = logs(job, entity_type=entity_type, status="FAILED").exclude(
+            external_id__in=[str(i) for i in site.bad_ids(entity_type)]
+        )
+        for entry in others:
+            assert entry.error.startswith("Duplicate slug"), entry.error
+            assert "WordPress" in entry.error
+        # The high-water mark is the source's own modified_gmt of its newest record.
+        assert connector.cursors[entity_type] == site.high_water_mark(entity_type)
+    assert site.bad_count("article") >= 1 and site.bad_count("member") >= 1
+    assert connector.last_sync_at is not None
+    assert connector.status == Connector.Status.ACTIVE
+    assert connector.next_sync_at == connector.last_sync_at + timedelta(hours=1)
+
+
+def test_stored_html_is_sanitised_and_text_decoded(sync, site, connector):
+    article_id, event_id = site.ids("article")[0], site.ids("event")[0]
+    site.update(
+        "article",
+        article_id,
+        slug="sanitised-article",
+        title="Tom &#038; Jerry&#8217;s <b>bold</b> title",
+        content='<p onclick="steal()">Hi</p><script>alert(1)</script>'
+        '<a href="javascript:x()">x</a>',
+    )
+    site.update(
+        "event",
+        event_id,
+        slug="sanitised-event",
+        start_gmt="2025-05-02T10:00:00",
+        end_gmt=None,
+        description="<iframe src='https://evil'></iframe>ok",
+    )
+    sync(connector)
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.title == "Tom & Jerry’s bold title"
+    assert "<script" not in article.content and "onclick" not in article.content
+    assert "javascript:" not in article.content
+    event = Event.objects.get(external_id=str(event_id))
+    assert "<iframe" not in event.description and "ok" in event.description
+    for content in Article.objects.values_list("content", flat=True):
+        assert "<script" not in content
+
+
+def test_resync_without_changes_skips_every_record(sync, site, connector):
+    first = sync(connector)
+    second = sync(connector, SyncJob.Kind.FULL)
+    assert second.status == SyncJob.Status.COMPLETED
+    totals = second.totals()
+    assert totals["created"] == totals["updated"] == totals["archived"] == 0
+    assert totals["skipped"] == first.totals()["created"]
+    assert totals["failed"] == first.totals()["failed"]
+    assert logs(second, operation="SKIP", status="SKIPPED").count() == totals["skipped"]
+
+
+def test_no_change_incremental_makes_one_request_per_type_plus_deletions(sync, site, connector):
+    sync(connector)
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert job.status == SyncJob.Status.COMPLETED
+    assert sync.client.request_count == len(contract.ENTITY_TYPES) + 1
+    assert job.totals()["created"] == job.totals()["updated"] == 0
+
+
+def test_incremental_picks_up_edits_additions_and_deletions(sync, site, connector):
+    sync(connector)
+    site.clock.advance(60)
+    edited = site.edit("member", 3)
+    edited = [i for i in edited if i not in site.bad_ids("member")]
+    added = [i for i in site.add("conference", 2) if i not in site.bad_ids("conference")]
+    deleted = site.delete("company", 2)
+    before_archive = {
+        i: live("company", connector).filter(external_id=str(i)).exists() for i in deleted
+    }
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    for member_id in edited:
+        entry = log_for(job, "member", member_id)
+        assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS")
+        assert "(edited" in Member.objects.get(external_id=str(member_id)).display_name
+    for conference_id in added:
+        assert log_for(job, "conference", conference_id).operation == "CREATE"
+    for company_id in deleted:
+        if before_archive[company_id]:
+            entry = log_for(job, "company", company_id)
+            assert (entry.operation, entry.status) == ("ARCHIVE", "SUCCESS")
+    archived = RECORD_MODELS["company"].objects.filter(
+        external_id__in=[str(i) for i in deleted], archived_at__isnull=False
+    )
+    assert archived.count() == sum(before_archive.values())
+    assert job.stats["company"]["archived"] == sum(before_archive.values())
+    # Only what changed (plus the 2-second overlap) was fetched: a handful of records.
+    assert job.stats["member"]["processed"] < 10
+    assert job.stats["article"]["processed"] < 5
+    assert connector.cursors["deletions"] == site.deletions()[-1]["deleted_gmt"]
+
+
+def test_full_sync_archives_what_wordpress_no_longer_serves_and_restores_it(sync, site, connector):
+    sync(connector)
+    good = [i for i in site.ids("notification") if i not in site.bad_ids("notification")]
+    gone = good[0]
+    site.delete("notification", ids=[gone])
+    job = sync(connector, SyncJob.Kind.FULL)
+    record = RECORD_MODELS["notification"].objects.get(external_id=str(gone))
+    assert record.archived_at is not None  # archived, never hard-deleted
+    entry = log_for(job, "notification", gone)
+    assert (entry.operation, entry.status) == ("ARCHIVE", "SUCCESS")
+    assert job.stats["notification"]["archived"] == 1
+
+    # A record that comes back after being archived is un-archived.
+    back = good[1]
+    RECORD_MODELS["notification"].objects.filter(external_id=str(back)).update(
+        archived_at=timezone.now()
+    )
+    job = sync(connector, SyncJob.Kind.FULL)
+    entry = log_for(job, "notification", back)
+    assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS")
+    assert RECORD_MODELS["notification"].objects.get(external_id=str(back)).archived_at is None
+
+
+def test_disabling_an_entity_type_stops_its_import_and_deletes_nothing(sync, site, connector):
+    sync(connector)
+    members = live("member", connector).count()
+    connector.entity_types = [t for t in connector.entity_types if t != "member"]
+    connector.save()
+    site.edit("member", 5)
+    site.delete("member", 3)
+    full = sync(connector, SyncJob.Kind.FULL)
+    incremental = sync(connector, SyncJob.Kind.INCREMENTAL)
+    for job in (full, incremental):
+        assert "member" not in job.stats
+        assert not logs(job, entity_type="member").exists()
+    assert live("member", connector).count() == members
+
+
+def test_duplicate_slug_is_refused_before_the_write(sync, site, connector):
+    ids = [i for i in site.ids("conference") if i not in site.bad_ids("conference")]
+    holder_id, other_id = ids[0], ids[1]
+    site.update("conference", holder_id, slug="summit-2025", title="The holder")
+    sync(connector)
+    holder = Conference.objects.get(external_id=str(holder_id))
+    assert holder.slug == "summit-2025"
+
+    site.update("conference", other_id, slug="summit-2025")
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+    entry = log_for(job, "conference", other_id)
+    assert (entry.operation, entry.status) == ("UPDATE", "FAILED")
+    assert "Duplicate slug 'summit-2025'" in entry.error
+    assert "'The holder'" in entry.error and f"WordPress id {holder_id}" in entry.error
+    assert Conference.objects.get(external_id=str(other_id)).slug != "summit-2025"
+
+
+def test_duplicate_slug_within_one_batch(sync, site, connector):
+    first, second = [i for i in site.ids("company") if i not in site.bad_ids("company")][:2]
+    site.update("company", first, slug="same-slug")
+    site.update("company", second, slug="same-slug")
+    job = sync(connector)
+    winner, loser = sorted(
+        (log_for(job, "company", first), log_for(job, "company", second)),
+        key=lambda e: e.status != "SUCCESS",
+    )
+    assert winner.status == "SUCCESS"
+    assert loser.status == "FAILED"
+    assert "in the same batch" in loser.error and winner.external_id in loser.error
+
+
+def test_invalid_event_dates_fail_with_the_reason(sync, site, connector):
+    event_id = next(i for i in site.ids("event") if i not in site.bad_ids("event"))
+    site.update("event", event_id, start_gmt="2025-05-02T10:00:00", end_gmt="2025-05-01T10:00:00")
+    job = sync(connector)
+    entry = log_for(job, "event", event_id)
+    assert entry.status == "FAILED"
+    assert "end_gmt 2025-05-01T10:00:00 is before start_gmt 2025-05-02T10:00:00" in entry.error
+    assert job.status == SyncJob.Status.COMPLETED  # the job goes on
+
+
+def _platform_edit(model, external_id, **fields):
+    fields["platform_modified_at"] = timezone.now() + timedelta(seconds=5)
+    model.objects.filter(external_id=str(external_id)).update(**fields)
+
+
+def _good_article(site):
+    return [i for i in site.ids("article") if i not in site.bad_ids("article")]
+
+
+def test_conflict_platform_wins_keeps_the_platform_edit(sync, site, connector):
+    sync(connector)
+    article_id = _good_article(site)[0]
+    site.edit("article", ids=[article_id])
+    _platform_edit(Article, article_id, title="Edited on the platform")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status) == ("UPDATE", "CONFLICT")
+    assert "the platform wins" in entry.error
+    assert Article.objects.get(external_id=str(article_id)).title == "Edited on the platform"
+    assert job.stats["article"]["conflicts"] == 1
+    assert site.writes == []  # import only: nothing pushed
+
+
+def test_conflict_wordpress_wins_overwrites(sync, site, connector):
+    connector.conflict_policy = Connector.ConflictPolicy.WORDPRESS_WINS
+    connector.save()
+    sync(connector)
+    article_id = _good_article(site)[0]
+    site.edit("article", ids=[article_id])
+    _platform_edit(Article, article_id, title="Edited on the platform")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS")
+    assert "overwritten by WordPress" in entry.error
+    article = Article.objects.get(external_id=str(article_id))
+    assert "(edited" in article.title
+    assert article.platform_modified_at is None
+    assert job.stats["article"]["conflicts"] == 1
+
+
+def test_two_way_pushes_the_platform_version_to_wordpress(sync, site, connector):
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    article_id = _good_article(site)[0]
+    site.edit("article", ids=[article_id])
+    _platform_edit(Article, article_id, title="Pushed from the platform")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
+    assert job.stats["article"]["pushed"] == 1
+    # The simulator received the write, with writable fields only.
+    (write,) = site.writes
+    assert write["id"] == article_id and write["fields"]["title"] == "Pushed from the platform"
+    assert set(write["fields"]) <= contract.WRITABLE_FIELDS["article"]
+    assert site.record("article", article_id)["title"] == "Pushed from the platform"
+    # The returned record is stored; the edit is no longer pending.
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.platform_modified_at is None
+    assert article.source_modified_at == contract.parse_gmt(
+        site.record("article", article_id)["modified_gmt"]
+    )
+    # The next sync sees WordPress and the platform agree.
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert log_for(again, "article", article_id).operation == "SKIP"
+
+
+def test_two_way_push_refused_by_wordpress_is_logged_failed(sync, site, connector):
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    event_id = next(i for i in site.ids("event") if i not in site.bad_ids("event"))
+    site.edit("event", ids=[event_id])
+    _platform_edit(Event, event_id, timezone="Mars/Olympus_Mons")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    entry = log_for(job, "event", event_id)
+    assert (entry.operation, entry.status) == ("SYNC", "FAILED")
+    assert "Pushing the platform's version to WordPress failed" in entry.error
+    assert "timezone" in entry.error
+    assert job.stats["event"]["push_failed"] == 1
+    assert job.status == SyncJob.Status.COMPLETED
+    assert Event.objects.get(external_id=str(event_id)).timezone == "Mars/Olympus_Mons"
+
+
+class CancelAfterFirstPage:
+    """The WordPress client, with an admin pressing Cancel while the first page is stored."""
+
+    def __init__(self, client, job_getter):
+        self.client = client
+        self.job_getter = job_getter
+        self.pages = 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def iter_pages(self, entity_type, **kwargs):
+        for page in self.client.iter_pages(entity_type, **kwargs):
+            self.pages += 1
+            if self.pages == 1:
+                services.request_cancel(self.job_getter())
+            yield page
+
+
+def test_cancel_is_honoured_within_one_page(sync, site, connector, settings):
+    from connectors.wordpress_client import client_for
+
+    settings.SYNC_PAGE_SIZE = 10
+    client = client_for(connector)
+    source = CancelAfterFirstPage(
+        client, lambda: SyncJob.objects.get(connector=connector, status="RUNNING")
+    )
+    job = sync(connector, SyncJob.Kind.FULL, source=source)
+    client.close()
+
+    assert job.status == SyncJob.Status.CANCELLED
+    assert "Cancelled" in job.error
+    assert source.pages == 1  # the second page was never requested
+    assert Article.objects.count() + logs(job, status="FAILED").count() == 10
+    assert logs(job).count() == 10
+    assert job.cancel_requested_at is not None
+    connector.refresh_from_db()
+    assert connector.status == Connector.Status.ACTIVE
+
+
+class DiesAfterPages:
+    """The client, in a worker that is killed (SIGKILL-like: no exception handler runs)."""
+
+    def __init__(self, client, pages):
+        self.client = client
+        self.limit = pages
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def iter_pages(self, entity_type, **kwargs):
+        for number, page in enumerate(self.client.iter_pages(entity_type, **kwargs), 1):
+            if number > self.limit:
+                raise KeyboardInterrupt("worker killed")
+            yield page
+
+
+def test_crash_mid_job_is_swept_then_rerun_without_duplicates(sync, site, connector, settings):
+    from connectors.wordpress_client import client_for
+
+    settings.SYNC_PAGE_SIZE = 20
+    settings.SYNC_STALE_AFTER_SECONDS = 60
+    client = client_for(connector)
+    with pytest.raises(KeyboardInterrupt):
+        sync(connector, SyncJob.Kind.FULL, source=DiesAfterPages(client, 2))
+    client.close()
+    dead = SyncJob.objects.get(connector=connector)
+    assert dead.status == SyncJob.Status.RUNNING  # nobody finished it: the worker died
+    committed = Article.objects.count()
+    assert 0 < committed <= 40  # the two pages stored before the crash stay stored
+
+    SyncJob.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert sweep_stale() == 1
+    dead.refresh_from_db()
+    assert dead.status == SyncJob.Status.FAILED and "stopped responding" in dead.error
+
+    rerun = sync(connector, SyncJob.Kind.FULL)
+    assert rerun.status == SyncJob.Status.COMPLETED
+    assert rerun.stats["article"]["skipped"] == committed
+    served = site.count("article")
+    assert Article.objects.count() + rerun.stats["article"]["failed"] == served
+    assert Article.objects.values("external_id").distinct().count() == Article.objects.count()
+
+
+@pytest.mark.parametrize(
+    ("break_site", "message"),
+    [
+        (lambda site: site.rotate_key(), "key"),
+        (lambda site: site.inject("plugin_missing"), "plugin"),
+        (lambda site: site.inject("disabled"), "switched off"),
+    ],
+)
+def test_critical_errors_fail_the_job_with_the_reason(sync, site, connector, break_site, message):
+    break_site(site)
+    job = sync(connector)
+    assert job.status == SyncJob.Status.FAILED
+    assert message in job.error.lower()
+    assert SyncJob.objects.get(pk=job.pk).error == job.error
+    assert connector.status == Connector.Status.ERROR
+    assert job.error in connector.status_message
+    # Fixed site, next good sync: back to ACTIVE.
+    site.clear_faults()
+    site.rotate_key(connector.api_key)
+    assert sync(connector).status == SyncJob.Status.COMPLETED
+    assert connector.status == Connector.Status.ACTIVE and connector.status_message == ""
+
+
+def test_unreachable_site_fails_the_job(org_a, sync):
+    from tests.conftest import make_connector
+
+    connector = make_connector(
+        org_a, name="Gone", site_url="http://127.0.0.1:9", entity_types=["article"]
+    )
+    job = sync(connector)
+    assert job.status == SyncJob.Status.FAILED
+    assert "127.0.0.1" in job.error or "connect" in job.error.lower()
+    assert connector.status == Connector.Status.ERROR
+
+
+def test_failed_job_leaves_a_paused_connector_paused(sync, site, connector):
+    connector.status = Connector.Status.PAUSED
+    connector.save()
+    site.rotate_key()
+    job = sync(connector)
+    assert job.status == SyncJob.Status.FAILED
+    assert connector.status == Connector.Status.PAUSED
+
+
+def test_paused_connector_is_skipped_by_the_scheduler_but_syncable_by_hand(sync, site, connector):
+    from syncjobs.scheduler import dispatch_due
+
+    connector.status = Connector.Status.PAUSED
+    connector.next_sync_at = timezone.now() - timedelta(minutes=1)
+    connector.save()
+    assert dispatch_due() == []
+    job = sync(connector, SyncJob.Kind.FULL)
+    assert job.status == SyncJob.Status.COMPLETED
+    assert connector.status == Connector.Status.PAUSED
+
+
+def test_initial_import_runs_once_then_is_refused(sync, site, connector):
+    job = sync(connector, SyncJob.Kind.INITIAL)
+    assert job.status == SyncJob.Status.COMPLETED
+    assert connector.initial_import_done_at is not None
+    with pytest.raises(services.InitialImportAlreadyDone, match="already completed"):
+        services.start_sync(connector, SyncJob.Kind.INITIAL)
+    # Even a job row created behind the service's back is refused by the runner.
+    from syncjobs.runner import run_job
+
+    sneaky = SyncJob.objects.create(connector=connector, kind=SyncJob.Kind.INITIAL)
+    run_job(sneaky.pk)
+    sneaky.refresh_from_db()
+    assert sneaky.status == SyncJob.Status.FAILED
+    assert "Use Run Full Sync" in sneaky.error
+
+
+def test_invalid_field_mapping_override_fails_clearly(sync, connector):
+    connector.field_mapping_overrides = {"article": {"headline": "title"}}
+    connector.save()
+    job = sync(connector)
+    assert job.status == SyncJob.Status.FAILED
+    assert "field mapping is invalid" in job.error and "'headline'" in job.error
+
+
+def test_field_mapping_override_is_applied(sync, site, connector):
+    connector.field_mapping_overrides = {"member": {"company": "address.city"}}
+    connector.entity_types = ["member"]
+    connector.save()
+    sync(connector)
+    member_id = site.ids("member")[0]
+    city = site.record("member", member_id)["address"]["city"] or ""
+    assert Member.objects.get(external_id=str(member_id)).company == city
+
+
+def test_progress_is_published_on_the_job(sync, site, connector, settings):
+    settings.SYNC_PAGE_SIZE = 25
+    job = sync(connector)
+    assert job.current_entity_type == "notification"
+    assert set(job.stats) == set(contract.ENTITY_TYPES)
+    assert job.heartbeat_at >= job.started_at
+
+
+def test_log_rows_point_at_the_platform_record(sync, site, connector):
+    job = sync(connector)
+    entry = logs(job, entity_type="member", status="SUCCESS").first()
+    assert Member.objects.get(pk=entry.internal_id).external_id == entry.external_id
+    assert (
+        SyncLogEntry.objects.filter(job=job, internal_id__isnull=True, status="SUCCESS").count()
+        == 0
+    )
+
+
+def test_image_mirroring_downloads_checks_and_reports(sync, site, server, connector):
+    from django.core.files.storage import default_storage
+
+    connector.mirror_images = True
+    connector.entity_types = ["article"]
+    connector.save()
+    ids = [i for i in site.ids("article") if i not in site.bad_ids("article")]
+    pdf_id, png_id, broken_id = ids[0], ids[1], ids[2]
+    uploads = f"{server.url}/wp-content/uploads/2024/11"
+    site.update("article", pdf_id, slug="pdf-not-image", featured_image_url=f"{uploads}/a.pdf")
+    site.update("article", png_id, slug="real-png", featured_image_url=f"{uploads}/b.png")
+    site.update(
+        "article", broken_id, slug="broken-img", featured_image_url=f"{uploads}/missing-c.png"
+    )
+
+    job = sync(connector)
+
+    assert job.status == SyncJob.Status.COMPLETED
+    entry = log_for(job, "article", broken_id)
+    assert entry.status == "FAILED"
+    assert "could not be downloaded: the site answered HTTP 404" in entry.error
+    entry = log_for(job, "article", pdf_id)
+    assert entry.status == "FAILED" and "is not a PNG, JPEG, GIF or WebP image" in entry.error
+    article = Article.objects.get(external_id=str(png_id))
+    assert article.featured_image.name.endswith(".png")
+    with default_storage.open(article.featured_image.name) as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    for article in Article.objects.exclude(featured_image_url=""):
+        assert article.featured_image.name  # every stored article with an image has its copy
+    # Re-sync: nothing downloaded again, nothing changed.
+    again = sync(connector)
+    assert log_for(again, "article", png_id).operation == "SKIP"
+
+
+def test_image_larger_than_the_limit_is_refused(sync, site, server, connector, settings):
+    settings.SYNC_MIRROR_MAX_BYTES = 50
+    connector.mirror_images = True
+    connector.entity_types = ["article"]
+    connector.save()
+    article_id = next(i for i in site.ids("article") if i not in site.bad_ids("article"))
+    site.update(
+        "article",
+        article_id,
+        slug="big-image",
+        featured_image_url=f"{server.url}/wp-content/uploads/2024/11/big.jpg",
+    )
+    job = sync(connector)
+    entry = log_for(job, "article", article_id)
+    assert entry.status == "FAILED"
+    assert "larger than the limit of 50 bytes" in entry.error
+
+
+def test_sync_command_runs_in_process_and_prints_the_summary(site, connector):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sync", str(connector.pk), "--kind", "full", "--wait", "--in-process", stdout=out)
+    text = out.getvalue()
+    assert "COMPLETED" in text
+    assert f"member{' ' * 8}{site.count('member'):>8}" in text
+    job = SyncJob.objects.get(connector=connector)
+    assert job.status == SyncJob.Status.COMPLETED
+    out = StringIO()
+    call_command("sync", connector.name, "--kind", "incremental", stdout=out)
+    assert "queued" in out.getvalue()
+
+
+def test_database_refusal_fails_only_the_culprits(sync, site, connector):
+    # Two records swapping slugs in one page pass the pre-check (each frees the other's
+    # slug) but collide inside one statement: the page is retried row by row.
+    first, second, third = [i for i in site.ids("company") if i not in site.bad_ids("company")][:3]
+    site.update("company", first, slug="slug-one")
+    site.update("company", second, slug="slug-two")
+    sync(connector)
+    site.update("company", first, slug="slug-two")
+    site.update("company", second, slug="slug-one")
+    site.update("company", third, name="Still saved")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert job.status == SyncJob.Status.COMPLETED
+    for company_id in (first, second):
+        entry = log_for(job, "company", company_id)
+        assert entry.status == "FAILED"
+        assert entry.error.startswith("Could not be saved: duplicate key value")
+    assert log_for(job, "company", third).status == "SUCCESS"
+    company = RECORD_MODELS["company"].objects.get(external_id=str(third))
+    assert company.name == "Still saved"
+    assert job.stats["company"]["failed"] == 2 and job.stats["company"]["updated"] == 1

@@ -1,0 +1,214 @@
+"""Hostile WordPress content never executes: sanitised on import (stored values checked),
+escaped on render (every page that shows synced data), and a strict CSP on every HTML page
+with no inline code for it to have to block."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.middleware import PUBLIC_PREFIXES
+from audit.models import AuditEvent
+from audit.services import record as record_audit
+from records.models import RECORD_MODELS
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.runner import run_job
+from syncjobs.services import start_sync
+from tests.conftest import make_connector
+from wpsim import SimulatedSite, serve
+
+from .conftest import fill, object_values_for, project_urls
+from .helpers import good_ids, purge_broker
+from .hostile import XSS_TEXT, XSS_VECTORS, assert_no_raw_vector, dangerous_markup, inline_code
+from .records import HTML_FIELDS, TEXT_FIELDS
+
+KEY = "xss-test-sync-key-5e4d3c2b1a09f8e7d6c5b4a3928170ff"
+ALL_TYPES = list(RECORD_MODELS)
+# Vectors that are entity-encoded: decoded, they are legitimately *text* that looks like markup.
+ENCODED = {i for i, v in enumerate(XSS_VECTORS) if v.startswith("&")}
+
+
+def poison(site) -> dict:
+    """Put one XSS vector in every text and HTML field of several records of every type."""
+    poisoned = {}
+    for entity_type in ALL_TYPES:
+        # Records the platform imports (not the simulator's deliberately bad ones).
+        ids = [int(i) for i in good_ids(site, entity_type)][: len(XSS_VECTORS)]
+        for n, record_id in enumerate(ids):
+            vector = XSS_VECTORS[n % len(XSS_VECTORS)]
+            current = site.record(entity_type, record_id)
+            fields = {
+                name: f"Item {record_id} {vector}"
+                for name in TEXT_FIELDS[entity_type]
+                if name in current
+            }
+            fields.update(
+                {name: f"<p>Body</p>{vector}" for name in HTML_FIELDS.get(entity_type, [])}
+            )
+            site.update(entity_type, record_id, **fields)
+            poisoned[(entity_type, str(record_id))] = n % len(XSS_VECTORS)
+    return poisoned
+
+
+@pytest.fixture
+def hostile_world(org_a, alice, root):
+    """A connector synced from a site full of XSS vectors, plus vectors in everything the
+    platform itself writes from site data: job errors, log rows, audit diffs, status."""
+    site = SimulatedSite(records=60, seed=13, key=KEY)
+    poisoned = poison(site)
+    with serve(site) as server:
+        purge_broker()
+        connector = make_connector(org_a, site_url=server.url, api_key=KEY, entity_types=ALL_TYPES)
+        job = run_job(start_sync(connector, SyncJob.Kind.FULL, user=alice).pk)
+        assert job.status == SyncJob.Status.COMPLETED, job.error
+        failed = SyncJob.objects.create(
+            connector=connector,
+            kind=SyncJob.Kind.INCREMENTAL,
+            status=SyncJob.Status.FAILED,
+            error=f"The site refused the request (HTTP 400): {XSS_TEXT}",
+        )
+        for n, vector in enumerate(XSS_VECTORS):
+            SyncLogEntry.objects.create(
+                job=failed,
+                connector=connector,
+                entity_type="article",
+                external_id=vector[:64],
+                operation="UPDATE",
+                status="FAILED",
+                error=f"title: {vector}",
+            )
+        record_audit(
+            connector,
+            AuditEvent.Action.UPDATED,
+            actor=alice,
+            changes={"name": {"before": XSS_VECTORS[0], "after": XSS_VECTORS[1]}},
+        )
+        type(connector).objects.filter(pk=connector.pk).update(
+            name=f"Acme {XSS_VECTORS[2]}", status="ERROR", status_message=XSS_TEXT
+        )
+        connector.refresh_from_db()
+        purge_broker()
+        yield {
+            "site": site,
+            "connector": connector,
+            "job": job,
+            "failed": failed,
+            "poisoned": poisoned,
+        }
+
+
+def pages_showing_synced_data(world) -> list[tuple[str, dict]]:
+    connector, job, failed = world["connector"], world["job"], world["failed"]
+    args = ["acme", connector.pk]
+    pages = [(reverse("connectors:list", args=["acme"]), {})]
+    for name in ("detail", "history", "activity", "audit", "settings", "status"):
+        pages.append((reverse(f"connectors:{name}", args=args), {}))
+    for some_job in (job, failed):
+        pages.append((reverse("syncjobs:detail", args=[*args, some_job.pk]), {}))
+        pages.append(
+            (reverse("syncjobs:status", args=[*args, some_job.pk]), {"HX-Request": "true"})
+        )
+        pages.append(
+            (reverse("syncjobs:detail", args=[*args, some_job.pk]), {"HX-Request": "true"})
+        )
+    pages.append((reverse("diagnostics:mapping", args=args), {}))
+    pages.append((reverse("diagnostics:connection_test", args=args), {}))
+    for entity_type, model in RECORD_MODELS.items():
+        for record in model.objects.filter(connector=connector)[:4]:
+            pages.append((reverse("records:detail", args=["acme", entity_type, record.pk]), {}))
+    return pages
+
+
+@pytest.mark.django_db
+def test_vectors_are_sanitised_on_import(hostile_world):
+    connector = hostile_world["connector"]
+    checked = 0
+    site = hostile_world["site"]
+    importable = {t: set(good_ids(site, t)) for t in ALL_TYPES}
+    for (entity_type, external_id), vector_index in hostile_world["poisoned"].items():
+        if external_id not in importable[entity_type]:
+            continue  # lost its slug to an earlier record (the simulator serves duplicates)
+        record = (
+            RECORD_MODELS[entity_type]
+            .objects.filter(connector=connector, external_id=external_id)
+            .first()
+        )
+        if record is None:
+            row = SyncLogEntry.objects.filter(
+                job=hostile_world["job"], entity_type=entity_type, external_id=external_id
+            ).first()
+            raise AssertionError(f"{entity_type} {external_id} not imported: {row and row.error}")
+        for name in HTML_FIELDS.get(entity_type, []):
+            for field in _fields_from(entity_type, name):
+                value = getattr(record, field)
+                assert not dangerous_markup(value), (entity_type, field, value)
+                checked += 1
+        if vector_index not in ENCODED:
+            for name in TEXT_FIELDS[entity_type]:
+                for field in _fields_from(entity_type, name):
+                    value = getattr(record, field)
+                    assert "<" not in value or not dangerous_markup(value), (field, value)
+                    checked += 1
+    assert checked > 50
+
+
+def _fields_from(entity_type, source):
+    from syncjobs.engine.mapping import mapping_for
+
+    return [spec.name for spec in mapping_for(entity_type) if spec.source == source]
+
+
+@pytest.mark.django_db
+def test_vectors_are_escaped_on_every_page(hostile_world, alice_client, root_client):
+    pages = pages_showing_synced_data(hostile_world)
+    assert len(pages) > 20
+    for url, headers in pages:
+        response = alice_client.get(url, headers=headers)
+        assert response.status_code == 200, (url, response.status_code)
+        assert_no_raw_vector(response.text, url)
+        assert not inline_code(response.text), (url, inline_code(response.text))
+    for url in (
+        reverse("platform_admin:connectors"),
+        reverse("connectors:detail", args=["acme", hostile_world["connector"].pk]),
+    ):
+        response = root_client.get(url)
+        assert response.status_code == 200
+        assert_no_raw_vector(response.text, url)
+    # The CSV export is not HTML, but a spreadsheet must not run formulas from WordPress.
+    csv = alice_client.get(
+        reverse(
+            "syncjobs:log_csv",
+            args=["acme", hostile_world["connector"].pk, hostile_world["failed"].pk],
+        )
+    )
+    assert csv.status_code == 200
+    assert not csv["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_every_html_response_has_a_strict_csp_and_no_inline_code(
+    populated, alice_client, root_client, client
+):
+    """Walk every GET URL of the project (read from the resolver)."""
+    seen_html = 0
+    for route, *_ in project_urls():
+        path = fill(route, object_values_for(route, populated))
+        user_client = root_client if route.startswith("platform/") else alice_client
+        for who, http in (("user", user_client), ("anonymous", client)):
+            for headers in ({}, {"HX-Request": "true"}):
+                response = http.get(path, headers=headers)
+                if response.status_code in (301, 302, 204, 405):
+                    continue
+                assert response.status_code == 200, (who, path, response.status_code)
+                if not response.get("Content-Type", "").startswith("text/html"):
+                    continue
+                seen_html += 1
+                csp = response.get("Content-Security-Policy", "")
+                assert "script-src 'self'" in csp and "style-src 'self'" in csp, (path, csp)
+                assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+                assert not inline_code(response.text), (path, inline_code(response.text))
+    # Login page and error pages too.
+    for path in ("/accounts/login/", "/o/acme/connectors/987654321/", "/no-such-page/"):
+        response = alice_client.get(path)
+        if response.get("Content-Type", "").startswith("text/html"):
+            assert "script-src 'self'" in response.get("Content-Security-Policy", ""), path
+    assert seen_html > 15
+    assert PUBLIC_PREFIXES  # the anonymous pass above covered the public pages

@@ -1,0 +1,113 @@
+"""WP Admin → Settings → Association App, driven over HTTP as the site's administrator."""
+
+import html
+import re
+
+import httpx
+import pytest
+
+from tests.wordpress_real.harness import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.wordpress
+
+KEY_INPUT = re.compile(r'<input[^>]*value="([^"]+)"[^>]*id="association-app-key"')
+
+
+def nonce_for(page: str, action: str) -> dict:
+    """The hidden fields of the form that posts `action` on the settings page."""
+    form = page.split(f'value="{action}"', 1)[1].split("</form>", 1)[0]
+    return {
+        "action": action,
+        "_wpnonce": re.search(r'name="_wpnonce" value="([^"]+)"', form).group(1),
+        "_wp_http_referer": html.unescape(
+            re.search(r'name="_wp_http_referer" value="([^"]+)"', form).group(1)
+        ),
+    }
+
+
+@pytest.fixture
+def admin(real_wp):
+    with httpx.Client(base_url=real_wp.url, follow_redirects=True, timeout=30) as browser:
+        browser.get("/wp-login.php")  # sets the test cookie
+        logged_in = browser.post(
+            "/wp-login.php",
+            data={
+                "log": "admin",
+                "pwd": ADMIN_PASSWORD,
+                "wp-submit": "Log In",
+                "testcookie": "1",
+                "redirect_to": f"{real_wp.url}/wp-admin/",
+            },
+        )
+        assert logged_in.status_code == 200 and "wp-admin" in str(logged_in.url), logged_in.text[
+            :500
+        ]
+        yield browser
+
+
+def test_generate_show_once_and_regenerate_the_key(real_wp, api, admin):
+    settings = admin.get("/wp-admin/options-general.php", params={"page": "association-app"})
+    assert settings.status_code == 200
+    page = settings.text
+    assert "Sync API key" in page and "A key is configured" in page
+    assert f"{real_wp.url}/api/v1/sync/" in page
+    assert not KEY_INPUT.search(page), "an existing key is never shown"
+
+    generated = admin.post(
+        "/wp-admin/options-general.php",
+        params={"page": "association-app", "tab": "sync"},
+        data=nonce_for(page, "association_app_generate_key"),
+    )
+    assert generated.status_code == 200
+    shown = KEY_INPUT.search(generated.text)
+    assert shown, "the new key is shown after generation"
+    new_key = html.unescape(shown.group(1))
+    assert "Copy this key now" in generated.text
+
+    old_key = real_wp.key
+    real_wp.key = new_key
+    assert api.get("ping").status_code == 200
+    assert api.get("ping", key=old_key).json()["code"] == "association_sync_invalid_key"
+
+    again = admin.get("/wp-admin/options-general.php", params={"page": "association-app"})
+    assert not KEY_INPUT.search(again.text), "the key is shown once only"
+    assert new_key not in again.text
+    stored = real_wp.php(
+        "<?php global $wpdb;"
+        ' echo wp_json_encode( $wpdb->get_col( "SELECT option_value FROM {$wpdb->options}" ) );'
+    )
+    assert not any(new_key in (value or "") for value in stored), "only a hash is stored"
+
+
+def test_settings_switch_off_and_on(real_wp, api, admin):
+    page = admin.get("/wp-admin/options-general.php", params={"page": "association-app"}).text
+    fields = nonce_for(page, "association_app_save_settings")
+    types = ["article", "member", "event", "document", "conference", "company", "notification"]
+    off = admin.post(
+        "/wp-admin/admin-post.php",
+        data={**fields, "rate_limit": "0", "entity_types[]": types},
+    )
+    assert "Settings saved." in off.text
+    assert api.get("ping").json()["code"] == "association_sync_disabled"
+    on = admin.post(
+        "/wp-admin/admin-post.php",
+        data={**fields, "enabled": "1", "rate_limit": "0", "entity_types[]": types[:3]},
+    )
+    assert "Settings saved." in on.text
+    assert api.get("ping").json()["entity_types"] == types[:3]
+    real_wp.php(f"<?php update_option( 'association_app_entity_types', {php_list(types)} );")
+    assert api.get("ping").json()["entity_types"] == types
+
+
+def test_a_forged_settings_post_is_refused(real_wp, api, admin):
+    refused = admin.post(
+        "/wp-admin/admin-post.php",
+        data={"action": "association_app_save_settings", "_wpnonce": "forged", "rate_limit": "0"},
+    )
+    assert refused.status_code in (403, 200)
+    assert "Settings saved." not in refused.text
+    assert api.get("ping").status_code == 200
+
+
+def php_list(values):
+    return "array( " + ", ".join(f"'{v}'" for v in values) + " )"

@@ -1,0 +1,331 @@
+"""The product against a real WordPress running the plugin: the connection test, a full sync,
+an incremental sync after a WordPress edit, a broken record, a conflict and two-way sync.
+
+Jobs run in-process (services.start_sync → runner.run_job), as the worker would run them.
+Tests that edit content use records they create, so the seeded ones keep their values.
+"""
+
+from datetime import UTC, date, datetime
+
+import pytest
+from django.utils import timezone
+
+from connectors.models import Connector
+from connectors.wordpress import contract
+from diagnostics.models import ConnectionTest
+from diagnostics.services import request_connection_test, run_connection_test
+from records.models import (
+    RECORD_MODELS,
+    Article,
+    Company,
+    Conference,
+    Document,
+    Event,
+    Member,
+    Notification,
+)
+from syncjobs import services
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.runner import run_job
+from tests.conftest import make_connector
+
+pytestmark = pytest.mark.wordpress
+
+
+@pytest.fixture
+def connector(org_a, real_wp, monkeypatch):
+    # No Celery worker here: the test runs the job itself.
+    monkeypatch.setattr("syncjobs.tasks.run_sync_job.delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr(
+        "diagnostics.tasks.run_connection_test_task.delay", lambda *args, **kwargs: None
+    )
+    return make_connector(
+        org_a,
+        name="Real WordPress",
+        site_url=real_wp.url,
+        api_key=real_wp.key,
+        entity_types=list(contract.ENTITY_TYPES),
+    )
+
+
+def sync(connector, kind=SyncJob.Kind.FULL):
+    connector.refresh_from_db()
+    job = services.start_sync(connector, kind)
+    finished = run_job(job.pk)
+    assert finished is not None
+    connector.refresh_from_db()
+    assert finished.status == SyncJob.Status.COMPLETED, finished.error
+    return finished
+
+
+def entry(job, entity_type, wp_id):
+    return SyncLogEntry.objects.get(job=job, entity_type=entity_type, external_id=str(wp_id))
+
+
+def record(model, wp_id):
+    return model.objects.get(external_id=str(wp_id))
+
+
+def test_connection_test_passes_all_five_steps(connector):
+    test = request_connection_test(connector)
+    finished = run_connection_test(test.pk)
+    assert finished.status == ConnectionTest.Status.PASSED, finished.steps
+    assert len(finished.steps) == 5
+    assert [step["status"] for step in finished.steps] == ["pass"] * 5, finished.steps
+    text = " ".join(step["message"] for step in finished.steps)
+    assert "1.0.0" in text  # plugin version from ping
+
+
+def test_connection_test_reports_a_wrong_key(org_a, real_wp, monkeypatch):
+    monkeypatch.setattr(
+        "diagnostics.tasks.run_connection_test_task.delay", lambda *args, **kwargs: None
+    )
+    wrong = make_connector(
+        org_a, name="Wrong key", site_url=real_wp.url, api_key="x" * 40, entity_types=["article"]
+    )
+    finished = run_connection_test(request_connection_test(wrong).pk)
+    assert finished.status == ConnectionTest.Status.FAILED
+    statuses = [step["status"] for step in finished.steps]
+    assert statuses[:3] == ["pass", "pass", "pass"] and statuses[3] == "fail", finished.steps
+
+
+def test_full_sync_imports_every_record_with_the_right_values(real_wp, api, connector):
+    job = sync(connector)
+    m = real_wp.manifest
+    for entity_type, endpoint in contract.ENTITY_ENDPOINTS.items():
+        served = api.get(endpoint).json()["total"]
+        counters = job.stats[entity_type]
+        assert counters["total"] == counters["processed"] == served, entity_type
+        assert counters["created"] + counters["failed"] == served, (entity_type, counters)
+        model = RECORD_MODELS[entity_type]
+        assert model.objects.filter(connector=connector).count() == counters["created"]
+        # the high-water mark is the newest modified_gmt WordPress served
+        newest = max(i["modified_gmt"] for i in api.get(endpoint).json()["items"])
+        assert connector.cursors[entity_type] == newest
+    for failure in SyncLogEntry.objects.filter(job=job, status="FAILED"):
+        assert failure.error, "every failure says why"
+
+    welcome = record(Article, m["articles"]["welcome"])
+    assert welcome.title == "Welcome to the association"
+    assert welcome.slug == "welcome-to-the-association"
+    assert welcome.categories == ["News", "Tom & Jerry"]
+    assert welcome.tags == ["sync", "webhooks"]
+    assert welcome.featured_image_url == m["image"]["url"]
+    assert welcome.published_at == datetime(2024, 11, 29, 20, 0, tzinfo=UTC)
+    assert "<strong>bold</strong>" in welcome.content
+    assert welcome.status == "publish" and welcome.author_name == "admin"
+    assert record(Article, m["articles"]["quoted"]).title == "Tom & Jerry’s “quoted” title"
+    assert record(Article, m["articles"]["draft"]).status == "draft"
+
+    alice = record(Member, m["members"]["alice"])
+    assert (alice.email, alice.first_name, alice.last_name) == (
+        "alice.muller@example.net",
+        "Alice",
+        "Müller",
+    )
+    assert (alice.phone, alice.job_title, alice.company) == (
+        "+49 30 1234567",
+        "Head of Compliance",
+        "Müller & Söhne GmbH",
+    )
+    assert (
+        "Hauptstraße 5" in alice.address and "01067" in alice.address and "Berlin" in alice.address
+    )
+    assert alice.certifications == ["Certified Safety Officer", "ISO 9001 Lead Auditor"]
+    assert alice.membership_status == "active"
+    assert record(Member, m["members"]["bob"]).membership_status == "pending"
+    assert record(Member, m["members"]["carol"]).membership_status == "lapsed"
+    assert record(Member, m["members"]["admin"]).membership_status == "active"
+
+    agm = record(Event, m["events"]["agm"])
+    assert agm.title == "Annual General Meeting 2025"
+    assert agm.starts_at == datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+    assert agm.ends_at == datetime(2025, 3, 14, 16, 30, tzinfo=UTC)
+    assert (agm.venue, agm.capacity, agm.timezone) == (
+        "Congress Centre, Hall A",
+        250,
+        "Europe/Berlin",
+    )
+    assert "Messedamm 22" in agm.address
+    assert agm.registration_url == "https://association.example.org/events/agm-2025/register/"
+    assert "treasurer’s report" in agm.description
+
+    minutes = record(Document, m["documents"]["minutes"])
+    assert minutes.title == "Board minutes – November 2024"
+    assert (minutes.kind, minutes.folder_path, minutes.access_level) == (
+        "document",
+        "Governance/Minutes/2024",
+        "members",
+    )
+    assert (minutes.file_url, minutes.mime_type, minutes.size) == (
+        m["pdf"]["url"],
+        "application/pdf",
+        m["pdf"]["size"],
+    )
+    assert record(Document, m["documents"]["policy"]).kind == "policy"
+    assert record(Document, m["documents"]["recall"]).kind == "recall"
+
+    summit = record(Conference, m["conferences"]["summit"])
+    assert (summit.start_date, summit.end_date) == (date(2025, 6, 10), date(2025, 6, 12))
+    assert (summit.city, summit.country, summit.website) == (
+        "Amsterdam",
+        "NL",
+        "https://safetysummit.example.eu/",
+    )
+
+    company = record(Company, m["companies"]["mueller"])
+    assert company.name == "Müller & Söhne GmbH"
+    assert (company.industry, company.logo_url) == ("Industrial safety equipment", m["logo"]["url"])
+
+    note = record(Notification, m["notifications"]["recall"])
+    assert (note.title, note.priority, note.audience) == (
+        "Product recall: ladder X200",
+        "urgent",
+        "members",
+    )
+    assert note.send_at == datetime(2024, 11, 30, 8, 0, tzinfo=UTC)
+
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert all(
+        again.stats[t]["created"] == again.stats[t]["updated"] == 0 for t in contract.ENTITY_TYPES
+    ), again.stats
+
+
+def test_a_wordpress_edit_is_picked_up_by_the_next_incremental_sync(real_wp, connector):
+    event = real_wp.create_post(
+        post_type="event",
+        post_title="Edit me",
+        backdate=60,
+        meta={
+            "_association_event_start_gmt": "2026-02-01 09:00:00",
+            "_association_event_venue": "Room 1",
+        },
+    )
+    sync(connector)
+    assert record(Event, event).venue == "Room 1"
+    real_wp.php(f"<?php update_post_meta( {event}, '_association_event_venue', 'Room 2' );")
+    real_wp.update_post(event, post_title="Edited in WordPress")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    log = entry(job, "event", event)
+    assert (log.operation, log.status) == ("UPDATE", "SUCCESS"), log.error
+    edited = record(Event, event)
+    assert (edited.title, edited.venue) == ("Edited in WordPress", "Room 2")
+    assert job.stats["event"]["updated"] == 1
+    # records re-delivered by the 2-second overlap are skipped, not rewritten
+    assert job.stats["event"]["created"] == 0
+    assert all(job.stats[t]["updated"] == 0 for t in contract.ENTITY_TYPES if t != "event"), (
+        job.stats
+    )
+
+
+def test_a_record_without_a_title_fails_with_the_reason(real_wp, connector):
+    broken = real_wp.create_post(
+        post_title="Title removed by a site filter", meta={"_harness_drop_title": "1"}
+    )
+    untitled_draft = real_wp.create_post(
+        post_title="", post_content="<p>No title yet.</p>", post_status="draft"
+    )
+    job = sync(connector)
+
+    log = entry(job, "article", broken)
+    assert (log.operation, log.status) == ("CREATE", "FAILED")
+    assert "title is missing (required for title)" in log.error
+    assert not Article.objects.filter(external_id=str(broken)).exists()
+    # an untitled draft is valid per the contract ("title": "") and is imported
+    assert entry(job, "article", untitled_draft).status == "SUCCESS"
+    assert record(Article, untitled_draft).title == ""
+    real_wp.php(f"<?php wp_delete_post( {broken}, true );")
+
+
+def test_a_platform_edit_then_a_wordpress_edit_is_a_conflict(real_wp, connector):
+    post = real_wp.create_post(post_title="Conflict article", post_content="<p>v1</p>", backdate=60)
+    sync(connector)
+    real_wp.update_post(post, post_title="Changed in WordPress")
+    Article.objects.filter(external_id=str(post)).update(
+        title="Changed on the platform", platform_modified_at=timezone.now()
+    )
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    log = entry(job, "article", post)
+    assert (log.operation, log.status) == ("UPDATE", "CONFLICT"), log.error
+    assert "the platform wins" in log.error
+    assert job.stats["article"]["conflicts"] == 1
+    assert record(Article, post).title == "Changed on the platform"
+    # import only: WordPress keeps its own title
+    assert real_wp.post_field(post, "post_title") == "Changed in WordPress"
+
+
+def test_two_way_sync_pushes_the_platform_edit_to_wordpress(real_wp, api, connector):
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    post = real_wp.create_post(
+        post_title="Two-way article",
+        post_content="<p>Body</p>",
+        backdate=60,
+        terms={"category": ["News"], "post_tag": ["sync"]},
+    )
+    sync(connector)
+    real_wp.update_post(post, post_content="<p>Body edited in WordPress</p>")
+    Article.objects.filter(external_id=str(post)).update(
+        title="Pushed from the platform", platform_modified_at=timezone.now()
+    )
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    log = entry(job, "article", post)
+    assert (log.operation, log.status) == ("SYNC", "SUCCESS"), log.error
+    assert job.stats["article"]["pushed"] == 1
+    in_wordpress = api.get(f"articles/{post}").json()
+    assert in_wordpress["title"] == "Pushed from the platform"
+    assert in_wordpress["categories"] == ["News"] and in_wordpress["tags"] == ["sync"]
+    assert real_wp.post_field(post, "post_title") == "Pushed from the platform"
+    stored = record(Article, post)
+    assert stored.platform_modified_at is None
+    assert stored.source_modified_at == contract.parse_gmt(in_wordpress["modified_gmt"])
+    # WordPress and the platform now agree: the next sync changes nothing
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert entry(again, "article", post).operation == "SKIP"
+
+
+def plugin_state(real_wp, action):
+    real_wp.php(
+        f"""<?php
+        require_once ABSPATH . 'wp-admin/includes/plugin.php';
+        {action}( 'association-app/association-app.php' );"""
+    )
+
+
+def test_connection_test_explains_an_inactive_plugin_and_stale_permalinks(real_wp, api, connector):
+    plugin_state(real_wp, "deactivate_plugins")
+    try:
+        not_found = api.get("ping")
+        assert not_found.status_code == 404
+        assert "association-app/v1" not in real_wp.php(
+            "<?php echo wp_json_encode( array_keys( rest_get_server()->get_namespaces() ) );"
+        )
+        inactive = run_connection_test(request_connection_test(connector).pk)
+        plugin_step = inactive.steps[2]
+        assert plugin_step["status"] == "fail", inactive.steps
+        assert "not" in plugin_step["message"] and "activ" in plugin_step["message"]
+    finally:
+        plugin_state(real_wp, "activate_plugin")
+    assert api.get("ping").status_code == 200, "activation flushes the rewrite rules again"
+
+    # Active, but the rewrite rules lost our rule (e.g. restored from an old backup).
+    real_wp.php(
+        """<?php
+        $rules = get_option( 'rewrite_rules' );
+        unset( $rules['^api/v1/sync/(.*)$'] );
+        update_option( 'rewrite_rules', $rules );"""
+    )
+    try:
+        assert api.get("ping").status_code == 404
+        stale = run_connection_test(request_connection_test(connector).pk)
+        assert stale.steps[2]["status"] == "fail"
+        assert "Settings → Permalinks" in stale.steps[2]["message"]
+    finally:
+        real_wp.php("<?php flush_rewrite_rules();")
+    assert api.get("ping").status_code == 200

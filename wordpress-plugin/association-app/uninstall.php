@@ -1,0 +1,28 @@
+<?php
+/**
+ * Uninstall (Plugins → Delete): removes the plugin's settings, key hash, deletions log and the
+ * member modification dates. Posts, users, their meta and the roles stay: they are the site's
+ * content, and other code may rely on them.
+ */
+
+if ( ! defined( 'WP_UNINSTALL_PLUGIN' ) ) {
+	exit;
+}
+
+global $wpdb;
+
+foreach ( array(
+	'association_app_sync_enabled',
+	'association_app_sync_key_hash',
+	'association_app_sync_key_salt',
+	'association_app_sync_key_created_gmt',
+	'association_app_rate_limit',
+	'association_app_entity_types',
+	'association_app_sync_user',
+	'association_app_rate_log',
+	'association_app_db_version',
+) as $option ) {
+	delete_option( $option );
+}
+$wpdb->query( "DROP TABLE IF EXISTS {$wpdb->prefix}association_sync_deletions" ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery
+delete_metadata( 'user', 0, '_association_modified_gmt', '', true );
