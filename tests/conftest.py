@@ -6,6 +6,7 @@
 """
 
 import os
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -99,3 +100,7 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"CI: {len(skipped)} test(s) were skipped; failing the run.", red=True)
         session.exitstatus = 1
+
+
+# Real WordPress 6.1 REST responses, copied from shared/fixtures so the suite is self-contained.
+WORDPRESS_FIXTURES = Path(__file__).parent / "fixtures" / "wordpress-6.1"

@@ -199,8 +199,10 @@ class DjangoStore:
                     "WHERE id = %s AND %s) "
                     "UPDATE syncjobs_syncjob SET stats = %s, current_entity_type = %s, "
                     "heartbeat_at = %s WHERE id = %s RETURNING cancel_requested_at",
-                    [Jsonb(cursors), self.connector.pk, moved]
-                    + [Jsonb(stats), entity_type, now, self.job.pk],
+                    [
+                        *(Jsonb(cursors), self.connector.pk, moved),
+                        *(Jsonb(stats), entity_type, now, self.job.pk),
+                    ],
                 )
                 row = cursor.fetchone()
                 self.connector.cursors = dict(cursors)

@@ -1,7 +1,6 @@
 """Shared helpers of the diagnostics tests."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +9,9 @@ from diagnostics.models import ConnectionTest
 from records.models import RECORD_MODELS
 from syncjobs.models import SyncLogEntry
 
-FIXTURES = Path("/work/shared/fixtures/wordpress-6.1")
+from ..conftest import WORDPRESS_FIXTURES
+
+FIXTURES = WORDPRESS_FIXTURES
 KEY = "diag-test-key-0123456789abcdefghijklmnop"
 
 

@@ -5,7 +5,6 @@ import json
 import math
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,9 +28,11 @@ from connectors.wordpress.errors import (
 )
 from wpsim import BAD_FIELDS, SimulatedSite, SiteClock, serve
 
+from ..conftest import WORDPRESS_FIXTURES
+
 KEY = "wpsim-test-key-0123456789abcdef0123"
 FROZEN = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
-FIXTURE_INDEX = Path("/work/shared/fixtures/wordpress-6.1/index.json")
+FIXTURE_INDEX = WORDPRESS_FIXTURES / "index.json"
 
 
 class Sleeps(list):

@@ -106,7 +106,13 @@ def test_a_forged_settings_post_is_refused(real_wp, api, admin):
     )
     assert refused.status_code in (403, 200)
     assert "Settings saved." not in refused.text
-    assert api.get("ping").status_code == 200
+    forged_key = admin.post(
+        "/wp-admin/options-general.php",
+        params={"page": "association-app"},
+        data={"action": "association_app_generate_key", "_wpnonce": "forged"},
+    )
+    assert not KEY_INPUT.search(forged_key.text)
+    assert api.get("ping").status_code == 200, "the key was not regenerated"
 
 
 def php_list(values):
