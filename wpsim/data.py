@@ -327,10 +327,22 @@ class Generator:
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
         self.index = dict.fromkeys(BAD_RULES, 0)
-        self.slugs: list[str] = []
+        self.slugs: list[str] = []  # article slugs, for the deliberate duplicates
+        self.used_slugs: dict[str, set[str]] = {}
+        # Articles given another article's slug on purpose (~2 %): the platform rejects them.
+        self.duplicate_slug_ids: set[int] = set()
         self.sentences: list[str] = []
 
     # --- helpers -----------------------------------------------------------------
+
+    def unique_slug(self, entity_type: str, slug: str) -> str:
+        """Like wp_unique_post_slug(): a taken slug gets -2, -3... within its post type."""
+        used = self.used_slugs.setdefault(entity_type, set())
+        candidate, n = slug, 2
+        while candidate in used:
+            candidate, n = f"{slug}-{n}", n + 1
+        used.add(candidate)
+        return candidate
 
     def words(self, n: int) -> str:
         return " ".join(self.rng.choices(WORDS, k=n))
@@ -376,10 +388,12 @@ class Generator:
     def common(self, entity_type: str, record_id: int, modified: datetime, title: str) -> dict:
         status = self.rng.choice(STATUSES)
         date = modified - timedelta(seconds=self.rng.randint(0, 90 * 24 * 3600))
-        slug = slugify(title) or str(record_id)
+        slug = self.unique_slug(entity_type, slugify(title) or str(record_id))
         if entity_type == "article" and self.slugs and self.rng.random() < 0.02:
             slug = self.rng.choice(self.slugs)  # duplicate slug (imported content)
-        self.slugs.append(slug)
+            self.duplicate_slug_ids.add(record_id)
+        if entity_type == "article":
+            self.slugs.append(slug)
         path = {"article": "2024/11"}.get(entity_type, entity_type + "s")
         link = f"{SITE}/{path}/{slug}/"
         date_gmt: str | None = gmt(date)

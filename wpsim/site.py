@@ -286,6 +286,11 @@ class SimulatedSite:
         with self.lock:
             return len(self._bad[entity_type])
 
+    def duplicate_slug_ids(self) -> set[int]:
+        """Articles generated with another article's slug on purpose (FAILED on the platform)."""
+        with self.lock:
+            return set(self._gen.duplicate_slug_ids)
+
     @staticmethod
     def bad_reason(entity_type: str) -> str:
         return data.BAD_RULES[entity_type]

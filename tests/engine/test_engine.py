@@ -216,10 +216,15 @@ def test_duplicate_slug_within_one_batch(sync, site, connector):
 def test_invalid_event_dates_fail_with_the_reason(sync, site, connector):
     event_id = next(i for i in site.ids("event") if i not in site.bad_ids("event"))
     site.update("event", event_id, start_gmt="2025-05-02T10:00:00", end_gmt="2025-05-01T10:00:00")
+    conference_id = next(i for i in site.ids("conference") if i not in site.bad_ids("conference"))
+    site.update("conference", conference_id, start_date="TBA")
     job = sync(connector)
     entry = log_for(job, "event", event_id)
     assert entry.status == "FAILED"
     assert "end_gmt 2025-05-01T10:00:00 is before start_gmt 2025-05-02T10:00:00" in entry.error
+    entry = log_for(job, "conference", conference_id)
+    assert entry.status == "FAILED"
+    assert "start_date: invalid date 'TBA'; expected YYYY-MM-DD" in entry.error
     assert job.status == SyncJob.Status.COMPLETED  # the job goes on
 
 

@@ -14,6 +14,7 @@ from audit.services import record as record_audit
 from connectors.models import Connector
 from records.models import RECORD_MODELS
 from syncjobs.models import SyncJob, SyncLogEntry
+from tests.conftest import make_connector as make_connector_for_tests
 
 API_KEY_A = "acme-secret-sync-key-0123456789-abcdefghijklmnop"
 
@@ -184,7 +185,15 @@ def populated(org_a, alice, connector_a):
         finished_at=now,
         stats={"article": {"total": 1, "processed": 1, "created": 1}},
     )
-    running = None
+    # A second connector of org A with a job in flight: the juiciest target (cancel).
+    busy = make_connector_for_tests(org_a, name="Acme busy site")
+    running = SyncJob.objects.create(
+        connector=busy,
+        kind=SyncJob.Kind.FULL,
+        status=SyncJob.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+    )
     records = {et: make_record(et, connector_a, external_id="7") for et in RECORD_MODELS}
     SyncLogEntry.objects.create(
         job=job,

@@ -54,6 +54,12 @@ def variants(route, populated, bob_connector):
     org_names = [n for n in names if n in ("org", "organisation", "org_slug")]
     if org_names and len(names) > len(org_names):
         out.append(object_values(route, populated, "globex"))
+        if "job" in names:
+            # Org A's running job (under its own connector): an outsider cancelling it.
+            busy = object_values(route, populated, "acme")
+            busy["connector"] = populated["running"].connector_id
+            busy["job"] = populated["running"].pk
+            out.append(busy)
         if "connector" in names and len(names) > 2:
             third = object_values(route, populated, "globex")
             third["connector"] = bob_connector.pk

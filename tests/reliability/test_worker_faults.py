@@ -331,7 +331,6 @@ def test_postgres_connection_dropped_mid_job(connector, slow_site, worker_factor
     # Either the runner records the failure itself, or (if its connection could not
     # even write that) the sweeper does within its window: never RUNNING for ever.
     state = wait_for(lambda: finished(job), STALE_AFTER + 40, "the job to end", worker)
-    print(f"after pg_terminate_backend: {state['status']}: {state['error']}")
     assert state["status"] in (SyncJob.Status.FAILED, SyncJob.Status.COMPLETED)
     if state["status"] == SyncJob.Status.FAILED:
         assert state["error"].strip()

@@ -32,7 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_SRC = REPO / "wordpress-plugin" / "association-app"
 SEED_SCRIPT = Path(__file__).with_name("seed.php")
-WORDPRESS_SRC = Path("/usr/share/wordpress")
+WORDPRESS_SRC = Path(os.environ.get("WP_TEST_WORDPRESS_SRC", "/usr/share/wordpress"))
 DB_HOST = os.environ.get("WP_TEST_DB_HOST", "127.0.0.1")
 DB_PORT = int(os.environ.get("WP_TEST_DB_PORT", "3306"))
 DB_USER = os.environ.get("WP_TEST_DB_USER", "root")

@@ -117,3 +117,75 @@ def test_a_forged_settings_post_is_refused(real_wp, api, admin):
 
 def php_list(values):
     return "array( " + ", ".join(f"'{v}'" for v in values) + " )"
+
+
+def form_fields(fragment: str) -> dict:
+    """name → value of the inputs, selects and textareas in an HTML fragment."""
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", fragment):
+        name = re.search(r'name=["\']([^"\']+)["\']', tag)
+        value = re.search(r'value=["\']([^"\']*)["\']', tag)
+        if name:
+            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    for name, body in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', fragment, re.S):
+        options = re.findall(r"<option([^>]*)>([^<]*)", body)
+        chosen = next((o for o in options if "selected" in o[0]), options[0] if options else None)
+        if chosen:
+            value = re.search(r'value=["\']([^"\']*)["\']', chosen[0])
+            fields[name] = html.unescape(value.group(1) if value else chosen[1].strip())
+    for name, body in re.findall(
+        r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', fragment, re.S
+    ):
+        fields[name] = html.unescape(body)
+    return fields
+
+
+def test_the_post_editor_meta_box_saves_the_association_fields(real_wp, api, admin):
+    event = real_wp.create_post(
+        post_type="event",
+        post_title="Meta box event",
+        backdate=60,
+        meta={"_association_event_venue": "Old hall", "_association_event_capacity": "10"},
+    )
+    page = admin.get("/wp-admin/post.php", params={"post": event, "action": "edit"}).text
+    base = re.search(r'<form class="metabox-base-form">(.*?)</form>', page, re.S).group(1)
+    box = page.split('id="association-app-fields"', 1)[1].split("</table>", 1)[0]
+    fields = {**form_fields(base), **form_fields(box)}
+    assert fields["_association_event_venue"] == "Old hall"
+    fields.update(
+        {
+            "_association_event_venue": "New hall",
+            "_association_event_capacity": "120",
+            "_association_event_start_gmt": "2026-09-01 08:00:00",
+            "_association_event_registration_url": "javascript:alert(1)",
+        }
+    )
+    saved = admin.post("/wp-admin/post.php", data=fields)
+    assert saved.status_code == 200
+    record = api.get(f"events/{event}").json()
+    assert (record["venue"], record["capacity"]) == ("New hall", 120)
+    assert record["start_gmt"] == "2026-09-01T08:00:00"
+    assert record["registration_url"] is None, "only http(s) URLs are kept"
+    assert record["modified_gmt"] > "2000"
+
+
+def test_the_profile_page_shows_and_saves_member_fields(real_wp, api, admin):
+    alice = real_wp.manifest["members"]["alice"]
+    page = admin.get("/wp-admin/user-edit.php", params={"user_id": alice}).text
+    assert 'value="+49 30 1234567"' in page
+    assert "Certified Safety Officer\nISO 9001 Lead Auditor" in page
+    form = page.split('id="your-profile"', 1)[1].split("</form>", 1)[0]
+    fields = form_fields(form)
+    fields.pop("pass1", None)
+    fields.pop("pass2", None)
+    fields["_association_job_title"] = "Chief Safety Officer"
+    fields["_association_certifications"] = "Certified Safety Officer\nISO 9001 Lead Auditor\n"
+    saved = admin.post("/wp-admin/user-edit.php", data=fields)
+    assert saved.status_code == 200
+    assert "User updated." in saved.text, saved.text[:300]
+    member = api.get(f"members/{alice}").json()
+    assert member["job_title"] == "Chief Safety Officer"
+    assert member["certifications"] == ["Certified Safety Officer", "ISO 9001 Lead Auditor"]
+    real_wp.php(
+        f"<?php update_user_meta( {alice}, '_association_job_title', 'Head of Compliance' );"
+    )
