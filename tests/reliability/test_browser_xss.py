@@ -14,7 +14,10 @@ from django.urls import reverse
 from records.models import RECORD_MODELS
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, login
 
-from .test_xss_and_csp import hostile_world  # noqa: F401 - fixture
+from .test_xss_and_csp import (
+    hostile_world,  # noqa: F401 - fixture
+    poisoned_samples,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -85,6 +88,11 @@ def test_pages_full_of_vectors_run_nothing(live_server, hostile_world, alice):  
     for entity_type, model in RECORD_MODELS.items():
         record = model.objects.filter(connector=connector).order_by("-updated_at").first()
         urls.append(reverse("records:detail", args=["acme", entity_type, record.pk]))
+    for entity_type, record_id in poisoned_samples(hostile_world)[:3]:
+        urls.append(
+            reverse("diagnostics:mapping", args=args)
+            + f"?entity_type={entity_type}&record_id={record_id}"
+        )
 
     def visit(page, seen):
         login(page, alice)

@@ -95,6 +95,15 @@ def hostile_world(org_a, alice, root):
         }
 
 
+def poisoned_samples(world) -> list[tuple[str, str]]:
+    """One poisoned record id per entity type: the one carrying `<img src=x onerror=...>`."""
+    return sorted(
+        (entity_type, external_id)
+        for (entity_type, external_id), vector in world["poisoned"].items()
+        if vector == 1
+    )
+
+
 def pages_showing_synced_data(world) -> list[tuple[str, dict]]:
     connector, job, failed = world["connector"], world["job"], world["failed"]
     args = ["acme", connector.pk]
@@ -110,6 +119,15 @@ def pages_showing_synced_data(world) -> list[tuple[str, dict]]:
             (reverse("syncjobs:detail", args=[*args, some_job.pk]), {"HX-Request": "true"})
         )
     pages.append((reverse("diagnostics:mapping", args=args), {}))
+    # Mapping diagnostics of one poisoned record of every type (fetched live from the site).
+    for entity_type, record_id in poisoned_samples(world):
+        pages.append(
+            (
+                reverse("diagnostics:mapping", args=args)
+                + f"?entity_type={entity_type}&record_id={record_id}",
+                {},
+            )
+        )
     pages.append((reverse("diagnostics:connection_test", args=args), {}))
     for entity_type, model in RECORD_MODELS.items():
         for record in model.objects.filter(connector=connector)[:4]:
