@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from connectors.models import Connector
 
@@ -12,3 +13,5 @@ class ConnectorAdmin(admin.ModelAdmin):
     # The key is write-only: the admin never shows the ciphertext or the plaintext.
     exclude = ["api_key_encrypted"]
     readonly_fields = ["cursors", "created_at", "updated_at"]
+    # Django 6 makes https the default scheme of a URL typed without one; say so now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from django.utils import timezone
 
 from records.models import RECORD_MODELS
@@ -9,6 +10,8 @@ class PlatformRecordAdmin(admin.ModelAdmin):
     the sync engine compares with WordPress's modified time to detect a CONFLICT."""
 
     list_filter = ["organisation", "connector", "archived_at"]
+    # Django 6 makes https the default scheme of a URL typed without one; say so now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     search_fields = ["external_id"]
     readonly_fields = [
         "id",
