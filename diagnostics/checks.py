@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.wordpress import contract
-from connectors.wordpress.errors import RequestTimedOut, WordPressError
+from connectors.wordpress.errors import PLUGIN_SETTINGS, RequestTimedOut, WordPressError
 
 logger = logging.getLogger(__name__)
 
@@ -222,15 +222,15 @@ def check_plugin(ctx: CheckContext) -> str:
     if response.status_code == 403 and code == contract.ERROR_DISABLED:
         raise CheckFailed(
             "The Association App plugin is installed but its sync API is switched off. "
-            "Turn it on in WordPress under Association App → Sync, then test again."
+            f"Turn it on in {PLUGIN_SETTINGS} (tick “Sync API: Enabled”), then test again."
         )
     if response.status_code == 404:
         raise CheckFailed(_explain_missing_plugin(ctx, url))
     if response.status_code == 429:
         raise CheckFailed(
             f"{url} answered 429 Too Many Requests: the plugin's rate limit (or the host's) "
-            "is exhausted. Wait a minute and test again, or raise the limit in the plugin's "
-            "settings."
+            f"is exhausted. Wait a minute and test again, or raise the limit in "
+            f"{PLUGIN_SETTINGS}."
         )
     if response.status_code >= 500:
         raise CheckFailed(
@@ -390,7 +390,7 @@ def check_data(ctx: CheckContext) -> str:
     if not to_read:
         raise CheckFailed(
             "The site serves none of the entity types enabled on this connector "
-            f"({', '.join(enabled)}): enable them in WordPress under Association App → Sync, "
+            f"({', '.join(enabled)}): enable them in {PLUGIN_SETTINGS} (“Entity types served”), "
             "or enable the types the site serves on the connector."
         )
     if totals:

@@ -20,6 +20,7 @@ from typing import Any
 
 from connectors.wordpress import contract
 from connectors.wordpress.errors import (
+    PLUGIN_SETTINGS,
     AuthenticationFailed,
     BlockedAddress,
     PluginMissing,
@@ -221,7 +222,8 @@ def check_mapping(
                         record_id,
                         error=(
                             f"The site does not serve {entity_type} records: the type is "
-                            "switched off in the plugin's settings (or the plugin is outdated)."
+                            f"switched off in {PLUGIN_SETTINGS} (“Entity types served”), or "
+                            "the plugin is outdated."
                         ),
                     )
                 )

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from audit.services import record
 from connectors.crypto import SecretUnreadable
 from connectors.wordpress.client import WordPressClient
-from connectors.wordpress.errors import WordPressError
+from connectors.wordpress.errors import PLUGIN_SETTINGS, WordPressError
 from connectors.wordpress_client import client_for
 from diagnostics import checks
 from diagnostics.models import ConnectionTest
@@ -165,8 +165,8 @@ def client_with_key(connector):
     """A client for the key-authenticated diagnostics, or DiagnosticsUnavailable."""
     if not connector.has_api_key:
         raise DiagnosticsUnavailable(
-            "No API key is saved for this connector. Copy the key from WordPress → Association "
-            "App → Sync and save it in the connector's Settings → Authentication."
+            f"No API key is saved for this connector. Generate one in {PLUGIN_SETTINGS}, "
+            "then paste it in this connector's Settings → Authentication."
         )
     try:
         connector.api_key  # noqa: B018 - decrypting is the check

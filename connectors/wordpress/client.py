@@ -33,6 +33,7 @@ import httpx
 
 from . import contract
 from .errors import (
+    PLUGIN_SETTINGS,
     AuthenticationFailed,
     BadRequest,
     BlockedAddress,
@@ -745,15 +746,15 @@ class WordPressClient:
         if status == 401:
             if code == contract.ERROR_MISSING_KEY:
                 msg = (
-                    "The site says no sync API key was sent. Save the key from WP Admin → "
-                    "Settings → Association App in this connector; if it is set, a proxy or "
+                    f"The site says no sync API key was sent. Save the key from "
+                    f"{PLUGIN_SETTINGS} in this connector; if it is set, a proxy or "
                     "firewall in front of WordPress strips the X-Association-Sync-Key header."
                 )
             elif code == contract.ERROR_INVALID_KEY:
                 msg = (
-                    "The site rejected the sync API key (it was probably regenerated). Copy the "
-                    "current key from WP Admin → Settings → Association App, or regenerate it "
-                    "there, and save it in this connector."
+                    "The site rejected the sync API key (it was probably regenerated or "
+                    f"mistyped). Generate a new key in {PLUGIN_SETTINGS} (WordPress shows a key "
+                    "only once) and save it in this connector's settings."
                 )
             else:
                 msg = (
@@ -765,8 +766,8 @@ class WordPressClient:
         if status == 403:
             if code == contract.ERROR_DISABLED:
                 raise SyncDisabled(
-                    "The sync API is switched off in the plugin settings. Enable it in WP Admin "
-                    "→ Settings → Association App.",
+                    "The sync API is switched off in the plugin settings. Enable it in "
+                    f"{PLUGIN_SETTINGS}.",
                     **common,
                 )
             raise BadRequest(
@@ -783,8 +784,8 @@ class WordPressClient:
             if code == contract.ERROR_NO_ROUTE:
                 raise PluginMissing(
                     f"WordPress has no sync route for {url} (rest_no_route). The Association App "
-                    "plugin is not active, is outdated, or this entity type is disabled in its "
-                    "settings.",
+                    "plugin is not active, is outdated, or this entity type is disabled in "
+                    f"{PLUGIN_SETTINGS}.",
                     **common,
                 )
             raise PluginMissing(
@@ -808,7 +809,7 @@ class WordPressClient:
             retry_after = self._retry_after(response)
             raise RateLimited(
                 f"The site kept rate-limiting the platform (HTTP 429{tries}). Raise the plugin's "
-                "rate limit in WP Admin → Settings → Association App, or sync less often.",
+                f"rate limit in {PLUGIN_SETTINGS}, or sync less often.",
                 retry_after=retry_after,
                 **common,
             )

@@ -8,6 +8,7 @@ Messages never contain the sync key: the client scrubs it from anything it quote
 from __future__ import annotations
 
 __all__ = [
+    "PLUGIN_SETTINGS",
     "AuthenticationFailed",
     "BadRequest",
     "BlockedAddress",
@@ -26,6 +27,11 @@ __all__ = [
     "WordPressError",
     "WriteConflict",
 ]
+
+# Where an administrator finds the sync key, the API switch, the rate limit and the entity
+# types: the plugin's settings page (wordpress-plugin/README.md). One spelling for every
+# message, so what the admin reads matches the menu they click through.
+PLUGIN_SETTINGS = "WP Admin → Settings → Association App → Sync"
 
 
 class WordPressError(Exception):

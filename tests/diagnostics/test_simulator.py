@@ -15,6 +15,9 @@ from wpsim import BAD_FIELDS, SimulatedSite, serve
 from .conftest import KEY, run_test, steps_by_key
 
 ALL_STEPS = ["reachable", "rest_root", "plugin", "api_key", "data"]
+# Where the plugin's settings live (wordpress-plugin/README.md): every message that sends the
+# admin to WordPress spells the path the same way, so it matches the menu they click through.
+PLUGIN_SETTINGS = "WP Admin → Settings → Association App → Sync"
 
 
 @pytest.fixture
@@ -70,6 +73,7 @@ def test_wrong_key_after_rotation(connector, site, unchanged_platform_data):
     message = steps_by_key(test)["api_key"]["message"]
     assert "rejected the sync API key" in message
     assert "regenerated" in message
+    assert f"Generate a new key in {PLUGIN_SETTINGS}" in message
     assert KEY not in str(test.steps)
 
 
@@ -103,7 +107,19 @@ def test_sync_disabled(connector, site, unchanged_platform_data):
     site.inject("disabled")
     test = run_test(connector)
     assert statuses(test) == ["pass", "pass", "fail", "skipped", "skipped"]
-    assert "sync API is switched off" in steps_by_key(test)["plugin"]["message"]
+    message = steps_by_key(test)["plugin"]["message"]
+    assert "sync API is switched off" in message
+    assert f"Turn it on in {PLUGIN_SETTINGS} (tick “Sync API: Enabled”)" in message
+
+
+def test_no_key_saved(org_a, server, site, unchanged_platform_data):
+    """Without a key the key-less probes still run; the key step says where to get one."""
+    connector = make_connector(org_a, site_url=server.url, api_key="")
+    test = run_test(connector)
+    assert statuses(test) == ["pass", "pass", "pass", "fail", "skipped"]
+    message = steps_by_key(test)["api_key"]["message"]
+    assert "No API key is saved for this connector" in message
+    assert f"Generate one in {PLUGIN_SETTINGS}" in message
 
 
 def test_site_down(org_a, unchanged_platform_data):
@@ -217,6 +233,19 @@ def test_types_disabled_in_the_plugin(org_a, unchanged_platform_data):
     steps = steps_by_key(test)
     assert steps["data"]["status"] == "pass"
     assert "switched off in the plugin's settings): event" in steps["data"]["message"]
+
+
+def test_none_of_the_enabled_types_served(org_a, unchanged_platform_data):
+    site = SimulatedSite(records=20, seed=3, key=KEY, entity_types=["article"])
+    with serve(site, host="127.0.0.1", port=0) as server:
+        connector = make_connector(
+            org_a, site_url=server.url, api_key=KEY, entity_types=["event", "company"]
+        )
+        test = run_test(connector)
+    assert statuses(test) == ["pass", "pass", "pass", "pass", "fail"]
+    message = steps_by_key(test)["data"]["message"]
+    assert "serves none of the entity types enabled on this connector (event, company)" in message
+    assert f"enable them in {PLUGIN_SETTINGS} (“Entity types served”)" in message
 
 
 def test_empty_site_has_no_data(org_a):
@@ -334,3 +363,29 @@ def test_latency_only_slows_the_test_down(connector, site):
     test = run_test(connector)
     assert statuses(test) == ["pass"] * 5
     assert steps_by_key(test)["plugin"]["duration_ms"] >= 300
+
+
+def test_mapping_of_a_record_id_that_does_not_exist(
+    connector, site, alice_client, unchanged_platform_data
+):
+    missing = max(site.ids("event")) + 1000
+    before = site.request_count
+    response = alice_client.get(
+        mapping_url(connector), {"entity_type": "event", "record_id": missing}
+    )
+    assert response.status_code == 200
+    html = response.text
+    assert f"WordPress serves no event with ID {missing}" in html
+    assert "the ID is wrong, the post is trashed or an auto-draft" in html
+    assert "data-status=" not in html  # no field table for a record that is not there
+    assert site.request_count == before + 1  # one GET of that record, nothing else
+
+
+def test_mapping_of_an_id_of_another_type(connector, site, alice_client, unchanged_platform_data):
+    """An article's ID asked for as an event: WordPress has no such event, and says so."""
+    article_id = next(i for i in site.ids("article") if not site.has("event", i))
+    html = alice_client.get(
+        mapping_url(connector), {"entity_type": "event", "record_id": article_id}
+    ).text
+    assert f"WordPress serves no event with ID {article_id}" in html
+    assert "it belongs to another type" in html

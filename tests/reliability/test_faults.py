@@ -129,7 +129,11 @@ FATAL_FAULTS = [
     ("status", {"status": 503, "retry_after": None}, ["HTTP 503", "after 3 attempts"]),
     ("status", {"status": 500}, ["HTTP 500", "server error"]),
     ("status", {"status": 502}, ["HTTP 502"]),
-    ("status", {"status": 429, "retry_after": 1}, ["429", "rate-limit"]),
+    (
+        "status",
+        {"status": 429, "retry_after": 1},
+        ["429", "rate-limit", "WP Admin → Settings → Association App → Sync"],
+    ),
     ("reset", {}, ["closed or reset"]),
     ("hang", {"seconds": 1.5}, ["did not answer within 0.6 s"]),
     ("truncate", {}, ["not valid JSON", "truncated"]),
@@ -198,6 +202,8 @@ def test_key_rotated_mid_job(site, connector, fast_clients):
 
     assert job.status == SyncJob.Status.FAILED
     assert "rejected the sync API key" in job.error
+    # The error names the page where the admin generates a new key, as the plugin spells it.
+    assert "WP Admin → Settings → Association App → Sync" in job.error
     assert KEY not in job.error and new_key not in job.error
     counts = platform_counts(connector)
     expected = expected_counts(site)
