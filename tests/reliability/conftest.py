@@ -70,10 +70,12 @@ def project_urls():
     ]
 
 
-def object_values_for(route: str, populated, org_slug: str = "acme") -> dict:
-    """Values for every placeholder of `route`, pointing at org A's objects."""
+def object_values_for(
+    route: str, populated, org_slug: str = "acme", entity_type: str = "article"
+) -> dict:
+    """Values for every placeholder of `route`, pointing at org A's objects (for a record
+    URL, org A's record of `entity_type`)."""
     names = placeholders(route)
-    entity_type = "article"
     values = {}
     for name in names:
         if name in ("org", "organisation", "slug", "org_slug"):

@@ -117,3 +117,36 @@ def test_connection_test_with_a_wrong_key_does_not_quote_it(org_a, caplog):
     for text in texts:
         assert_secret_free(text, "connection test results", API_KEY_A, NEW_KEY)
     assert any("key" in str(step.get("message", "")).lower() for step in test.steps)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_kind_of_task_message_carries_ids_only(org_a, alice):
+    """Beyond Run Full Sync: the scheduler's dispatch and the connection test also enqueue
+    an id and nothing else; neither the key nor its ciphertext travels through Redis."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connectors.models import Connector
+    from diagnostics.services import request_connection_test
+    from syncjobs.scheduler import dispatch_due
+
+    purge_broker()
+    connector = make_connector(org_a, api_key=NEW_KEY, frequency=Connector.Frequency.HOURLY)
+    Connector.objects.filter(pk=connector.pk).update(
+        next_sync_at=timezone.now() - timedelta(seconds=1)
+    )
+    [job] = dispatch_due()
+    test = request_connection_test(connector, user=alice)
+    tasks = enqueued_tasks()
+    purge_broker()
+    assert sorted((t["task"], t["args"], t["kwargs"]) for t in tasks) == sorted(
+        [
+            ("syncjobs.tasks.run_sync_job", [job.pk], {}),
+            ("diagnostics.tasks.run_connection_test", [test.pk], {}),
+        ]
+    )
+    for task in tasks:
+        assert NEW_KEY.encode() not in task["raw"]
+        assert NEW_KEY[:12].encode() not in task["raw"]
+        assert connector.api_key_encrypted.encode() not in task["raw"]

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from accounts.middleware import PUBLIC_PREFIXES
+from records.models import RECORD_MODELS
 from syncjobs.models import SyncJob
 from tests.conftest import make_connector
 
@@ -54,6 +55,11 @@ def variants(route, populated, bob_connector):
     org_names = [n for n in names if n in ("org", "organisation", "org_slug")]
     if org_names and len(names) > len(org_names):
         out.append(object_values(route, populated, "globex"))
+        if "entity_type" in names:
+            # A record URL names a model by its type: org A's record of every type.
+            for entity_type in RECORD_MODELS:
+                for slug in ("acme", "globex"):
+                    out.append(object_values(route, populated, slug, entity_type))
         if "job" in names:
             # Org A's running job (under its own connector): an outsider cancelling it.
             busy = object_values(route, populated, "acme")
@@ -138,3 +144,33 @@ def test_matrix_covers_the_known_object_views():
     routes = {item[0] for item in OBJECT_URLS}
     assert any("<int:connector>" in r for r in routes)
     assert any("<int:job>" in r for r in routes)
+
+
+@pytest.fixture
+def stranger_client(db):
+    """Logged in, but a member of no organisation (an account left behind, a new sign-up)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user("stranger", password="stranger-pw-2026")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+ORG_URLS = [item[0] for item in OBJECT_URLS if item[0].startswith("o/")]
+
+
+@pytest.mark.parametrize("route", ORG_URLS, ids=ORG_URLS)
+def test_user_without_any_membership_gets_404(route, populated, stranger_client):
+    before = state_snapshot()
+    path = fill(route, object_values(route, populated, "acme"))
+    for method in METHODS:
+        for htmx in (False, True):
+            response = call(stranger_client, method, path, htmx)
+            if response.status_code == 405:
+                missing = fill(route, missing_values(route, object_values(route, populated)))
+                assert call(stranger_client, method, missing, htmx).status_code == 405
+                continue
+            assert response.status_code == 404, (method, path, htmx, response.status_code)
+    assert state_snapshot() == before

@@ -97,8 +97,11 @@ def own_redis():
 class Worker:
     """`celery -A config worker -B` (embedded beat runs the sweeper every second)."""
 
-    def __init__(self, broker_url: str):
+    def __init__(self, broker_url: str, pool: str = "solo"):
         self.broker_url = broker_url
+        # solo: one process, deterministic; prefork (production's pool) is the one that
+        # enforces Celery's time limits.
+        self.pool = pool
         self.process = None
         self.workdir = tempfile.mkdtemp(prefix="rely-worker-")
         self.log_path = Path(self.workdir) / "worker.log"
@@ -139,7 +142,9 @@ class Worker:
                 "--schedule",
                 str(Path(self.workdir) / "beat-schedule"),
                 "--pool",
-                "solo",
+                self.pool,
+                "--concurrency",
+                "1",
                 "--loglevel",
                 "INFO",
                 "--without-gossip",
@@ -171,13 +176,19 @@ class Worker:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def assert_key_not_logged(self, *keys: str) -> None:
+        """The worker's whole log (task receipts, errors, tracebacks) never holds a key."""
+        text = self.log_path.read_text(errors="replace")
+        for key in keys or (KEY,):
+            assert key not in text and key[:12] not in text, "the API key is in the worker log"
+
 
 @pytest.fixture
 def worker_factory(own_redis):
     started = []
 
-    def start():
-        worker = Worker(own_redis.url).start()
+    def start(pool="solo"):
+        worker = Worker(own_redis.url, pool).start()
         started.append(worker)
         return worker
 
@@ -280,6 +291,8 @@ def test_sigkilled_worker_job_is_swept_and_next_run_finishes(
     state = wait_for(lambda: finished(rerun), 60, "the re-run", successor)
     assert state["status"] == SyncJob.Status.COMPLETED, state["error"]
     assert_site_fully_synced(connector, slow_site)
+    worker.assert_key_not_logged()
+    successor.assert_key_not_logged()
 
 
 def test_redis_restarted_during_a_sync(connector, slow_site, worker_factory, own_redis):
@@ -300,6 +313,7 @@ def test_redis_restarted_during_a_sync(connector, slow_site, worker_factory, own
     state = wait_for(lambda: finished(nxt), 60, "the next job after the restart", worker)
     assert state["status"] == SyncJob.Status.COMPLETED, state["error"]
     assert_site_fully_synced(connector, slow_site)
+    worker.assert_key_not_logged()
 
 
 def terminate_other_backends() -> int:
@@ -342,3 +356,60 @@ def test_postgres_connection_dropped_mid_job(connector, slow_site, worker_factor
     state = wait_for(lambda: finished(nxt), 60, "the next job", worker)
     assert state["status"] == SyncJob.Status.COMPLETED, state["error"]
     assert_site_fully_synced(connector, slow_site)
+    worker.assert_key_not_logged()
+
+
+SOFT_LIMIT = 3  # seconds; the task's own limit (60 s) is too long for a test
+
+
+def test_connection_test_runs_in_a_worker_and_stops_at_its_time_limit(
+    org_a, worker_factory, own_redis
+):
+    """A site that accepts the plugin probe and never answers: the real task, in a real
+    prefork worker (production's pool, the one that enforces time limits), is stopped by its
+    soft time limit well before the client's own 10 s timeout, and the result says so."""
+    from kombu import Connection
+
+    from diagnostics.models import ConnectionTest
+    from diagnostics.tasks import run_connection_test_task
+
+    # The task declares the limits the worker enforces (checked here, exercised below with
+    # shorter ones so the test takes seconds).
+    assert run_connection_test_task.soft_time_limit == ConnectionTest.SOFT_TIME_LIMIT
+    assert run_connection_test_task.time_limit == ConnectionTest.HARD_TIME_LIMIT
+    assert ConnectionTest.HARD_TIME_LIMIT > ConnectionTest.SOFT_TIME_LIMIT
+
+    site = SimulatedSite(records=10, seed=5, key=KEY)
+    site.inject("hang", endpoint="ping", every=True, seconds=30)
+    with serve(site) as server:
+        connector = make_connector(org_a, site_url=server.url, api_key=KEY, frequency="manual")
+        worker = worker_factory(pool="prefork")
+        test = ConnectionTest.objects.create(connector=connector)
+        started = time.monotonic()
+        with Connection(own_redis.url) as conn:
+            run_connection_test_task.apply_async(
+                args=[test.pk],
+                connection=conn,
+                soft_time_limit=SOFT_LIMIT,
+                time_limit=SOFT_LIMIT + 5,
+            )
+
+        def done():
+            row = ConnectionTest.objects.get(pk=test.pk)
+            return row if row.status in ConnectionTest.TERMINAL_STATUSES else None
+
+        # Worker start-up (Django, broker) is part of the wait, the limit is not.
+        result = wait_for(done, 60, "the connection test to finish", worker)
+    elapsed = time.monotonic() - started
+    steps = {step["key"]: step for step in result.steps}
+    assert result.status == ConnectionTest.Status.FAILED
+    order = ("reachable", "rest_root", "plugin", "api_key", "data")
+    assert [steps[k]["status"] for k in order] == ["pass", "pass", "fail", "skipped", "skipped"]
+    assert steps["plugin"]["message"] == (
+        "Stopped: the test reached its time limit during this step."
+    )
+    assert steps["api_key"]["message"] == "Skipped: the test was stopped by its time limit."
+    assert SOFT_LIMIT * 1000 - 500 <= steps["plugin"]["duration_ms"] < 10_000
+    assert result.finished_at is not None
+    assert elapsed < 60
+    worker.assert_key_not_logged()
