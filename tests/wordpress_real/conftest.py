@@ -5,31 +5,54 @@ skipped (CI counts a skip as a failure anyway).
 """
 
 import json
-import os
 
 import httpx
 import pytest
 
-from tests.wordpress_real.harness import DEFAULT_DB_NAME, HarnessError, build_site, php_str
+from tests.wordpress_real.harness import HarnessError, build_site, php_str, session_db_name
 
 
 @pytest.fixture(scope="session")
 def real_wp(tmp_path_factory):
+    site = None
     try:
-        # One database per xdist worker, so parallel runs never share a site.
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-        site = build_site(
-            tmp_path_factory.mktemp("realwp"),
-            DEFAULT_DB_NAME + (f"_{worker}" if worker else ""),
-        )
+        # A database of this process's own: concurrent runs (xdist workers, two checkouts on
+        # one machine) never share or drop each other's site.
+        site = build_site(tmp_path_factory.mktemp("realwp"), session_db_name())
         # The suite sends far more than 120 requests a minute; the limit has its own test.
         site.php("<?php update_option( 'association_app_rate_limit', 0 );")
         site.start()
+        problems = site.take_php_problems()
+        if problems:
+            raise HarnessError(
+                "PHP reported problems while installing and seeding WordPress:\n"
+                + "\n".join(problems[:20])
+            )
     except HarnessError as exc:
+        if site is not None:
+            site.stop()
+            site.drop_database()
         pytest.fail(f"Could not set up the real WordPress: {exc}", pytrace=False)
-    yield site
-    site.stop()
-    site.drop_database()
+    try:
+        yield site
+    finally:
+        site.stop()
+        site.drop_database()
+
+
+@pytest.fixture(autouse=True)
+def no_php_problems(real_wp):
+    """Fail the test during which PHP (the server or a CLI run) logged an error, a warning, a
+    notice or a deprecation in our code: a JSON API that passes while PHP complains is not done."""
+    real_wp.take_php_problems()
+    yield
+    problems = real_wp.take_php_problems()
+    if problems:
+        pytest.fail(
+            f"PHP reported {len(problems)} problem(s) during this test "
+            f"(log: {real_wp.error_log}):\n" + "\n".join(problems[:20]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

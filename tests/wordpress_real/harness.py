@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -81,7 +82,7 @@ define( 'WP_HOME', {url} );
 define( 'WP_SITEURL', {url} );
 define( 'WP_DEBUG', {debug} );
 define( 'WP_DEBUG_DISPLAY', false );
-define( 'WP_DEBUG_LOG', {debug_log} );
+define( 'WP_DEBUG_LOG', {error_log} );
 define( 'DISABLE_WP_CRON', true );
 define( 'WP_HTTP_BLOCK_EXTERNAL', true );
 define( 'AUTOMATIC_UPDATER_DISABLED', true );
@@ -93,10 +94,32 @@ if ( ! defined( 'ABSPATH' ) ) {{
 require_once ABSPATH . 'wp-settings.php';
 """
 
-# Test-only must-use plugin: a site customisation that breaks the contract for posts flagged
-# with _harness_drop_title (their records lose "title"), so the platform's handling of a record
-# without a title can be proven end to end.
+# Test-only must-use plugin:
+# - a site customisation that breaks the contract for posts flagged with _harness_drop_title
+#   (their records lose "title"), so the platform's handling of a record without a title can be
+#   proven end to end;
+# - X-Harness-Queries on every sync API answer: the SQL queries the request cost, so tests can
+#   prove over HTTP that a page of 20 records costs no more queries than a page of 2;
+# - no update checks against wordpress.org: the site is offline (WP_HTTP_BLOCK_EXTERNAL) and
+#   every failed check is a PHP warning, which would fail the test that opened WP Admin.
 MU_PLUGIN = """<?php
+add_filter( 'rest_post_dispatch', function ( $response, $server, $request ) {
+    global $wpdb;
+    if ( $response instanceof WP_HTTP_Response
+        && 0 === strpos( $request->get_route(), '/association-app/v1/' ) ) {
+        $response->header( 'X-Harness-Queries', (string) $wpdb->num_queries );
+    }
+    return $response;
+}, 1000, 3 );
+foreach ( array( 'core', 'plugins', 'themes' ) as $what ) {
+    remove_action( 'admin_init', '_maybe_update_' . $what );
+}
+foreach ( array( 'load-plugins.php', 'load-update.php', 'load-update-core.php' ) as $screen ) {
+    remove_action( $screen, 'wp_update_plugins' );
+}
+foreach ( array( 'load-themes.php', 'load-update.php', 'load-update-core.php' ) as $screen ) {
+    remove_action( $screen, 'wp_update_themes' );
+}
 add_filter( 'association_app_record', function ( $record, $entity, $object ) {
     if ( $object instanceof WP_Post && get_post_meta( $object->ID, '_harness_drop_title', true ) ) {
         unset( $record['title'] );
@@ -117,6 +140,15 @@ THEME_INDEX = """<?php
 
 class HarnessError(RuntimeError):
     """The real WordPress could not be built or served; the message says what to fix."""
+
+
+# A PHP error, warning or notice anywhere fails the test that caused it. Deprecations only count
+# in our own code: Debian's WordPress 6.1 on PHP 8.2 logs a few of its own (Requests return
+# types, trim(null) in wp_authenticate) that no plugin can fix.
+PHP_PROBLEM = re.compile(
+    r"PHP (Fatal error|Parse error|Recoverable fatal error|Warning|Notice|Deprecated):"
+)
+OUR_PHP = ("/plugins/association-app/", "/mu-plugins/", "/themes/harness/", "router.php", "/cli-")
 
 
 def php_str(value: str) -> str:
@@ -164,6 +196,8 @@ class RealWordPress:
     manifest: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    # Byte offset into error_log up to which PHP problems were already reported or accepted.
+    problems_mark: int = 0
 
     @property
     def url(self) -> str:
@@ -172,6 +206,36 @@ class RealWordPress:
     @property
     def docroot(self) -> Path:
         return self.root / "wp"
+
+    @property
+    def error_log(self) -> Path:
+        """Where PHP logs errors: the server, every CLI run and WordPress (WP_DEBUG_LOG)."""
+        return self.root / "php-errors.log"
+
+    def php_problems(self, since: int | None = None) -> list[str]:
+        """PHP errors, warnings and notices (and deprecations in our code) logged since `since`
+        (default: problems_mark), one line each."""
+        start = self.problems_mark if since is None else since
+        if not self.error_log.exists():
+            return []
+        with self.error_log.open("rb") as log:
+            log.seek(start)
+            text = log.read().decode(errors="replace")
+        problems = []
+        for line in text.splitlines():
+            match = PHP_PROBLEM.search(line)
+            if not match:
+                continue
+            if match.group(1) == "Deprecated" and not any(part in line for part in OUR_PHP):
+                continue
+            problems.append(line.strip())
+        return problems
+
+    def take_php_problems(self) -> list[str]:
+        """The problems since the mark; moves the mark to the end of the log."""
+        problems = self.php_problems()
+        self.problems_mark = self.error_log.stat().st_size if self.error_log.exists() else 0
+        return problems
 
     # --- PHP CLI -------------------------------------------------------------------------
 
@@ -188,6 +252,10 @@ class RealWordPress:
             f"opcache.file_cache={cache}",
             "-d",
             "memory_limit=512M",
+            "-d",
+            "log_errors=1",
+            "-d",
+            f"error_log={self.error_log}",
         ]
 
     def php(self, code: str, *, installing: bool = False, timeout: float = 120) -> object:
@@ -372,13 +440,15 @@ class RealWordPress:
         _mysql(f"DROP DATABASE IF EXISTS `{self.db_name}`")
 
 
-def _mysql(sql: str) -> None:
-    """Run one SQL statement on the MariaDB server with PHP's mysqli (no client package needed)."""
+def _mysql(sql: str) -> list:
+    """Run one SQL statement on the MariaDB server with PHP's mysqli (no client package needed);
+    returns the rows of a query as lists of strings."""
     code = (
         "mysqli_report( MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT );"
         f"$db = new mysqli( {php_str(DB_HOST)}, {php_str(DB_USER)}, {php_str(DB_PASSWORD)},"
         f" '', {DB_PORT} );"
-        f"$db->query( {php_str(sql)} );"
+        f"$result = $db->query( {php_str(sql)} );"
+        "echo json_encode( $result instanceof mysqli_result ? $result->fetch_all() : array() );"
     )
     proc = subprocess.run(
         [PHP, "-r", code], capture_output=True, text=True, check=False, timeout=30
@@ -387,6 +457,30 @@ def _mysql(sql: str) -> None:
         raise HarnessError(
             f"MariaDB statement failed: {sql}: {proc.stderr.strip() or proc.stdout.strip()}"
         )
+    return json.loads(proc.stdout or "[]")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def session_db_name() -> str:
+    """`{DEFAULT_DB_NAME}_{pid}` for this test process. Databases left by test processes that
+    died without their teardown (killed, machine crash) are dropped first, so they never pile up.
+    """
+    check_prerequisites()
+    prefix = DEFAULT_DB_NAME + "_"
+    for (name,) in _mysql("SHOW DATABASES"):
+        suffix = name[len(prefix) :] if name.startswith(prefix) else ""
+        if suffix.isdigit() and not _pid_alive(int(suffix)):
+            _mysql(f"DROP DATABASE IF EXISTS `{name}`")
+    return f"{prefix}{os.getpid()}"
 
 
 INSTALL_PHP = """<?php
@@ -412,8 +506,13 @@ echo wp_json_encode( array( 'user_id' => $result['user_id'], 'key' => $key ) );
 """
 
 
-def build_site(root: Path, db_name: str = DEFAULT_DB_NAME, *, seed: bool = True) -> RealWordPress:
-    """Copy, configure, install and activate; the returned site is not started yet."""
+def build_site(
+    root: Path, db_name: str = DEFAULT_DB_NAME, *, seed: bool = True, debug: bool = True
+) -> RealWordPress:
+    """Copy, configure, install and activate; the returned site is not started yet.
+
+    `debug` turns WP_DEBUG on (notices and deprecations are logged too); the benchmark turns it
+    off to time the site as it runs in production."""
     check_prerequisites()
     root.mkdir(parents=True, exist_ok=True)
     site = RealWordPress(root=root, db_name=db_name, port=free_port())
@@ -448,9 +547,9 @@ def build_site(root: Path, db_name: str = DEFAULT_DB_NAME, *, seed: bool = True)
             db_host=php_str(f"{DB_HOST}:{DB_PORT}"),
             salts=salts,
             url=php_str(site.url),
-            # WP_HARNESS_DEBUG=1: notices and warnings go to debug.log in the site directory.
-            debug="true" if os.environ.get("WP_HARNESS_DEBUG") else "false",
-            debug_log=php_str(str(root / "debug.log")),
+            # WP_DEBUG also logs notices and deprecations, so the tests can fail on them.
+            debug="true" if debug else "false",
+            error_log=php_str(str(site.error_log)),
         )
     )
     theme = docroot / "wp-content" / "themes" / "harness"

@@ -1,13 +1,16 @@
 """The product against a real WordPress running the plugin: the connection test, a full sync,
 an incremental sync after a WordPress edit, a broken record, a conflict and two-way sync.
 
-Jobs run in-process (services.start_sync → runner.run_job), as the worker would run them.
+Most jobs run in-process (services.start_sync → runner.run_job), as the worker would run them;
+one test runs the connection test and a full sync through a real Celery worker.
 Tests that edit content use records they create, so the seeded ones keep their values.
 """
 
+import time
 from datetime import UTC, date, datetime
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from connectors.models import Connector
@@ -231,7 +234,7 @@ def test_a_record_without_a_title_fails_with_the_reason(real_wp, connector):
 
     log = entry(job, "article", broken)
     assert (log.operation, log.status) == ("CREATE", "FAILED")
-    assert "title is missing (required for title)" in log.error
+    assert "required field 'title' is missing" in log.error
     assert not Article.objects.filter(external_id=str(broken)).exists()
     # an untitled draft is valid per the contract ("title": "") and is imported
     assert entry(job, "article", untitled_draft).status == "SUCCESS"
@@ -329,3 +332,62 @@ def test_connection_test_explains_an_inactive_plugin_and_stale_permalinks(real_w
     finally:
         real_wp.php("<?php flush_rewrite_rules();")
     assert api.get("ping").status_code == 200
+
+
+def wait_until_terminal(obj, is_done, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj.refresh_from_db()
+        if is_done(obj):
+            return obj
+        time.sleep(0.2)
+    raise AssertionError(f"{obj!r} did not finish within {timeout} s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_celery_worker_runs_the_connection_test_and_the_full_sync(org_a, real_wp, api):
+    """The production path: the services enqueue after commit, a Celery worker (on the
+    configured broker, Redis in CI) runs the tasks, and the worker's HTTP client talks to the
+    real plugin."""
+    from celery.contrib.testing.worker import start_worker
+
+    import diagnostics.tasks  # noqa: F401  (registers the tasks with the app)
+    import syncjobs.tasks  # noqa: F401
+    from config.celery import app
+
+    connector = make_connector(
+        org_a,
+        name="Real WordPress via the worker",
+        site_url=real_wp.url,
+        api_key=real_wp.key,
+        entity_types=list(contract.ENTITY_TYPES),
+    )
+    app.control.purge()  # messages other tests left for rows that no longer exist
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            test = wait_until_terminal(
+                request_connection_test(connector),
+                lambda t: t.status not in ConnectionTest.ACTIVE_STATUSES,
+            )
+            job = wait_until_terminal(
+                services.start_sync(connector, SyncJob.Kind.FULL), lambda j: j.is_terminal
+            )
+    finally:
+        connections.close_all()
+
+    assert test.status == ConnectionTest.Status.PASSED, test.steps
+    assert [step["status"] for step in test.steps] == ["pass"] * 5, test.steps
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    m = real_wp.manifest
+    for entity_type, endpoint in contract.ENTITY_ENDPOINTS.items():
+        served = api.get(endpoint).json()["total"]
+        assert job.stats[entity_type]["processed"] == served, entity_type
+        assert (
+            RECORD_MODELS[entity_type].objects.filter(connector=connector).count()
+            == (job.stats[entity_type]["created"])
+        )
+    assert record(Member, m["members"]["alice"]).phone == "+49 30 1234567"
+    assert record(Company, m["companies"]["mueller"]).name == "Müller & Söhne GmbH"
+    assert record(Document, m["documents"]["minutes"]).folder_path == "Governance/Minutes/2024"
+    connector.refresh_from_db()
+    assert connector.last_sync_at is not None
