@@ -230,3 +230,51 @@ def test_every_html_response_has_a_strict_csp_and_no_inline_code(
             assert "script-src 'self'" in response.get("Content-Security-Policy", ""), path
     assert seen_html > 15
     assert PUBLIC_PREFIXES  # the anonymous pass above covered the public pages
+
+
+@pytest.mark.django_db
+def test_csp_on_html_answers_to_posts_and_errors(populated, alice, alice_client):
+    """Not only GET pages: a form re-shown after a POST, an htmx fragment answering a POST,
+    the CSRF failure page and 404/405 answers all carry the policy."""
+    from django.test import Client
+
+    checked = 0
+
+    def check(response, where):
+        nonlocal checked
+        if not response.get("Content-Type", "").startswith("text/html") or not response.content:
+            return  # nothing a browser renders (redirects, 204 + HX-Redirect)
+        checked += 1
+        csp = response.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp, (where, csp)
+        assert not inline_code(response.text), (where, inline_code(response.text))
+
+    # Every URL of the project, POSTed with an empty form, as a full page and through htmx.
+    for route, *_ in project_urls():
+        if route.startswith(("platform/", "accounts/logout/")):
+            continue  # platform pages: GET only; logging out would end the session
+        path = fill(route, object_values_for(route, populated))
+        for headers in ({}, {"HX-Request": "true"}):
+            response = alice_client.post(path, {}, headers=headers)
+            assert response.status_code != 500, path
+            check(response, f"POST {path}")
+    # The create and settings forms re-shown with errors.
+    check(
+        alice_client.post(reverse("connectors:create", args=["acme"]), {"name": ""}),
+        "create form with errors",
+    )
+    check(
+        alice_client.post(
+            reverse("connectors:settings", args=["acme", populated["connector"].pk]),
+            {"site_url": "not a url"},
+        ),
+        "settings form with errors",
+    )
+    # A POST without a CSRF token: Django's 403 page.
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+    refused = strict.post(reverse("connectors:pause", args=["acme", populated["connector"].pk]))
+    assert refused.status_code == 403
+    check(refused, "CSRF failure page")
+    assert "This form has expired" in refused.text and "Nothing was changed" in refused.text
+    assert checked >= 6, checked
