@@ -190,8 +190,14 @@ def test_lists_are_ordered_paginated_and_totalled(api):
     assert [p["total_pages"] for p in pages] == [-(-len(everything) // 10)] * 3
     assert [p["page"] for p in pages] == [1, 2, 3] and pages[0]["per_page"] == 10
     assert [i["id"] for p in pages for i in p["items"]] == [i["id"] for i in everything]
+    # page 1 of an empty result: 0 records, 0 pages (§5.2), headers included
+    empty = api.get("articles", params={"modified_after": "2099-01-01T00:00:00"})
+    assert empty.status_code == 200
+    assert empty.json() == {"items": [], "page": 1, "per_page": 100, "total": 0, "total_pages": 0}
+    assert (empty.headers["x-wp-total"], empty.headers["x-wp-totalpages"]) == ("0", "0")
     past = api.get("articles", params={"page": 99, "per_page": 10})
     assert past.status_code == 200
+    assert past.headers["x-wp-total"] == str(len(everything))
     assert past.json() == {
         "items": [],
         "page": 99,
@@ -621,6 +627,12 @@ def test_deletions_feed_records_trash_delete_user_and_type_change(real_wp, api):
     assert entries.count(("article", trashed)) == 1, "one trash, one entry"
     assert body["total"] == len(body["items"]) == len(entries)
     assert feed.headers["x-wp-total"] == str(body["total"])
+    assert feed.headers["x-wp-totalpages"] == str(body["total_pages"]) == "1"
+    paged = api.get("deletions", params={"since": since, "per_page": 1, "page": 2})
+    assert paged.json()["items"] == body["items"][1:2]
+    assert (
+        paged.headers["x-wp-totalpages"] == str(paged.json()["total_pages"]) == str(body["total"])
+    )
     keys = [(e["deleted_gmt"], e["id"], e["entity_type"]) for e in body["items"]]
     assert keys == sorted(keys)
     assert all(e["deleted_gmt"] > since for e in body["items"])
@@ -869,3 +881,25 @@ def test_a_new_draft_has_a_real_modified_time_and_reaches_incremental_pulls(real
     pulled = api.get("conferences", params={"modified_after": cutoff}).json()["items"]
     assert draft in [i["id"] for i in pulled]
     assert pulled[-1]["id"] == draft, "the newest record comes last"
+
+
+# --- the harness itself -------------------------------------------------------------------
+
+
+def test_the_harness_sees_php_warnings_of_the_server_and_of_cli_runs(real_wp):
+    """The autouse check (conftest.no_php_problems) relies on this: a warning raised while
+    serving a request or in a CLI run lands in the error log and is reported."""
+    probe = real_wp.docroot / "harness-warning-probe.php"
+    probe.write_text("<?php trigger_error( 'harness probe from php -S', E_USER_WARNING ); echo 1;")
+    try:
+        assert httpx.get(real_wp.url + "/harness-warning-probe.php").status_code == 200
+    finally:
+        probe.unlink()
+    real_wp.php(
+        "<?php $undefined = array(); echo wp_json_encode( $undefined['missing'] ?? null );"
+        " trigger_error( 'harness probe from the CLI', E_USER_NOTICE );"
+    )
+    problems = real_wp.take_php_problems()
+    assert any("PHP Warning:  harness probe from php -S" in line for line in problems), problems
+    assert any("PHP Notice:  harness probe from the CLI" in line for line in problems), problems
+    assert real_wp.take_php_problems() == [], "taken problems are not reported twice"

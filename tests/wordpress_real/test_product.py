@@ -284,6 +284,9 @@ def test_two_way_sync_pushes_the_platform_edit_to_wordpress(real_wp, api, connec
     in_wordpress = api.get(f"articles/{post}").json()
     assert in_wordpress["title"] == "Pushed from the platform"
     assert in_wordpress["categories"] == ["News"] and in_wordpress["tags"] == ["sync"]
+    # both sides changed: the platform wins (default policy), so its whole version is written
+    assert "Body edited in WordPress" not in in_wordpress["content"]
+    assert job.stats["article"]["conflicts"] == 1
     assert real_wp.post_field(post, "post_title") == "Pushed from the platform"
     stored = record(Article, post)
     assert stored.platform_modified_at is None
@@ -291,6 +294,37 @@ def test_two_way_sync_pushes_the_platform_edit_to_wordpress(real_wp, api, connec
     # WordPress and the platform now agree: the next sync changes nothing
     again = sync(connector, SyncJob.Kind.INCREMENTAL)
     assert entry(again, "article", post).operation == "SKIP"
+
+
+def test_two_way_full_sync_pushes_a_platform_only_edit_of_a_member(real_wp, api, connector):
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    user = real_wp.create_user("two.way.member", role="member")
+    real_wp.php(
+        f"""<?php
+        update_user_meta( {user}, '_association_phone', '+49 1 111' );
+        update_user_meta( {user}, '_association_modified_gmt', '2024-01-01 00:00:00' );"""
+    )
+    sync(connector)
+    assert record(Member, user).phone == "+49 1 111"
+    Member.objects.filter(external_id=str(user)).update(
+        phone="+49 2 222", job_title="Treasurer", platform_modified_at=timezone.now()
+    )
+
+    job = sync(connector)
+
+    log = entry(job, "member", user)
+    assert (log.operation, log.status) == ("SYNC", "SUCCESS"), log.error
+    in_wordpress = real_wp.php(
+        f"""<?php echo wp_json_encode( array(
+            get_user_meta( {user}, '_association_phone', true ),
+            get_user_meta( {user}, '_association_job_title', true ),
+        ) );"""
+    )
+    assert in_wordpress == ["+49 2 222", "Treasurer"]
+    served = api.get(f"members/{user}").json()
+    assert served["modified_gmt"] > "2024-01-01T00:00:00", "the write bumped modified_gmt"
+    assert record(Member, user).platform_modified_at is None
 
 
 def plugin_state(real_wp, action):
