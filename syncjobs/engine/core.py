@@ -318,7 +318,7 @@ class SyncEngine:
                 record.external_id,
                 UPDATE if ex else CREATE,
                 FAILED,
-                error,
+                f"{record_label(entity_type, record.external_id)}: {error}",
                 ex.pk if ex else None,
             )
         )
@@ -383,7 +383,8 @@ class SyncEngine:
                     record.external_id,
                     SYNC,
                     FAILED,
-                    "Nothing to push: none of this record's fields is writable in WordPress.",
+                    f"{record_label(entity_type, record.external_id)}: nothing to push, none of "
+                    "this record's fields is writable in WordPress.",
                     ex.pk,
                 )
             )
@@ -403,7 +404,8 @@ class SyncEngine:
                     record.external_id,
                     SYNC,
                     FAILED,
-                    f"Pushing the platform's version to WordPress failed: {exc.message}",
+                    f"{record_label(entity_type, record.external_id)}: pushing the platform's "
+                    f"version to WordPress failed: {exc.message}",
                     ex.pk,
                 )
             )
@@ -444,8 +446,8 @@ class SyncEngine:
                 holder = holders.get(slug)
                 if slug in claimed:
                     problem = (
-                        f"Duplicate slug {slug!r}: WordPress {entity_type} {claimed[slug]} "
-                        "in the same batch already uses it (slugs are unique per organisation)."
+                        f"duplicate slug {slug!r}: {entity_type} {claimed[slug]} of the same "
+                        "page already uses it, and slugs are unique in an organisation."
                     )
                 elif holder and holder.pk != own_pk and holder.releasable:
                     # A record deleted in WordPress keeps no claim on its slug: WordPress
@@ -457,10 +459,9 @@ class SyncEngine:
                     if holder.connector_name:
                         where += f" from connector {holder.connector_name!r}"
                     problem = (
-                        f"Duplicate slug {slug!r}: already used by the {entity_type} "
-                        f"{holder.label!r} ({where}"
-                        f"{', archived' if holder.archived else ''}); "
-                        "slugs are unique per organisation."
+                        f"duplicate slug {slug!r}: the {entity_type} {holder.label!r} ({where}"
+                        f"{', archived' if holder.archived else ''}) already uses it, and slugs "
+                        "are unique in an organisation."
                     )
                 else:
                     claimed[slug] = write.mapped.external_id
@@ -490,7 +491,7 @@ class SyncEngine:
             return
         self.stats[entity_type]["failed"] += 1
         write.log.status = FAILED
-        write.log.error = problem
+        write.log.error = f"{record_label(entity_type, write.mapped.external_id)}: {problem}"
 
     def _advance_cursor(self, entity_type, mapped: list[MappedRecord]) -> None:
         marks = [r.modified_gmt for r in mapped if r.modified_gmt is not None]
@@ -586,6 +587,11 @@ def _deletion_entry(item: Any) -> tuple[str, str, datetime] | None:
     return entity_type, str(record_id), deleted
 
 
+def record_label(entity_type: str, external_id: str) -> str:
+    """How a log message names the record it is about, e.g. "member 42"."""
+    return f"{entity_type} {external_id}" if external_id else f"{entity_type} record without an id"
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
 
@@ -611,5 +617,6 @@ __all__ = [
     "SyncEngine",
     "Write",
     "fresh_counters",
+    "record_label",
     "summarise",
 ]

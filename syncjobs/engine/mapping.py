@@ -398,12 +398,12 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
         try:
             return parse_gmt(value)
         except ValueError:
-            raise _Invalid(f"invalid date {value!r}; expected YYYY-MM-DDTHH:MM:SS (UTC)") from None
+            raise _Invalid(f"invalid date {value!r} (expected YYYY-MM-DDTHH:MM:SS, UTC)") from None
     if kind == "date":
         try:
             return contract.parse_date(value)
         except ValueError:
-            raise _Invalid(f"invalid date {value!r}; expected YYYY-MM-DD") from None
+            raise _Invalid(f"invalid date {value!r} (expected YYYY-MM-DD)") from None
     if kind == "url":
         text = _expect_str(value).strip()
         parts = urlsplit(text)
@@ -437,7 +437,7 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
         for key in contract.ADDRESS_KEYS:
             part = value.get(key)
             if part is not None and not isinstance(part, str):
-                raise _Invalid(f"address.{key}: expected a string, got {_type_name(part)}")
+                raise _Invalid(f"{key!r} must be a string, got {_type_name(part)}")
             parts[key] = _plain_text(part).strip() if part else ""
         city_line = " ".join(p for p in (parts["postcode"], parts["city"]) if p)
         lines = [parts["street"], city_line, parts["country"]]
@@ -466,8 +466,10 @@ def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
             )
         error = ""
         if spec.required:
-            what = "is missing" if not found else "is null"
-            error = f"{spec.source} {what} (required for {spec.name})"
+            # Named by its WordPress key: that is where an admin can fix it.
+            error = f"required field {spec.source!r} is missing" + (
+                " (null in WordPress)" if found else ""
+            )
         empty = _EMPTY[spec.type]
         return FieldResult(
             spec.name,
@@ -486,7 +488,12 @@ def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
         )
     except _Invalid as exc:
         return FieldResult(
-            spec.name, spec.source, FieldStatus.INVALID, value, None, f"{spec.source}: {exc}"
+            spec.name,
+            spec.source,
+            FieldStatus.INVALID,
+            value,
+            None,
+            f"field {spec.source!r}: {exc}",
         )
     too_long = isinstance(converted, str) and len(converted) > (spec.max_length or len(converted))
     if too_long:
@@ -496,8 +503,8 @@ def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
             FieldStatus.INVALID,
             value,
             None,
-            f"{spec.source} is {len(converted)} characters long; "
-            f"the platform allows at most {spec.max_length}",
+            f"field {spec.source!r} is {len(converted)} characters long "
+            f"(the platform allows at most {spec.max_length})",
         )
     return FieldResult(spec.name, spec.source, FieldStatus.PRESENT, value, converted)
 
@@ -506,10 +513,10 @@ def _external_id(raw: dict) -> tuple[str, str]:
     value = raw.get("id")
     if isinstance(value, bool) or not isinstance(value, int):
         if value is None:
-            return "", "record has no id"
-        return "", f"id must be a positive integer, got {_type_name(value)} {value!r}"
+            return "", "the record has no id"
+        return "", f"field 'id' must be a positive integer, got {_type_name(value)} {value!r}"
     if value <= 0:
-        return "", f"id must be a positive integer, got {value}"
+        return "", f"field 'id' must be a positive integer, got {value}"
     return str(value), ""
 
 
@@ -539,12 +546,14 @@ def map_record(
     modified_gmt = None
     modified = raw.get("modified_gmt")
     if modified is None:
-        errors.append("modified_gmt is missing")
+        errors.append("required field 'modified_gmt' is missing")
     else:
         try:
             modified_gmt = parse_gmt(modified)
         except ValueError:
-            errors.append(f"modified_gmt: invalid date {modified!r}; expected YYYY-MM-DDTHH:MM:SS")
+            errors.append(
+                f"field 'modified_gmt': invalid date {modified!r} (expected YYYY-MM-DDTHH:MM:SS)"
+            )
     results = [_map_field(spec, raw) for spec in specs]
     values = {}
     for result in results:

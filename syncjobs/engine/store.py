@@ -31,7 +31,14 @@ from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
 from connectors.wordpress.guard import GuardedTransport, OutboundGuard
 from records.models import RECORD_MODELS
-from syncjobs.engine.core import Existing, LogLine, MirrorFailed, SlugHolder, Write
+from syncjobs.engine.core import (
+    Existing,
+    LogLine,
+    MirrorFailed,
+    SlugHolder,
+    Write,
+    record_label,
+)
 from syncjobs.engine.mapping import MAPPINGS
 from syncjobs.models import SyncJob, SyncLogEntry
 
@@ -358,14 +365,27 @@ class DjangoStore:
         if released:
             model.objects.filter(pk__in=released, archived_at__isnull=False).update(slug="")
         rows = [self._row(entity_type, write, now) for write in writes]
+        # Records of this page that change slug let go of the old one first: the unique index
+        # is checked row by row inside one statement, so two posts swapping slugs in WordPress
+        # would otherwise collide with each other's old value.
+        moving = [
+            write.existing.pk
+            for write in writes
+            if model.has_slug
+            and write.existing is not None
+            and write.existing.slug
+            and write.existing.slug != write.mapped.values.get("slug", write.existing.slug)
+        ]
         refused: list[Write] = []
         pks: dict[str, Any] = {}
         try:
             with transaction.atomic():
+                if moving:
+                    model.objects.filter(pk__in=moving).update(slug="")
                 pks = self._upsert_rows(cursor, entity_type, rows)
         except (IntegrityError, DataError) as exc:
-            # A constraint the pre-checks could not foresee (e.g. two records swapping slugs
-            # in one statement, a concurrent writer): save one by one so only the culprits fail.
+            # A constraint the pre-checks could not foresee (a concurrent writer took the
+            # slug): save one by one so only the culprits fail.
             logger.info("bulk upsert of %s page failed (%s); retrying row by row", entity_type, exc)
             for write, row in zip(writes, rows, strict=True):
                 try:
@@ -373,7 +393,10 @@ class DjangoStore:
                         pks.update(self._upsert_rows(cursor, entity_type, [row]))
                 except (IntegrityError, DataError) as row_exc:
                     write.log.status = "FAILED"
-                    write.log.error = "Could not be saved: " + str(row_exc).splitlines()[0]
+                    write.log.error = (
+                        f"{record_label(entity_type, write.mapped.external_id)}: "
+                        + _refusal(row_exc, row)
+                    )
                     write.log.internal_id = write.existing.pk if write.existing else None
                     refused.append(write)
         for write in writes:
@@ -438,6 +461,18 @@ class DjangoStore:
         return doomed
 
 
+def _refusal(exc: Exception, row: dict) -> str:
+    """The database's refusal of one row, in an admin's words where we know the constraint."""
+    diag = getattr(exc.__cause__, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    if constraint.endswith("_unique_slug_per_org"):
+        return (
+            f"duplicate slug {row.get('slug')!r}: another record of this organisation took it "
+            "while this one was being saved (slugs are unique in an organisation)."
+        )
+    return "the database refused it: " + str(exc).splitlines()[0]
+
+
 class ImageDownloader:
     """Downloads files to mirror through the SSRF guard, size- and type-checked."""
 
@@ -452,7 +487,7 @@ class ImageDownloader:
         self.max_bytes = max_bytes or getattr(settings, "SYNC_MIRROR_MAX_BYTES", MIRROR_MAX_BYTES)
 
     def fetch(self, url: str) -> tuple[bytes, str]:
-        prefix = f"The image {url[:300]} could not be downloaded: "
+        prefix = f"the image {url[:300]} could not be downloaded: "
         current = url
         try:
             for _hop in range(4):

@@ -11,17 +11,18 @@ from records.models import RECORD_MODELS, Article, Conference, Event, Member
 from syncjobs import services
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.scheduler import sweep_stale
+from tests.conftest import make_connector
 
 from .conftest import log_for, logs
 
 BAD_REASONS = {
-    "article": ("title is missing (required for title)", "title is null (required for title)"),
-    "member": ("email is null (required for email)",),
-    "event": ("start_gmt: invalid date",),
-    "document": ("size: expected a whole number",),
-    "conference": ("start_date: invalid date",),
-    "company": ("name is null (required for name)",),
-    "notification": ("send_at_gmt: invalid date",),
+    "article": "required field 'title' is missing",
+    "member": "required field 'email' is missing (null in WordPress)",
+    "event": "field 'start_gmt': invalid date",
+    "document": "field 'size': expected a whole number",
+    "conference": "field 'start_date': invalid date",
+    "company": "required field 'name' is missing",
+    "notification": "field 'send_at_gmt': invalid date",
 }
 
 
@@ -45,13 +46,15 @@ def test_full_sync_imports_every_type_and_reports_each_bad_record(sync, site, co
         for bad_id in site.bad_ids(entity_type):
             entry = log_for(job, entity_type, bad_id)
             assert (entry.operation, entry.status) == ("CREATE", "FAILED")
-            assert any(reason in entry.error for reason in BAD_REASONS[entity_type]), entry.error
+            # The message names the record, then says precisely what is wrong with it.
+            assert entry.error.startswith(f"{entity_type} {bad_id}: {BAD_REASONS[entity_type]}")
         # Every other failure is a duplicate slug, and says which record holds it.
         others = logs(job, entity_type=entity_type, status="FAILED").exclude(
             external_id__in=[str(i) for i in site.bad_ids(entity_type)]
         )
         for entry in others:
-            assert entry.error.startswith("Duplicate slug"), entry.error
+            prefix = f"{entity_type} {entry.external_id}: duplicate slug"
+            assert entry.error.startswith(prefix), entry.error
             assert "WordPress" in entry.error
         # The high-water mark is the source's own modified_gmt of its newest record.
         assert connector.cursors[entity_type] == site.high_water_mark(entity_type)
@@ -194,8 +197,11 @@ def test_duplicate_slug_is_refused_before_the_write(sync, site, connector):
     job = sync(connector, SyncJob.Kind.INCREMENTAL)
     entry = log_for(job, "conference", other_id)
     assert (entry.operation, entry.status) == ("UPDATE", "FAILED")
-    assert "Duplicate slug 'summit-2025'" in entry.error
-    assert "'The holder'" in entry.error and f"WordPress id {holder_id}" in entry.error
+    assert entry.error == (
+        f"conference {other_id}: duplicate slug 'summit-2025': the conference 'The holder' "
+        f"(WordPress id {holder_id} from connector 'Simulated site') already uses it, and slugs "
+        "are unique in an organisation."
+    )
     assert Conference.objects.get(external_id=str(other_id)).slug != "summit-2025"
 
 
@@ -210,7 +216,11 @@ def test_duplicate_slug_within_one_batch(sync, site, connector):
     )
     assert winner.status == "SUCCESS"
     assert loser.status == "FAILED"
-    assert "in the same batch" in loser.error and winner.external_id in loser.error
+    assert loser.error == (
+        f"company {loser.external_id}: duplicate slug 'same-slug': company "
+        f"{winner.external_id} of the same page already uses it, and slugs are unique in an "
+        "organisation."
+    )
 
 
 def test_invalid_event_dates_fail_with_the_reason(sync, site, connector):
@@ -221,10 +231,15 @@ def test_invalid_event_dates_fail_with_the_reason(sync, site, connector):
     job = sync(connector)
     entry = log_for(job, "event", event_id)
     assert entry.status == "FAILED"
-    assert "end_gmt 2025-05-01T10:00:00 is before start_gmt 2025-05-02T10:00:00" in entry.error
+    assert entry.error == (
+        f"event {event_id}: invalid dates: end_gmt 2025-05-01T10:00:00 is before "
+        "start_gmt 2025-05-02T10:00:00"
+    )
     entry = log_for(job, "conference", conference_id)
     assert entry.status == "FAILED"
-    assert "start_date: invalid date 'TBA'; expected YYYY-MM-DD" in entry.error
+    assert entry.error == (
+        f"conference {conference_id}: field 'start_date': invalid date 'TBA' (expected YYYY-MM-DD)"
+    )
     assert job.status == SyncJob.Status.COMPLETED  # the job goes on
 
 
@@ -313,7 +328,9 @@ def test_two_way_push_refused_by_wordpress_is_logged_failed(sync, site, connecto
 
     entry = log_for(job, "event", event_id)
     assert (entry.operation, entry.status) == ("SYNC", "FAILED")
-    assert "Pushing the platform's version to WordPress failed" in entry.error
+    assert entry.error.startswith(
+        f"event {event_id}: pushing the platform's version to WordPress failed: "
+    )
     assert "timezone" in entry.error
     assert job.stats["event"]["push_failed"] == 1
     assert job.status == SyncJob.Status.COMPLETED
@@ -532,9 +549,14 @@ def test_image_mirroring_downloads_checks_and_reports(sync, site, server, connec
     assert job.status == SyncJob.Status.COMPLETED
     entry = log_for(job, "article", broken_id)
     assert entry.status == "FAILED"
-    assert "could not be downloaded: the site answered HTTP 404" in entry.error
+    assert entry.error == (
+        f"article {broken_id}: the image {uploads}/missing-c.png could not be downloaded: "
+        "the site answered HTTP 404."
+    )
     entry = log_for(job, "article", pdf_id)
-    assert entry.status == "FAILED" and "is not a PNG, JPEG, GIF or WebP image" in entry.error
+    assert entry.status == "FAILED"
+    assert entry.error.startswith(f"article {pdf_id}: the image {uploads}/a.pdf could not be")
+    assert "a.pdf is not a PNG, JPEG, GIF or WebP image" in entry.error
     article = Article.objects.get(external_id=str(png_id))
     assert article.featured_image.name.endswith(".png")
     with default_storage.open(article.featured_image.name) as handle:
@@ -581,25 +603,56 @@ def test_sync_command_runs_in_process_and_prints_the_summary(site, connector):
     assert "queued" in out.getvalue()
 
 
-def test_database_refusal_fails_only_the_culprits(sync, site, connector):
-    # Two records swapping slugs in one page pass the pre-check (each frees the other's
-    # slug) but collide inside one statement: the page is retried row by row.
-    first, second, third = [i for i in site.ids("company") if i not in site.bad_ids("company")][:3]
+def test_records_swapping_slugs_in_one_page_are_both_saved(sync, site, connector):
+    # Two WordPress posts renamed into each other's slug: each write frees the slug the
+    # other takes, inside one statement. Both must be stored, neither refused.
+    first, second = [i for i in site.ids("company") if i not in site.bad_ids("company")][:2]
     site.update("company", first, slug="slug-one")
     site.update("company", second, slug="slug-two")
     sync(connector)
     site.update("company", first, slug="slug-two")
     site.update("company", second, slug="slug-one")
-    site.update("company", third, name="Still saved")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    companies = RECORD_MODELS["company"].objects
+    for company_id, slug in ((first, "slug-two"), (second, "slug-one")):
+        entry = log_for(job, "company", company_id)
+        assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS"), entry.error
+        assert companies.get(external_id=str(company_id)).slug == slug
+    assert job.stats["company"]["failed"] == 0
+
+
+def test_database_refusal_fails_only_the_culprits(sync, site, connector, monkeypatch):
+    # Another connector of the organisation writes a slug between the pre-check and the
+    # write (simulated by a pre-check that sees nothing): the unique index refuses the page,
+    # which is retried row by row so only the culprit fails.
+    from syncjobs.engine.store import DjangoStore
+
+    first, second = [i for i in site.ids("company") if i not in site.bad_ids("company")][:2]
+    sync(connector)
+    other = make_connector(connector.organisation, name="Other site")
+    RECORD_MODELS["company"].objects.create(
+        organisation=connector.organisation,
+        connector=other,
+        external_id="1",
+        name="Taken elsewhere",
+        slug="taken-slug",
+    )
+    monkeypatch.setattr(DjangoStore, "slug_holders", lambda self, entity_type, slugs: {})
+    site.update("company", first, slug="taken-slug")
+    site.update("company", second, name="Still saved")
 
     job = sync(connector, SyncJob.Kind.INCREMENTAL)
 
     assert job.status == SyncJob.Status.COMPLETED
-    for company_id in (first, second):
-        entry = log_for(job, "company", company_id)
-        assert entry.status == "FAILED"
-        assert entry.error.startswith("Could not be saved: duplicate key value")
-    assert log_for(job, "company", third).status == "SUCCESS"
-    company = RECORD_MODELS["company"].objects.get(external_id=str(third))
+    entry = log_for(job, "company", first)
+    assert (entry.operation, entry.status) == ("UPDATE", "FAILED")
+    assert entry.error == (
+        f"company {first}: duplicate slug 'taken-slug': another record of this organisation "
+        "took it while this one was being saved (slugs are unique in an organisation)."
+    )
+    assert log_for(job, "company", second).status == "SUCCESS"
+    company = RECORD_MODELS["company"].objects.get(connector=connector, external_id=str(second))
     assert company.name == "Still saved"
-    assert job.stats["company"]["failed"] == 2 and job.stats["company"]["updated"] == 1
+    assert job.stats["company"]["failed"] == 1 and job.stats["company"]["updated"] == 1

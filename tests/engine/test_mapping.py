@@ -117,9 +117,14 @@ def test_every_type_converts_a_good_value(spec, raw, expected):
         (FieldSpec("l", "l", "list"), ["ok", 3], "expected a list of strings"),
         (FieldSpec("c", "c", "choice", choices=("low", "high")), "extreme", "not one of low"),
         (FieldSpec("a", "a", "address"), "Berlin", "expected an object"),
-        (FieldSpec("a", "a", "address"), {"city": 5}, "address.city"),
+        (
+            FieldSpec("a", "a", "address"),
+            {"city": 5},
+            "field 'a': 'city' must be a string, got int",
+        ),
         (FieldSpec("m", "m", "membership_status"), "member", "list of role slugs"),
         (FieldSpec("t", "t", "text", max_length=5), "abcdefg", "at most 5"),
+        (FieldSpec("d", "d", "date"), "TBA", "field 'd': invalid date 'TBA' (expected YYYY-MM-DD)"),
     ],
 )
 def test_every_type_reports_a_bad_value_as_invalid(spec, raw, message):
@@ -145,16 +150,12 @@ def test_missing_or_null_required_field_is_an_error():
     mapped = map_record("article", absent)
     assert not mapped.ok
     assert field(mapped, "title").status is FieldStatus.MISSING
-    assert mapped.errors == ["title is missing (required for title)"]
+    assert mapped.errors == ["required field 'title' is missing"]
     assert map_record("article", article(title=None)).errors == [
-        "title is null (required for title)"
+        "required field 'title' is missing (null in WordPress)"
     ]
-    assert (
-        "email is null"
-        in map_record(
-            "member", {"id": 3, "modified_gmt": "2024-01-01T00:00:00", "email": None}
-        ).errors[0]
-    )
+    member = {"id": 3, "modified_gmt": "2024-01-01T00:00:00"}
+    assert map_record("member", member).errors == ["required field 'email' is missing"]
 
 
 def test_empty_title_of_an_untitled_draft_is_valid():
@@ -201,11 +202,17 @@ def test_dotted_source_path():
         ("not a record", "expected a JSON object, got a string"),
         (None, "expected a JSON object, got NoneType"),
         ([1, 2], "expected a JSON object, got a list"),
-        ({"modified_gmt": "2024-01-01T00:00:00", "title": "x"}, "record has no id"),
-        ({"id": "61", "modified_gmt": "2024-01-01T00:00:00"}, "id must be a positive integer"),
-        ({"id": 0, "modified_gmt": "2024-01-01T00:00:00"}, "id must be a positive integer"),
-        ({"id": 5}, "modified_gmt is missing"),
-        ({"id": 5, "modified_gmt": "yesterday"}, "modified_gmt: invalid date"),
+        ({"modified_gmt": "2024-01-01T00:00:00", "title": "x"}, "the record has no id"),
+        (
+            {"id": "61", "modified_gmt": "2024-01-01T00:00:00"},
+            "field 'id' must be a positive integer, got a string '61'",
+        ),
+        ({"id": 0, "modified_gmt": "2024-01-01T00:00:00"}, "field 'id' must be a positive"),
+        ({"id": 5}, "required field 'modified_gmt' is missing"),
+        (
+            {"id": 5, "modified_gmt": "yesterday"},
+            "field 'modified_gmt': invalid date 'yesterday' (expected YYYY-MM-DDTHH:MM:SS)",
+        ),
     ],
 )
 def test_malformed_records_never_raise(raw, message):
@@ -241,7 +248,7 @@ def test_conference_with_invalid_start_date_fails():
             "start_date": "2025-13-40",
         },
     )
-    assert "start_date: invalid date '2025-13-40'" in mapped.errors[0]
+    assert mapped.errors == ["field 'start_date': invalid date '2025-13-40' (expected YYYY-MM-DD)"]
 
 
 def test_member_roles_become_membership_status():
