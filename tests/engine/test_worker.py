@@ -105,9 +105,11 @@ class WorkerProcess:
         self.starts += 1
         log = open(self.log_dir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"]
-            + ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
-            + ["--hostname", f"engine-test-{os.getpid()}-{self.starts}@%h"],
+            [
+                *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"),
+                *("--loglevel", "WARNING", "--without-gossip", "--without-mingle"),
+                *("--hostname", f"engine-test-{os.getpid()}-{self.starts}@%h"),
+            ],
             cwd=ROOT,
             env=self.environment(),
             stdout=log,
