@@ -10,6 +10,7 @@ from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.tenancy import connectors_for, get_connector_for, get_organisation_for, org_context
@@ -114,9 +115,9 @@ def _statistics(connector) -> dict:
     for entity_type, model in RECORD_MODELS.items():
         count = model.objects.filter(connector=connector, archived_at__isnull=True).count()
         if count or entity_type in enabled:
-            counts.append(
-                {"label": EntityType(entity_type).label, "count": count, "type": entity_type}
-            )
+            # The model's own names ("1 Company", "16 Companies"), never label + "s".
+            name = model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural
+            counts.append({"label": capfirst(name), "count": count, "type": entity_type})
     recent = list(
         connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by("-created_at", "-id")[
             :RECENT_JOBS
@@ -144,7 +145,7 @@ def _statistics(connector) -> dict:
                 last_rows.append(
                     {
                         "label": EntityType(entity_type).label,
-                        "values": [counters.get(key) or 0 for key, _ in counter_keys],
+                        "values": [(key, counters.get(key) or 0) for key, _ in counter_keys],
                     }
                 )
     return {
@@ -156,18 +157,20 @@ def _statistics(connector) -> dict:
         "stats_job": last,
         "counter_labels": [label for _, label in counter_keys],
         "counter_rows": last_rows,
-        "counter_totals": ([last.totals().get(key, 0) for key, _ in counter_keys] if last else []),
+        "counter_totals": (
+            [(key, last.totals().get(key, 0)) for key, _ in counter_keys] if last else []
+        ),
     }
 
 
 @require_GET
 def connector_detail(request, org, connector):
     organisation, connector = _load(request, org, connector)
-    if request.htmx and request.htmx.target == "statistics":
-        # Refreshed once when the running job ends (HX-Trigger: job-finished).
+    if request.htmx and request.htmx.target in ("statistics", "counters"):
+        # Each refreshed once when the running job ends (HX-Trigger: job-finished).
         return render(
             request,
-            "connectors/overview.html#statistics",
+            f"connectors/overview.html#{request.htmx.target}",
             {"organisation": organisation, "connector": connector, **_statistics(connector)},
         )
     return render(

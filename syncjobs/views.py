@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import get_connector_for, get_job_for, get_organisation_for, org_context
-from records.models import EntityType
+from records.models import RECORD_MODELS, EntityType
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, request_cancel
 
@@ -119,6 +119,7 @@ def job_progress(job: SyncJob) -> dict:
             {
                 "entity_type": entity_type,
                 "label": EntityType(entity_type).label,
+                "plural": RECORD_MODELS[entity_type]._meta.verbose_name_plural,
                 "total": counters.get("total") or 0,
                 "processed": counters.get("processed") or 0,
                 "counters": counters,
