@@ -62,7 +62,9 @@ def request_connection_test(connector, *, user=None) -> ConnectionTest:
                 connector=connector,
                 requested_by=user if user is not None and user.is_authenticated else None,
             )
-            transaction.on_commit(lambda: run_connection_test_task.delay(test.pk))
+            # robust: with the broker down the page shows the test waiting, and
+            # expire_stale_tests() closes it, instead of an error page.
+            transaction.on_commit(lambda: run_connection_test_task.delay(test.pk), robust=True)
     except IntegrityError:
         # The one in flight (or, if it finished in between, the latest result).
         return ConnectionTest.objects.filter(

@@ -76,3 +76,64 @@ def sweep_stale(now=None) -> int:
             swept += 1
             logger.warning("swept stale sync job %s", job.pk)
     return swept
+
+
+# A PENDING job no worker has claimed after this long is failed: no worker is running, or the
+# queue is jammed. Long enough for a busy queue to drain; short enough that the connector
+# shows ERROR (and can be synced again) the same hour instead of "already running" for ever.
+PENDING_GIVE_UP_AFTER = timedelta(minutes=30)
+
+
+def resend_lost(now=None) -> tuple[int, int]:
+    """Re-send PENDING jobs whose task message may be lost; returns (re-sent, failed).
+
+    A message is lost when Redis restarts without persistence while the job waits in the
+    queue, or when the broker was down as the job was created (start_sync's enqueue is
+    robust). A job still PENDING SYNC_STALE_AFTER_SECONDS after it was created (or last
+    re-sent) is sent again: if the first message was only delayed, the second delivery finds
+    the job claimed and does nothing (SyncJob.claim is conditional). On a PENDING job,
+    `heartbeat_at` records the last re-send (claim() overwrites it), so a job is re-sent at
+    most once per period. After PENDING_GIVE_UP_AFTER the job is failed instead.
+    """
+    from syncjobs.tasks import run_sync_job
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SYNC_STALE_AFTER_SECONDS)
+    pending = SyncJob.objects.filter(status=SyncJob.Status.PENDING)
+    resent = failed = 0
+    for job in pending.filter(created_at__lt=now - PENDING_GIVE_UP_AFTER):
+        claimed = SyncJob.claim(job.pk)  # PENDING -> RUNNING, so no late delivery runs it
+        if claimed is None:
+            continue
+        waited = int((now - job.created_at).total_seconds() // 60)
+        message = (
+            f"No worker started this sync in {waited} minutes, so it was marked failed. "
+            "Check that the Celery worker is running and can reach the broker (Redis), "
+            "then run the sync again."
+        )
+        if finish(claimed, SyncJob.Status.FAILED, message):
+            failed += 1
+            logger.warning("failed sync job %s: never picked up by a worker", job.pk)
+    lost = pending.filter(created_at__lt=cutoff).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)
+    )
+    for job_id in lost.values_list("pk", flat=True):
+        # Mark first, conditionally: a worker claiming the job meanwhile wins, and two
+        # sweepers running at once do not both re-send.
+        if (
+            SyncJob.objects.filter(pk=job_id, status=SyncJob.Status.PENDING)
+            .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+            .update(heartbeat_at=now)
+        ):
+            try:
+                run_sync_job.delay(job_id)
+            except Exception:
+                # The broker is still down: the next sweep tries again.
+                logger.warning("could not re-send sync job %s", job_id, exc_info=True)
+                SyncJob.objects.filter(pk=job_id, status=SyncJob.Status.PENDING).update(
+                    heartbeat_at=None
+                )
+                continue
+            resent += 1
+            logger.warning("re-sent sync job %s (still PENDING, message presumed lost)", job_id)
+    return resent, failed

@@ -64,7 +64,9 @@ def start_sync(
                     actor=user,
                     changes={"kind": kind, "job": job.pk},
                 )
-            transaction.on_commit(lambda: run_sync_job.delay(job.pk))
+            # robust: the job row is committed by now; if the broker is down, the click
+            # still lands on the job page and the sweeper re-sends it (scheduler.resend_lost).
+            transaction.on_commit(lambda: run_sync_job.delay(job.pk), robust=True)
     except IntegrityError:
         running = SyncJob.objects.filter(
             connector=connector, status__in=SyncJob.ACTIVE_STATUSES

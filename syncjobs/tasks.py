@@ -19,6 +19,7 @@ def dispatch_due_syncs() -> int:
 
 @shared_task(name="syncjobs.tasks.sweep_stale_jobs", ignore_result=True)
 def sweep_stale_jobs() -> int:
-    from syncjobs.scheduler import sweep_stale
+    from syncjobs.scheduler import resend_lost, sweep_stale
 
+    resend_lost()
     return sweep_stale()

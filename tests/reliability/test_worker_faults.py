@@ -413,3 +413,22 @@ def test_connection_test_runs_in_a_worker_and_stops_at_its_time_limit(
     assert result.finished_at is not None
     assert elapsed < 60
     worker.assert_key_not_logged()
+
+
+def test_job_queued_when_redis_restarts_is_resent_and_completes(
+    connector, slow_site, worker_factory, own_redis
+):
+    """The job waits in the queue (no worker yet) and Redis restarts empty: the message is
+    gone. The sweeper (beat, every second here) re-sends the PENDING job and it completes."""
+    job = start_sync(connector, SyncJob.Kind.FULL)
+    enqueue(job, own_redis.url)
+    own_redis.stop()
+    own_redis.start()  # same port, empty: the queued message is lost
+    worker = worker_factory()
+    state = wait_for(
+        lambda: finished(job), STALE_AFTER + 60, "the lost job to be re-sent and run", worker
+    )
+    assert state["status"] == SyncJob.Status.COMPLETED, state["error"]
+    assert "re-sent sync job" in worker.output()
+    assert_site_fully_synced(connector, slow_site)
+    worker.assert_key_not_logged()
