@@ -287,6 +287,23 @@ def connector_audit(request, org, connector):
     )
 
 
+@require_GET
+def organisation_audit(request, org):
+    """Every audit event of the organisation, connectors deleted since included: their
+    DELETED event (and their history) has no connector page left to show it."""
+    organisation = get_organisation_for(request.user, org)
+    events = _page(
+        request,
+        AuditEvent.objects.filter(organisation=organisation).select_related("actor"),
+        AUDIT_PAGE_SIZE,
+    )
+    return render(
+        request,
+        "connectors/organisation_audit.html",
+        {**org_context(request, organisation), "events": events, "show_connector": True},
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def connector_settings(request, org, connector):
     organisation, connector = _load(request, org, connector)

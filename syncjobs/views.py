@@ -109,7 +109,11 @@ def _load(request, org, connector, job):
 
 
 def job_progress(job: SyncJob) -> dict:
-    """Progress figures from job.stats only (the status endpoint never counts log rows)."""
+    """Progress figures from job.stats only (the status endpoint never counts log rows).
+
+    The engine learns an entity type's total when it reaches that type, in this order; until
+    the last type has started, the sum of totals is not the job's size. Then the bar shows an
+    estimate by entity type (done types, plus the current one's fraction), not a false 100%."""
     rows = []
     for entity_type in EntityType.values:
         counters = (job.stats or {}).get(entity_type)
@@ -124,8 +128,24 @@ def job_progress(job: SyncJob) -> dict:
                 "processed": counters.get("processed") or 0,
                 "counters": counters,
                 "current": entity_type == job.current_entity_type,
+                "waiting": False,
             }
         )
+    if job.is_active:
+        order = [row["entity_type"] for row in rows]
+        current = order.index(job.current_entity_type) if job.current_entity_type in order else -1
+        for index, row in enumerate(rows):
+            # A type with figures has started, whatever current_entity_type says.
+            row["waiting"] = index > current and not (row["total"] or row["processed"])
+    waiting = sum(1 for row in rows if row["waiting"])
+    done = 0.0
+    for row in rows:
+        if row["waiting"]:
+            continue
+        if row["current"] and job.is_active:
+            done += min(row["processed"] / row["total"], 1.0) if row["total"] else 0.0
+        else:
+            done += 1.0
     totals = job.totals()
     elapsed = job.duration.total_seconds() if job.duration else 0
     processed = totals.get("processed", 0)
@@ -134,6 +154,9 @@ def job_progress(job: SyncJob) -> dict:
         "totals": totals,
         "processed": processed,
         "total": totals.get("total", 0),
+        "totals_known": bool(rows) and not waiting,
+        "types_started": len(rows) - waiting,
+        "estimate": round(100 * done / len(rows)) if rows else 0,
         "rate": round(processed / elapsed, 1) if elapsed > 0 and processed else None,
     }
 

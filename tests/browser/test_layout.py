@@ -103,6 +103,7 @@ def test_main_pages_fit_laptop_and_phone_widths(
     org_pages = [
         ("list", f"/o/{org_a.slug}/connectors/"),
         ("create", f"/o/{org_a.slug}/connectors/new/"),
+        ("organisation-audit", f"/o/{org_a.slug}/connectors/audit/"),
         ("overview", f"{base}/"),
         ("history", f"{base}/history/"),
         ("activity", f"{base}/activity/"),

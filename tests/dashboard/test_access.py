@@ -22,6 +22,7 @@ def urls_for(connector, job, record):
     return [
         reverse("connectors:list", args=[org]),
         reverse("connectors:create", args=[org]),
+        reverse("connectors:organisation_audit", args=[org]),
         reverse("connectors:detail", args=[org, c]),
         reverse("connectors:status", args=[org, c]),
         reverse("connectors:history", args=[org, c]),

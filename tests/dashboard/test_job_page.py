@@ -71,6 +71,39 @@ def test_status_shows_progress_from_stats(alice_client, connector_a):
     assert "Cancel sync" in fragment
 
 
+def test_progress_is_an_estimate_until_every_type_is_counted(alice_client, connector_a):
+    """The engine learns a type's total when it reaches it: while later types wait, the sum
+    of totals is not the job's size, so the page must not claim 100%."""
+    job = make_job(
+        connector_a,
+        status="RUNNING",
+        current_entity_type="member",
+        stats={
+            "article": {"total": 30, "processed": 30, "created": 30},
+            "member": {"total": 40, "processed": 10, "created": 10},
+            "event": {"total": 0, "processed": 0},
+        },
+    )
+    fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
+    assert "40 records so far · 2 of 3 types started (about 42%)" in fragment
+    assert '<progress max="100" value="42" aria-label="Entity types synced"' in fragment
+    assert "(100%)" not in fragment and "40 / 70 records" not in fragment
+    event_row = fragment[fragment.index('<th scope="row">Event') :].split("</tr>")[0]
+    assert "waiting" in event_row and "0 / 0" not in event_row
+    overview = alice_client.get(reverse("connectors:detail", args=["acme", connector_a.pk])).text
+    assert "2 of 3 types started · now: members" in overview
+
+    # The last type started: the totals are the job's size again.
+    SyncJob.objects.filter(pk=job.pk).update(current_entity_type="event")
+    fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
+    assert "40 / 70 records (57%)" in fragment and "waiting" not in fragment
+
+    # A finished job shows its figures, whatever the last phase was.
+    SyncJob.objects.filter(pk=job.pk).update(status="CANCELLED", current_entity_type="member")
+    fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
+    assert "40 / 70 records (57%)" in fragment and "waiting" not in fragment
+
+
 def test_status_endpoint_is_cheap(alice_client, connector_a, django_assert_max_num_queries):
     job = make_job(connector_a, status="RUNNING", stats={"article": {"total": 9, "processed": 3}})
     make_log(job, 500)

@@ -159,6 +159,48 @@ def test_audit_log_lists_every_action(alice_client, alice, connector_a):
     )
 
 
+def test_organisation_audit_log_keeps_deleted_connectors(
+    alice_client, alice, bob_client, org_a, connector_a
+):
+    """A deleted connector has no Audit Log tab any more: the organisation's Audit Log still
+    shows who deleted it, and what else happened to it before."""
+    from connectors import services
+
+    other = services.create_connector(
+        org_a,
+        user=alice,
+        name="Old blog",
+        site_url="https://old.acme.example",
+        api_key="old-blog-sync-key-0123456789",
+        entity_types=["article"],
+        frequency="1d",
+    )
+    services.pause_connector(connector_a, user=alice)
+    job = make_job(other)
+    record(
+        other,
+        AuditEvent.Action.SYNC_TRIGGERED,
+        actor=alice,
+        changes={"kind": "FULL", "job": job.pk},
+    )
+    services.delete_connector(other, user=alice)
+
+    url = reverse("connectors:organisation_audit", args=["acme"])
+    assert f'href="{url}"' in alice_client.get(reverse("connectors:list", args=["acme"])).text
+    html = alice_client.get(url).text
+    events = html.split('<li class="audit-event')[1:]
+    assert len(events) == 4
+    assert "audit-deleted" in events[0] and "deleted the connector" in events[0]
+    assert 'Old blog <span class="muted">(deleted)</span>' in events[0]
+    assert "https://old.acme.example" in events[0]
+    # The job it ran is gone with it: no dead link.
+    assert "triggered a full sync" in events[1] and "/jobs/" not in events[1]
+    connector_audit = reverse("connectors:audit", args=["acme", connector_a.pk])
+    assert "paused syncing" in events[2] and f'href="{connector_audit}"' in events[2]
+    assert "created the connector" in events[3] and "Old blog" in events[3]
+    assert bob_client.get(url).status_code == 404
+
+
 def test_the_key_never_appears_in_any_page(alice_client, root_client, connector_a, org_a):
     job = make_job(connector_a, status="RUNNING", stats={"article": {"total": 1, "processed": 0}})
     make_log(job, 2)
