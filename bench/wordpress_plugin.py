@@ -123,7 +123,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-wp-") as tmp:
         try:
             # WP_DEBUG off: timed as a production site runs.
-            site = build_site(Path(tmp), "wp_assoc_bench", seed=False, debug=False)
+            site = build_site(Path(tmp), "wp_assoc_bench", seed=False, debug=False, workers=1)
         except HarnessError as exc:
             print(f"cannot build the real WordPress: {exc}")
             raise SystemExit(1) from exc
@@ -135,7 +135,6 @@ def main() -> None:
                 f"{time.perf_counter() - started:.1f} s"
             )
             site.php("<?php update_option( 'association_app_rate_limit', 0 );")
-            site.start(workers=1)
             headers = {"X-Association-Sync-Key": site.key}
             with httpx.Client(
                 base_url=site.url + "/api/v1/sync/", headers=headers, timeout=60

@@ -30,7 +30,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="realwp-") as tmp:
         try:
             site = build_site(Path(tmp), args.db, seed=not args.empty)
-            site.start()
         except HarnessError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -38,6 +37,7 @@ def main() -> int:
         print(f"Sync API:      {site.url}/api/v1/sync/ping")
         print(f"Sync API key:  {site.key}")
         print(f"WP Admin:      {site.url}/wp-admin/  (admin / {ADMIN_PASSWORD})")
+        print(f"PHP errors:    {site.error_log}")
         print("Ctrl-C stops the server and drops the database.", flush=True)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:

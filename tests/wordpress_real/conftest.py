@@ -21,7 +21,6 @@ def real_wp(tmp_path_factory):
         site = build_site(tmp_path_factory.mktemp("realwp"), session_db_name())
         # The suite sends far more than 120 requests a minute; the limit has its own test.
         site.php("<?php update_option( 'association_app_rate_limit', 0 );")
-        site.start()
         problems = site.take_php_problems()
         if problems:
             raise HarnessError(

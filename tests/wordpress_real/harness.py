@@ -10,7 +10,13 @@ How the site is built (a few seconds when Debian's packages are present):
 3. `wp_install()` from a PHP CLI bootstrap, pretty permalinks, then `activate_plugin()` of
    wordpress-plugin/association-app (its activation hook flushes the rewrite rules);
 4. PHP's built-in server on a free loopback port with a router script (pretty URLs), started in
-   its own session so it and its workers are stopped together by process group.
+   its own session so it and its workers (PHP_CLI_SERVER_WORKERS, which outlive the parent
+   otherwise) are stopped together by process group. It is started right after step 2, before
+   the install writes the URL anywhere, so a port grabbed meanwhile by another process can still
+   be swapped for a free one.
+
+PHP logs every error, warning and notice of the server and of CLI runs to `php-errors.log` in the
+site directory; the tests fail on them (tests/wordpress_real/conftest.py).
 """
 
 from __future__ import annotations
@@ -140,6 +146,11 @@ THEME_INDEX = """<?php
 
 class HarnessError(RuntimeError):
     """The real WordPress could not be built or served; the message says what to fix."""
+
+
+class PortInUse(HarnessError):
+    def __init__(self, port: int):
+        super().__init__(f"port {port} was taken by another process before php -S could bind it")
 
 
 # A PHP error, warning or notice anywhere fails the test that caused it. Deprecations only count
@@ -392,9 +403,14 @@ class RealWordPress:
     # --- server --------------------------------------------------------------------------
 
     def start(self, workers: int = 2) -> None:
+        """Serve the site with `workers` PHP workers (PHP_CLI_SERVER_WORKERS); a no-op while it
+        is already served. Raises PortInUse if another process took the port meanwhile."""
+        if self.process is not None and self.process.poll() is None:
+            return
         env = dict(os.environ, PHP_CLI_SERVER_WORKERS=str(workers))
         self.log_path = self.root / "php-server.log"
         log = self.log_path.open("ab")
+        log_start = log.tell()
         self.process = subprocess.Popen(
             [
                 PHP,
@@ -415,9 +431,16 @@ class RealWordPress:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise HarnessError(f"php -S exited at once: {self.log_path.read_text()[-2000:]}")
+                self.process = None
+                with self.log_path.open("rb") as server_log:
+                    server_log.seek(log_start)
+                    said = server_log.read().decode(errors="replace")
+                if "Address already in use" in said:
+                    raise PortInUse(self.port)
+                raise HarnessError(f"php -S exited at once: {said[-2000:]}")
             try:
-                httpx.get(self.url + "/wp-json/", timeout=2)
+                # A static file: answers before WordPress is even installed, logs nothing.
+                httpx.get(self.url + "/harness-ready.txt", timeout=2)
                 return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -506,13 +529,33 @@ echo wp_json_encode( array( 'user_id' => $result['user_id'], 'key' => $key ) );
 """
 
 
-def build_site(
-    root: Path, db_name: str = DEFAULT_DB_NAME, *, seed: bool = True, debug: bool = True
-) -> RealWordPress:
-    """Copy, configure, install and activate; the returned site is not started yet.
+SALT_NAMES = (
+    "AUTH_KEY",
+    "SECURE_AUTH_KEY",
+    "LOGGED_IN_KEY",
+    "NONCE_KEY",
+    "AUTH_SALT",
+    "SECURE_AUTH_SALT",
+    "LOGGED_IN_SALT",
+    "NONCE_SALT",
+)
 
+
+def build_site(
+    root: Path,
+    db_name: str = DEFAULT_DB_NAME,
+    *,
+    seed: bool = True,
+    debug: bool = True,
+    workers: int = 2,
+) -> RealWordPress:
+    """Copy, configure, serve, install and activate (and seed).
+
+    The server starts before WordPress is installed: the site's URL (and so its port) is written
+    into wp-config.php, the database and the seeded content, so the port is taken while it is
+    still free to change, and another one is tried if it was grabbed since free_port().
     `debug` turns WP_DEBUG on (notices and deprecations are logged too); the benchmark turns it
-    off to time the site as it runs in production."""
+    off to time the site as it runs in production. `workers` is PHP_CLI_SERVER_WORKERS."""
     check_prerequisites()
     root.mkdir(parents=True, exist_ok=True)
     site = RealWordPress(root=root, db_name=db_name, port=free_port())
@@ -527,31 +570,24 @@ def build_site(
         ignore=shutil.ignore_patterns("wp-config.php", ".htaccess", "akismet"),
     )
     salts = "\n".join(
-        f"define( '{name}', {php_str(secrets.token_urlsafe(48))} );"
-        for name in (
-            "AUTH_KEY",
-            "SECURE_AUTH_KEY",
-            "LOGGED_IN_KEY",
-            "NONCE_KEY",
-            "AUTH_SALT",
-            "SECURE_AUTH_SALT",
-            "LOGGED_IN_SALT",
-            "NONCE_SALT",
-        )
+        f"define( '{name}', {php_str(secrets.token_urlsafe(48))} );" for name in SALT_NAMES
     )
-    (docroot / "wp-config.php").write_text(
-        WP_CONFIG.format(
-            db_name=php_str(db_name),
-            db_user=php_str(DB_USER),
-            db_password=php_str(DB_PASSWORD),
-            db_host=php_str(f"{DB_HOST}:{DB_PORT}"),
-            salts=salts,
-            url=php_str(site.url),
-            # WP_DEBUG also logs notices and deprecations, so the tests can fail on them.
-            debug="true" if debug else "false",
-            error_log=php_str(str(site.error_log)),
+
+    def write_config() -> None:
+        (docroot / "wp-config.php").write_text(
+            WP_CONFIG.format(
+                db_name=php_str(db_name),
+                db_user=php_str(DB_USER),
+                db_password=php_str(DB_PASSWORD),
+                db_host=php_str(f"{DB_HOST}:{DB_PORT}"),
+                salts=salts,
+                url=php_str(site.url),
+                # WP_DEBUG also logs notices and deprecations, so the tests can fail on them.
+                debug="true" if debug else "false",
+                error_log=php_str(str(site.error_log)),
+            )
         )
-    )
+
     theme = docroot / "wp-content" / "themes" / "harness"
     theme.mkdir(parents=True, exist_ok=True)
     (theme / "style.css").write_text(THEME_STYLE)
@@ -559,14 +595,30 @@ def build_site(
     shutil.copytree(PLUGIN_SRC, docroot / "wp-content" / "plugins" / "association-app")
     (docroot / "wp-content" / "mu-plugins").mkdir(exist_ok=True)
     (docroot / "wp-content" / "mu-plugins" / "harness.php").write_text(MU_PLUGIN)
+    (docroot / "harness-ready.txt").write_text("ready\n")
     (root / "router.php").write_text(ROUTER)
 
     _mysql(f"DROP DATABASE IF EXISTS `{db_name}`")
     _mysql(f"CREATE DATABASE `{db_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    installed = site.php(
-        INSTALL_PHP.replace("ADMIN_PASSWORD_VALUE", php_str(ADMIN_PASSWORD)), installing=True
-    )
-    site.key = installed["key"]
-    if seed:
-        site.manifest = site.php_file(SEED_SCRIPT)
+    for attempt in range(5):
+        write_config()
+        try:
+            site.start(workers)
+            break
+        except PortInUse:
+            if attempt == 4:
+                raise
+            site.port = free_port()
+    try:
+        installed = site.php(
+            INSTALL_PHP.replace("ADMIN_PASSWORD_VALUE", php_str(ADMIN_PASSWORD)),
+            installing=True,
+        )
+        site.key = installed["key"]
+        if seed:
+            site.manifest = site.php_file(SEED_SCRIPT)
+    except BaseException:
+        site.stop()
+        site.drop_database()
+        raise
     return site

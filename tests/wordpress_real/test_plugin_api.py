@@ -363,7 +363,7 @@ def test_article_records(real_wp, api):
 def test_member_records(real_wp, api):
     m = real_wp.manifest["members"]
     members = by_id(api, "members")
-    assert set(members) == set(m.values())
+    assert set(members) == set(m.values()), [members[i] for i in set(members) - set(m.values())]
     alice = members[m["alice"]]
     assert alice == {
         "id": m["alice"],

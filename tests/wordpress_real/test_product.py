@@ -296,10 +296,22 @@ def test_two_way_sync_pushes_the_platform_edit_to_wordpress(real_wp, api, connec
     assert entry(again, "article", post).operation == "SKIP"
 
 
-def test_two_way_full_sync_pushes_a_platform_only_edit_of_a_member(real_wp, api, connector):
+@pytest.fixture
+def member_user(real_wp):
+    """A WordPress user for one test, deleted afterwards (other tests count the members)."""
+    user = real_wp.create_user("two.way.member", role="member")
+    yield user
+    real_wp.php(
+        f"<?php require_once ABSPATH . 'wp-admin/includes/user.php'; wp_delete_user( {user} );"
+    )
+
+
+def test_two_way_full_sync_pushes_a_platform_only_edit_of_a_member(
+    real_wp, api, connector, member_user
+):
     connector.sync_direction = Connector.Direction.TWO_WAY
     connector.save()
-    user = real_wp.create_user("two.way.member", role="member")
+    user = member_user
     real_wp.php(
         f"""<?php
         update_user_meta( {user}, '_association_phone', '+49 1 111' );
