@@ -180,10 +180,14 @@ def queries_per_request(path: str, headers: dict, user=None) -> tuple[int, float
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(path, headers=headers)
     assert response.status_code == 200, (path, response.status_code)
+    # Counted now: captured_queries reads connection.queries, which every later request
+    # resets (request_started -> reset_queries), so counting after the loop below gave 0.
+    queries = len(ctx.captured_queries)
+    assert queries > 0, (path, "no query captured")
     started = time.perf_counter()
     for _ in range(50):
         client.get(path, headers=headers)
-    return len(ctx.captured_queries), (time.perf_counter() - started) / 50 * 1000
+    return queries, (time.perf_counter() - started) / 50 * 1000
 
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
@@ -225,6 +229,7 @@ async def poll(url: str, headers: dict, cookies: dict) -> dict:
     """PAGES pollers, each requesting `url` every INTERVAL seconds for SECONDS."""
     latencies: list[float] = []
     errors = 0
+    error_kinds: dict[str, int] = {}
     limits = httpx.Limits(max_connections=PAGES, max_keepalive_connections=PAGES)
     async with httpx.AsyncClient(
         cookies=cookies, headers=headers, limits=limits, timeout=30
@@ -238,12 +243,16 @@ async def poll(url: str, headers: dict, cookies: dict) -> dict:
             while next_at < stop_at:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 t0 = time.perf_counter()
+                kind = None
                 try:
                     response = await client.get(url)
                     if response.status_code != 200:
-                        errors += 1
-                except httpx.HTTPError:
+                        kind = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    kind = type(exc).__name__
+                if kind:
                     errors += 1
+                    error_kinds[kind] = error_kinds.get(kind, 0) + 1
                 latencies.append((time.perf_counter() - t0) * 1000)
                 next_at += INTERVAL
 
@@ -258,6 +267,7 @@ async def poll(url: str, headers: dict, cookies: dict) -> dict:
         "max": max(latencies) if latencies else float("nan"),
         "mean": statistics.fmean(latencies) if latencies else float("nan"),
         "errors": errors,
+        "error_kinds": error_kinds,
     }
 
 
@@ -308,6 +318,12 @@ def main() -> None:
         "(service ms: one request in process, sequential, no server or network; "
         "req/s below the offered ~25/s means the server could not keep up)"
     )
+    for label, row in (("baseline", baseline), ("status", status)):
+        if row["errors"]:
+            print(f"{label} errors: {row['error_kinds']}")
+    if baseline["errors"] or status["errors"] or not status_queries:
+        # Latencies of error pages (a login redirect, a 500) would be figures about nothing.
+        raise SystemExit("status polling: requests failed, the figures above are not valid")
 
 
 async def _warm(url: str, headers: dict, cookies: dict) -> None:
