@@ -14,6 +14,7 @@ import logging
 import mimetypes
 import posixpath
 import uuid
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,10 +65,15 @@ class DjangoStore:
         self.mirror_enabled = connector.mirror_images
         self._downloader: ImageDownloader | None = None
         self._sql_cache: dict = {}
+        self._session_ready = False
 
     def close(self) -> None:
         if self._downloader is not None:
             self._downloader.client.close()
+        if self._session_ready:
+            # The connection outlives the job (a worker runs many): leave it as it was.
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
 
     # Reads --------------------------------------------------------------------------------
 
@@ -75,7 +81,7 @@ class DjangoStore:
         model = RECORD_MODELS[entity_type]
         file_fields = self._file_fields(entity_type)
         columns = [
-            "pk",
+            "id",
             "external_id",
             "content_hash",
             "source_modified_at",
@@ -86,13 +92,12 @@ class DjangoStore:
             columns.append("slug")
         columns += [f for pair in file_fields for f in pair]
         found = {}
-        # Served by the unique (connector, external_id) index.
-        for row in model.objects.filter(
-            connector_id=self.connector.pk, external_id__in=external_ids
-        ).values(*columns):
+        for row in self._probe(
+            model, columns, "connector_id", self.connector.pk, "external_id", external_ids
+        ):
             files = {name: row[name] for pair in file_fields for name in pair}
             found[row["external_id"]] = Existing(
-                pk=row["pk"],
+                pk=row["id"],
                 external_id=row["external_id"],
                 content_hash=row["content_hash"],
                 source_modified_at=row["source_modified_at"],
@@ -104,24 +109,54 @@ class DjangoStore:
             )
         return found
 
+    def _probe(
+        self, model, columns: list[str], scope: str, scope_id: Any, key: str, values: list[str]
+    ) -> list[dict]:
+        """Rows of `model` WHERE scope = scope_id AND key = one of `values`, one probe of the
+        unique (scope, key) index per value.
+
+        Not `scope = 7 AND key IN (…)` on purpose: during a cold import the table's statistics
+        are stale (it grows from empty, or only knows other connectors), the planner estimates
+        "connector 7" at one row and reads *every* row of the connector through the
+        single-column foreign key index, for each page: a sync became quadratic. Compared to
+        `(SELECT 7)`, a value unknown when planning, the scope is estimated from its number of
+        distinct values instead, and the per-value LATERAL probe is planned on the composite
+        index.
+        """
+        if connection.vendor != "postgresql":
+            lookup = {scope: scope_id, f"{key}__in": values}
+            return list(model.objects.filter(**lookup).values(*columns))
+        qn = connection.ops.quote_name
+        table = qn(model._meta.db_table)
+        listed = ", ".join(f"r.{qn(c)}" for c in columns)
+        inner = ", ".join(qn(c) for c in columns)
+        extra = f" AND {qn(key)} <> ''" if key == "slug" else ""  # the partial index's predicate
+        sql = (
+            f"SELECT {listed} FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL "  # noqa: S608
+            f"(SELECT {inner} FROM {table} WHERE {qn(scope)} = (SELECT %s::bigint) "
+            f"AND {qn(key)} = k.v{extra} LIMIT 1) AS r"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(values), scope_id])
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
     def slug_holders(self, entity_type: str, slugs: list[str]) -> dict[str, SlugHolder]:
         model = RECORD_MODELS[entity_type]
         label = "name" if entity_type == "company" else "title"
-        # exclude(slug="") restates the partial unique index's predicate so the planner can
-        # prove it and use that index (organisation, slug) instead of scanning the org's rows.
-        rows = (
-            model.objects.filter(organisation_id=self.connector.organisation_id, slug__in=slugs)
-            .exclude(slug="")
-            .values(
-                "pk", "slug", "external_id", "connector_id", "connector__name", label, "archived_at"
-            )
+        columns = ["id", "slug", "external_id", "connector_id", label, "archived_at"]
+        rows = self._probe(
+            model, columns, "organisation_id", self.connector.organisation_id, "slug", slugs
         )
+        names = {self.connector.pk: self.connector.name}
+        others = {row["connector_id"] for row in rows} - {None, self.connector.pk}
+        if others:
+            names.update(Connector.objects.filter(pk__in=others).values_list("pk", "name"))
         return {
             row["slug"]: SlugHolder(
-                pk=row["pk"],
+                pk=row["id"],
                 external_id=row["external_id"],
                 connector_id=row["connector_id"],
-                connector_name=row["connector__name"] or "",
+                connector_name=names.get(row["connector_id"], ""),
                 label=row[label],
                 archived=row["archived_at"] is not None,
                 releasable=row["archived_at"] is not None
@@ -179,12 +214,15 @@ class DjangoStore:
         """Store one page in one transaction; returns whether a cancel was requested."""
         now = timezone.now()
         postgres = connection.vendor == "postgresql"
+        if postgres:
+            try:
+                return self._commit_in_one_statement(entity_type, writes, logs, stats, cursors, now)
+            except (IntegrityError, DataError) as exc:
+                # Nothing of the page was written (one statement): take the careful path,
+                # which saves row by row so only the culprits fail.
+                logger.info("page of %s refused (%s); saving it row by row", entity_type, exc)
         with transaction.atomic(), connection.cursor() as cursor:
             if postgres:
-                # Don't wait for the WAL flush of each page: a worker crash loses nothing
-                # (the commit is in PostgreSQL already); a PostgreSQL crash may lose the last
-                # fraction of a second of pages, consistently (records, log and cursor go
-                # together), and the next run re-imports them idempotently.
                 cursor.execute("SET LOCAL synchronous_commit = off")
             if writes:
                 for write in self._upsert(cursor, entity_type, writes, now):
@@ -220,6 +258,127 @@ class DjangoStore:
             jobs = SyncJob.objects.filter(pk=self.job.pk)
             jobs.update(stats=stats, current_entity_type=entity_type, heartbeat_at=now)
             return jobs.filter(cancel_requested_at__isnull=False).exists()
+
+    def _commit_in_one_statement(
+        self,
+        entity_type: str,
+        writes: list[Write],
+        logs: list[LogLine],
+        stats: dict,
+        cursors: dict,
+        now: datetime,
+    ) -> bool:
+        """The page's upsert, its log rows, the cursors and the progress in ONE statement.
+
+        Round trips, not rows, are what a page costs on a busy machine: this is one, where a
+        transaction of separate statements was a dozen. A single statement is atomic on its
+        own; the log rows take the pk the upsert returned. Raises IntegrityError / DataError
+        with nothing written when the database refuses any row.
+        """
+        if not self._session_ready:
+            with connection.cursor() as cursor:
+                # Don't wait for the WAL flush of each page: a worker crash loses nothing
+                # (the commit is in PostgreSQL already); a PostgreSQL crash may lose the last
+                # fraction of a second of pages, consistently (records, log and cursor go
+                # together), and the next run re-imports them idempotently. Reset in close().
+                cursor.execute("SET synchronous_commit = off")
+            self._session_ready = True
+        model = RECORD_MODELS[entity_type]
+        parts: list[str] = []
+        params: list = []
+        if writes:
+            upsert_sql, fields = self._unnest_upsert_sql(entity_type)
+            rows = [self._row(entity_type, write, now) for write in writes]
+            parts.append(f"up AS ({upsert_sql})")
+            params += self._columns(fields, rows)
+        if logs:
+            joined = "LEFT JOIN up ON up.external_id = l.external_id" if writes else ""
+            internal = "COALESCE(up.id, l.internal_id)" if writes else "l.internal_id"
+            parts.append(  # constant SQL fragments only; every value is a parameter
+                "lg AS (INSERT INTO syncjobs_synclogentry (job_id, connector_id, entity_type, "  # noqa: S608
+                "external_id, internal_id, operation, status, error, processed_at) "
+                f"SELECT %s, %s, l.entity_type, l.external_id, {internal}, l.operation, "
+                "l.status, l.error, %s FROM unnest(%s::text[], %s::text[], %s::uuid[], "
+                "%s::text[], %s::text[], %s::text[]) AS l(entity_type, external_id, "
+                f"internal_id, operation, status, error) {joined})"
+            )
+            params += [self.job.pk, self.connector.pk, now]
+            params += [
+                [line.entity_type for line in logs],
+                [line.external_id[:64] for line in logs],
+                [line.internal_id for line in logs],
+                [line.operation for line in logs],
+                [line.status for line in logs],
+                [line.error for line in logs],
+            ]
+        moved = cursors != self.connector.cursors
+        parts.append("moved AS (UPDATE connectors_connector SET cursors = %s WHERE id = %s AND %s)")
+        params += [Jsonb(cursors), self.connector.pk, moved]
+        sql = (
+            "WITH "  # noqa: S608
+            + ", ".join(parts)
+            + " UPDATE syncjobs_syncjob SET stats = %s, current_entity_type = %s, "
+            "heartbeat_at = %s WHERE id = %s RETURNING cancel_requested_at"
+        )
+        params += [Jsonb(stats), entity_type, now, self.job.pk]
+        released = [pk for write in writes for pk in write.release_pks]
+        moving = self._moving_slugs(model, writes)
+        # Slugs let go of first (rare) need statements before the upsert, hence a transaction;
+        # inside a caller's transaction (tests) a savepoint keeps a refusal recoverable.
+        needs_block = bool(released or moving) or connection.in_atomic_block
+        with transaction.atomic() if needs_block else nullcontext(), connection.cursor() as cursor:
+            if released:
+                model.objects.filter(pk__in=released, archived_at__isnull=False).update(slug="")
+            if moving:
+                model.objects.filter(pk__in=moving).update(slug="")
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        self.connector.cursors = dict(cursors)
+        return row is not None and row[0] is not None
+
+    def _unnest_upsert_sql(self, entity_type: str) -> tuple[str, list]:
+        cached = self._sql_cache.get(("unnest", entity_type))
+        if cached:
+            return cached
+        model = RECORD_MODELS[entity_type]
+        fields = list(model._meta.concrete_fields)
+        qn = connection.ops.quote_name
+        updated = self._updated_fields(entity_type)
+        columns = ", ".join(qn(f.column) for f in fields)
+        # Identifiers come from model metadata (quoted); values travel as typed arrays.
+        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        assignments = ", ".join(
+            f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in fields if f.name in updated
+        )
+        sql = (
+            f"INSERT INTO {qn(model._meta.db_table)} ({columns}) "  # noqa: S608
+            f"SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT (connector_id, external_id) DO UPDATE SET {assignments} "
+            "RETURNING id, external_id"
+        )
+        self._sql_cache[("unnest", entity_type)] = (sql, fields)
+        return sql, fields
+
+    def _columns(self, fields, rows: list[dict]) -> list[list]:
+        """The rows as one list per column (the arrays unnest() zips back into rows)."""
+        flat = self._params(fields, rows)
+        width = len(fields)
+        return [flat[index::width] for index in range(width)]
+
+    @staticmethod
+    def _moving_slugs(model, writes: list[Write]) -> list:
+        """Records of this page that change slug: they let go of the old one first, as the
+        unique index is checked row by row inside one statement and two posts swapping slugs
+        in WordPress would otherwise collide with each other's old value."""
+        if not model.has_slug:
+            return []
+        return [
+            write.existing.pk
+            for write in writes
+            if write.existing is not None
+            and write.existing.slug
+            and write.existing.slug != write.mapped.values.get("slug", write.existing.slug)
+        ]
 
     def _log_entry(self, line: LogLine, now: datetime) -> SyncLogEntry:
         return SyncLogEntry(
@@ -365,17 +524,7 @@ class DjangoStore:
         if released:
             model.objects.filter(pk__in=released, archived_at__isnull=False).update(slug="")
         rows = [self._row(entity_type, write, now) for write in writes]
-        # Records of this page that change slug let go of the old one first: the unique index
-        # is checked row by row inside one statement, so two posts swapping slugs in WordPress
-        # would otherwise collide with each other's old value.
-        moving = [
-            write.existing.pk
-            for write in writes
-            if model.has_slug
-            and write.existing is not None
-            and write.existing.slug
-            and write.existing.slug != write.mapped.values.get("slug", write.existing.slug)
-        ]
+        moving = self._moving_slugs(model, writes)
         refused: list[Write] = []
         pks: dict[str, Any] = {}
         try:
@@ -409,32 +558,58 @@ class DjangoStore:
     def archive_unseen(
         self, entity_type: str, after: Any, limit: int
     ) -> tuple[list[tuple[str, Any]], Any]:
-        """Archive the connector's live records (one batch, by pk after `after`) that have no
-        log row in this job; returns (archived, where to continue or None when done).
+        """Archive the connector's live records (one batch, in external id order after
+        `after`) that have no log row in this job; returns (archived, where to continue or
+        None when done).
 
-        Two index-driven queries per batch, whatever the table statistics: an anti-join
-        against a log that was just written can be planned as a nested loop over it.
+        Index-driven queries per batch, whatever the table statistics (see _probe): an
+        anti-join against a log that was just written can be planned as a nested loop over it.
         """
         model = RECORD_MODELS[entity_type]
-        live = model.objects.filter(connector_id=self.connector.pk, archived_at__isnull=True)
-        if after is not None:
-            live = live.filter(pk__gt=after)
-        batch = list(live.order_by("pk").values_list("pk", "external_id")[:limit])
+        postgres = connection.vendor == "postgresql"
+        if postgres:
+            # A keyset walk of the unique (connector, external_id) index.
+            table = connection.ops.quote_name(model._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, external_id FROM {table} "  # noqa: S608
+                    "WHERE connector_id = (SELECT %s::bigint) AND external_id > %s "
+                    "AND archived_at IS NULL ORDER BY connector_id, external_id LIMIT %s",
+                    [self.connector.pk, after or "", limit],
+                )
+                batch = cursor.fetchall()
+        else:
+            live = model.objects.filter(connector_id=self.connector.pk, archived_at__isnull=True)
+            if after is not None:
+                live = live.filter(external_id__gt=after)
+            batch = list(live.order_by("external_id").values_list("pk", "external_id")[:limit])
         if not batch:
             return [], None
-        logged = set(
-            SyncLogEntry.objects.filter(
-                job_id=self.job.pk,
-                entity_type=entity_type,
-                external_id__in=[external_id for _, external_id in batch],
-            ).values_list("external_id", flat=True)
-        )
+        external_ids = [external_id for _, external_id in batch]
+        if postgres:
+            # One probe of the (job, external_id) index per record, whatever the log's
+            # statistics say (see _probe); `entity_type || ''` keeps the planner off the
+            # (job, entity_type) index, which would read the whole phase's log every time.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT k.v FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL "
+                    "(SELECT 1 FROM syncjobs_synclogentry l WHERE l.job_id = (SELECT %s::bigint) "
+                    "AND l.external_id = k.v AND l.entity_type || '' = %s LIMIT 1) AS seen",
+                    [external_ids, self.job.pk, entity_type],
+                )
+                logged = {row[0] for row in cursor.fetchall()}
+        else:
+            logged = set(
+                SyncLogEntry.objects.filter(
+                    job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
+                ).values_list("external_id", flat=True)
+            )
         doomed = [(external_id, pk) for pk, external_id in batch if external_id not in logged]
         if doomed:
             model.objects.filter(pk__in=[pk for _, pk in doomed], archived_at__isnull=True).update(
                 archived_at=timezone.now()
             )
-        return doomed, (batch[-1][0] if len(batch) == limit else None)
+        return doomed, (batch[-1][1] if len(batch) == limit else None)
 
     def archive_deleted(
         self, entity_type: str, entries: list[tuple[str, datetime]]
@@ -444,17 +619,20 @@ class DjangoStore:
         for external_id, deleted in entries:
             if external_id not in deleted_at or deleted > deleted_at[external_id]:
                 deleted_at[external_id] = deleted
-        rows = model.objects.filter(
-            connector_id=self.connector.pk,
-            external_id__in=list(deleted_at),
-            archived_at__isnull=True,
-        ).values_list("pk", "external_id", "source_modified_at")
+        columns = ["id", "external_id", "source_modified_at", "archived_at"]
+        rows = self._probe(
+            model, columns, "connector_id", self.connector.pk, "external_id", list(deleted_at)
+        )
         # §8.1: deleted only if the deletion is not older than the version we pulled
         # (a restored post comes back with a newer modified_gmt and stays live).
         doomed = [
-            (external_id, pk)
-            for pk, external_id, modified in rows
-            if modified is None or deleted_at[external_id] >= modified
+            (row["external_id"], row["id"])
+            for row in rows
+            if row["archived_at"] is None
+            and (
+                row["source_modified_at"] is None
+                or deleted_at[row["external_id"]] >= row["source_modified_at"]
+            )
         ]
         if doomed:
             model.objects.filter(pk__in=[pk for _, pk in doomed]).update(archived_at=timezone.now())
