@@ -295,20 +295,20 @@ def _explain_missing_plugin(ctx: CheckContext, url: str) -> str:
     if namespace_listed:
         return (
             f"{url} answered 404 although the Association App plugin is active: WordPress's "
-            "rewrite rules are stale or permalinks are set to “Plain”. Flush permalinks: in "
-            "WordPress open Settings → Permalinks, choose any setting but “Plain” and click "
+            "rewrite rules are stale or permalinks are set to “Plain”. Flush permalinks: open "
+            "WP Admin → Settings → Permalinks, choose any setting but “Plain” and click "
             "Save Changes, then test again."
         )
     if ctx.facts.get("rest_index_problem"):
         return (
             f"{url} answered 404 and the site does not answer like WordPress (see “REST API "
             "root”): check the site URL. If it is right, install and activate the Association "
-            "App plugin, then flush permalinks (Settings → Permalinks → Save Changes)."
+            "App plugin, then flush permalinks (WP Admin → Settings → Permalinks → Save Changes)."
         )
     return (
         f"{url} answered 404: the Association App plugin is not installed or not activated. "
-        "Install and activate it under Plugins, then flush permalinks (Settings → Permalinks "
-        "→ Save Changes) and test again."
+        "Install and activate it in WP Admin → Plugins, then flush permalinks (WP Admin → "
+        "Settings → Permalinks → Save Changes) and test again."
     )
 
 
