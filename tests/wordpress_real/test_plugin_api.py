@@ -74,6 +74,28 @@ def test_ping_without_key_is_401_on_every_url_family(real_wp, api):
         assert ok.status_code == 200 and ok.json()["plugin"] == "association-app"
 
 
+NO_CACHE = "no-cache, must-revalidate, max-age=0, no-store, private"
+
+
+def test_every_answer_carries_the_contract_headers_on_both_url_families(real_wp, api):
+    """§2.5: JSON, the contract version and no caching on answers and errors alike."""
+    rest = f"{real_wp.url}/wp-json/association-app/v1/"
+    key = {"X-Association-Sync-Key": real_wp.key}
+    for response in (
+        api.get("ping"),
+        api.get("articles", params={"per_page": 1}),
+        api.get("ping", key=False),
+        api.get("articles", params={"per_page": 0}),
+        api.get("events/999999"),
+        httpx.get(rest + "ping", headers=key),
+        httpx.get(rest + "members", params={"per_page": 1}, headers=key),
+        httpx.get(rest + "ping"),
+    ):
+        assert response.headers["content-type"] == "application/json; charset=UTF-8"
+        assert response.headers["x-association-contract-version"] == "1"
+        assert response.headers["cache-control"] == NO_CACHE, response.url
+
+
 def test_ping_with_key(real_wp, api):
     response = api.get("ping")
     assert response.status_code == 200
@@ -115,6 +137,8 @@ def test_checks_run_in_contract_order(real_wp, api, wp_option):
     wp_option("association_app_sync_enabled", "0")
     assert_error(api.get("ping", key=False), 403, "association_sync_disabled")
     assert_error(api.get("ping"), 403, "association_sync_disabled")
+    # 1 before 2: an unknown route is still a 404 while the API is switched off
+    assert_error(api.get("nothing-here"), 404, "rest_no_route")
 
 
 def test_regenerating_the_key_invalidates_the_old_one_and_only_a_hash_is_stored(real_wp, api):
@@ -316,6 +340,13 @@ def by_id(api, endpoint):
 def test_article_records(real_wp, api):
     m = real_wp.manifest
     private = real_wp.create_post(post_title="Staff note", post_status="private")
+    future = real_wp.create_post(
+        post_title="Scheduled",
+        post_status="future",
+        post_date_gmt="2031-05-01 08:00:00",
+        post_date="2031-05-01 10:00:00",
+    )
+    pending = real_wp.create_post(post_title="Awaiting review", post_status="pending")
     articles = by_id(api, "articles")
     welcome = articles[m["articles"]["welcome"]]
     assert welcome["title"] == "Welcome to the association"
@@ -347,6 +378,10 @@ def test_article_records(real_wp, api):
     assert protected["title"] == "Board only"
 
     assert articles[private]["title"] == "Staff note"  # no "Private: " prefix
+    # every working status is served (§5.3): scheduled and pending posts too
+    assert articles[future]["status"] == "future"
+    assert articles[future]["date_gmt"] == "2031-05-01T08:00:00"
+    assert articles[pending]["status"] == "pending"
     assert m["auto_draft"] not in articles
     assert articles[m["articles"]["hello"]]["title"] == "Hello world!"
     served = real_wp.php(

@@ -81,6 +81,19 @@ class AA_Admin {
 		exit;
 	}
 
+	/** Entity type => what an editor recognises it as, in the canonical order. */
+	private static function entity_labels() {
+		return array(
+			'article'      => __( 'Articles (posts)', 'association-app' ),
+			'member'       => __( 'Members (users)', 'association-app' ),
+			'event'        => __( 'Events', 'association-app' ),
+			'document'     => __( 'Documents, policies and recalls', 'association-app' ),
+			'conference'   => __( 'Conferences', 'association-app' ),
+			'company'      => __( 'Companies', 'association-app' ),
+			'notification' => __( 'Notifications', 'association-app' ),
+		);
+	}
+
 	public static function render_page() {
 		if ( ! current_user_can( 'manage_options' ) ) {
 			return;
@@ -105,7 +118,8 @@ class AA_Admin {
 
 			<h2><?php esc_html_e( 'Sync API key', 'association-app' ); ?></h2>
 			<?php if ( $new_key ) : ?>
-				<div class="notice notice-warning">
+				<?php // "inline": WP Admin would otherwise move the notice above the tabs, away from this section. ?>
+				<div class="notice notice-warning inline">
 					<p><strong><?php esc_html_e( 'Copy this key now and paste it into the Association App platform. It is shown only once; the site stores only a hash of it.', 'association-app' ); ?></strong></p>
 					<p><input type="text" class="large-text code" readonly value="<?php echo esc_attr( $new_key ); ?>" id="association-app-key"></p>
 				</div>
@@ -148,8 +162,8 @@ class AA_Admin {
 						<td><input id="aa-rate" type="number" min="0" name="rate_limit" value="<?php echo esc_attr( AA_Settings::rate_limit() ); ?>"></td></tr>
 					<tr><th scope="row"><?php esc_html_e( 'Entity types served', 'association-app' ); ?></th>
 						<td>
-						<?php foreach ( array_keys( AA_Settings::ENTITY_ENDPOINTS ) as $entity ) : ?>
-							<label><input type="checkbox" name="entity_types[]" value="<?php echo esc_attr( $entity ); ?>" <?php checked( in_array( $entity, AA_Settings::entity_types(), true ) ); ?>> <?php echo esc_html( $entity ); ?></label><br>
+						<?php foreach ( self::entity_labels() as $entity => $label ) : ?>
+							<label><input type="checkbox" name="entity_types[]" value="<?php echo esc_attr( $entity ); ?>" <?php checked( in_array( $entity, AA_Settings::entity_types(), true ) ); ?>> <?php echo esc_html( $label ); ?></label><br>
 						<?php endforeach; ?>
 						</td></tr>
 					<tr><th scope="row"><label for="aa-user"><?php esc_html_e( 'Write changes from the platform as', 'association-app' ); ?></label></th>
