@@ -250,7 +250,7 @@ def test_overview_picks_up_a_scheduled_sync_and_follows_it(browser_page, alice, 
     page.evaluate("window.__noReload = true")
     card = page.locator("#status-card")
     expect(card).not_to_have_attribute("hx-trigger", "every 4s")
-    expect(page.locator("#statistics")).to_contain_text("last 0 finished jobs")
+    expect(page.locator("#statistics")).to_contain_text("no finished sync yet")
 
     job = make_job(  # what the scheduler would do when the sync falls due
         connector_a,
