@@ -16,7 +16,7 @@ from tests.conftest import make_connector
 from .conftest import fill, placeholders, project_urls, state_snapshot
 from .conftest import object_values_for as object_values
 
-METHODS = ["get", "post", "put", "patch", "delete"]
+METHODS = ["get", "head", "options", "post", "put", "patch", "delete"]
 OBJECT_URLS = [item for item in project_urls() if placeholders(item[0])]
 ALL_URLS = project_urls()
 MISSING_INT = 987654321
