@@ -236,6 +236,25 @@ def test_a_wordpress_edit_is_picked_up_by_the_next_incremental_sync(real_wp, con
     )
 
 
+def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(real_wp, connector):
+    post = real_wp.create_post(post_title="Soon in the trash", backdate=60)
+    company = real_wp.create_post(post_type="company", post_title="Soon deleted", backdate=60)
+    sync(connector)
+    assert record(Article, post).archived_at is None
+    real_wp.php(f"<?php wp_trash_post( {post} ); wp_delete_post( {company}, true );")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert record(Article, post).archived_at is not None, "kept, not hard-deleted"
+    assert record(Company, company).archived_at is not None
+    assert entry(job, "article", post).operation == "ARCHIVE"
+    assert job.stats["article"]["archived"] == 1 and job.stats["company"]["archived"] == 1
+    # restored in WordPress: live again on the platform
+    real_wp.php(f"<?php wp_untrash_post( {post} );")
+    sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert record(Article, post).archived_at is None
+
+
 def test_a_record_without_a_title_fails_with_the_reason(real_wp, connector):
     broken = real_wp.create_post(
         post_title="Title removed by a site filter", meta={"_harness_drop_title": "1"}
