@@ -101,11 +101,23 @@ def _status_context(connector) -> dict:
             .select_related("triggered_by")
             .first()
         )
+    # "Run Initial Import" is offered only before the first import. A completed full or
+    # scheduled sync imports everything too (the demo's first sync is a scheduled one): after
+    # one, offering an "initial" import would only confuse. One EXISTS at most, and only when
+    # the latest finished job did not complete.
+    imported = bool(connector.initial_import_done_at) or (
+        last_finished is not None
+        and (
+            last_finished.status == SyncJob.Status.COMPLETED
+            or connector.jobs.filter(status=SyncJob.Status.COMPLETED).exists()
+        )
+    )
     return {
         "connector": connector,
         "active_job": active,
         "active_progress": job_progress(active) if active else None,
         "last_job": last_finished,
+        "imported": imported,
     }
 
 

@@ -119,6 +119,20 @@ def test_initial_import_button_only_before_the_first_import(alice_client, connec
     assert not SyncJob.objects.filter(connector=connector_a).exists()
 
 
+def test_initial_import_is_not_offered_after_a_completed_sync(alice_client, connector_a):
+    """A completed full or scheduled sync imported everything: no "initial" import after it,
+    even when a later sync failed."""
+    url = reverse("connectors:detail", args=["acme", connector_a.pk])
+    make_job(connector_a, status="FAILED")
+    assert "Run Initial Import" in alice_client.get(url).text
+    make_job(connector_a, status="COMPLETED", kind=SyncJob.Kind.INCREMENTAL)
+    page = alice_client.get(url).text
+    assert "Run Initial Import" not in page
+    assert "Not needed: a sync already imported the records" in page
+    make_job(connector_a, status="FAILED")
+    assert "Run Initial Import" not in alice_client.get(url).text
+
+
 def test_unknown_sync_kind_is_refused(alice_client, connector_a):
     response = alice_client.post(
         reverse("connectors:sync", args=["acme", connector_a.pk]), {"kind": "DROP"}, follow=True
