@@ -17,6 +17,8 @@ feed from its own cursor (an incremental run's only way to learn of deletions).
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -198,6 +200,8 @@ class Plan:
     mirror: Callable[[str], bool] = lambda entity_type: False
     slugged: frozenset = frozenset()
     per_page: int = contract.MAX_PER_PAGE
+    # Fetch the next page while this one is mapped and written (see Prefetched).
+    prefetch: bool = True
 
 
 def fresh_counters() -> dict[str, int]:
@@ -209,6 +213,69 @@ def _parse_cursor(value: Any) -> datetime | None:
         return parse_gmt(value) if value else None
     except ValueError:
         return None
+
+
+class Prefetched:
+    """Iterates `pages` one page ahead, in a thread: the site prepares and sends page n+1
+    while the engine maps and writes page n, instead of each waiting for the other.
+
+    At most one page is fetched ahead (memory stays bounded by two pages). Whatever the
+    source raises (its typed errors, or a KeyboardInterrupt) is re-raised in the consumer at
+    the page where it happened. close() stops the thread and closes the source's iterator; a
+    page fetched ahead is dropped, never processed, so a cancelled job stores nothing after
+    the page in progress.
+    """
+
+    _DONE = object()
+
+    def __init__(self, pages: Iterator, poll: float = 0.2):
+        self._source = pages
+        self._pages = iter(pages)
+        self._ready: queue.Queue = queue.Queue()
+        self._wanted = threading.Semaphore(1)  # the first page is wanted at once
+        self._stop = threading.Event()
+        self._poll = poll
+        self._thread = threading.Thread(target=self._run, name="sync-prefetch", daemon=True)
+        self._thread.start()
+
+    def _want(self) -> bool:
+        while not self._stop.is_set():
+            if self._wanted.acquire(timeout=self._poll):
+                return not self._stop.is_set()
+        return False
+
+    def _run(self) -> None:
+        try:
+            while self._want():
+                try:
+                    page = next(self._pages)
+                except StopIteration:
+                    self._ready.put((self._DONE, None))
+                    return
+                self._ready.put((page, None))
+        except BaseException as exc:  # handed to the consumer and raised there
+            self._ready.put((None, exc))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close:
+                close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item, error = self._ready.get()
+        if error is not None:
+            raise error
+        if item is self._DONE:
+            raise StopIteration
+        self._wanted.release()  # fetch the next page while this one is processed
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        # A request in flight finishes (or times out) on its own: don't hold the job for it.
+        self._thread.join(timeout=10)
 
 
 # --- The engine ------------------------------------------------------------------------------
@@ -248,6 +315,9 @@ class SyncEngine:
         pages = self.source.iter_pages(
             entity_type, modified_after=modified_after, per_page=self.plan.per_page
         )
+        if self.plan.prefetch and not self.plan.two_way:
+            # Two-way pushes go through the same client from this thread: no prefetch then.
+            pages = Prefetched(pages)
         try:
             first = True
             for page in pages:

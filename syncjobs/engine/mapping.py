@@ -334,6 +334,9 @@ def parse_gmt(value: Any) -> datetime:
     return contract.parse_gmt(value)
 
 
+_ABSENT = object()
+
+
 class _Invalid(Exception):
     pass
 
@@ -343,6 +346,9 @@ class _Tolerated(Exception):
 
 
 def _lookup(raw: dict, path: str) -> tuple[bool, Any]:
+    if "." not in path:  # nearly every field: one dict lookup (runs ~10x per record)
+        value = raw.get(path, _ABSENT)
+        return (False, None) if value is _ABSENT else (True, value)
     node: Any = raw
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:

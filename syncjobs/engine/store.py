@@ -299,8 +299,9 @@ class DjangoStore:
                 "external_id, internal_id, operation, status, error, processed_at) "
                 f"SELECT %s, %s, l.entity_type, l.external_id, {internal}, l.operation, "
                 "l.status, l.error, %s FROM unnest(%s::text[], %s::text[], %s::uuid[], "
-                "%s::text[], %s::text[], %s::text[]) AS l(entity_type, external_id, "
-                f"internal_id, operation, status, error) {joined})"
+                "%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS l(entity_type, "
+                f"external_id, internal_id, operation, status, error, n) {joined} "
+                "ORDER BY l.n)"  # ids in processing order, whatever the join did
             )
             params += [self.job.pk, self.connector.pk, now]
             params += [

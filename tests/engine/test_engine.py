@@ -243,6 +243,54 @@ def test_invalid_event_dates_fail_with_the_reason(sync, site, connector):
     assert job.status == SyncJob.Status.COMPLETED  # the job goes on
 
 
+class CountsPages:
+    """The WordPress client, counting the list pages it was asked for."""
+
+    def __init__(self, client):
+        self.client = client
+        self.pages = 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def iter_pages(self, entity_type, **kwargs):
+        for page in self.client.iter_pages(entity_type, **kwargs):
+            self.pages += 1
+            yield page
+
+
+class ServesMalformedRecords(CountsPages):
+    """The client, with a site whose first article page also carries broken items."""
+
+    def iter_pages(self, entity_type, **kwargs):
+        for number, page in enumerate(super().iter_pages(entity_type, **kwargs)):
+            if entity_type == "article" and number == 0:
+                page.items = [*page.items, "not a record", {"id": "x7", "title": "No id"}]
+            yield page
+
+
+def test_malformed_records_fail_with_the_reason_and_the_job_goes_on(sync, site, connector):
+    from connectors.wordpress_client import client_for
+
+    client = client_for(connector)
+    job = sync(connector, SyncJob.Kind.FULL, source=ServesMalformedRecords(client))
+    client.close()
+
+    assert job.status == SyncJob.Status.COMPLETED
+    broken = logs(job, entity_type="article", external_id="").order_by("id")  # page order
+    assert [entry.error for entry in broken] == [
+        "article record without an id: malformed record: expected a JSON object, got a string",
+        "article record without an id: field 'id' must be a positive integer, got a string "
+        "'x7'; required field 'modified_gmt' is missing",
+    ]
+    assert {(e.operation, e.status) for e in broken} == {("CREATE", "FAILED")}
+    served = site.count("article")
+    counters = job.stats["article"]
+    assert counters["processed"] == served + 2
+    assert counters["created"] + counters["failed"] == served + 2
+    assert Article.objects.filter(connector=connector).count() == counters["created"]
+
+
 def _platform_edit(model, external_id, **fields):
     fields["platform_modified_at"] = timezone.now() + timedelta(seconds=5)
     model.objects.filter(external_id=str(external_id)).update(**fields)
@@ -337,41 +385,36 @@ def test_two_way_push_refused_by_wordpress_is_logged_failed(sync, site, connecto
     assert Event.objects.get(external_id=str(event_id)).timezone == "Mars/Olympus_Mons"
 
 
-class CancelAfterFirstPage:
-    """The WordPress client, with an admin pressing Cancel while the first page is stored."""
-
-    def __init__(self, client, job_getter):
-        self.client = client
-        self.job_getter = job_getter
-        self.pages = 0
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
-
-    def iter_pages(self, entity_type, **kwargs):
-        for page in self.client.iter_pages(entity_type, **kwargs):
-            self.pages += 1
-            if self.pages == 1:
-                services.request_cancel(self.job_getter())
-            yield page
-
-
-def test_cancel_is_honoured_within_one_page(sync, site, connector, settings):
+def test_cancel_is_honoured_within_one_page(sync, site, connector, settings, monkeypatch):
     from connectors.wordpress_client import client_for
+    from syncjobs.engine.store import DjangoStore
 
     settings.SYNC_PAGE_SIZE = 10
+    store_page = DjangoStore.commit_page
+
+    def admin_cancels_while_the_first_page_is_stored(self, entity_type, **page):
+        if (
+            page["logs"]
+            and not SyncJob.objects.filter(
+                pk=self.job.pk, cancel_requested_at__isnull=False
+            ).exists()
+        ):
+            services.request_cancel(self.job)
+        return store_page(self, entity_type, **page)
+
+    monkeypatch.setattr(DjangoStore, "commit_page", admin_cancels_while_the_first_page_is_stored)
     client = client_for(connector)
-    source = CancelAfterFirstPage(
-        client, lambda: SyncJob.objects.get(connector=connector, status="RUNNING")
-    )
+    source = CountsPages(client)
     job = sync(connector, SyncJob.Kind.FULL, source=source)
     client.close()
 
     assert job.status == SyncJob.Status.CANCELLED
-    assert "Cancelled" in job.error
-    assert source.pages == 1  # the second page was never requested
+    assert job.error.startswith("Cancelled at an administrator's request")
+    # The page fetched ahead while the first one was stored is dropped, never stored.
+    assert source.pages <= 2
     assert Article.objects.count() + logs(job, status="FAILED").count() == 10
     assert logs(job).count() == 10
+    assert job.stats["article"]["processed"] == 10
     assert job.cancel_requested_at is not None
     connector.refresh_from_db()
     assert connector.status == Connector.Status.ACTIVE
