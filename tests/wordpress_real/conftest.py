@@ -42,14 +42,15 @@ def real_wp(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def no_php_problems(real_wp):
     """Fail the test during which PHP (the server or a CLI run) logged an error, a warning, a
-    notice or a deprecation in our code: a JSON API that passes while PHP complains is not done."""
+    notice or a deprecation in our code, or the site answered a 5xx: a JSON API that passes
+    while PHP complains is not done."""
     real_wp.take_php_problems()
     yield
     problems = real_wp.take_php_problems()
     if problems:
         pytest.fail(
             f"PHP reported {len(problems)} problem(s) during this test "
-            f"(log: {real_wp.error_log}):\n" + "\n".join(problems[:20]),
+            f"(logs: {real_wp.error_log}, {real_wp.log_path}):\n" + "\n".join(problems[:20]),
             pytrace=False,
         )
 

@@ -160,6 +160,20 @@ PHP_PROBLEM = re.compile(
     r"PHP (Fatal error|Parse error|Recoverable fatal error|Warning|Notice|Deprecated):"
 )
 OUR_PHP = ("/plugins/association-app/", "/mu-plugins/", "/themes/harness/", "router.php", "/cli-")
+# php -S access log: "[pid] [date] 127.0.0.1:port [500]: GET /api/v1/sync/..."
+SERVER_ERROR = re.compile(r"\[5\d\d\]: ")
+
+
+def _size(path: Path | None) -> int:
+    return path.stat().st_size if path is not None and path.exists() else 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 def php_str(value: str) -> str:
@@ -209,6 +223,7 @@ class RealWordPress:
     log_path: Path | None = None
     # Byte offset into error_log up to which PHP problems were already reported or accepted.
     problems_mark: int = 0
+    server_log_mark: int = 0
 
     @property
     def url(self) -> str:
@@ -223,29 +238,29 @@ class RealWordPress:
         """Where PHP logs errors: the server, every CLI run and WordPress (WP_DEBUG_LOG)."""
         return self.root / "php-errors.log"
 
-    def php_problems(self, since: int | None = None) -> list[str]:
-        """PHP errors, warnings and notices (and deprecations in our code) logged since `since`
-        (default: problems_mark), one line each."""
-        start = self.problems_mark if since is None else since
-        if not self.error_log.exists():
-            return []
-        with self.error_log.open("rb") as log:
-            log.seek(start)
-            text = log.read().decode(errors="replace")
+    def php_problems(self) -> list[str]:
+        """Since the marks, one line each: PHP errors, warnings and notices (and deprecations in
+        our code) from the error log, and 5xx answers from the server's access log (a fatal
+        error can end a request before PHP logs anything useful)."""
         problems = []
-        for line in text.splitlines():
+        for line in _read_from(self.error_log, self.problems_mark).splitlines():
             match = PHP_PROBLEM.search(line)
             if not match:
                 continue
             if match.group(1) == "Deprecated" and not any(part in line for part in OUR_PHP):
                 continue
             problems.append(line.strip())
+        if self.log_path is not None:
+            for line in _read_from(self.log_path, self.server_log_mark).splitlines():
+                if SERVER_ERROR.search(line):
+                    problems.append(line.strip())
         return problems
 
     def take_php_problems(self) -> list[str]:
-        """The problems since the mark; moves the mark to the end of the log."""
+        """The problems since the marks; moves the marks to the ends of the logs."""
         problems = self.php_problems()
-        self.problems_mark = self.error_log.stat().st_size if self.error_log.exists() else 0
+        self.problems_mark = _size(self.error_log)
+        self.server_log_mark = _size(self.log_path)
         return problems
 
     # --- PHP CLI -------------------------------------------------------------------------

@@ -923,11 +923,17 @@ def test_a_new_draft_has_a_real_modified_time_and_reaches_incremental_pulls(real
 
 def test_the_harness_sees_php_warnings_of_the_server_and_of_cli_runs(real_wp):
     """The autouse check (conftest.no_php_problems) relies on this: a warning raised while
-    serving a request or in a CLI run lands in the error log and is reported."""
+    serving a request or in a CLI run lands in the error log and is reported, and so is an
+    answer with a 5xx status."""
     probe = real_wp.docroot / "harness-warning-probe.php"
-    probe.write_text("<?php trigger_error( 'harness probe from php -S', E_USER_WARNING ); echo 1;")
+    probe.write_text(
+        "<?php trigger_error( 'harness probe from php -S', E_USER_WARNING );"
+        " http_response_code( empty( $_GET['fail'] ) ? 200 : 500 ); echo 1;"
+    )
     try:
         assert httpx.get(real_wp.url + "/harness-warning-probe.php").status_code == 200
+        failed = httpx.get(real_wp.url + "/harness-warning-probe.php", params={"fail": 1})
+        assert failed.status_code == 500
     finally:
         probe.unlink()
     real_wp.php(
@@ -937,4 +943,7 @@ def test_the_harness_sees_php_warnings_of_the_server_and_of_cli_runs(real_wp):
     problems = real_wp.take_php_problems()
     assert any("PHP Warning:  harness probe from php -S" in line for line in problems), problems
     assert any("PHP Notice:  harness probe from the CLI" in line for line in problems), problems
+    assert any("[500]: GET /harness-warning-probe.php?fail=1" in line for line in problems), (
+        problems
+    )
     assert real_wp.take_php_problems() == [], "taken problems are not reported twice"
