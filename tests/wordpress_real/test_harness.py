@@ -1,6 +1,7 @@
 """The harness itself: robust on a busy CI machine (ports, leftovers, missing packages)."""
 
 import socket
+import subprocess
 
 import httpx
 import pytest
@@ -27,6 +28,33 @@ def test_a_port_taken_before_php_binds_it_is_swapped_for_a_free_one(real_wp, tmp
                 f"{site.url}/api/v1/sync/ping", headers={"X-Association-Sync-Key": site.key}
             )
             assert ping.status_code == 200 and ping.json()["home_url"] == site.url
+            left = site.php(
+                """<?php
+                require_once ABSPATH . 'wp-admin/includes/plugin.php';
+                require_once ABSPATH . 'wp-admin/includes/file.php';
+                deactivate_plugins( 'association-app/association-app.php' );
+                uninstall_plugin( 'association-app/association-app.php' );
+                global $wpdb;
+                echo wp_json_encode( array(
+                    'table' => $wpdb->get_var(
+                        "SHOW TABLES LIKE '{$wpdb->prefix}association_sync_deletions'"
+                    ),
+                    'options' => $wpdb->get_col(
+                        "SELECT option_name FROM {$wpdb->options}
+                         WHERE option_name LIKE 'association\\_app\\_%'"
+                    ),
+                    'member_dates' => (int) $wpdb->get_var(
+                        "SELECT COUNT(*) FROM {$wpdb->usermeta}
+                         WHERE meta_key = '_association_modified_gmt'"
+                    ),
+                    'rule' => array_key_exists(
+                        '^api/v1/sync/(.*)$', (array) get_option( 'rewrite_rules' )
+                    ),
+                ) );"""
+            )
+            assert left == {"table": None, "options": [], "member_dates": 0, "rule": False}
+            gone = httpx.get(f"{site.url}/api/v1/sync/ping")
+            assert gone.status_code == 404 and "association_sync" not in gone.text
             assert site.take_php_problems() == []
         finally:
             site.stop()
@@ -44,3 +72,13 @@ def test_missing_packages_are_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(harness.HarnessError) as excinfo:
         harness.check_prerequisites()
     assert "MariaDB is not reachable" in str(excinfo.value)
+
+
+def test_every_plugin_file_passes_php_lint():
+    files = sorted(harness.PLUGIN_SRC.rglob("*.php"))
+    assert len(files) >= 8
+    for path in files:
+        lint = subprocess.run(
+            [harness.PHP, "-l", str(path)], capture_output=True, text=True, check=False
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
