@@ -27,6 +27,18 @@ WIDTHS = {"laptop": (1280, 860), "phone": (390, 844)}
 
 # Run in the page: everything that overflows, described for the assertion message.
 OVERFLOW_JS = (Path(__file__).parent / "overflow.js").read_text()
+# And what a screen reader would miss: unlabelled controls, images without alt, headings.
+A11Y_JS = (Path(__file__).parent / "a11y.js").read_text()
+# The focused element must show it: an outline or the focus ring (box-shadow).
+FOCUS_JS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0)
+    || style.boxShadow !== 'none';
+  const text = (el.textContent || el.name || '').trim().slice(0, 30);
+  return {tag: el.tagName.toLowerCase(), text, ring};
+}"""
 
 
 @pytest.fixture
@@ -89,8 +101,20 @@ def visit(page, url, name, width):
     page.goto(url)
     page.wait_for_load_state("networkidle")
     problems = page.evaluate(OVERFLOW_JS, width >= 1000)
+    problems += page.evaluate(A11Y_JS)
     screenshot(page, f"layout-{width}-{name}")
     return [f"{name} at {width}px: {problem}" for problem in problems]
+
+
+def focus_problems(page, presses=12):
+    """Tab through the first controls of the page: each must show that it has the focus."""
+    problems = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_JS)
+        if focused and not focused["ring"]:
+            problems.append(f"no visible focus on {focused['tag']} {focused['text']!r}")
+    return problems
 
 
 def test_main_pages_fit_laptop_and_phone_widths(
@@ -137,6 +161,8 @@ def test_main_pages_fit_laptop_and_phone_widths(
                 login(page, user)
                 for name, url in pages:
                     problems += visit(page, url, name, width)
+                    if name in ("overview", "job") and width >= 1000:
+                        problems += focus_problems(page)
                     if name == "overview":
                         # Plural names of entity types, never "Companys".
                         stats = page.locator("#statistics")
