@@ -28,6 +28,10 @@ def _content_fields(record):
         elif isinstance(field, models.FileField):
             kind = "file"
             value = value.url if value else ""
+        elif isinstance(field, models.DateTimeField):
+            kind = "datetime"  # shown like every other time on the dashboard
+        elif isinstance(field, models.DateField):
+            kind = "date"
         elif isinstance(field, models.URLField):
             kind = "url"
         elif isinstance(field, models.JSONField):

@@ -1,6 +1,8 @@
 """Every dashboard view, for the whole cast: alice (owner) 200, bob (outsider) 404,
 root (platform admin) 200, anonymous sent to log in."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.urls import reverse
 
@@ -103,8 +105,11 @@ def test_record_page_shows_sanitised_content(alice_client, org_a, connector_a):
         title="Scripted",
         content='<p>Fine</p><script>alert("x")</script><img src="x" onerror="alert(1)">',
         featured_image_url="javascript:alert(1)",
+        published_at=datetime(2024, 2, 25, 12, 17, tzinfo=UTC),
     )
     response = alice_client.get(reverse("records:detail", args=["acme", "article", record.pk]))
+    # Times read like everywhere else on the dashboard, not Django's "Feb. 25, 2024, 12:17 p.m."
+    assert '<time datetime="2024-02-25T12:17:00+00:00">2024-02-25 12:17</time>' in response.text
     assert "<p>Fine</p>" in response.text
     assert "<script>alert" not in response.text
     assert "onerror" not in response.text
