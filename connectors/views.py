@@ -306,7 +306,8 @@ def organisation_audit(request, org):
     organisation = get_organisation_for(request.user, org)
     events = _page(
         request,
-        AuditEvent.objects.filter(organisation=organisation).select_related("actor"),
+        # The connector's current name; a deleted one keeps the name stored with its events.
+        AuditEvent.objects.filter(organisation=organisation).select_related("actor", "connector"),
         AUDIT_PAGE_SIZE,
     )
     return render(

@@ -184,6 +184,7 @@ def test_organisation_audit_log_keeps_deleted_connectors(
         changes={"kind": "FULL", "job": job.pk},
     )
     services.delete_connector(other, user=alice)
+    type(connector_a).objects.filter(pk=connector_a.pk).update(name="Acme renamed")
 
     url = reverse("connectors:organisation_audit", args=["acme"])
     assert f'href="{url}"' in alice_client.get(reverse("connectors:list", args=["acme"])).text
@@ -197,6 +198,7 @@ def test_organisation_audit_log_keeps_deleted_connectors(
     assert "triggered a full sync" in events[1] and "/jobs/" not in events[1]
     connector_audit = reverse("connectors:audit", args=["acme", connector_a.pk])
     assert "paused syncing" in events[2] and f'href="{connector_audit}"' in events[2]
+    assert f'href="{connector_audit}">Acme renamed</a>' in events[2]  # its current name
     assert "created the connector" in events[3] and "Old blog" in events[3]
     assert bob_client.get(url).status_code == 404
 
