@@ -103,6 +103,11 @@ def test_progress_is_an_estimate_until_every_type_is_counted(alice_client, conne
     fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
     assert "40 / 70 records (57%)" in fragment and "waiting" not in fragment
 
+    # Before the engine has published anything, the page says what it is waiting for.
+    pending = make_job(connector_a, status="PENDING")
+    page = alice_client.get(job_url(pending)).text
+    assert "Queued, waiting for a worker…" in page and "types started" not in page
+
 
 def test_status_endpoint_is_cheap(alice_client, connector_a, django_assert_max_num_queries):
     job = make_job(connector_a, status="RUNNING", stats={"article": {"total": 9, "processed": 3}})
