@@ -135,7 +135,8 @@ def test_full_sync_with_a_real_worker(browser_page, alice, simulator, worker):
     screenshot(page, "e2e-test-connection")
 
     # --- Cancel a running job --------------------------------------------------------------
-    site.inject("latency", seconds=LATENCY, every=True)
+    # Slower still: the click must land while the job runs, however late a poll saw it start.
+    site.inject("latency", seconds=2 * LATENCY, every=True)
     page.get_by_role("button", name="Run Full Sync").click()
     expect(badge(page)).to_have_text("Running", timeout=15_000)
     page.get_by_role("button", name="Cancel sync").click()
