@@ -111,9 +111,10 @@ def _load(request, org, connector, job):
 def job_progress(job: SyncJob) -> dict:
     """Progress figures from job.stats only (the status endpoint never counts log rows).
 
-    The engine learns an entity type's total when it reaches that type, in this order; until
-    the last type has started, the sum of totals is not the job's size. Then the bar shows an
-    estimate by entity type (done types, plus the current one's fraction), not a false 100%."""
+    The engine learns an entity type's total when it reaches that type, in this order. Until
+    the last type has started (and for ever, when a job failed or was cancelled before it),
+    the sum of totals is not the job's size: the types not reached are marked, and the bar
+    shows an estimate by entity type instead of a false 100%."""
     rows = []
     for entity_type in EntityType.values:
         counters = (job.stats or {}).get(entity_type)
@@ -131,7 +132,7 @@ def job_progress(job: SyncJob) -> dict:
                 "waiting": False,
             }
         )
-    if job.is_active:
+    if job.status != SyncJob.Status.COMPLETED:
         order = [row["entity_type"] for row in rows]
         current = order.index(job.current_entity_type) if job.current_entity_type in order else -1
         for index, row in enumerate(rows):
@@ -142,10 +143,10 @@ def job_progress(job: SyncJob) -> dict:
     for row in rows:
         if row["waiting"]:
             continue
-        if row["current"] and job.is_active:
-            done += min(row["processed"] / row["total"], 1.0) if row["total"] else 0.0
-        else:
-            done += 1.0
+        if row["total"]:
+            done += min(row["processed"] / row["total"], 1.0)
+        elif not (row["current"] and job.is_active):
+            done += 1.0  # a type with nothing to sync is done once passed
     totals = job.totals()
     elapsed = job.duration.total_seconds() if job.duration else 0
     processed = totals.get("processed", 0)

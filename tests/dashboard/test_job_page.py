@@ -98,10 +98,26 @@ def test_progress_is_an_estimate_until_every_type_is_counted(alice_client, conne
     fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
     assert "40 / 70 records (57%)" in fragment and "waiting" not in fragment
 
-    # A finished job shows its figures, whatever the last phase was.
+    # Cancelled during members: events were never reached, and the page says so.
     SyncJob.objects.filter(pk=job.pk).update(status="CANCELLED", current_entity_type="member")
     fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
-    assert "40 / 70 records (57%)" in fragment and "waiting" not in fragment
+    assert "40 records processed before it stopped · 2 of 3 types reached" in fragment
+    assert '<progress max="100" value="42"' in fragment and "(100%)" not in fragment
+    event_row = fragment[fragment.index('<th scope="row">Event') :].split("</tr>")[0]
+    assert "not reached" in event_row
+
+    # A completed job's figures are final: a type with nothing to sync is simply 0 / 0.
+    SyncJob.objects.filter(pk=job.pk).update(
+        status="COMPLETED",
+        current_entity_type="member",
+        stats={
+            "article": {"total": 30, "processed": 30},
+            "member": {"total": 40, "processed": 40},
+            "event": {"total": 0, "processed": 0},
+        },
+    )
+    fragment = alice_client.get(job_url(job, "syncjobs:status"), HTTP_HX_REQUEST="true").text
+    assert "70 / 70 records (100%)" in fragment and "reached" not in fragment
 
     # Before the engine has published anything, the page says what it is waiting for.
     pending = make_job(connector_a, status="PENDING")
