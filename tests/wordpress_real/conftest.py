@@ -37,6 +37,7 @@ def real_wp(tmp_path_factory):
     finally:
         site.stop()
         site.drop_database()
+        site.remove_files()
 
 
 @pytest.fixture(autouse=True)

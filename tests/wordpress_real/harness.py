@@ -474,6 +474,11 @@ class RealWordPress:
             self.process.wait(timeout=5)
         self.process = None
 
+    def remove_files(self) -> None:
+        """Delete the WordPress copy and the OPcache (~60 MB); the logs stay for a post-mortem."""
+        shutil.rmtree(self.docroot, ignore_errors=True)
+        shutil.rmtree(self.root / "opcache", ignore_errors=True)
+
     def drop_database(self) -> None:
         _mysql(f"DROP DATABASE IF EXISTS `{self.db_name}`")
 

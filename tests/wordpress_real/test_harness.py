@@ -59,6 +59,7 @@ def test_a_port_taken_before_php_binds_it_is_swapped_for_a_free_one(real_wp, tmp
         finally:
             site.stop()
             site.drop_database()
+            site.remove_files()
     assert site.process is None
 
 

@@ -7,7 +7,7 @@ Tests that edit content use records they create, so the seeded ones keep their v
 """
 
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import connections
@@ -236,11 +236,24 @@ def test_a_wordpress_edit_is_picked_up_by_the_next_incremental_sync(real_wp, con
     )
 
 
-def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(real_wp, connector):
+def wait_for_the_next_wordpress_second(api, after: str) -> None:
+    """Timestamps have one-second resolution and a deletion wins a tie with an edit (§8.1), so a
+    restore that should count as newer has to happen in a later second than the deletion."""
+    deadline = time.monotonic() + 10
+    while api.get("ping").json()["server_time_gmt"] <= after:
+        assert time.monotonic() < deadline, "the WordPress clock does not move"
+        time.sleep(0.1)
+
+
+def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(
+    real_wp, api, connector
+):
     post = real_wp.create_post(post_title="Soon in the trash", backdate=60)
     company = real_wp.create_post(post_type="company", post_title="Soon deleted", backdate=60)
     sync(connector)
     assert record(Article, post).archived_at is None
+    now = contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
+    before_trash = contract.format_gmt(now - timedelta(seconds=1))
     real_wp.php(f"<?php wp_trash_post( {post} ); wp_delete_post( {company}, true );")
 
     job = sync(connector, SyncJob.Kind.INCREMENTAL)
@@ -249,10 +262,13 @@ def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(re
     assert record(Company, company).archived_at is not None
     assert entry(job, "article", post).operation == "ARCHIVE"
     assert job.stats["article"]["archived"] == 1 and job.stats["company"]["archived"] == 1
-    # restored in WordPress: live again on the platform
+    # restored in WordPress (after the second of the deletion): live again on the platform
+    feed = api.get("deletions", params={"since": before_trash, "per_page": 100}).json()
+    trashed_at = max(e["deleted_gmt"] for e in feed["items"] if e["id"] == post)
+    wait_for_the_next_wordpress_second(api, trashed_at)
     real_wp.php(f"<?php wp_untrash_post( {post} );")
-    sync(connector, SyncJob.Kind.INCREMENTAL)
-    assert record(Article, post).archived_at is None
+    restored = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert record(Article, post).archived_at is None, entry(restored, "article", post).error
 
 
 def test_a_record_without_a_title_fails_with_the_reason(real_wp, connector):
