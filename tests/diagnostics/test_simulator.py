@@ -389,3 +389,50 @@ def test_mapping_of_an_id_of_another_type(connector, site, alice_client, unchang
     ).text
     assert f"WordPress serves no event with ID {article_id}" in html
     assert "it belongs to another type" in html
+
+
+# Every fault kind the simulator has (wpsim.FAULT_KINDS) and what the connection test must
+# make of it: a fault added to the simulator fails test_fault_table_covers_every_kind until
+# it is given a line here. (options, failing step or None when all pass, words in its message)
+FAULT_TABLE = {
+    "latency": ({"endpoint": "ping", "seconds": 0.2}, None, ""),
+    "status": ({"status": 503, "every": True}, "plugin", "answered HTTP 503"),
+    "hang": ({"every": True, "seconds": 3}, "plugin", "did not answer within 0.5 s"),
+    "reset": ({"endpoint": "ping"}, "plugin", "closed or reset"),
+    "truncate": ({"endpoint": "ping", "nth": 2}, "api_key", "truncated"),
+    "html": ({"endpoint": "ping", "nth": 2}, "api_key", "it is an HTML page"),
+    "wrong_total": ({"every": True}, "data", "wrong shape"),
+    "oversize": ({"endpoint": "ping", "nth": 2}, "api_key", "byte limit"),
+    "plugin_missing": ({}, "plugin", "flush permalinks"),
+    "permalinks": ({}, "plugin", "Flush permalinks"),
+    "disabled": ({}, "plugin", "sync API is switched off"),
+    "not_wordpress": ({}, "rest_root", "not a WordPress REST API"),
+}
+
+
+def test_fault_table_covers_every_kind():
+    from wpsim import FAULT_KINDS
+
+    assert set(FAULT_TABLE) == set(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(FAULT_TABLE))
+def test_each_simulator_fault_kind_gives_the_right_step_a_cross(
+    connector, site, fast_client, kind, unchanged_platform_data
+):
+    options, failing, words = FAULT_TABLE[kind]
+    site.inject(kind, **options)
+    test = run_test(connector)
+    steps = steps_by_key(test)
+    if failing is None:
+        assert statuses(test) == ["pass"] * 5, test.steps
+        return
+    assert test.status == ConnectionTest.Status.FAILED
+    first_failure = next(s for s in test.steps if s["status"] == "fail")
+    assert first_failure["key"] == failing, test.steps
+    assert words in steps[failing]["message"], steps[failing]["message"]
+    later = ALL_STEPS[ALL_STEPS.index(failing) + 1 :]
+    for key in later:
+        if steps[key]["status"] == "skipped":
+            assert steps[key]["message"].startswith("Skipped: “"), steps[key]
+    assert KEY not in str(test.steps)
