@@ -139,6 +139,7 @@ FATAL_FAULTS = [
     ("truncate", {}, ["not valid JSON", "truncated"]),
     ("html", {}, ["not valid JSON", "HTML page"]),
     ("wrong_total", {}, ["wrong shape"]),
+    ("oversize", {}, ["byte limit"]),
 ]
 
 
@@ -265,3 +266,29 @@ def test_key_is_nowhere_after_a_sync_with_failures(site, connector, fast_clients
     assert caplog.records, "expected the sync to log something at DEBUG"
     for text in texts:
         assert KEY not in text, text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "state,words",
+    [
+        ("disabled", ["switched off", "WP Admin → Settings → Association App → Sync"]),
+        ("plugin_missing", ["Association App plugin"]),
+    ],
+)
+def test_plugin_switched_off_or_removed_mid_job(site, connector, fast_clients, state, words):
+    """The association switches the sync API off (or deactivates the plugin) while a job
+    runs: the job fails saying so, keeps what it committed, and completes once it is back."""
+    fast_clients.before_phase["event"] = lambda: site.inject(state)
+    job = run(connector)
+    assert job.status == SyncJob.Status.FAILED
+    for word in words:
+        assert word in job.error, job.error
+    counts = platform_counts(connector)
+    expected = expected_counts(site)
+    assert counts["article"] == expected["article"] and counts["member"] == expected["member"]
+    assert counts["event"] == 0
+    site.clear_faults()
+    again = run(connector)
+    assert again.status == SyncJob.Status.COMPLETED, again.error
+    assert_complete_and_unique(connector, site)
