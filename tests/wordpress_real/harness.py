@@ -22,6 +22,7 @@ site directory; the tests fail on them (tests/wordpress_real/conftest.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -514,11 +515,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def session_db_name() -> str:
-    """`{DEFAULT_DB_NAME}_{pid}` for this test process. Databases left by test processes that
-    died without their teardown (killed, machine crash) are dropped first, so they never pile up.
-    """
+    """`{DEFAULT_DB_NAME}_{host}_{pid}` for this test process. Databases left by test processes
+    of this host that died without their teardown (killed, machine crash) are dropped first, so
+    they never pile up; the host tag keeps a MariaDB shared by several machines or containers
+    from losing another host's live database (its pids mean nothing here)."""
     check_prerequisites()
-    prefix = DEFAULT_DB_NAME + "_"
+    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+    prefix = f"{DEFAULT_DB_NAME}_{host}_"
     for (name,) in _mysql("SHOW DATABASES"):
         suffix = name[len(prefix) :] if name.startswith(prefix) else ""
         if suffix.isdigit() and not _pid_alive(int(suffix)):

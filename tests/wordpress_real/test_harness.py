@@ -83,3 +83,21 @@ def test_every_plugin_file_passes_php_lint():
             [harness.PHP, "-l", str(path)], capture_output=True, text=True, check=False
         )
         assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_databases_of_dead_test_processes_are_dropped_and_live_ones_kept():
+    mine = harness.session_db_name()
+    prefix = mine.rsplit("_", 1)[0] + "_"
+    dead = prefix + "4194305"  # above Linux's largest pid: no such process
+    other_host = harness.DEFAULT_DB_NAME + "_otherhost_4194305"
+    for name in (dead, other_host):
+        harness._mysql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+    try:
+        assert harness.session_db_name() == mine
+        names = {name for (name,) in harness._mysql("SHOW DATABASES")}
+        assert dead not in names, "a dead process's database is dropped"
+        assert other_host in names, "another host's database is none of our business"
+        assert mine in names, "this session's own database stays"
+    finally:
+        for name in (dead, other_host):
+            harness._mysql(f"DROP DATABASE IF EXISTS `{name}`")
