@@ -228,9 +228,10 @@ class Prefetched:
 
     _DONE = object()
 
-    def __init__(self, pages: Iterator, poll: float = 0.2):
+    def __init__(self, pages: Iterator, prepare: Callable = lambda page: page, poll: float = 0.2):
         self._source = pages
         self._pages = iter(pages)
+        self._prepare = prepare
         self._ready: queue.Queue = queue.Queue()
         self._wanted = threading.Semaphore(1)  # the first page is wanted at once
         self._stop = threading.Event()
@@ -252,7 +253,7 @@ class Prefetched:
                 except StopIteration:
                     self._ready.put((self._DONE, None))
                     return
-                self._ready.put((page, None))
+                self._ready.put((self._prepare(page), None))
         except BaseException as exc:  # handed to the consumer and raised there
             self._ready.put((None, exc))
         finally:
@@ -312,32 +313,44 @@ class SyncEngine:
             modified_after = mark - OVERLAP if mark else None
         # Publish the phase before the first request so the progress shows where we are.
         self._commit(entity_type, [], [])
-        pages = self.source.iter_pages(
+        pages = source_pages = self.source.iter_pages(
             entity_type, modified_after=modified_after, per_page=self.plan.per_page
         )
+        specs = self.plan.specs[entity_type]
+
+        def prepare(page):
+            # Pure computation (no I/O, no shared state): runs in the prefetch thread, so
+            # the next page is mapped and hashed while this thread waits on the database.
+            mapped = [map_record(entity_type, item, specs) for item in list(page.items or [])]
+            for record in mapped:
+                if record.ok:
+                    record.digest = content_hash(record.values)
+            return page, mapped
+
         if self.plan.prefetch and not self.plan.two_way:
             # Two-way pushes go through the same client from this thread: no prefetch then.
-            pages = Prefetched(pages)
+            pages = Prefetched(pages, prepare)
+        else:
+            pages = map(prepare, pages)
         try:
             first = True
-            for page in pages:
+            for page, mapped in pages:
                 if first:
                     counters["total"] = int(getattr(page, "total", 0) or 0)
                     first = False
-                self._process_page(
-                    entity_type, list(page.items or []), list(getattr(page, "skipped", None) or [])
-                )
+                self._process_page(entity_type, mapped, list(getattr(page, "skipped", None) or []))
         finally:
-            close = getattr(pages, "close", None)
+            # The source's iterator, whichever wrapper is around it.
+            close = getattr(pages, "close", None) or getattr(source_pages, "close", None)
             if close:
                 close()
         if self.full:
             self._archive_unseen(entity_type)
 
-    def _process_page(self, entity_type: str, items: list, oversized: list | None = None) -> None:
+    def _process_page(
+        self, entity_type: str, mapped: list[MappedRecord], oversized: list | None = None
+    ) -> None:
         counters = self.stats[entity_type]
-        specs = self.plan.specs[entity_type]
-        mapped = [map_record(entity_type, item, specs) for item in items]
         # Records the client could not download (larger than the response cap, §12): they
         # exist in WordPress, so they are reported as failed, never archived.
         for entry in oversized or []:
@@ -395,7 +408,7 @@ class SyncEngine:
 
     def _decide(self, entity_type, record, ex, logs, writes) -> None:
         counters = self.stats[entity_type]
-        digest = content_hash(record.values)
+        digest = record.digest or content_hash(record.values)
         conflict = bool(
             ex
             and ex.platform_modified_at

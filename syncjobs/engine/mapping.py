@@ -122,6 +122,8 @@ class MappedRecord:
     values: dict
     fields: list[FieldResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # content_hash(values), when the caller computed it ahead (the engine's prefetch thread).
+    digest: str = ""
 
     @property
     def ok(self) -> bool:
@@ -308,6 +310,9 @@ def mapping_for(entity_type: str, overrides: dict | None = None) -> tuple[FieldS
 # --- Conversion ------------------------------------------------------------------------------
 
 
+_CANONICAL_GMT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?")
+
+
 def parse_gmt(value: Any) -> datetime:
     """contract.parse_gmt, with a fast path for the canonical form (called for every record).
 
@@ -315,21 +320,7 @@ def parse_gmt(value: Any) -> datetime:
     rejects impossible dates such as February 30th. Anything else goes to the contract's
     parser, which raises ValueError with the reason.
     """
-    if (
-        isinstance(value, str)
-        and (len(value) == 19 or (len(value) == 20 and value[19] == "Z"))
-        and value[4] == "-"
-        and value[7] == "-"
-        and value[10] == "T"
-        and value[13] == ":"
-        and value[16] == ":"
-        and value[:4].isdigit()
-        and value[5:7].isdigit()
-        and value[8:10].isdigit()
-        and value[11:13].isdigit()
-        and value[14:16].isdigit()
-        and value[17:19].isdigit()
-    ):
+    if isinstance(value, str) and _CANONICAL_GMT.fullmatch(value):
         return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
     return contract.parse_gmt(value)
 
@@ -389,7 +380,8 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
         return nh3.clean(_expect_str(value))
     if kind == "slug":
         # WordPress stores non-ASCII slugs percent-encoded; the platform's slug is unicode.
-        return unquote(_expect_str(value)).strip().lower()
+        text = _expect_str(value)
+        return (unquote(text) if "%" in text else text).strip().lower()
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid(f"expected a whole number, got {_type_name(value)} {value!r}")
@@ -463,7 +455,14 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
 
 
 def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
-    found, value = _lookup(raw, spec.source)
+    source = spec.source
+    if "." in source:
+        found, value = _lookup(raw, source)
+    else:  # the common case, inlined: this runs for every field of every record
+        value = raw.get(source, _ABSENT)
+        found = value is not _ABSENT
+        if not found:
+            value = None
     # Required means present and not null: "" is a real value (an untitled draft, §1).
     if not found or value is None:
         if spec.default is not MISSING:
@@ -501,8 +500,7 @@ def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
             None,
             f"field {spec.source!r}: {exc}",
         )
-    too_long = isinstance(converted, str) and len(converted) > (spec.max_length or len(converted))
-    if too_long:
+    if spec.max_length and isinstance(converted, str) and len(converted) > spec.max_length:
         return FieldResult(
             spec.name,
             spec.source,
