@@ -278,3 +278,52 @@ def test_csp_on_html_answers_to_posts_and_errors(populated, alice, alice_client)
     check(refused, "CSRF failure page")
     assert "This form has expired" in refused.text and "Nothing was changed" in refused.text
     assert checked >= 6, checked
+
+
+@pytest.mark.django_db
+def test_markup_in_the_sites_error_page_is_quoted_as_text(org_a, alice, alice_client, monkeypatch):
+    """The real path of "error messages from the site": the site answers an HTML page full of
+    vectors, the client quotes its start in the job's error and in the connection test's step,
+    and every page showing them escapes it."""
+    import wpsim.api
+    from diagnostics.models import ConnectionTest
+    from diagnostics.services import run_connection_test
+
+    hostile_page = (
+        b"<html><script>alert('xss-site-error')</script>"
+        b"<img src=x onerror=\"alert('xss-site-img')\"><svg onload=alert(1)></html>"
+    )
+    monkeypatch.setattr(wpsim.api, "MAINTENANCE", hostile_page)
+    site = SimulatedSite(records=20, seed=3, key=KEY)
+    with serve(site) as server:
+        purge_broker()
+        connector = make_connector(org_a, site_url=server.url, api_key=KEY)
+        site.inject("html", endpoint="articles", every=True)
+        job = run_job(start_sync(connector, SyncJob.Kind.FULL, user=alice).pk)
+        purge_broker()
+        site.clear_faults()
+        site.inject("html", endpoint="ping", nth=2)
+        test = ConnectionTest.objects.create(connector=connector)
+        run_connection_test(test.pk)
+    test.refresh_from_db()
+    assert job.status == SyncJob.Status.FAILED
+    # Quoted verbatim (it is what the site said), so the pages must escape it.
+    assert "<script>alert(" in job.error and "<img src=x onerror" in job.error
+    assert "<script>alert(" in str(test.steps)
+    args = ["acme", connector.pk]
+    pages = [
+        reverse("connectors:detail", args=args),
+        reverse("connectors:history", args=args),
+        reverse("connectors:activity", args=args),
+        reverse("connectors:list", args=["acme"]),
+        reverse("syncjobs:detail", args=[*args, job.pk]),
+        reverse("diagnostics:connection_test", args=args),
+    ]
+    for url in pages:
+        for headers in ({}, {"HX-Request": "true"}):
+            response = alice_client.get(url, headers=headers)
+            assert response.status_code == 200, url
+            assert_no_raw_vector(response.text, url)
+            if "/jobs/" in url or "/connection-test/" in url:
+                # Shown in full there: as escaped text.
+                assert "&lt;script&gt;alert(" in response.text, url
