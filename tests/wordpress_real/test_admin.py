@@ -189,3 +189,23 @@ def test_the_profile_page_shows_and_saves_member_fields(real_wp, api, admin):
     real_wp.php(
         f"<?php update_user_meta( {alice}, '_association_job_title', 'Head of Compliance' );"
     )
+
+
+def test_a_site_without_a_key_refuses_everything_until_one_is_generated(real_wp, api, admin):
+    real_wp.php("<?php AA_Settings::revoke_key();")
+    try:
+        assert api.get("ping").json()["code"] == "association_sync_invalid_key"
+        page = admin.get("/wp-admin/options-general.php", params={"page": "association-app"}).text
+        assert "No key yet" in page and "Generate key" in page
+        generated = admin.post(
+            "/wp-admin/options-general.php",
+            params={"page": "association-app", "tab": "sync"},
+            data=nonce_for(page, "association_app_generate_key"),
+        )
+        real_wp.key = html.unescape(KEY_INPUT.search(generated.text).group(1))
+        assert api.get("ping").status_code == 200
+    finally:
+        if api.get("ping").status_code != 200:  # leave the other tests a working key
+            real_wp.key = real_wp.php(
+                "<?php echo wp_json_encode( association_app_generate_key() );"
+            )
