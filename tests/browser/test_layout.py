@@ -29,6 +29,8 @@ WIDTHS = {"laptop": (1280, 860), "phone": (390, 844)}
 OVERFLOW_JS = (Path(__file__).parent / "overflow.js").read_text()
 # And what a screen reader would miss: unlabelled controls, images without alt, headings.
 A11Y_JS = (Path(__file__).parent / "a11y.js").read_text()
+# And text that does not meet WCAG AA contrast on its background.
+CONTRAST_JS = (Path(__file__).parent / "contrast.js").read_text()
 # The focused element must show it: an outline or the focus ring (box-shadow).
 FOCUS_JS = """() => {
   const el = document.activeElement;
@@ -102,6 +104,7 @@ def visit(page, url, name, width):
     page.wait_for_load_state("networkidle")
     problems = page.evaluate(OVERFLOW_JS, width >= 1000)
     problems += page.evaluate(A11Y_JS)
+    problems += page.evaluate(CONTRAST_JS)
     screenshot(page, f"layout-{width}-{name}")
     return [f"{name} at {width}px: {problem}" for problem in problems]
 
@@ -158,6 +161,8 @@ def test_main_pages_fit_laptop_and_phone_widths(
             errors = []
             page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
             try:
+                if user == alice:
+                    problems += visit(page, "/accounts/login/", "login", width)
                 login(page, user)
                 for name, url in pages:
                     problems += visit(page, url, name, width)
