@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from connectors.models import Connector
-from connectors.wordpress.errors import BlockedAddress
+from connectors.wordpress.errors import PLUGIN_SETTINGS, BlockedAddress
 from connectors.wordpress.guard import address_problem, parse_ip_literal
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
 
@@ -184,7 +184,7 @@ class ConnectorCreateForm(ConnectorFieldsMixin, forms.ModelForm):
         max_length=500,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="From WordPress: Association App → Settings → Sync API key.",
+        help_text=f"Generate it in {PLUGIN_SETTINGS} (shown once) and paste it here.",
         error_messages={"required": "Paste the sync API key from the WordPress plugin."},
     )
     entity_types = forms.MultipleChoiceField(

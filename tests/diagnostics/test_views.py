@@ -254,3 +254,17 @@ def test_mapping_form_rejects_bad_input_without_calling_wordpress(alice_client, 
     assert "Select a valid choice." in response.text  # company is not enabled
     response = alice_client.get(url, {"entity_type": "article", "record_id": "0"})
     assert "greater than or equal to 1" in response.text
+
+
+def test_key_location_is_spelled_like_the_plugin(alice_client):
+    """Where the admin finds the key: the plugin's README and settings page say Settings →
+    Association App → Sync; the create form and every message use the same path."""
+    from pathlib import Path
+
+    from connectors.wordpress.errors import PLUGIN_SETTINGS
+
+    readme = (Path(__file__).resolve().parents[2] / "wordpress-plugin" / "README.md").read_text()
+    assert "## Settings (Settings → Association App → Sync)" in readme
+    assert PLUGIN_SETTINGS == "WP Admin → Settings → Association App → Sync"
+    page = alice_client.get(reverse("connectors:create", args=["acme"])).text
+    assert "Generate it in WP Admin → Settings → Association App → Sync" in page
