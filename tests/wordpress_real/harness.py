@@ -165,6 +165,23 @@ OUR_PHP = ("/plugins/association-app/", "/mu-plugins/", "/themes/harness/", "rou
 SERVER_ERROR = re.compile(r"\[5\d\d\]: ")
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may contain spaces, so split after ")"
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
 def _size(path: Path | None) -> int:
     return path.stat().st_size if path is not None and path.exists() else 0
 
@@ -464,15 +481,27 @@ class RealWordPress:
         raise HarnessError(f"php -S did not answer on {self.url} within 20 s")
 
     def stop(self) -> None:
+        """Stop php -S and its workers. SIGTERM goes to the whole process group; the workers
+        exit a moment after the master, so wait until none is left (SIGKILL after 5 s): a
+        worker that outlived the test would keep serving, and holding, the port."""
         if self.process is None:
             return
+        group = self.process.pid
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
             self.process.wait(timeout=5)
+        deadline = time.monotonic() + 5
+        while group_members(group):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+            time.sleep(0.05)
         self.process = None
 
     def remove_files(self) -> None:

@@ -11,7 +11,9 @@ from tests.wordpress_real import harness
 pytestmark = pytest.mark.wordpress
 
 
-def test_a_port_taken_before_php_binds_it_is_swapped_for_a_free_one(real_wp, tmp_path, monkeypatch):
+def test_a_port_taken_before_php_binds_it_is_swapped_for_a_free_one(tmp_path, monkeypatch):
+    """A second, unseeded site on a squatted port; it also proves the plugin's deactivation and
+    uninstall (which the session site cannot lose) and that php -S and its workers stop."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -56,11 +58,17 @@ def test_a_port_taken_before_php_binds_it_is_swapped_for_a_free_one(real_wp, tmp
             gone = httpx.get(f"{site.url}/api/v1/sync/ping")
             assert gone.status_code == 404 and "association_sync" not in gone.text
             assert site.take_php_problems() == []
+            group = site.process.pid  # php -S leads its own process group (its session)
+            assert len(harness.group_members(group)) == 3, "the master and its 2 workers"
         finally:
             site.stop()
             site.drop_database()
             site.remove_files()
     assert site.process is None
+    # the workers are gone with the master: nothing of the group is left, nothing listens
+    assert harness.group_members(group) == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", site.port), timeout=2).close()
 
 
 def test_missing_packages_are_a_clear_error(monkeypatch, tmp_path):
