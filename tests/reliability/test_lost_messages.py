@@ -134,3 +134,36 @@ def test_the_sweep_task_also_resends(org_a, alice, clean_broker, monkeypatch):
     )
     tasks.sweep_stale_jobs()
     assert [t["args"] for t in enqueued_tasks()] == [[job.pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweepers_racing_resend_each_lost_job_once(org_a, clean_broker):
+    import threading
+
+    from django.db import connections
+
+    from syncjobs.scheduler import resend_lost
+    from syncjobs.services import start_sync
+
+    jobs = [
+        start_sync(make_connector(org_a, name=f"Lost {n}"), SyncJob.Kind.FULL) for n in range(10)
+    ]
+    purge_broker()
+    when = later(settings.SYNC_STALE_AFTER_SECONDS + 1)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def sweeper():
+        try:
+            barrier.wait()
+            results.append(resend_lost(now=when))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sweeper) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(resent for resent, _failed in results) == len(jobs)
+    assert sorted(t["args"][0] for t in enqueued_tasks()) == sorted(job.pk for job in jobs)
