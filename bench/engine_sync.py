@@ -3,11 +3,14 @@
 For BENCH_RECORDS records (default 100,000) spread over the seven entity types, on PostgreSQL
 (the `bench` database, created if missing; BENCH_DATABASE_URL overrides it), this prints:
 
-- a baseline measured in the same run: the same pages fetched with plain httpx (keyset paging,
-  one request per 100 records) and written with PostgreSQL COPY into one table, no mapping,
-  no checks — the cost of moving the bytes;
+- the machine (cores, load average) before and after: the figures are only comparable
+  with the load they were taken under;
+- a baseline measured in the same run, before and again after the cold sync: the same pages
+  fetched with plain httpx (keyset paging, one request per 100 records) and written with
+  PostgreSQL COPY into one table, no mapping, no checks — the cost of moving the bytes;
 - cold full sync records/s (the engine: mapping, sanitising, hashing, slug checks, bulk
-  upserts, one log row per record) and its ratio to the baseline (target ≥ 0.5);
+  upserts, one log row per record) and its ratio to the mean of the two baselines (target
+  ≥ 0.5);
 - no-change full re-sync records/s (every record hashed and skipped);
 - no-change incremental: requests made (target: one per enabled entity type plus one for the
   plugin's deletions feed, which an incremental sync always reads — 8 for 7 types);

@@ -1,11 +1,13 @@
 """The engine's store on the Django ORM (PostgreSQL in production and tests).
 
-Every method is a fixed number of queries for a whole page, never one per record:
-one query loads the page's existing records by external id, one checks its slugs, one
-bulk upsert (INSERT … ON CONFLICT (connector, external_id) DO UPDATE) writes it, one bulk
-insert writes its log rows, and one UPDATE publishes the job's progress. Each page is one
-transaction, so a crash keeps every page committed before it and a re-run upserts on the same
-(connector, external_id) keys: no duplicates.
+Every method is a fixed number of queries for a whole page, never one per record: one
+query loads the page's existing records by external id, one checks its slugs, and ONE
+statement (on PostgreSQL) writes the page: the upsert (INSERT … ON CONFLICT (connector,
+external_id) DO UPDATE), its log rows, the cursors and the job's progress, returning the
+cancel flag. A page is therefore one transaction, so a crash keeps every page committed
+before it and a re-run upserts on the same (connector, external_id) keys: no duplicates.
+When the database refuses a row, the page is saved again row by row (savepoints) so only
+the culprits fail. Other databases (the demo's SQLite) take that careful path always.
 """
 
 from __future__ import annotations
