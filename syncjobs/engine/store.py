@@ -648,7 +648,8 @@ def _refusal(exc: Exception, row: dict) -> str:
     """The database's refusal of one row, in an admin's words where we know the constraint."""
     diag = getattr(exc.__cause__, "diag", None)
     constraint = getattr(diag, "constraint_name", None) or ""
-    if constraint.endswith("_unique_slug_per_org"):
+    sqlite_slug = str(exc).startswith("UNIQUE constraint failed") and str(exc).endswith(".slug")
+    if constraint.endswith("_unique_slug_per_org") or sqlite_slug:
         return (
             f"duplicate slug {row.get('slug')!r}: another record of this organisation took it "
             "while this one was being saved (slugs are unique in an organisation)."
