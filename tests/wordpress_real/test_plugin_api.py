@@ -96,6 +96,27 @@ def test_every_answer_carries_the_contract_headers_on_both_url_families(real_wp,
         assert response.headers["cache-control"] == NO_CACHE, response.url
 
 
+def test_another_plugin_blocking_the_rest_api_gets_a_json_error_not_a_fatal(real_wp, api):
+    """Security plugins often answer rest_pre_dispatch with a WP_Error; /api/v1/sync/ passes
+    it on as the JSON error it is (core's serve_request() does the same on /wp-json/)."""
+    blocker = real_wp.docroot / "wp-content" / "mu-plugins" / "zz-rest-blocker.php"
+    blocker.write_text(
+        "<?php add_filter( 'rest_pre_dispatch', function () {"
+        " return new WP_Error( 'rest_blocked', 'REST is blocked.', array( 'status' => 403 ) );"
+        " } );"
+    )
+    try:
+        for response in (
+            api.get("ping"),
+            httpx.get(f"{real_wp.url}/wp-json/association-app/v1/ping"),
+        ):
+            assert_error(response, 403, "rest_blocked")
+            assert response.headers["cache-control"] == NO_CACHE
+    finally:
+        blocker.unlink()
+    assert api.get("ping").status_code == 200
+
+
 def test_ping_with_key(real_wp, api):
     response = api.get("ping")
     assert response.status_code == 200
@@ -122,6 +143,11 @@ def test_checks_run_in_contract_order(real_wp, api, wp_option):
     assert_error(api.get("nothing-here", key=False), 404, "rest_no_route")
     assert_error(api.post("articles", key=False), 404, "rest_no_route")
     assert_error(api.delete("articles/1"), 404, "rest_no_route")
+    # OPTIONS too: core would describe the route without a key; the contract has GET and PUT
+    assert_error(api.request("OPTIONS", "ping", key=False), 404, "rest_no_route")
+    assert_error(
+        httpx.options(f"{real_wp.url}/wp-json/association-app/v1/events/1"), 404, "rest_no_route"
+    )
     # 3 before 5: an invalid parameter without a key is a 401, not a 400
     assert_error(
         api.get("articles", params={"per_page": 1000}, key=False),

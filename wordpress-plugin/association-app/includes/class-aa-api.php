@@ -19,6 +19,7 @@ class AA_Api {
 		add_filter( 'query_vars', array( __CLASS__, 'query_vars' ) );
 		add_action( 'parse_request', array( __CLASS__, 'parse_request' ), 0 );
 		add_action( 'rest_api_init', array( __CLASS__, 'register_routes' ) );
+		add_filter( 'rest_pre_dispatch', array( __CLASS__, 'no_options' ), 20, 3 );
 		add_filter( 'rest_request_before_callbacks', array( __CLASS__, 'before_callbacks' ), 0, 3 );
 		add_filter( 'rest_post_dispatch', array( __CLASS__, 'post_dispatch' ), 10, 3 );
 	}
@@ -64,7 +65,11 @@ class AA_Api {
 		$request->set_headers( $server->get_headers( wp_unslash( $_SERVER ) ) );
 		$request->set_body( WP_REST_Server::get_raw_data() );
 
-		$response = rest_ensure_response( rest_do_request( $request ) );
+		$response = rest_do_request( $request );
+		// A rest_pre_dispatch filter (ours for OPTIONS, or another plugin's) can hand back a
+		// bare WP_Error; serve_request() converts those, and so must we before the
+		// rest_post_dispatch filters, which expect a response object.
+		$response = is_wp_error( $response ) ? rest_convert_error_to_response( $response ) : rest_ensure_response( $response );
 		$response = apply_filters( 'rest_post_dispatch', $response, $server, $request );
 
 		status_header( $response->get_status() );
@@ -202,6 +207,18 @@ class AA_Api {
 				return new WP_Error( 'association_sync_internal_error', 'Internal error in the Association App plugin.', array( 'status' => 500 ) );
 			}
 		};
+	}
+
+	/**
+	 * Core answers OPTIONS on every route with the route's description (rest_pre_dispatch,
+	 * priority 10), without a key. The contract has GET and PUT only: any other method is
+	 * rest_no_route (§3), whichever URL family it came through.
+	 */
+	public static function no_options( $result, $server, $request ) {
+		if ( 'OPTIONS' !== $request->get_method() || ! self::ours( $request ) ) {
+			return $result;
+		}
+		return new WP_Error( 'rest_no_route', __( 'No route was found matching the URL and request method.' ), array( 'status' => 404 ) ); // phpcs:ignore WordPress.WP.I18n.MissingArgDomain -- core's own message, byte for byte
 	}
 
 	// ------------------------------------------------------------------ checks 2-4 of §2.3
