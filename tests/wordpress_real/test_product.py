@@ -485,3 +485,20 @@ def test_a_real_celery_worker_runs_the_connection_test_and_the_full_sync(org_a, 
     assert record(Document, m["documents"]["minutes"]).folder_path == "Governance/Minutes/2024"
     connector.refresh_from_db()
     assert connector.last_sync_at is not None
+
+
+def test_connection_test_explains_a_switched_off_api_and_a_type_the_site_does_not_serve(
+    real_wp, connector, wp_option
+):
+    wp_option("association_app_sync_enabled", "0")
+    off = run_connection_test(request_connection_test(connector).pk)
+    assert off.status == ConnectionTest.Status.FAILED
+    assert off.steps[2]["status"] == "fail" and "switched off" in off.steps[2]["message"]
+
+    wp_option("association_app_sync_enabled", "1")
+    wp_option("association_app_entity_types", [t for t in contract.ENTITY_TYPES if t != "event"])
+    partial = run_connection_test(request_connection_test(connector).pk)
+    # the other types are readable, so the data step passes, and names the missing type
+    assert [s["status"] for s in partial.steps] == ["pass"] * 5, partial.steps
+    assert "not served by the site" in partial.steps[4]["message"]
+    assert "event" in partial.steps[4]["message"].split("not served by the site")[1]
