@@ -1,7 +1,10 @@
 from django.contrib import admin
-from django.db import models
+from django.db import models, transaction
 
+from audit.models import AuditEvent
+from audit.services import diff, record, snapshot
 from connectors.models import Connector
+from connectors.services import CONFIGURATION_FIELDS
 
 
 @admin.register(Connector)
@@ -15,3 +18,36 @@ class ConnectorAdmin(admin.ModelAdmin):
     readonly_fields = ["cursors", "created_at", "updated_at"]
     # Django 6 makes https the default scheme of a URL typed without one; say so now.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    # Platform staff editing here must leave the same audit trail as the dashboard: the
+    # organisation's admins read the Audit Log to learn who changed their connector.
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            if not change:
+                super().save_model(request, obj, form, change)
+                created = snapshot(obj, fields=CONFIGURATION_FIELDS)
+                record(obj, AuditEvent.Action.CREATED, actor=request.user, changes=created)
+                return
+            # "Before" is read under a row lock so a concurrent sync or save cannot slip in
+            # between the snapshot and the write and make the diff lie.
+            before = snapshot(Connector.objects.select_for_update().get(pk=obj.pk))
+            super().save_model(request, obj, form, change)
+            changes = diff(before, snapshot(obj))
+            if changes:
+                record(obj, AuditEvent.Action.UPDATED, actor=request.user, changes=changes)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self._record_deleted(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for connector in queryset:
+                self._record_deleted(request, connector)
+            super().delete_queryset(request, queryset)
+
+    @staticmethod
+    def _record_deleted(request, connector):
+        changes = {"name": connector.name, "site_url": connector.site_url, "via": "Django admin"}
+        record(connector, AuditEvent.Action.DELETED, actor=request.user, changes=changes)
