@@ -1,5 +1,6 @@
 """WP Admin → Settings → Association App, driven over HTTP as the site's administrator."""
 
+import contextlib
 import html
 import re
 
@@ -25,24 +26,160 @@ def nonce_for(page: str, action: str) -> dict:
     }
 
 
-@pytest.fixture
-def admin(real_wp):
-    with httpx.Client(base_url=real_wp.url, follow_redirects=True, timeout=30) as browser:
+@contextlib.contextmanager
+def log_in(url: str, login: str, password: str):
+    """A browser (cookie jar) logged into WP Admin as `login`."""
+    with httpx.Client(base_url=url, follow_redirects=True, timeout=30) as browser:
         browser.get("/wp-login.php")  # sets the test cookie
         logged_in = browser.post(
             "/wp-login.php",
             data={
-                "log": "admin",
-                "pwd": ADMIN_PASSWORD,
+                "log": login,
+                "pwd": password,
                 "wp-submit": "Log In",
                 "testcookie": "1",
-                "redirect_to": f"{real_wp.url}/wp-admin/",
+                "redirect_to": f"{url}/wp-admin/",
             },
         )
         assert logged_in.status_code == 200 and "wp-admin" in str(logged_in.url), logged_in.text[
             :500
         ]
         yield browser
+
+
+@pytest.fixture
+def admin(real_wp):
+    with log_in(real_wp.url, "admin", ADMIN_PASSWORD) as browser:
+        yield browser
+
+
+SETTINGS = "/wp-admin/options-general.php"
+
+
+def settings_page(browser: httpx.Client) -> httpx.Response:
+    page = browser.get(SETTINGS, params={"page": "association-app"})
+    assert page.status_code == 200
+    return page
+
+
+def post_generate(browser: httpx.Client, page: str, **kwargs) -> httpx.Response:
+    """Clicks "Generate key" / "Regenerate key" on a settings page the browser has open."""
+    return browser.post(
+        SETTINGS,
+        params={"page": "association-app", "tab": "sync"},
+        data=nonce_for(page, "association_app_generate_key"),
+        **kwargs,
+    )
+
+
+def key_created(real_wp) -> str:
+    return real_wp.php(
+        "<?php echo wp_json_encode( get_option( 'association_app_sync_key_created_gmt' ) );"
+    )
+
+
+def waiting_keys(real_wp) -> dict:
+    """The plugin's key transients in wp_options: name => [value, autoload]."""
+    return real_wp.php(
+        r"""<?php global $wpdb;
+        $rows = $wpdb->get_results(
+            "SELECT option_name, option_value, autoload FROM {$wpdb->options}
+             WHERE option_name LIKE '%association\\_app\\_new\\_key%'"
+        );
+        $out = array();
+        foreach ( $rows as $row ) {
+            $out[ $row->option_name ] = array( $row->option_value, $row->autoload );
+        }
+        echo wp_json_encode( (object) $out );"""
+    )
+
+
+def test_generate_redirects_and_a_reload_shows_no_key_and_makes_none(real_wp, api, admin):
+    """Post/Redirect/Get: the POST answers with a redirect, never with the key; the page it lands
+    on shows the key once; reloading that page shows nothing and leaves the key working."""
+    page = settings_page(admin).text
+    posted = post_generate(admin, page, follow_redirects=False)
+    assert posted.status_code == 303, posted.text[:300]
+    landing = httpx.URL(posted.headers["location"])
+    site = httpx.URL(real_wp.url)
+    assert (landing.host, landing.port, landing.path) == (site.host, site.port, SETTINGS)
+    assert landing.params["page"] == "association-app"
+    assert not KEY_INPUT.search(posted.text) and "Copy this key now" not in posted.text
+
+    shown = admin.get(landing)
+    assert shown.status_code == 200
+    match = KEY_INPUT.search(shown.text)
+    assert match, "the page the POST redirects to shows the new key"
+    new_key = html.unescape(match.group(1))
+    assert len(new_key) == 48 and new_key.isalnum()
+    assert "Copy this key now" in shown.text and "It is shown only once" in shown.text
+    assert "no-store" in shown.headers["cache-control"], "no cache keeps a page with the key"
+    old_key, real_wp.key = real_wp.key, new_key
+    assert api.get("ping").status_code == 200
+    assert api.get("ping", key=old_key).json()["code"] == "association_sync_invalid_key"
+
+    created = key_created(real_wp)
+    reloaded = admin.get(landing)
+    assert reloaded.status_code == 200
+    assert not KEY_INPUT.search(reloaded.text) and new_key not in reloaded.text
+    assert "Copy this key now" not in reloaded.text
+    assert "A key is configured" in reloaded.text and "It cannot be shown again" in reloaded.text
+    assert api.get("ping").status_code == 200, "the reload made no new key"
+    assert key_created(real_wp) == created
+    assert waiting_keys(real_wp) == {}, "the plaintext is gone once shown"
+
+
+def test_the_waiting_key_is_short_lived_per_user_and_never_a_dead_one(real_wp, api, admin):
+    """Between the POST and the page that shows it, the key waits in a transient of the admin
+    who made it: minutes only, not autoloaded, not shown to another admin, and not shown at all
+    once something else has replaced it."""
+    admin_id = real_wp.php("<?php echo wp_json_encode( get_user_by( 'login', 'admin' )->ID );")
+    colleague = "keyadmin"
+    password = "colleague-" + real_wp.key[:12]
+    colleague_id = real_wp.php(
+        f"""<?php $id = username_exists( '{colleague}' );
+        if ( ! $id ) {{ $id = wp_insert_user( array( 'user_login' => '{colleague}',
+            'user_email' => '{colleague}@example.net', 'user_pass' => '{password}',
+            'role' => 'administrator' ) ); }}
+        echo wp_json_encode( $id );"""
+    )
+    name = f"_transient_association_app_new_key_{admin_id}"
+    timeout = f"_transient_timeout_association_app_new_key_{admin_id}"
+    try:
+        posted = post_generate(admin, settings_page(admin).text, follow_redirects=False)
+        assert posted.status_code == 303
+        waiting = waiting_keys(real_wp)
+        assert set(waiting) == {name, timeout}
+        key, autoload = waiting[name]
+        assert autoload in ("no", "off"), "never loaded on other page views"
+        now = real_wp.php("<?php echo wp_json_encode( time() );")
+        assert 0 < int(waiting[timeout][0]) - now <= 300, "short-lived: five minutes at most"
+
+        with log_in(real_wp.url, colleague, password) as other:
+            theirs = settings_page(other).text
+            assert not KEY_INPUT.search(theirs) and key not in theirs, "another admin's key"
+        assert name in waiting_keys(real_wp), "the colleague's visit left it waiting"
+
+        mine = settings_page(admin)
+        assert html.unescape(KEY_INPUT.search(mine.text).group(1)) == key
+        real_wp.key = key
+        assert api.get("ping").status_code == 200
+
+        # Made, then replaced (here by WP-CLI) before the admin's page loaded: a key that no
+        # longer works is not shown as the one to copy.
+        posted = post_generate(admin, mine.text, follow_redirects=False)
+        assert posted.status_code == 303
+        real_wp.key = real_wp.php("<?php echo wp_json_encode( association_app_generate_key() );")
+        stale = settings_page(admin).text
+        assert not KEY_INPUT.search(stale) and "A key is configured" in stale
+        assert waiting_keys(real_wp) == {}
+        assert api.get("ping").status_code == 200
+    finally:
+        real_wp.php(
+            "<?php require_once ABSPATH . 'wp-admin/includes/user.php';"
+            f" wp_delete_user( {colleague_id} );"
+            f" delete_transient( 'association_app_new_key_{admin_id}' );"
+        )
 
 
 def test_generate_show_once_and_regenerate_the_key(real_wp, api, admin):
@@ -53,12 +190,9 @@ def test_generate_show_once_and_regenerate_the_key(real_wp, api, admin):
     assert f"{real_wp.url}/api/v1/sync/" in page
     assert not KEY_INPUT.search(page), "an existing key is never shown"
 
-    generated = admin.post(
-        "/wp-admin/options-general.php",
-        params={"page": "association-app", "tab": "sync"},
-        data=nonce_for(page, "association_app_generate_key"),
-    )
+    generated = post_generate(admin, page)
     assert generated.status_code == 200
+    assert [r.status_code for r in generated.history] == [303], "answered by a redirect"
     shown = KEY_INPUT.search(generated.text)
     assert shown, "the new key is shown after generation"
     new_key = html.unescape(shown.group(1))
@@ -197,11 +331,7 @@ def test_a_site_without_a_key_refuses_everything_until_one_is_generated(real_wp,
         assert api.get("ping").json()["code"] == "association_sync_invalid_key"
         page = admin.get("/wp-admin/options-general.php", params={"page": "association-app"}).text
         assert "No key yet" in page and "Generate key" in page
-        generated = admin.post(
-            "/wp-admin/options-general.php",
-            params={"page": "association-app", "tab": "sync"},
-            data=nonce_for(page, "association_app_generate_key"),
-        )
+        generated = post_generate(admin, page)
         real_wp.key = html.unescape(KEY_INPUT.search(generated.text).group(1))
         assert api.get("ping").status_code == 200
     finally:

@@ -26,7 +26,15 @@ class AA_Admin {
 		add_action( 'edit_user_profile_update', array( __CLASS__, 'save_profile_fields' ) );
 	}
 
-	/** A key generated during this request, shown once by render_page() and never stored. */
+	/**
+	 * The plaintext of a freshly generated key waits here between the POST that made it and the
+	 * page that shows it: per user (another admin never sees it), for minutes only, and deleted
+	 * by the first page view that shows it.
+	 */
+	const NEW_KEY_TRANSIENT = 'association_app_new_key_';
+	const NEW_KEY_TTL       = 300;
+
+	/** The key the current page view shows once (taken from the transient), never stored. */
 	private static $new_key = null;
 
 	public static function menu() {
@@ -45,20 +53,47 @@ class AA_Admin {
 	}
 
 	/**
-	 * The generate form posts to the settings page itself, so the new key is shown in the
-	 * answer to that POST and never written anywhere in clear (not even a transient).
+	 * Post/Redirect/Get. The POST makes the key and redirects; the GET it lands on shows the key
+	 * once. Answering the POST with the key would let a refresh (or Back) re-submit the form and
+	 * silently replace the key the admin has just copied. A refresh of the GET finds no transient:
+	 * it shows no key and makes none.
 	 */
 	public static function handle_generate_key() {
-		if ( 'POST' !== ( isset( $_SERVER['REQUEST_METHOD'] ) ? $_SERVER['REQUEST_METHOD'] : '' )
-			|| ! isset( $_POST['action'] ) || 'association_app_generate_key' !== $_POST['action'] ) { // phpcs:ignore WordPress.Security.NonceVerification
+		if ( 'POST' !== ( isset( $_SERVER['REQUEST_METHOD'] ) ? $_SERVER['REQUEST_METHOD'] : '' ) ) {
+			self::take_new_key();
+			return;
+		}
+		if ( ! isset( $_POST['action'] ) || 'association_app_generate_key' !== $_POST['action'] ) { // phpcs:ignore WordPress.Security.NonceVerification
 			return;
 		}
 		if ( ! current_user_can( 'manage_options' ) ) {
 			wp_die( esc_html__( 'You are not allowed to manage the sync key.', 'association-app' ), 403 );
 		}
 		check_admin_referer( 'association_app_generate_key' );
-		self::$new_key = AA_Settings::generate_key();
-		nocache_headers();
+		set_transient( self::NEW_KEY_TRANSIENT . get_current_user_id(), AA_Settings::generate_key(), self::NEW_KEY_TTL );
+		// 303: the browser follows with a GET, so reloading the landing page never re-posts.
+		wp_safe_redirect( self::page_url(), 303 );
+		exit;
+	}
+
+	/** Moves this user's waiting key, if any, from the transient into this page view. */
+	private static function take_new_key() {
+		if ( ! current_user_can( 'manage_options' ) ) {
+			return;
+		}
+		$name = self::NEW_KEY_TRANSIENT . get_current_user_id();
+		$key  = get_transient( $name );
+		if ( false === $key ) {
+			return;
+		}
+		delete_transient( $name );
+		if ( ! AA_Settings::key_matches( (string) $key ) ) {
+			return; // Replaced since (another admin, WP-CLI): showing it would hand out a dead key.
+		}
+		self::$new_key = (string) $key;
+		// The page carries a secret. WP Admin's own no-cache still lets the browser keep it on
+		// disk and in the back/forward cache; no-store does not.
+		header( 'Cache-Control: no-store, no-cache, must-revalidate, max-age=0, private' );
 	}
 
 	public static function handle_save_settings() {
