@@ -119,29 +119,38 @@ class DjangoStore:
         unique (scope, key) index per value.
 
         Not `scope = 7 AND key IN (…)` on purpose: during a cold import the table's statistics
-        are stale (it grows from empty, or only knows other connectors), the planner estimates
+        are stale (never analysed, or they only know other connectors), the planner estimates
         "connector 7" at one row and reads *every* row of the connector through the
-        single-column foreign key index, for each page: a sync became quadratic. Compared to
-        `(SELECT 7)`, a value unknown when planning, the scope is estimated from its number of
-        distinct values instead, and the per-value LATERAL probe is planned on the composite
-        index.
+        single-column foreign key index, for each page: a sync became quadratic. See
+        probe_sql() for the form that only the composite index can serve.
         """
         if connection.vendor != "postgresql":
             lookup = {scope: scope_id, f"{key}__in": values}
             return list(model.objects.filter(**lookup).values(*columns))
+        with _bound_cursor() as cursor:
+            cursor.execute(self.probe_sql(model, columns, scope, key), [list(values), scope_id])
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    @staticmethod
+    def probe_sql(model, columns: list[str], scope: str, key: str) -> str:
+        """_probe's statement; parameters: the values (a list), then the scope's id.
+
+        Each value is one LATERAL lookup whose condition repeats the two equalities as a row
+        comparison `(scope, key) >= (id, v)`: only an index on exactly (scope, key) can use
+        it, which tips the planner to the composite index even when its row estimates are
+        wrong, and the equalities keep the probe exact (tests/engine/test_store.py).
+        """
         qn = connection.ops.quote_name
         table = qn(model._meta.db_table)
         listed = ", ".join(f"r.{qn(c)}" for c in columns)
         inner = ", ".join(qn(c) for c in columns)
         extra = f" AND {qn(key)} <> ''" if key == "slug" else ""  # the partial index's predicate
-        sql = (
-            f"SELECT {listed} FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL "  # noqa: S608
-            f"(SELECT {inner} FROM {table} WHERE {qn(scope)} = (SELECT %s::bigint) "
-            f"AND {qn(key)} = k.v{extra} LIMIT 1) AS r"
+        return (
+            f"SELECT {listed} FROM unnest(%s::text[]) AS k(v) "  # noqa: S608
+            "CROSS JOIN (SELECT %s::bigint AS id OFFSET 0) AS s CROSS JOIN LATERAL "
+            f"(SELECT {inner} FROM {table} WHERE {qn(scope)} = s.id AND {qn(key)} = k.v "
+            f"AND ({qn(scope)}, {qn(key)}) >= (s.id, k.v){extra} LIMIT 1) AS r"
         )
-        with _bound_cursor() as cursor:
-            cursor.execute(sql, [list(values), scope_id])
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def slug_holders(self, entity_type: str, slugs: list[str]) -> dict[str, SlugHolder]:
         model = RECORD_MODELS[entity_type]
@@ -573,15 +582,8 @@ class DjangoStore:
         model = RECORD_MODELS[entity_type]
         postgres = connection.vendor == "postgresql"
         if postgres:
-            # A keyset walk of the unique (connector, external_id) index.
-            table = connection.ops.quote_name(model._meta.db_table)
             with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT id, external_id FROM {table} "  # noqa: S608
-                    "WHERE connector_id = (SELECT %s::bigint) AND external_id > %s "
-                    "AND archived_at IS NULL ORDER BY connector_id, external_id LIMIT %s",
-                    [self.connector.pk, after or "", limit],
-                )
+                cursor.execute(*self.archive_walk_sql(model, after or "", limit))
                 batch = cursor.fetchall()
         else:
             live = model.objects.filter(connector_id=self.connector.pk, archived_at__isnull=True)
@@ -593,13 +595,15 @@ class DjangoStore:
         external_ids = [external_id for _, external_id in batch]
         if postgres:
             # One probe of the (job, external_id) index per record, whatever the log's
-            # statistics say (see _probe); `entity_type || ''` keeps the planner off the
+            # statistics say (see probe_sql); `entity_type || ''` keeps the planner off the
             # (job, entity_type) index, which would read the whole phase's log every time.
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT k.v FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL "
-                    "(SELECT 1 FROM syncjobs_synclogentry l WHERE l.job_id = (SELECT %s::bigint) "
-                    "AND l.external_id = k.v AND l.entity_type || '' = %s LIMIT 1) AS seen",
+                    "SELECT k.v FROM unnest(%s::text[]) AS k(v) CROSS JOIN (SELECT %s::bigint "
+                    "AS id) AS j CROSS JOIN LATERAL (SELECT 1 FROM syncjobs_synclogentry l "
+                    "WHERE l.job_id = j.id AND l.external_id = k.v "
+                    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
+                    "AND l.entity_type || '' = %s LIMIT 1) AS seen",
                     [external_ids, self.job.pk, entity_type],
                 )
                 logged = {row[0] for row in cursor.fetchall()}
@@ -615,6 +619,18 @@ class DjangoStore:
                 archived_at=timezone.now()
             )
         return doomed, (batch[-1][1] if len(batch) == limit else None)
+
+    def archive_walk_sql(self, model, after: str, limit: int) -> tuple[str, list]:
+        """A keyset walk of the unique (connector, external_id) index over live records; the
+        row comparison keeps it on that index whatever the statistics (see probe_sql)."""
+        table = connection.ops.quote_name(model._meta.db_table)
+        return (
+            f"SELECT id, external_id FROM {table} "  # noqa: S608
+            "WHERE connector_id = (SELECT %s::bigint) "
+            "AND (connector_id, external_id) > ((SELECT %s::bigint), %s) "
+            "AND archived_at IS NULL ORDER BY connector_id, external_id LIMIT %s",
+            [self.connector.pk, self.connector.pk, after, limit],
+        )
 
     def archive_deleted(
         self, entity_type: str, entries: list[tuple[str, datetime]]
