@@ -148,7 +148,9 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
                 connector.status = Connector.Status.ACTIVE
                 connector.status_message = ""
                 fields += ["status", "status_message"]
-        if status == SyncJob.Status.COMPLETED and job.kind == SyncJob.Kind.INITIAL:
+        # The first completed sync of any kind is the connector's first import: a full or
+        # first scheduled sync reads everything just like an initial import does.
+        if status == SyncJob.Status.COMPLETED and not connector.initial_import_done_at:
             connector.initial_import_done_at = now
             fields.append("initial_import_done_at")
         connector.save(update_fields=fields)

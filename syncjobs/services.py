@@ -28,12 +28,28 @@ class SyncAlreadyRunning(SyncRefused):
 
 
 class InitialImportAlreadyDone(SyncRefused):
-    def __init__(self, connector):
-        when = timezone.localtime(connector.initial_import_done_at).strftime("%Y-%m-%d %H:%M %Z")
+    def __init__(self, connector, done_at=None):
+        done_at = done_at or connector.initial_import_done_at
+        when = timezone.localtime(done_at).strftime("%Y-%m-%d %H:%M %Z")
         super().__init__(
             f"The initial import already completed on {when}. "
             "Use Run Full Sync to re-import everything."
         )
+
+
+def first_import_done_at(connector):
+    """When the connector's data was first imported: the initial import, or else the first
+    sync of any kind that completed (a full or first scheduled sync imports everything too,
+    so the Overview stops offering "Run Initial Import" after one and the service agrees)."""
+    if connector.initial_import_done_at:
+        return connector.initial_import_done_at
+    first = (
+        SyncJob.objects.filter(connector=connector, status=SyncJob.Status.COMPLETED)
+        .order_by("finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    return first
 
 
 def start_sync(
@@ -47,8 +63,10 @@ def start_sync(
     """
     from syncjobs.tasks import run_sync_job
 
-    if kind == SyncJob.Kind.INITIAL and connector.initial_import_done_at:
-        raise InitialImportAlreadyDone(connector)
+    if kind == SyncJob.Kind.INITIAL:
+        done_at = first_import_done_at(connector)
+        if done_at:
+            raise InitialImportAlreadyDone(connector, done_at)
     try:
         with transaction.atomic():
             job = SyncJob.objects.create(
