@@ -6,8 +6,15 @@ RUNNING job with a large log (the fragment must not cost more as the log grows),
 100 pollers for BENCH_SECONDS (default 20), and prints p50/p99 latency and queries per
 request, next to the same load on /healthz (one SELECT 1) measured in the same run.
 
+Latency on a shared machine is mostly queueing behind other processes, so it also prints
+the figure that load does not move much: the CPU the gunicorn workers spent per request
+(from /proc), next to the in-process service time. The server's configuration is printed
+with the figures; BENCH_WORKERS, BENCH_THREADS, BENCH_WORKER_CLASS and BENCH_CONN_MAX_AGE
+(Django's DB_CONN_MAX_AGE, 0 = a new PostgreSQL connection per request, the settings'
+default) change it.
+
 Loopback only, bounded in time and count. Uses the `bench` database (created if missing);
-BENCH_DATABASE_URL overrides it.
+BENCH_DATABASE names another one on the same server, BENCH_DATABASE_URL another server.
 """
 
 import asyncio
@@ -29,6 +36,9 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 LOG_ROWS = int(os.environ.get("BENCH_LOG_ROWS", "50000"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "gthread")
+CONN_MAX_AGE = os.environ.get("BENCH_CONN_MAX_AGE", os.environ.get("DB_CONN_MAX_AGE", "0"))
+DATABASE = os.environ.get("BENCH_DATABASE", "bench")
 
 
 def bench_database_url(name: str = "bench") -> str:
@@ -60,6 +70,7 @@ def bench_environment(database: str = "bench") -> dict[str, str]:
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
     env["CELERY_BROKER_URL"] = env["REDIS_URL"]
     env.setdefault("LOG_LEVEL", "WARNING")
+    env["DB_CONN_MAX_AGE"] = CONN_MAX_AGE
     return env
 
 
@@ -166,9 +177,10 @@ def session_cookies(user) -> dict[str, str]:
     return {settings.SESSION_COOKIE_NAME: session.session_key}
 
 
-def queries_per_request(path: str, headers: dict, user=None) -> tuple[int, float]:
+def queries_per_request(path: str, headers: dict, user=None) -> tuple[int, float, float]:
     """Count the SQL of one request, in process, through the same view code, and time 50
-    sequential requests (service time without the server or the network)."""
+    sequential requests (service time without the server or the network): wall and CPU
+    milliseconds per request."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -184,10 +196,32 @@ def queries_per_request(path: str, headers: dict, user=None) -> tuple[int, float
     # resets (request_started -> reset_queries), so counting after the loop below gave 0.
     queries = len(ctx.captured_queries)
     assert queries > 0, (path, "no query captured")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(50):
         client.get(path, headers=headers)
-    return queries, (time.perf_counter() - started) / 50 * 1000
+    return (
+        queries,
+        (time.perf_counter() - started) / 50 * 1000,
+        (time.process_time() - cpu) / 50 * 1000,
+    )
+
+
+def workers_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of the gunicorn master's children (the workers) so far, from /proc.
+    Divided by the requests served in between, it is the server's CPU per request: it counts
+    the request's whole path (HTTP parsing, Django, the PostgreSQL client), and unlike the
+    latency it hardly moves when other processes load the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for task in Path(f"/proc/{master_pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for pid in children:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue  # a worker gunicorn restarted; its CPU is lost (rare, bounded)
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
@@ -201,7 +235,7 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
         "--threads",
         str(THREADS),
         "--worker-class",
-        "gthread",
+        WORKER_CLASS,
         "--log-level",
         "warning",
     ]
@@ -279,52 +313,83 @@ async def poll(url: str, headers: dict, cookies: dict) -> dict:
     }
 
 
+def measured_poll(url: str, headers: dict, cookies: dict, master_pid: int) -> dict:
+    """poll(), plus the workers' CPU per request and this client's CPU per request (the
+    100 pollers run on the same machine and compete with the server for its cores)."""
+    server_cpu, client_cpu = workers_cpu_seconds(master_pid), time.process_time()
+    row = asyncio.run(poll(url, headers, cookies))
+    requests = max(1, row["requests"])
+    row["server_cpu"] = (workers_cpu_seconds(master_pid) - server_cpu) / requests * 1000
+    row["client_cpu"] = (time.process_time() - client_cpu) / requests * 1000
+    return row
+
+
 def main() -> None:
-    env = setup_django()
+    env = setup_django(DATABASE)
     user, job = seed_running_job()
     org = job.connector.organisation.slug
     status_path = f"/o/{org}/connectors/{job.connector_id}/jobs/{job.pk}/status/"
     htmx = {"HX-Request": "true"}
-    status_queries, status_service = queries_per_request(status_path, htmx, user)
-    healthz_queries, healthz_service = queries_per_request("/healthz", {})
+    status_queries, status_service, status_service_cpu = queries_per_request(
+        status_path, htmx, user
+    )
+    healthz_queries, healthz_service, healthz_service_cpu = queries_per_request("/healthz", {})
     log_rows = job.log_entries.count()
 
     port = free_port()
+    load_before = os.getloadavg()
     server = start_server(env, port)
     try:
         base = f"http://127.0.0.1:{port}"
         cookies = session_cookies(user)
         # Warm every worker before measuring.
         asyncio.run(_warm(base + status_path, htmx, cookies))
-        baseline = asyncio.run(poll(base + "/healthz", {}, {}))
-        status = asyncio.run(poll(base + status_path, htmx, cookies))
+        baseline = measured_poll(base + "/healthz", {}, {}, server.pid)
+        status = measured_poll(base + status_path, htmx, cookies, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    load_after = os.getloadavg()
 
     print(
-        f"status polling: {PAGES} pages every {INTERVAL:g} s for {SECONDS:g} s, gunicorn "
-        f"{WORKERS} workers x {THREADS} threads, PostgreSQL, job log of {log_rows} rows"
+        f"status polling: {PAGES} pages every {INTERVAL:g} s for {SECONDS:g} s, "
+        f"PostgreSQL database {DATABASE!r}, job log of {log_rows} rows"
     )
-    header = f"{'endpoint':<28}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
-    print(header + f"{'max ms':>9}{'errors':>8}{'queries':>9}{'service ms':>12}")
-    for label, row, queries, service in (
-        ("/healthz (baseline)", baseline, healthz_queries, healthz_service),
-        ("job status fragment", status, status_queries, status_service),
-    ):
+    print(
+        f"server: gunicorn {WORKERS} workers x {THREADS} threads ({WORKER_CLASS}), "
+        f"{env['DJANGO_SETTINGS_MODULE']}, DB_CONN_MAX_AGE={CONN_MAX_AGE} "
+        f"({'a new connection per request' if CONN_MAX_AGE == '0' else 'persistent'}); "
+        f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after"
+    )
+    header = f"{'endpoint':<22}{'requests':>9}{'req/s':>7}{'p50 ms':>9}{'p99 ms':>9}"
+    print(
+        header + f"{'max ms':>9}{'errors':>7}{'queries':>8}{'service ms':>11}"
+        f"{'cpu ms':>8}{'server cpu ms':>14}"
+    )
+    rows = (
+        ("/healthz (baseline)", baseline, healthz_queries, healthz_service, healthz_service_cpu),
+        ("job status fragment", status, status_queries, status_service, status_service_cpu),
+    )
+    for label, row, queries, service, service_cpu in rows:
         print(
-            f"{label:<28}{row['requests']:>9}{row['rate']:>8.1f}{row['p50']:>9.1f}"
-            f"{row['p99']:>9.1f}{row['max']:>9.1f}{row['errors']:>8}{queries:>9}{service:>12.1f}"
+            f"{label:<22}{row['requests']:>9}{row['rate']:>7.1f}{row['p50']:>9.1f}"
+            f"{row['p99']:>9.1f}{row['max']:>9.1f}{row['errors']:>7}{queries:>8}"
+            f"{service:>11.1f}{service_cpu:>8.1f}{row['server_cpu']:>14.1f}"
         )
     print(
         f"ratio status/baseline: p50 x{status['p50'] / baseline['p50']:.2f}, "
         f"p99 x{status['p99'] / baseline['p99']:.2f}, "
         f"queries per request {status_queries} vs {healthz_queries}, "
-        f"service time x{status_service / healthz_service:.2f}"
+        f"service time x{status_service / healthz_service:.2f}, "
+        f"server CPU x{status['server_cpu'] / max(baseline['server_cpu'], 0.001):.2f}"
     )
     print(
-        "(service ms: one request in process, sequential, no server or network; "
-        "req/s below the offered ~25/s means the server could not keep up)"
+        "(service ms / cpu ms: one request in process, sequential, no server or network, "
+        "wall and CPU time; server cpu ms: the gunicorn workers' CPU over the run divided by "
+        f"the requests; the pollers themselves used {status['client_cpu']:.1f} ms of CPU per "
+        "request on the same machine; req/s below the offered rate means the server could "
+        "not keep up)"
     )
     for label, row in (("baseline", baseline), ("status", status)):
         if row["errors"]:
