@@ -11,7 +11,9 @@ Phases run in the canonical entity order, enabled types only. An incremental run
 type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
 worker's clock) minus the contract's overlap. A full or initial run reads every record and
 archives the platform records the source no longer serves. Both then read the plugin's deletions
-feed from its own cursor (an incremental run's only way to learn of deletions).
+feed from its own cursor (an incremental run's only way to learn of deletions). With two-way
+sync on, an incremental run also pushes, after each type's pages, the records edited only on
+the platform: WordPress does not send them again, so the pages alone would never push them.
 """
 
 from __future__ import annotations
@@ -188,6 +190,10 @@ class Store(Protocol):
         self, entity_type: str, entries: list[tuple[str, datetime]]
     ) -> list[tuple[str, Any]]: ...
 
+    def pending_pushes(
+        self, entity_type: str, after: Any, limit: int
+    ) -> tuple[list[tuple[Existing, dict]], Any]: ...
+
 
 @dataclass
 class Plan:
@@ -346,6 +352,8 @@ class SyncEngine:
                 close()
         if self.full:
             self._archive_unseen(entity_type)
+        elif self.plan.two_way:
+            self._push_pending(entity_type)
 
     def _process_page(
         self, entity_type: str, mapped: list[MappedRecord], oversized: list | None = None
@@ -381,17 +389,20 @@ class SyncEngine:
                 continue
             self._decide(entity_type, record, ex, logs, writes)
 
-        if entity_type in self.plan.slugged:
-            self._check_slugs(entity_type, writes)
-        if self.plan.mirror(entity_type):
-            self._mirror(entity_type, writes)
-
+        self._check_writes(entity_type, writes)
         for write in writes:
             if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
                 counters["created" if write.log.operation == CREATE else "updated"] += 1
         if mapped:
             self._advance_cursor(entity_type, mapped)
         self._commit(entity_type, writes, logs)
+
+    def _check_writes(self, entity_type, writes) -> None:
+        """What every batch of writes goes through before the store: slugs, then mirroring."""
+        if entity_type in self.plan.slugged:
+            self._check_slugs(entity_type, writes)
+        if self.plan.mirror(entity_type):
+            self._mirror(entity_type, writes)
 
     def _fail(self, entity_type, record, ex, error, logs) -> None:
         self.stats[entity_type]["failed"] += 1
@@ -426,7 +437,14 @@ class SyncEngine:
             counters["conflicts"] += 1
         if conflict and self.plan.conflict_policy != WORDPRESS_WINS:
             if self.plan.two_way:
-                self._push(entity_type, record, ex, logs, writes)
+                self._push(
+                    entity_type,
+                    ex,
+                    self.store.platform_values(entity_type, ex.pk),
+                    logs,
+                    writes,
+                    if_unmodified_since=record.modified_gmt,
+                )
                 return
             logs.append(
                 LogLine(
@@ -453,20 +471,62 @@ class SyncEngine:
         logs.append(log)
         writes.append(Write(record, digest, ex, log, clear_platform_edit=conflict))
 
-    def _push(self, entity_type, record, ex, logs, writes) -> None:
-        """Two-way: send the platform's version back through the plugin's write endpoint."""
+    def _push_pending(self, entity_type: str) -> None:
+        """Two-way, incremental: push the records edited only on the platform.
+
+        WordPress sends an incremental run only what changed there, so a record edited on the
+        platform alone never comes back in the pages, and the SYNC decision a full run makes
+        for it (_decide) would wait for the next full run. The store lists, in batches, the
+        records whose platform edit is newer than their last sync and that this job has not
+        logged yet (those the pages brought were decided there); each is pushed with the
+        WordPress version it was edited from as `if_unmodified_since` (§7.2), so a WordPress
+        edit made meanwhile answers 409 instead of being overwritten.
+        """
+        after = None
+        while True:
+            batch, after = self.store.pending_pushes(entity_type, after, self.plan.per_page)
+            logs: list[LogLine] = []
+            writes: list[Write] = []
+            for ex, values in batch:
+                self._push(
+                    entity_type,
+                    ex,
+                    values,
+                    logs,
+                    writes,
+                    if_unmodified_since=ex.source_modified_at,
+                )
+            if batch:
+                self._check_writes(entity_type, writes)
+                self._commit(entity_type, writes, logs)
+            if after is None:
+                return
+
+    def _push(
+        self,
+        entity_type: str,
+        ex: Existing,
+        values: dict,
+        logs: list[LogLine],
+        writes: list[Write],
+        *,
+        if_unmodified_since: datetime | None,
+    ) -> None:
+        """Two-way: send the platform's version (`values`, the record's mapped fields as
+        stored) back through the plugin's write endpoint."""
         counters = self.stats[entity_type]
         specs = self.plan.specs[entity_type]
-        body = reverse_map(entity_type, self.store.platform_values(entity_type, ex.pk), specs)
+        external_id = ex.external_id
+        body = reverse_map(entity_type, values, specs)
         if not body:
             counters["push_failed"] += 1
             logs.append(
                 LogLine(
                     entity_type,
-                    record.external_id,
+                    external_id,
                     SYNC,
                     FAILED,
-                    f"{record_label(entity_type, record.external_id)}: nothing to push, none of "
+                    f"{record_label(entity_type, external_id)}: nothing to push, none of "
                     "this record's fields is writable in WordPress.",
                     ex.pk,
                 )
@@ -475,30 +535,30 @@ class SyncEngine:
         try:
             returned = self.source.push_record(
                 entity_type,
-                int(record.external_id),
+                int(external_id),
                 body,
-                if_unmodified_since=record.modified_gmt,
+                if_unmodified_since=if_unmodified_since,
             )
         except RECORD_PUSH_ERRORS as exc:
             counters["push_failed"] += 1
             logs.append(
                 LogLine(
                     entity_type,
-                    record.external_id,
+                    external_id,
                     SYNC,
                     FAILED,
-                    f"{record_label(entity_type, record.external_id)}: pushing the platform's "
+                    f"{record_label(entity_type, external_id)}: pushing the platform's "
                     f"version to WordPress failed: {exc.message}",
                     ex.pk,
                 )
             )
             return
         counters["pushed"] += 1
-        log = LogLine(entity_type, record.external_id, SYNC, SUCCESS, "", ex.pk)
+        log = LogLine(entity_type, external_id, SYNC, SUCCESS, "", ex.pk)
         logs.append(log)
         # §7.3: store what WordPress returned (HTML comes back rendered, modified_gmt bumped).
         stored = map_record(entity_type, returned, specs)
-        if stored.ok and stored.external_id == record.external_id:
+        if stored.ok and stored.external_id == external_id:
             writes.append(
                 Write(stored, content_hash(stored.values), ex, log, clear_platform_edit=True)
             )

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DataError, IntegrityError, connection, transaction
-from django.db.models import JSONField
+from django.db.models import F, JSONField, Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -176,6 +176,64 @@ class DjangoStore:
             )
             for row in rows
         }
+
+    def pending_pushes(
+        self, entity_type: str, after: Any, limit: int
+    ) -> tuple[list[tuple[Existing, dict]], Any]:
+        """Two-way: one batch (external id order, after `after`) of this connector's live
+        records edited on the platform since they were last synced and not logged in this job
+        yet, each with its mapped fields' values; returns (batch, where to continue or None).
+
+        Two queries per batch, never one per record: the candidates through the partial
+        `<type>_pending_push_idx` index (live records with a platform edit only: a handful,
+        however large the table), then _logged()'s index probes of this job's log, not an
+        anti-join the planner may run as a scan of the whole log per candidate. The edit is
+        pending when it is newer than both the WordPress version last stored (what a full
+        sync compares, see SyncEngine._decide) and the last sync on the platform's own clock.
+        """
+        model = RECORD_MODELS[entity_type]
+        names = [spec.name for spec in MAPPINGS[entity_type]]
+        file_fields = self._file_fields(entity_type)
+        columns = ["id", "external_id", "content_hash", "source_modified_at"]
+        columns += ["platform_modified_at", "archived_at"]
+        if model.has_slug:
+            columns.append("slug")
+        columns += [f for pair in file_fields for f in pair] + names
+        rows = list(
+            model.objects.filter(
+                connector_id=self.connector.pk,
+                platform_modified_at__isnull=False,
+                archived_at__isnull=True,
+                external_id__gt=after or "",
+            )
+            .filter(
+                Q(source_modified_at__isnull=True)
+                | Q(platform_modified_at__gt=F("source_modified_at")),
+                Q(last_synced_at__isnull=True) | Q(platform_modified_at__gt=F("last_synced_at")),
+            )
+            .order_by("external_id")
+            .values(*dict.fromkeys(columns))[:limit]
+        )
+        if not rows:
+            return [], None
+        logged = self._logged(entity_type, [row["external_id"] for row in rows])
+        batch = []
+        for row in rows:
+            if row["external_id"] in logged:
+                continue  # decided in this job's pages (pushed, failed, or a conflict)
+            existing = Existing(
+                pk=row["id"],
+                external_id=row["external_id"],
+                content_hash=row["content_hash"],
+                source_modified_at=row["source_modified_at"],
+                platform_modified_at=row["platform_modified_at"],
+                archived_at=row["archived_at"],
+                slug=row.get("slug", ""),
+                files={name: row[name] for pair in file_fields for name in pair},
+                mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
+            )
+            batch.append((existing, {name: row[name] for name in names}))
+        return batch, (rows[-1]["external_id"] if len(rows) == limit else None)
 
     def platform_values(self, entity_type: str, pk: Any) -> dict:
         model = RECORD_MODELS[entity_type]
@@ -592,33 +650,35 @@ class DjangoStore:
             batch = list(live.order_by("external_id").values_list("pk", "external_id")[:limit])
         if not batch:
             return [], None
-        external_ids = [external_id for _, external_id in batch]
-        if postgres:
-            # One probe of the (job, external_id) index per record, whatever the log's
-            # statistics say (see probe_sql); `entity_type || ''` keeps the planner off the
-            # (job, entity_type) index, which would read the whole phase's log every time.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT k.v FROM unnest(%s::text[]) AS k(v) CROSS JOIN (SELECT %s::bigint "
-                    "AS id) AS j CROSS JOIN LATERAL (SELECT 1 FROM syncjobs_synclogentry l "
-                    "WHERE l.job_id = j.id AND l.external_id = k.v "
-                    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
-                    "AND l.entity_type || '' = %s LIMIT 1) AS seen",
-                    [external_ids, self.job.pk, entity_type],
-                )
-                logged = {row[0] for row in cursor.fetchall()}
-        else:
-            logged = set(
-                SyncLogEntry.objects.filter(
-                    job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
-                ).values_list("external_id", flat=True)
-            )
+        logged = self._logged(entity_type, [external_id for _, external_id in batch])
         doomed = [(external_id, pk) for pk, external_id in batch if external_id not in logged]
         if doomed:
             model.objects.filter(pk__in=[pk for _, pk in doomed], archived_at__isnull=True).update(
                 archived_at=timezone.now()
             )
         return doomed, (batch[-1][1] if len(batch) == limit else None)
+
+    def _logged(self, entity_type: str, external_ids: list[str]) -> set[str]:
+        """Which of these records already have a log row in this job (one query)."""
+        if connection.vendor != "postgresql":
+            return set(
+                SyncLogEntry.objects.filter(
+                    job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
+                ).values_list("external_id", flat=True)
+            )
+        # One probe of the (job, external_id) index per record, whatever the log's
+        # statistics say (see probe_sql); `entity_type || ''` keeps the planner off the
+        # (job, entity_type) index, which would read the whole phase's log every time.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT k.v FROM unnest(%s::text[]) AS k(v) CROSS JOIN (SELECT %s::bigint "
+                "AS id) AS j CROSS JOIN LATERAL (SELECT 1 FROM syncjobs_synclogentry l "
+                "WHERE l.job_id = j.id AND l.external_id = k.v "
+                "AND (l.job_id, l.external_id) >= (j.id, k.v) "
+                "AND l.entity_type || '' = %s LIMIT 1) AS seen",
+                [external_ids, self.job.pk, entity_type],
+            )
+            return {row[0] for row in cursor.fetchall()}
 
     def archive_walk_sql(self, model, after: str, limit: int) -> tuple[str, list]:
         """A keyset walk of the unique (connector, external_id) index over live records; the

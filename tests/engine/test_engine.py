@@ -385,6 +385,140 @@ def test_two_way_push_refused_by_wordpress_is_logged_failed(sync, site, connecto
     assert Event.objects.get(external_id=str(event_id)).timezone == "Mars/Olympus_Mons"
 
 
+def _quiet_article(site, connector):
+    """A stored article an incremental run does not read again: its WordPress version is
+    older than the cursor minus the overlap, so only the platform knows of its edit."""
+    unread = contract.parse_gmt(connector.cursors["article"]) - timedelta(seconds=60)
+    stored = set(live("article", connector).values_list("external_id", flat=True))
+    return next(
+        i
+        for i in sorted(
+            _good_article(site), key=lambda i: site.record("article", i)["modified_gmt"]
+        )
+        if str(i) in stored
+        and contract.parse_gmt(site.record("article", i)["modified_gmt"]) < unread
+    )
+
+
+def test_two_way_incremental_pushes_a_platform_only_edit(sync, site, connector):
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    article_id = _quiet_article(site, connector)
+    before = Article.objects.get(external_id=str(article_id))
+    _platform_edit(Article, article_id, title="Edited only on the platform")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    entry = log_for(job, "article", article_id)  # one row: not read in the pages, pushed once
+    assert (entry.operation, entry.status, entry.error) == ("SYNC", "SUCCESS", "")
+    assert job.stats["article"]["pushed"] == 1
+    assert job.stats["article"]["push_failed"] == 0
+    (write,) = site.writes
+    assert write["id"] == article_id
+    assert write["fields"]["title"] == "Edited only on the platform"
+    assert set(write["fields"]) <= contract.WRITABLE_FIELDS["article"]
+    # §7.2: sent with the WordPress version the platform edit was made from.
+    assert contract.parse_gmt(write["body"][contract.IF_UNMODIFIED_SINCE_KEY]) == (
+        before.source_modified_at
+    )
+    in_wordpress = site.record("article", article_id)
+    assert in_wordpress["title"] == "Edited only on the platform"
+    # Stored as WordPress returned it, as a full sync's push does: the edit is no longer pending.
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.title == "Edited only on the platform"
+    assert article.platform_modified_at is None
+    assert article.source_modified_at == contract.parse_gmt(in_wordpress["modified_gmt"])
+    assert article.last_synced_at > before.last_synced_at
+    assert article.content_hash != before.content_hash
+
+    # The push bumped modified_gmt, so the next incremental reads the record again: it finds
+    # WordPress and the platform agree and pushes nothing a second time.
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert (log_for(again, "article", article_id).operation) == "SKIP"
+    assert again.stats["article"]["pushed"] == 0
+    third = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert not logs(third, operation="SYNC").exists()
+    assert len(site.writes) == 1
+
+
+class WordPressEditsFirst:
+    """The client, except that an editor saves the record in WordPress just before each PUT
+    arrives (after the incremental's pages were read)."""
+
+    def __init__(self, client, site):
+        self.client = client
+        self.site = site
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def push_record(self, entity_type, id, fields, **options):
+        self.site.edit(entity_type, ids=[id])
+        return self.client.push_record(entity_type, id, fields, **options)
+
+
+def test_two_way_incremental_push_of_a_record_changed_in_wordpress_meanwhile_fails_409(
+    sync, site, connector
+):
+    from connectors.wordpress_client import client_for
+
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    article_id = _quiet_article(site, connector)
+    _platform_edit(Article, article_id, title="Edited only on the platform")
+
+    client = client_for(connector, sleep=lambda seconds: None, max_retries=1)
+    try:
+        job = sync(connector, SyncJob.Kind.INCREMENTAL, source=WordPressEditsFirst(client, site))
+    finally:
+        client.close()
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status) == ("SYNC", "FAILED")
+    assert entry.error.startswith(
+        f"article {article_id}: pushing the platform's version to WordPress failed: The record "
+        "was changed in WordPress after the platform last read it"
+    ), entry.error
+    assert "Nothing was written." in entry.error
+    assert job.stats["article"]["push_failed"] == 1
+    assert job.stats["article"]["pushed"] == 0
+    assert site.writes == []
+    assert "(edited" in site.record("article", article_id)["title"]  # WordPress kept its edit
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.title == "Edited only on the platform"
+    assert article.platform_modified_at is not None  # still pending, not lost
+
+    # Both sides changed now: the next incremental reads the WordPress edit and the conflict
+    # policy decides (platform wins by default, so its version is pushed).
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    entry = log_for(again, "article", article_id)
+    assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
+    assert again.stats["article"]["conflicts"] == 1
+    assert site.record("article", article_id)["title"] == "Edited only on the platform"
+
+
+def test_import_only_incremental_pushes_no_platform_edit(sync, site, connector):
+    assert connector.sync_direction == Connector.Direction.IMPORT
+    sync(connector)
+    article_id = _quiet_article(site, connector)
+    _platform_edit(Article, article_id, title="Edited only on the platform")
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    assert site.writes == []
+    assert not logs(job, entity_type="article", external_id=str(article_id)).exists()
+    assert not logs(job, operation="SYNC").exists()
+    assert job.stats["article"]["pushed"] == job.stats["article"]["push_failed"] == 0
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.title == "Edited only on the platform"
+    assert article.platform_modified_at is not None
+
+
 def test_cancel_is_honoured_within_one_page(sync, site, connector, settings, monkeypatch):
     from connectors.wordpress_client import client_for
     from syncjobs.engine.store import DjangoStore

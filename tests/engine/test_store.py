@@ -53,3 +53,69 @@ def test_lookups_stay_index_probes_whatever_the_statistics(org_a, analysed):
     # The archive walk reads 1,000 records a batch: at worst (stale statistics) it sorts the
     # connector's live rows per batch, but never scans the whole table.
     assert "Seq Scan" not in archive_walk, archive_walk
+
+
+def test_pending_pushes_is_batched_on_the_partial_index(org_a):
+    # Two-way incremental runs list the records edited on the platform since their last sync
+    # (DjangoStore.pending_pushes): a batched query that must read the few edited records
+    # through the partial index, not walk the connector's records, whatever the statistics.
+    from datetime import UTC, datetime, timedelta
+
+    from django.db.models import F
+    from django.test.utils import CaptureQueriesContext
+
+    from syncjobs.models import SyncLogEntry
+
+    mine = make_connector(org_a, name="This site")
+    synced = datetime(2026, 1, 1, tzinfo=UTC)
+    Article.objects.bulk_create(
+        Article(
+            organisation=org_a,
+            connector=mine,
+            external_id=str(i),
+            slug=f"a-{i}",
+            title=f"Article {i}",
+            source_modified_at=synced - timedelta(days=1),
+            last_synced_at=synced,
+        )
+        for i in range(3000)
+    )
+    edited = lambda ids, **extra: Article.objects.filter(  # noqa: E731
+        connector=mine, external_id__in=[str(i) for i in ids]
+    ).update(platform_modified_at=synced + timedelta(hours=1), **extra)
+    edited([10, 20, 30, 40, 50, 60])  # pending
+    edited([70], archived_at=synced)  # deleted in WordPress: nothing to push
+    edited([80], source_modified_at=synced + timedelta(hours=2))  # WordPress edit is newer
+    Article.objects.filter(connector=mine, external_id="90").update(  # edit already synced
+        platform_modified_at=synced - timedelta(hours=1)
+    )
+    # synced after its platform edit (on the platform's clock): nothing pending
+    Article.objects.filter(connector=mine, external_id="40").update(last_synced_at=F("updated_at"))
+    job = SyncJob.objects.create(connector=mine, kind="INCREMENTAL")
+    SyncLogEntry.objects.create(  # decided in this job's pages already
+        job=job,
+        connector=mine,
+        entity_type="article",
+        external_id="60",
+        operation="SYNC",
+        status="FAILED",
+    )
+    store = DjangoStore(job, mine)
+
+    found, after, batches = [], None, 0
+    with CaptureQueriesContext(connection) as queries:
+        while True:
+            batch, after = store.pending_pushes("article", after, 2)
+            batches += 1
+            found += [(ex.external_id, values["title"]) for ex, values in batch]
+            if after is None:
+                break
+
+    expected = [("10", "Article 10"), ("20", "Article 20"), ("30", "Article 30")]
+    assert found == [*expected, ("50", "Article 50")]
+    # Candidates 10, 20 | 30, 50 | 60 (logged, so left out): per batch, two queries (the
+    # candidates, then one probe of the job's log for all of them), none per record.
+    assert batches == 3 and len(queries) == 2 * batches
+    plan = plan_of(queries[0]["sql"], [])
+    assert "article_pending_push_idx" in plan, plan
+    assert "Seq Scan on records_article" not in plan, plan

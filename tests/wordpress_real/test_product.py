@@ -354,7 +354,7 @@ def member_user(real_wp):
     )
 
 
-def test_two_way_full_sync_pushes_a_platform_only_edit_of_a_member(
+def test_two_way_incremental_and_full_syncs_push_a_platform_only_edit_of_a_member(
     real_wp, api, connector, member_user
 ):
     connector.sync_direction = Connector.Direction.TWO_WAY
@@ -371,10 +371,13 @@ def test_two_way_full_sync_pushes_a_platform_only_edit_of_a_member(
         phone="+49 2 222", job_title="Treasurer", platform_modified_at=timezone.now()
     )
 
-    job = sync(connector)
+    # WordPress does not send the unchanged member to an incremental sync (its modified_gmt
+    # is older than the cursor); the incremental pushes the platform edit all the same.
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
 
     log = entry(job, "member", user)
     assert (log.operation, log.status) == ("SYNC", "SUCCESS"), log.error
+    assert job.stats["member"]["pushed"] == 1
     in_wordpress = real_wp.php(
         f"""<?php echo wp_json_encode( array(
             get_user_meta( {user}, '_association_phone', true ),
@@ -384,6 +387,27 @@ def test_two_way_full_sync_pushes_a_platform_only_edit_of_a_member(
     assert in_wordpress == ["+49 2 222", "Treasurer"]
     served = api.get(f"members/{user}").json()
     assert served["modified_gmt"] > "2024-01-01T00:00:00", "the write bumped modified_gmt"
+    stored = record(Member, user)
+    assert stored.platform_modified_at is None
+    assert stored.source_modified_at == contract.parse_gmt(served["modified_gmt"])
+
+    # The push bumped modified_gmt, so the next incremental reads the member: unchanged on
+    # both sides, it is not pushed a second time.
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert entry(again, "member", user).operation == "SKIP"
+    assert again.stats["member"]["pushed"] == 0
+
+    # A full sync reads every record, so it pushes a platform-only edit too.
+    Member.objects.filter(external_id=str(user)).update(
+        phone="+49 3 333", platform_modified_at=timezone.now()
+    )
+    full = sync(connector)
+    log = entry(full, "member", user)
+    assert (log.operation, log.status) == ("SYNC", "SUCCESS"), log.error
+    phone = real_wp.php(
+        f"<?php echo wp_json_encode( get_user_meta( {user}, '_association_phone', true ) );"
+    )
+    assert phone == "+49 3 333"
     assert record(Member, user).platform_modified_at is None
 
 
