@@ -210,10 +210,44 @@ def connector_status(request, org, connector):
     return response
 
 
+# The Sync History's counters: each job's per-entity-type counters summed (job.totals()).
+HISTORY_COUNTERS = (
+    ("processed", "Processed"),
+    ("created", "Created"),
+    ("updated", "Updated"),
+    ("skipped", "Skipped"),
+    ("conflicts", "Conflicts"),
+    ("archived", "Archived"),
+    ("failed", "Failed"),
+)
+
+
+def _history_rows(jobs, connector) -> tuple[list[dict], bool]:
+    """One row per job of the page with its summed counters, and whether the page shows a
+    Pushed column: on a two-way connector, or when a job of the page pushed anything (the
+    connector may have been switched back to import-only since)."""
+    rows = []
+    for job in jobs:
+        totals = job.totals()
+        rows.append(
+            {
+                "job": job,
+                "counters": [(key, label, totals.get(key, 0)) for key, label in HISTORY_COUNTERS],
+                "pushed": totals.get("pushed", 0),
+                "push_failed": totals.get("push_failed", 0),
+            }
+        )
+    show_push = connector.sync_direction == Connector.Direction.TWO_WAY or any(
+        row["pushed"] or row["push_failed"] for row in rows
+    )
+    return rows, show_push
+
+
 @require_GET
 def connector_history(request, org, connector):
     organisation, connector = _load(request, org, connector)
     jobs = _page(request, connector.jobs.select_related("triggered_by"), HISTORY_PAGE_SIZE)
+    rows, show_push = _history_rows(jobs, connector)
     return render(
         request,
         "connectors/history.html",
@@ -221,6 +255,9 @@ def connector_history(request, org, connector):
             **org_context(request, organisation),
             "connector": connector,
             "jobs": jobs,
+            "rows": rows,
+            "show_push": show_push,
+            "counter_labels": [label for _key, label in HISTORY_COUNTERS],
             "tab": "history",
         },
     )

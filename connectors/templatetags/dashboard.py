@@ -46,6 +46,9 @@ def duration(value) -> str:
     if not isinstance(value, timedelta):
         value = timedelta(seconds=float(value))
     seconds = value.total_seconds()
+    if 0 < seconds < 0.05:
+        # "0.0s" read as "did nothing" (or a broken clock) for a real sync that was fast.
+        return "under 0.1s"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
