@@ -326,14 +326,18 @@ def _invalid(errors: dict) -> Reply:
     return plugin_reply(400, invalid_params(errors))
 
 
-def _list_reply(items: list[bytes], page: int, per_page: int, total: int) -> Reply:
+def _list_reply(
+    items: list[bytes], page: int, per_page: int, total: int, extra: bytes = b""
+) -> Reply:
     total_pages = math.ceil(total / per_page)
     body = b"".join(
         (
             b'{"items":[',
             b",".join(items),
-            b'],"page":%d,"per_page":%d,"total":%d,"total_pages":%d}'
+            b'],"page":%d,"per_page":%d,"total":%d,"total_pages":%d'
             % (page, per_page, total, total_pages),
+            extra,
+            b"}",
         )
     )
     return plugin_reply(
@@ -362,6 +366,9 @@ def list_records(site, request: Request, entity_type: str) -> Reply:
             )
         else:
             after_id = int(raw)
+    deleted_since = None
+    if site.inline_deletions:
+        deleted_since = _timestamp(request, contract.DELETED_SINCE_PARAM, errors)
     if errors:
         return _invalid(errors)
     items, total = site.query(
@@ -371,7 +378,22 @@ def list_records(site, request: Request, entity_type: str) -> Reply:
         page=page,
         per_page=per_page,
     )
-    return _list_reply(items, page, per_page, total)
+    extra = b""
+    if deleted_since is not None:
+        extra = _inline_deletions(site, entity_type, deleted_since)
+    return _list_reply(items, page, per_page, total, extra)
+
+
+def _inline_deletions(site, entity_type: str, since: str) -> bytes:
+    """Contract 1.1 (§5.6): this type's deletions after `since`, capped, with the flag that
+    sends the client to the deletions feed for the rest."""
+    cap = contract.MAX_INLINE_DELETIONS
+    entries, total = site.query_deletions(since=since, per_page=cap, entity_type=entity_type)
+    deleted = [{"id": e["id"], "deleted_gmt": e["deleted_gmt"]} for e in entries]
+    return b',"deleted":%s,"deleted_more":%s' % (
+        json.dumps(deleted, separators=(",", ":")).encode(),
+        b"true" if total > len(deleted) else b"false",
+    )
 
 
 def list_deletions(site, request: Request) -> Reply:

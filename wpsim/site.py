@@ -44,6 +44,11 @@ FAULT_KINDS = (
 STATE_FAULTS = frozenset({"plugin_missing", "permalinks", "disabled", "not_wordpress"})
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """"1.1.0" -> (1, 1, 0); a part that is not a number counts as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in text.split("."))
+
+
 class SiteClock:
     """The site's clock (UTC, 1-second resolution). Tests freeze and advance it."""
 
@@ -137,7 +142,7 @@ class SimulatedSite:
         entity_types: tuple[str, ...] | list[str] = contract.ENTITY_TYPES,
         timezone: str = "Europe/Berlin",
         gmt_offset: float = 1,
-        plugin_version: str = "1.0.0",
+        plugin_version: str = "1.1.0",
         wordpress_version: str = "6.1.9",
     ) -> None:
         self.key = key
@@ -150,6 +155,9 @@ class SimulatedSite:
         self.timezone = timezone
         self.gmt_offset = gmt_offset
         self.plugin_version = plugin_version
+        # Contract 1.1 (inline deletions, §5.6) from plugin 1.1.0; an older version is
+        # simulated as it was, ignoring `deleted_since` like any unknown parameter.
+        self.inline_deletions = _version(plugin_version) >= (1, 1)
         self.wordpress_version = wordpress_version
         self.base_url = "http://127.0.0.1"
         self.lock = threading.RLock()
@@ -330,10 +338,18 @@ class SimulatedSite:
             return [self.record_json(entity_type, rid) for _, rid in keys], total
 
     def query_deletions(
-        self, *, since: str | None = None, page: int = 1, per_page: int = 100
+        self,
+        *,
+        since: str | None = None,
+        page: int = 1,
+        per_page: int = 100,
+        entity_type: str | None = None,
     ) -> tuple[list[dict], int]:
+        """(entries of the page, total matching) per §8.2; ``entity_type`` narrows the feed
+        to one type, as a list answer's inline ``deleted`` does (§5.6)."""
         with self.lock:
-            served = [d for d in self._deletions if d[2] in self.entity_types]
+            kinds = self.entity_types if entity_type is None else (entity_type,)
+            served = [d for d in self._deletions if d[2] in kinds]
             start = bisect.bisect_right(served, (since, float("inf"), "~")) if since else 0
             total = len(served) - start
             offset = start + (page - 1) * per_page

@@ -80,6 +80,11 @@ class Page:
     redirects or per_page halving happened). ``skipped`` lists records the client could not
     download because a single record exceeded the size cap (§12): ``{"id", "modified_gmt",
     "error"}`` each; the caller reports them as failed for that record.
+
+    ``deleted`` (contract 1.1, §5.6) is the entity type's inline deletions
+    (``{"id", "deleted_gmt"}`` each) when they were asked for and the site sent them;
+    ``None`` when the site did not (a 1.0 plugin): the caller then reads the deletions feed,
+    as it also must when ``deleted_more`` says the list was capped.
     """
 
     items: list[dict]
@@ -89,6 +94,8 @@ class Page:
     total_pages: int
     request_count: int
     skipped: list[dict] = field(default_factory=list)
+    deleted: list[dict] | None = None
+    deleted_more: bool = False
 
 
 @dataclass
@@ -304,11 +311,14 @@ class WordPressClient:
         *,
         modified_after: datetime | None = None,
         per_page: int = contract.DEFAULT_PER_PAGE,
+        deleted_since: datetime | None = None,
     ) -> Iterator[Page]:
         """Keyset paging per §5.5: yields one Page per successful list request.
 
         Records come in (modified_gmt, id) order; a record edited during the run moves to
-        the end and is delivered again later, none is skipped.
+        the end and is delivered again later, none is skipped. With ``deleted_since``, the
+        first request also asks for the type's deletions after it (§5.6): the first page's
+        ``deleted`` holds them, or is None if the site does not serve them.
         """
         endpoint = self._endpoint(entity_type)
         if not contract.MIN_PER_PAGE <= per_page <= contract.MAX_PER_PAGE:
@@ -317,12 +327,16 @@ class WordPressClient:
         cursor_id: int | None = None
         size = per_page
         page_start = self.request_count
+        first = True
         while True:
             params: dict[str, Any] = {"per_page": size}
             if cursor_t is not None:
                 params["modified_after"] = cursor_t
             if cursor_id is not None:
                 params["after_id"] = cursor_id
+            if first and deleted_since is not None:
+                # Only the first request: every page would repeat the same entries.
+                params[contract.DELETED_SINCE_PARAM] = contract.format_gmt(deleted_since)
             url = self.api_url(endpoint)
             try:
                 result = self._call("GET", url, params=params)
@@ -341,6 +355,7 @@ class WordPressClient:
                 total = exc.headers.get(contract.TOTAL_HEADER, "")
                 total = int(total) if total.isdigit() else 0
                 requests, page_start = self.request_count - page_start, self.request_count
+                first = False
                 yield Page([], 1, 1, total, total, requests, skipped=[skipped])
                 if total <= 1:
                     return
@@ -360,6 +375,9 @@ class WordPressClient:
                         status_code=200,
                         url=str(result.response.url),
                     )
+            if first and deleted_since is not None:
+                page.deleted, page.deleted_more = self._inline_deletions(result, url)
+            first = False
             yield page
             if not page.items or page.total_pages <= 1:
                 return
@@ -918,6 +936,42 @@ class WordPressClient:
             total_pages=total_pages,
             request_count=result.requests,
         )
+
+    def _inline_deletions(self, result: _Result, url: str) -> tuple[list[dict] | None, bool]:
+        """A list answer's `deleted` / `deleted_more` (§5.6): (None, False) when the site
+        sent none (a contract 1.0 plugin ignores `deleted_since`)."""
+        data = result.data
+        if contract.INLINE_DELETIONS_KEY not in data:
+            return None, False
+
+        def bad(reason: str) -> InvalidResponse:
+            return InvalidResponse(
+                f"The site's list answer for {url} has the wrong shape: {reason}.",
+                status_code=result.response.status_code,
+                url=str(result.response.url),
+            )
+
+        deleted = data[contract.INLINE_DELETIONS_KEY]
+        more = data.get(contract.INLINE_DELETIONS_MORE_KEY, False)
+        if not isinstance(deleted, list):
+            raise bad(f"'deleted' is {type(deleted).__name__}, not a list")
+        if not isinstance(more, bool):
+            raise bad(f"'deleted_more' is {more!r}, not true or false")
+        if len(deleted) > contract.MAX_INLINE_DELETIONS:
+            raise bad(
+                f"'deleted' has {len(deleted)} entries, more than the "
+                f"{contract.MAX_INLINE_DELETIONS} allowed"
+            )
+        for index, entry in enumerate(deleted):
+            if not isinstance(entry, dict) or not _is_int(entry.get("id")):
+                raise bad(f"deleted entry {index} has no integer 'id'")
+            try:
+                contract.parse_gmt(entry.get("deleted_gmt"))
+            except ValueError:
+                raise bad(
+                    f"deleted entry {index} (id {entry.get('id')}) has an invalid 'deleted_gmt'"
+                ) from None
+        return deleted, more
 
     def _check_record(self, data: dict, url: str) -> None:
         if not _is_int(data.get("id")):

@@ -13,16 +13,21 @@ from datetime import UTC, date, datetime
 
 __all__ = [
     "API_PREFIX",
+    "CONTRACT_REVISION",
     "CONTRACT_VERSION",
     "CONTRACT_VERSION_HEADER",
     "DATE_FORMAT",
     "DEFAULT_PER_PAGE",
+    "DELETED_SINCE_PARAM",
     "DELETIONS_ENDPOINT",
     "ENDPOINT_ENTITY_TYPES",
     "ENTITY_ENDPOINTS",
     "ENTITY_TYPES",
     "GMT_FORMAT",
+    "INLINE_DELETIONS_KEY",
+    "INLINE_DELETIONS_MORE_KEY",
     "KEY_HEADER",
+    "MAX_INLINE_DELETIONS",
     "MAX_PER_PAGE",
     "MAX_RESPONSE_BYTES",
     "MIN_PER_PAGE",
@@ -40,6 +45,8 @@ __all__ = [
 # --- Versioning and paths ---------------------------------------------------
 
 CONTRACT_VERSION = 1
+#: The revision of contract 1 this code implements (§14): 1.1 adds inline deletions.
+CONTRACT_REVISION = "1.1"
 #: Path below the site URL, e.g. "https://example.org/" + API_PREFIX + "ping".
 API_PREFIX = "api/v1/sync/"
 #: The same routes are also registered in the WordPress REST API under this
@@ -107,6 +114,13 @@ READ_TIMEOUT = 60.0
 INCREMENTAL_OVERLAP_SECONDS = 2
 #: Minimum retention of the deletions log guaranteed by the plugin.
 MIN_DELETIONS_RETENTION_DAYS = 180
+#: Contract 1.1 (§5.6): list query parameter asking for the entity type's deletions after this
+#: GMT timestamp, returned inline as `deleted` (at most MAX_INLINE_DELETIONS entries) with
+#: `deleted_more` true when there are more (the client then reads the deletions feed).
+DELETED_SINCE_PARAM = "deleted_since"
+INLINE_DELETIONS_KEY = "deleted"
+INLINE_DELETIONS_MORE_KEY = "deleted_more"
+MAX_INLINE_DELETIONS = 100
 
 # --- Enumerations ------------------------------------------------------------
 

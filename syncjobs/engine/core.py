@@ -10,10 +10,13 @@ pages except counters and cursors.
 Phases run in the canonical entity order, enabled types only. An incremental run starts each
 type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
 worker's clock) minus the contract's overlap. A full or initial run reads every record and
-archives the platform records the source no longer serves. Both then read the plugin's deletions
-feed from its own cursor (an incremental run's only way to learn of deletions). With two-way
-sync on, an incremental run also pushes, after each type's pages, the records edited only on
-the platform: WordPress does not send them again, so the pages alone would never push them.
+archives the platform records the source no longer serves. Both learn of deletions from the
+first list page of each type (contract 1.1, §5.6: the type's deletions since its own deletions
+cursor come inline, so a no-change incremental run costs one request per type); only a type
+whose site did not send them (a 1.0 plugin) or capped them reads the plugin's deletions feed,
+once per run after the phases. With two-way sync on, an incremental run also pushes, after
+each type's pages, the records edited only on the platform: WordPress does not send them
+again, so the pages alone would never push them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from connectors.wordpress import contract
@@ -58,7 +61,11 @@ COUNTER_KEYS = (
     "pushed",
     "push_failed",
 )
+# Before contract 1.1 one cursor followed the deletions feed for every type; it is now only
+# read, as the starting point of a type that has no cursor of its own yet.
 DELETIONS_CURSOR = "deletions"
+# A type that never had a deletion asks for all of them: an empty answer costs nothing.
+NO_DELETIONS_YET = datetime(1970, 1, 1, tzinfo=UTC)
 OVERLAP = timedelta(seconds=contract.INCREMENTAL_OVERLAP_SECONDS)
 # Push errors that concern one record; anything else (auth, site down) stops the job.
 RECORD_PUSH_ERRORS = (
@@ -96,7 +103,12 @@ class Page(Protocol):
 
 class Source(Protocol):
     def iter_pages(
-        self, entity_type: str, *, modified_after: datetime | None = None, per_page: int = 100
+        self,
+        entity_type: str,
+        *,
+        modified_after: datetime | None = None,
+        per_page: int = 100,
+        deleted_since: datetime | None = None,
     ) -> Iterator[Page]: ...
 
     def iter_deletions(self, since: datetime | None) -> Iterator[Page]: ...
@@ -295,6 +307,8 @@ class SyncEngine:
         self.plan = plan
         self.cursors = dict(plan.cursors or {})
         self.stats = {entity_type: fresh_counters() for entity_type in plan.entity_types}
+        # Types whose deletions this run must read from the feed (see _inline_deletions).
+        self.feed_types: set[str] = set()
 
     @property
     def full(self) -> bool:
@@ -304,8 +318,8 @@ class SyncEngine:
         """Run every phase; returns the stats. Raises JobCancelled or the source's errors."""
         for entity_type in self.plan.entity_types:
             self._entity_phase(entity_type)
-        # Full syncs read the feed too: it costs a few requests next to thousands, and it
-        # moves the deletions cursor, so the next incremental reads only new entries.
+        # Full syncs follow deletions too (inline, else the feed): it moves the deletions
+        # cursors, so the next incremental reads only new entries.
         self._deletions_phase()
         return self.stats
 
@@ -320,8 +334,12 @@ class SyncEngine:
         # Publish the phase before the first request so the progress shows where we are.
         self._commit(entity_type, [], [])
         pages = source_pages = self.source.iter_pages(
-            entity_type, modified_after=modified_after, per_page=self.plan.per_page
+            entity_type,
+            modified_after=modified_after,
+            per_page=self.plan.per_page,
+            deleted_since=self._deleted_since(entity_type) or NO_DELETIONS_YET,
         )
+        inline = None
         specs = self.plan.specs[entity_type]
 
         def prepare(page):
@@ -343,6 +361,7 @@ class SyncEngine:
             for page, mapped in pages:
                 if first:
                     counters["total"] = int(getattr(page, "total", 0) or 0)
+                    inline = getattr(page, "deleted", None), getattr(page, "deleted_more", False)
                     first = False
                 self._process_page(entity_type, mapped, list(getattr(page, "skipped", None) or []))
         finally:
@@ -352,7 +371,10 @@ class SyncEngine:
                 close()
         if self.full:
             self._archive_unseen(entity_type)
-        elif self.plan.two_way:
+        # After the pages (a restored record came back in them, newer than its deletion),
+        # before the pushes (a deleted record is archived, not pushed in vain).
+        self._inline_deletions(entity_type, *(inline or (None, False)))
+        if not self.full and self.plan.two_way:
             self._push_pending(entity_type)
 
     def _process_page(
@@ -668,10 +690,80 @@ class SyncEngine:
             if after is None:
                 return
 
+    @staticmethod
+    def deletions_cursor(entity_type: str) -> str:
+        return f"{DELETIONS_CURSOR}:{entity_type}"
+
+    def _deletions_mark(self, entity_type: str) -> datetime | None:
+        """The `deleted_gmt` up to which this type's deletions were applied."""
+        own = self.cursors.get(self.deletions_cursor(entity_type))
+        return _parse_cursor(own or self.cursors.get(DELETIONS_CURSOR))
+
+    def _deleted_since(self, entity_type: str) -> datetime | None:
+        """Where to ask for this type's deletions: the mark minus the overlap (an entry
+        stamped in the mark's second can be committed after it was read), or the mark itself
+        once a later run found nothing past it. Without that, a bulk deletion of more entries
+        than the inline cap, all in the mark's second, would send every run to the feed."""
+        mark = self._deletions_mark(entity_type)
+        if mark is None:
+            return None
+        settled = self.cursors.get(self.deletions_cursor(entity_type) + ":settled")
+        return mark if settled == contract.format_gmt(mark) else mark - OVERLAP
+
+    def _move_deletions_mark(self, entity_type: str, top: datetime | None) -> bool:
+        """Moves the mark forward to `top`; False if `top` is not past it."""
+        mark = self._deletions_mark(entity_type)
+        if top is None or (mark is not None and top <= mark):
+            return False
+        self.cursors[self.deletions_cursor(entity_type)] = contract.format_gmt(top)
+        return True
+
+    def _settle_deletions_mark(self, entity_type: str) -> None:
+        """A run read the type's deletions and found nothing past the mark an earlier run
+        set: late commits in its second have had a whole run's time to land and were read,
+        so the next runs can ask from the mark itself, without the overlap."""
+        mark = self._deletions_mark(entity_type)
+        if mark is not None:
+            key = self.deletions_cursor(entity_type)
+            self.cursors[key] = self.cursors[key + ":settled"] = contract.format_gmt(mark)
+
+    def _inline_deletions(self, entity_type: str, deleted: list | None, more: bool) -> None:
+        """Archive what the first list page reported deleted (§5.6) and move the type's
+        deletions cursor. A site that sent no `deleted` (contract 1.0), or capped it, leaves
+        the type to the deletions feed, which then moves the cursor."""
+        if deleted is None or more:
+            self.feed_types.add(entity_type)
+        entries = []
+        for item in deleted or []:
+            entry = _deletion_entry(
+                {**item, "entity_type": entity_type} if isinstance(item, dict) else None
+            )
+            if entry is not None:
+                entries.append(entry[1:])
+        archived = self.store.archive_deleted(entity_type, entries) if entries else []
+        if entity_type in self.feed_types:
+            if archived:
+                self._log_archived(entity_type, archived, "Deleted in WordPress")
+            return
+        before = dict(self.cursors)
+        if not self._move_deletions_mark(entity_type, max((d for _, d in entries), default=None)):
+            self._settle_deletions_mark(entity_type)
+        if archived or self.cursors != before:
+            # Committed with the cursor, even when nothing was left to archive.
+            self._log_archived(entity_type, archived, "Deleted in WordPress")
+
     def _deletions_phase(self) -> None:
+        """The feed, for the types whose list pages did not bring their deletions: read from
+        the oldest of their cursors; entries of other enabled types are applied too (the
+        store archives a record once), but only the feed's types' cursors move."""
+        feed_types = [t for t in self.plan.entity_types if t in self.feed_types]
+        if not feed_types:
+            return
         enabled = set(self.plan.entity_types)
-        mark = _parse_cursor(self.cursors.get(DELETIONS_CURSOR))
-        pages = self.source.iter_deletions(mark - OVERLAP if mark else None)
+        starts = [self._deleted_since(t) for t in feed_types]
+        since = None if None in starts else min(starts)
+        moved: set[str] = set()
+        pages = self.source.iter_deletions(since)
         try:
             for page in pages:
                 by_type: dict[str, list[tuple[str, datetime]]] = {}
@@ -687,10 +779,14 @@ class SyncEngine:
                 for entity_type, entries in by_type.items():
                     archived = self.store.archive_deleted(entity_type, entries)
                     self._log_archived(entity_type, archived, "Deleted in WordPress", commit=False)
-                if top is not None and (mark is None or top > mark):
-                    mark = top
-                    self.cursors[DELETIONS_CURSOR] = contract.format_gmt(top)
+                for entity_type in feed_types:
+                    if self._move_deletions_mark(entity_type, top):
+                        moved.add(entity_type)
                 self._flush_archive_logs()
+            # The whole feed was read: a mark it did not move is settled.
+            for entity_type in set(feed_types) - moved:
+                self._settle_deletions_mark(entity_type)
+            self._commit(self.plan.entity_types[-1], [], [])
         finally:
             close = getattr(pages, "close", None)
             if close:

@@ -1,6 +1,7 @@
 """The sync engine end to end against the simulator on loopback, on PostgreSQL."""
 
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 from django.utils import timezone
@@ -104,12 +105,133 @@ def test_resync_without_changes_skips_every_record(sync, site, connector):
     assert logs(second, operation="SKIP", status="SKIPPED").count() == totals["skipped"]
 
 
-def test_no_change_incremental_makes_one_request_per_type_plus_deletions(sync, site, connector):
+@pytest.mark.parametrize(
+    "enabled", [list(contract.ENTITY_TYPES), ["member", "event", "notification"], ["company"]]
+)
+def test_no_change_incremental_makes_one_request_per_enabled_type(sync, site, connector, enabled):
+    connector.entity_types = enabled
+    connector.save()
     sync(connector)
     job = sync(connector, SyncJob.Kind.INCREMENTAL)
     assert job.status == SyncJob.Status.COMPLETED
-    assert sync.client.request_count == len(contract.ENTITY_TYPES) + 1
+    # Each type's deletions came with its list page (contract 1.1): no deletions feed request.
+    assert sync.client.request_count == len(enabled)
     assert job.totals()["created"] == job.totals()["updated"] == 0
+    requested = [entry["path"] for entry in list(site.request_log)[-len(enabled) :]]
+    assert all(contract.DELETIONS_ENDPOINT not in path for path in requested), requested
+
+
+def _deleted_in_wordpress(site, connector, entity_type, n):
+    """Delete n stored, good records of a type in WordPress; returns their ids."""
+    stored = set(live(entity_type, connector).values_list("external_id", flat=True))
+    good = [i for i in site.ids(entity_type) if str(i) in stored]
+    return site.delete(entity_type, ids=good[:n])
+
+
+def test_incremental_archives_deletions_reported_with_the_list_page(sync, site, connector):
+    sync(connector)
+    site.clock.advance(60)
+    gone = _deleted_in_wordpress(site, connector, "event", 3)
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    assert sync.client.request_count == len(contract.ENTITY_TYPES)
+    for event_id in gone:
+        entry = log_for(job, "event", event_id)  # one row each
+        assert (entry.operation, entry.status) == ("ARCHIVE", "SUCCESS")
+        assert entry.error == "Deleted in WordPress; archived."
+    assert live("event", connector).filter(external_id__in=map(str, gone)).count() == 0
+    assert job.stats["event"]["archived"] == 3
+    assert connector.cursors["deletions:event"] == site.deletions()[-1]["deleted_gmt"]
+    # The next run asks only for deletions after that cursor (minus the overlap): the same
+    # entries come back once more and are not archived or logged a second time.
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert sync.client.request_count == len(contract.ENTITY_TYPES)
+    assert not logs(again, operation="ARCHIVE").exists()
+
+
+def test_deletions_over_the_inline_cap_are_read_from_the_feed(sync, site, connector):
+    over = contract.MAX_INLINE_DELETIONS + 5
+    site.add("member", over + 10)
+    sync(connector)
+    site.clock.advance(60)
+    gone = _deleted_in_wordpress(site, connector, "member", over)
+    assert len(gone) == over
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    # 7 list requests, then the feed for the members' remaining entries (2 pages of 100).
+    assert sync.client.request_count == len(contract.ENTITY_TYPES) + 2
+    archive_rows = logs(job, entity_type="member", operation="ARCHIVE")
+    assert archive_rows.count() == over  # each record once, inline or from the feed
+    assert sorted(map(int, archive_rows.values_list("external_id", flat=True))) == sorted(gone)
+    assert live("member", connector).filter(external_id__in=map(str, gone)).count() == 0
+    assert job.stats["member"]["archived"] == over
+    assert connector.cursors["deletions:member"] == site.deletions()[-1]["deleted_gmt"]
+    # All of them share one second: the next run, asking with the 2-second overlap, gets
+    # them again, over the cap, so it reads the feed once more; finding nothing new, it
+    # settles the mark and the runs after it need no feed.
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert sync.client.request_count == len(contract.ENTITY_TYPES) + 2
+    assert not logs(again, operation="ARCHIVE").exists()
+    third = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert sync.client.request_count == len(contract.ENTITY_TYPES)
+    assert not logs(third, operation="ARCHIVE").exists()
+    # A new deletion is still seen.
+    site.clock.advance(60)
+    (late,) = _deleted_in_wordpress(site, connector, "member", 1)
+    fourth = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert sync.client.request_count == len(contract.ENTITY_TYPES)
+    assert log_for(fourth, "member", late).operation == "ARCHIVE"
+
+
+def test_a_contract_1_0_site_without_inline_deletions_is_followed_through_the_feed(org_a, sync):
+    from wpsim import SimulatedSite, serve
+
+    site = SimulatedSite(
+        records=200, seed=7, key="old-plugin-key-0123456789abcdef0123456789", plugin_version="1.0.0"
+    )
+    with serve(site, host="127.0.0.1", port=0) as running:
+        connector = make_connector(
+            org_a,
+            site_url=running.url,
+            api_key=site.key,
+            entity_types=list(contract.ENTITY_TYPES),
+        )
+        sync(connector)
+        site.clock.advance(60)
+        gone = _deleted_in_wordpress(site, connector, "company", 2)
+
+        job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+        assert job.status == SyncJob.Status.COMPLETED, job.error
+        assert sync.client.request_count == len(contract.ENTITY_TYPES) + 1  # + the feed
+        assert contract.DELETIONS_ENDPOINT in site.request_log[-1]["path"]
+        for company_id in gone:
+            entry = log_for(job, "company", company_id)
+            assert (entry.operation, entry.status) == ("ARCHIVE", "SUCCESS")
+        last = site.deletions()[-1]["deleted_gmt"]
+        assert all(connector.cursors[f"deletions:{t}"] == last for t in contract.ENTITY_TYPES)
+
+
+def test_a_legacy_deletions_cursor_is_where_each_type_starts(sync, site, connector):
+    """Cursors saved before contract 1.1 followed the feed for every type at once."""
+    sync(connector)
+    legacy = "2026-01-02T03:04:05"
+    connector.cursors = {
+        k: v for k, v in connector.cursors.items() if not k.startswith("deletions:")
+    } | {"deletions": legacy}
+    connector.save()
+    site.request_log.clear()
+
+    sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    since = (contract.parse_gmt(legacy) - timedelta(seconds=2)).strftime(contract.GMT_FORMAT)
+    asked = [unquote(entry["path"]) for entry in site.request_log]
+    assert len(asked) == len(contract.ENTITY_TYPES)
+    assert all(f"deleted_since={since}" in path for path in asked), asked
 
 
 def test_incremental_picks_up_edits_additions_and_deletions(sync, site, connector):
@@ -144,7 +266,7 @@ def test_incremental_picks_up_edits_additions_and_deletions(sync, site, connecto
     # Only what changed (plus the 2-second overlap) was fetched: a handful of records.
     assert job.stats["member"]["processed"] < 10
     assert job.stats["article"]["processed"] < 5
-    assert connector.cursors["deletions"] == site.deletions()[-1]["deleted_gmt"]
+    assert connector.cursors["deletions:company"] == site.deletions()[-1]["deleted_gmt"]
 
 
 def test_full_sync_archives_what_wordpress_no_longer_serves_and_restores_it(sync, site, connector):

@@ -1,6 +1,7 @@
 """Unit tests of the WordPress client: every error path, with httpx faked by respx."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -525,6 +526,54 @@ def test_deletion_entry_without_entity_type_is_invalid(mock, client):
     )
     with pytest.raises(InvalidResponse, match="entity_type"):
         next(client.iter_deletions(None))
+
+
+def _with_deleted(response, **keys):
+    body = json.loads(response.content) | keys
+    return httpx.Response(200, json=body, headers=dict(response.headers))
+
+
+def test_inline_deletions_are_asked_on_the_first_request_only(mock, client):
+    since = datetime(2024, 11, 29, 9, 0, tzinfo=UTC)
+    deleted = [{"id": 7, "deleted_gmt": "2024-11-29T10:00:00"}]
+    route = mock.get(API + "articles").mock(
+        side_effect=[
+            _with_deleted(
+                list_body([record(1)], total=2, per_page=1), deleted=deleted, deleted_more=True
+            ),
+            list_body([record(2, "2024-11-02T10:00:00")], total=1, per_page=1),
+        ]
+    )
+    first, second = client.iter_pages("article", per_page=1, deleted_since=since)
+    assert (first.deleted, first.deleted_more) == (deleted, True)
+    assert (second.deleted, second.deleted_more) == (None, False)
+    assert route.calls[0].request.url.params["deleted_since"] == "2024-11-29T09:00:00"
+    assert "deleted_since" not in route.calls[1].request.url.params
+
+
+def test_a_site_without_inline_deletions_answers_none(mock, client):
+    mock.get(API + "articles").mock(return_value=list_body([record(1)]))
+    page = next(client.iter_pages("article", deleted_since=datetime(2024, 1, 1, tzinfo=UTC)))
+    assert page.deleted is None and page.deleted_more is False
+
+
+@pytest.mark.parametrize(
+    ("keys", "reason"),
+    [
+        ({"deleted": {"id": 1}}, "'deleted' is dict, not a list"),
+        ({"deleted": [{"id": "1", "deleted_gmt": "2024-11-29T10:00:00"}]}, "no integer 'id'"),
+        ({"deleted": [{"id": 1, "deleted_gmt": "2024-11-29 10:00"}]}, "invalid 'deleted_gmt'"),
+        ({"deleted": [], "deleted_more": "yes"}, "'deleted_more' is 'yes', not true or false"),
+        (
+            {"deleted": [{"id": i, "deleted_gmt": "2024-11-29T10:00:00"} for i in range(101)]},
+            "'deleted' has 101 entries, more than the 100 allowed",
+        ),
+    ],
+)
+def test_malformed_inline_deletions_are_invalid(mock, client, keys, reason):
+    mock.get(API + "articles").mock(return_value=_with_deleted(list_body([]), **keys))
+    with pytest.raises(InvalidResponse, match=re.escape(reason)):
+        next(client.iter_pages("article", deleted_since=datetime(2024, 1, 1, tzinfo=UTC)))
 
 
 # --- writes ------------------------------------------------------------------------

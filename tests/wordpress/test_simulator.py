@@ -343,6 +343,69 @@ def test_deletions_feed(server, connect):
     assert len(all_items(client.iter_deletions(None))) == len(site.deletions())
 
 
+def test_list_answers_carry_the_types_deletions_when_asked(server, connect):
+    """Contract 1.1 (§5.6): `deleted_since` adds the type's deletions to the first page."""
+    site = server.site
+    client = connect(server)
+    site.clock.advance(10)
+    gone = sorted(site.delete("event", 2))
+    site.delete("article", 1)  # another type: not in the events' answer
+    since = FROZEN + timedelta(seconds=5)
+
+    first, *rest = client.iter_pages("event", per_page=5, deleted_since=since)
+    assert [(e["id"], e["deleted_gmt"]) for e in first.deleted] == [
+        (i, "2026-01-15T12:00:10") for i in gone
+    ]
+    assert first.deleted_more is False
+    assert rest and all(page.deleted is None for page in rest)  # first page only
+    assert "deleted_since" not in str(site.request_log[-1]["path"])
+    # Exclusive, like the feed's `since`; not asked for, not sent.
+    (page,) = client.iter_pages(
+        "event", modified_after=FROZEN, deleted_since=FROZEN + timedelta(seconds=10)
+    )
+    assert page.deleted == [] and page.deleted_more is False
+    assert next(client.iter_pages("event", per_page=5)).deleted is None
+
+
+def test_inline_deletions_are_capped_with_a_flag(server, connect):
+    site = server.site
+    client = connect(server)
+    site.clock.advance(10)
+    cap = contract.MAX_INLINE_DELETIONS
+    site.add("member", cap + 1)
+    members = sorted(site.ids("member"))
+    site.delete("member", ids=members[:cap])
+
+    page = next(client.iter_pages("member", deleted_since=FROZEN))
+    assert [e["id"] for e in page.deleted] == members[:cap]
+    assert page.deleted_more is False  # exactly the cap: all of them
+
+    site.delete("member", ids=[members[cap]])
+    page = next(client.iter_pages("member", deleted_since=FROZEN))
+    assert [e["id"] for e in page.deleted] == members[:cap]  # the oldest first
+    assert page.deleted_more is True
+
+
+def test_a_contract_1_0_site_ignores_deleted_since(connect):
+    site = SimulatedSite(
+        records=50, seed=3, key=KEY, clock=SiteClock(FROZEN), plugin_version="1.0.0"
+    )
+    with serve(site) as server:
+        client = connect(server)
+        site.clock.advance(10)
+        site.delete("article", 1)
+        page = next(client.iter_pages("article", deleted_since=FROZEN))
+        assert page.deleted is None and page.deleted_more is False
+        assert client.ping()["plugin_version"] == "1.0.0"
+
+
+def test_invalid_deleted_since_is_refused(server, connect):
+    client = connect(server)
+    response = client.probe("api/v1/sync/events?deleted_since=2026-01-15", with_key=True)
+    assert response.status_code == 400
+    assert response.json()["data"]["params"] == {"deleted_since": "Invalid date."}
+
+
 # --- writes -------------------------------------------------------------------------------
 
 

@@ -125,7 +125,7 @@ def test_ping_with_key(real_wp, api):
     assert "no-store" in response.headers["cache-control"]
     ping = response.json()
     assert ping["plugin"] == "association-app"
-    assert ping["plugin_version"] == "1.0.0"
+    assert ping["plugin_version"] == "1.1.0"
     assert ping["contract_version"] == 1
     assert ping["site_name"] == "Association Test Site"
     assert ping["home_url"] == real_wp.url
@@ -716,6 +716,79 @@ def test_deletions_feed_records_trash_delete_user_and_type_change(real_wp, api):
     real_wp.php(f"<?php wp_untrash_post( {trashed} );")
     restored = api.get(f"articles/{trashed}").json()
     assert restored["modified_gmt"] >= body["items"][0]["deleted_gmt"]
+
+
+def test_list_answers_carry_the_types_deletions_since_deleted_since(real_wp, api):
+    """Contract 1.1 (§5.6)."""
+    since = contract.format_gmt(
+        contract.parse_gmt(api.get("ping").json()["server_time_gmt"]) - timedelta(seconds=1)
+    )
+    trashed = real_wp.create_post(post_type="event", post_title="Inline trash")
+    deleted = real_wp.create_post(post_type="event", post_title="Inline delete")
+    article = real_wp.create_post(post_title="Another type")
+    real_wp.php(
+        f"<?php wp_trash_post( {trashed} ); wp_delete_post( {deleted}, true ); "
+        f"wp_trash_post( {article} );"
+    )
+
+    response = api.get("events", params={"deleted_since": since, "per_page": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [e["id"] for e in body["deleted"]] == sorted([trashed, deleted])  # events only
+    assert all(e["deleted_gmt"] > since and len(e["deleted_gmt"]) == 19 for e in body["deleted"])
+    assert body["deleted_more"] is False
+    # The page itself is unchanged by the parameter.
+    plain = api.get("events", params={"per_page": 1}).json()
+    assert {k: v for k, v in body.items() if not k.startswith("deleted")} == plain
+    assert "deleted" not in plain
+    # Exclusive; independent of modified_after / after_id.
+    newest = body["deleted"][-1]["deleted_gmt"]
+    later = api.get(
+        "events",
+        params={"deleted_since": newest, "modified_after": "2099-01-01T00:00:00", "after_id": 1},
+    ).json()
+    assert (later["items"], later["deleted"], later["deleted_more"]) == ([], [], False)
+    bad = assert_error(
+        api.get("events", params={"deleted_since": "2024-11-30 10:00:00"}),
+        400,
+        "rest_invalid_param",
+    )
+    assert bad["data"]["details"]["deleted_since"]["code"] == "rest_invalid_date"
+
+
+def test_inline_deletions_stop_at_100_with_a_flag(real_wp, api):
+    cap = contract.MAX_INLINE_DELETIONS
+    # Entries written straight into the log (the hooks have their own test), in a second of
+    # their own, and removed afterwards so other tests' feeds do not see them.
+    real_wp.php(
+        f"""<?php
+        global $wpdb;
+        for ( $i = 1; $i <= {cap + 1}; $i++ ) {{
+            $wpdb->insert( AA_Deletions::table(), array( 'entity_type' => 'notification',
+                'object_id' => 900000 + $i, 'deleted_gmt' => '2098-01-01 00:00:00' ) );
+        }}"""
+    )
+    try:
+        body = api.get(
+            "notifications", params={"deleted_since": "2097-12-31T23:59:59Z", "per_page": 1}
+        ).json()
+        assert [e["id"] for e in body["deleted"]] == [900000 + i for i in range(1, cap + 1)]
+        assert body["deleted_more"] is True
+        rest = api.get(
+            "notifications", params={"deleted_since": "2097-12-31T23:59:59", "per_page": 1}
+        ).json()
+        assert rest["deleted"] == body["deleted"]
+        real_wp.php(
+            "<?php global $wpdb; $wpdb->delete( AA_Deletions::table(), "
+            f"array( 'object_id' => {900000 + cap + 1} ) );"
+        )
+        exactly = api.get("notifications", params={"deleted_since": "2097-12-31T23:59:59"}).json()
+        assert len(exactly["deleted"]) == cap and exactly["deleted_more"] is False
+    finally:
+        real_wp.php(
+            '<?php global $wpdb; $wpdb->query( "DELETE FROM " . AA_Deletions::table() . '
+            "\" WHERE deleted_gmt = '2098-01-01 00:00:00'\" );"
+        )
 
 
 # --- writes (§7) --------------------------------------------------------------------------

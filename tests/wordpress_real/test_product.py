@@ -76,7 +76,7 @@ def test_connection_test_passes_all_five_steps(connector):
     assert len(finished.steps) == 5
     assert [step["status"] for step in finished.steps] == ["pass"] * 5, finished.steps
     text = " ".join(step["message"] for step in finished.steps)
-    assert "1.0.0" in text  # plugin version from ping
+    assert "1.1.0" in text  # plugin version from ping
 
 
 def test_connection_test_reports_a_wrong_key(org_a, real_wp, monkeypatch):
@@ -269,6 +269,30 @@ def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(
     real_wp.php(f"<?php wp_untrash_post( {post} );")
     restored = sync(connector, SyncJob.Kind.INCREMENTAL)
     assert record(Article, post).archived_at is None, entry(restored, "article", post).error
+
+
+def test_a_no_change_incremental_makes_one_request_per_type_and_still_sees_deletions(
+    real_wp, connector
+):
+    from connectors.wordpress_client import client_for
+
+    company = real_wp.create_post(post_type="company", post_title="Deleted quietly", backdate=60)
+    sync(connector)
+
+    def incremental():
+        job = services.start_sync(connector, SyncJob.Kind.INCREMENTAL)
+        with client_for(connector) as client:
+            finished = run_job(job.pk, source=client)
+        assert finished.status == SyncJob.Status.COMPLETED, finished.error
+        return finished, client.request_count
+
+    job, requests = incremental()
+    assert requests == len(contract.ENTITY_TYPES)  # contract 1.1: no deletions feed request
+    real_wp.php(f"<?php wp_delete_post( {company}, true );")
+    job, requests = incremental()
+    assert requests == len(contract.ENTITY_TYPES)
+    assert entry(job, "company", company).operation == "ARCHIVE"
+    assert record(Company, company).archived_at is not None
 
 
 def test_a_record_without_a_title_fails_with_the_reason(real_wp, connector):

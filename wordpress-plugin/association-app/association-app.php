@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       Association App
  * Description:       Connects this site to the Association App platform: a keyed JSON sync API (contract v1) for articles, members, events, documents, conferences, companies and notifications.
- * Version:           1.0.0
+ * Version:           1.1.0
  * Requires at least: 6.0
  * Requires PHP:      7.4
  * Author:            Association App
@@ -18,7 +18,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 	exit;
 }
 
-define( 'ASSOCIATION_APP_VERSION', '1.0.0' );
+define( 'ASSOCIATION_APP_VERSION', '1.1.0' );
 define( 'ASSOCIATION_APP_CONTRACT_VERSION', 1 );
 define( 'ASSOCIATION_APP_FILE', __FILE__ );
 define( 'ASSOCIATION_APP_NAMESPACE', 'association-app/v1' );

@@ -11,8 +11,9 @@ if ( ! defined( 'ABSPATH' ) ) {
 
 class AA_Api {
 
-	const QUERY_VAR      = 'association_sync_route';
-	const MAX_BODY_BYTES = 1048576;
+	const QUERY_VAR            = 'association_sync_route';
+	const MAX_BODY_BYTES       = 1048576;
+	const MAX_INLINE_DELETIONS = 100; // contract 1.1, §5.6
 
 	public static function init() {
 		add_action( 'init', array( __CLASS__, 'add_rewrite_rules' ) );
@@ -132,6 +133,11 @@ class AA_Api {
 							'type'              => 'integer',
 							'minimum'           => 0,
 							'validate_callback' => array( __CLASS__, 'validate_after_id' ),
+						),
+						// Contract 1.1 (§5.6): the type's deletions come with the page.
+						'deleted_since'  => array(
+							'type'              => 'string',
+							'validate_callback' => array( __CLASS__, 'validate_gmt' ),
 						),
 					),
 				)
@@ -325,7 +331,16 @@ class AA_Api {
 		$after                   = null === $after ? null : AA_Entities::parse_gmt( $after );
 		$after_id                = null === $request->get_param( 'after_id' ) ? null : (int) $request->get_param( 'after_id' );
 		list( $items, $total )   = AA_Entities::list_page( $entity, $page, $per_page, $after, $after_id );
-		return self::list_response( $items, $total, $page, $per_page );
+		$response                = self::list_response( $items, $total, $page, $per_page );
+		$deleted_since           = $request->get_param( 'deleted_since' );
+		if ( null !== $deleted_since ) {
+			list( $deleted, $more ) = AA_Deletions::since( $entity, AA_Entities::parse_gmt( $deleted_since ), self::MAX_INLINE_DELETIONS );
+			$data                   = $response->get_data();
+			$data['deleted']        = $deleted;
+			$data['deleted_more']   = $more;
+			$response->set_data( $data );
+		}
+		return $response;
 	}
 
 	private static function not_found( $entity, $id ) {

@@ -10,7 +10,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 
 class AA_Deletions {
 
-	const DB_VERSION     = '1';
+	const DB_VERSION     = '2';
 	const OPT_DB_VERSION = 'association_app_db_version';
 
 	/** (entity_type:id) pairs recorded in this request: trashing fires two of our hooks. */
@@ -35,7 +35,9 @@ class AA_Deletions {
 		require_once ABSPATH . 'wp-admin/includes/upgrade.php';
 		$charset = $wpdb->get_charset_collate();
 		$table   = self::table();
-		// The (deleted_gmt, object_id) key serves the feed's filter and order (§8.2).
+		// The (deleted_gmt, object_id) key serves the feed's filter and order (§8.2); the
+		// (entity_type, deleted_gmt, object_id) key one type's share of it, inline with a
+		// list page (§5.6), without reading the other types' entries.
 		dbDelta(
 			"CREATE TABLE {$table} (
   entry_id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
@@ -43,7 +45,8 @@ class AA_Deletions {
   object_id bigint(20) unsigned NOT NULL,
   deleted_gmt datetime NOT NULL,
   PRIMARY KEY  (entry_id),
-  KEY deleted (deleted_gmt,object_id)
+  KEY deleted (deleted_gmt,object_id),
+  KEY entity_deleted (entity_type,deleted_gmt,object_id)
 ) {$charset};"
 		);
 		update_option( self::OPT_DB_VERSION, self::DB_VERSION );
@@ -79,6 +82,32 @@ class AA_Deletions {
 				gmdate( 'Y-m-d H:i:s', time() - AA_Settings::RETENTION_DAYS * DAY_IN_SECONDS )
 			)
 		);
+	}
+
+	/**
+	 * One entity type's entries after $since ("Y-m-d H:i:s"), in the feed's order, at most
+	 * $limit of them (contract 1.1, §5.6). Returns array( entries, whether there are more ).
+	 */
+	public static function since( $entity_type, $since, $limit ) {
+		global $wpdb;
+		$table = self::table();
+		// One row past the cap tells whether there are more, without a COUNT.
+		$rows  = $wpdb->get_results(
+			$wpdb->prepare(
+				"SELECT object_id, deleted_gmt FROM {$table} WHERE entity_type = %s AND deleted_gmt > %s ORDER BY deleted_gmt ASC, object_id ASC, entry_id ASC LIMIT %d", // phpcs:ignore WordPress.DB.PreparedSQL
+				$entity_type,
+				$since,
+				$limit + 1
+			)
+		);
+		$items = array();
+		foreach ( array_slice( $rows, 0, $limit ) as $row ) {
+			$items[] = array(
+				'id'          => (int) $row->object_id,
+				'deleted_gmt' => str_replace( ' ', 'T', $row->deleted_gmt ),
+			);
+		}
+		return array( $items, count( $rows ) > $limit );
 	}
 
 	private static function served_entity( $post, $extra_statuses = array() ) {
