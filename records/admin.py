@@ -22,6 +22,7 @@ class PlatformRecordAdmin(admin.ModelAdmin):
         "source_modified_at",
         "last_synced_at",
         "platform_modified_at",
+        "push_refused_at",
         "archived_at",
         "created_at",
         "updated_at",

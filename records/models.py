@@ -33,6 +33,9 @@ class PlatformRecord(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     # Set when someone edits the record on the platform (Django admin, two-way sync source).
     platform_modified_at = models.DateTimeField(null=True, blank=True)
+    # Two-way: the platform_modified_at of an edit WordPress refused for good (a 4xx such as a
+    # validation error). That edit is not pushed again; a newer platform edit is.
+    push_refused_at = models.DateTimeField(null=True, blank=True)
     # Set when the record disappeared from WordPress: archived, never hard-deleted.
     archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

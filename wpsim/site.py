@@ -45,7 +45,7 @@ STATE_FAULTS = frozenset({"plugin_missing", "permalinks", "disabled", "not_wordp
 
 
 def _version(text: str) -> tuple[int, ...]:
-    """"1.1.0" -> (1, 1, 0); a part that is not a number counts as 0."""
+    """A plugin version as numbers ("1.1.0" -> (1, 1, 0)); a part not a number counts as 0."""
     return tuple(int(part) if part.isdigit() else 0 for part in text.split("."))
 
 

@@ -68,6 +68,10 @@ DELETIONS_CURSOR = "deletions"
 NO_DELETIONS_YET = datetime(1970, 1, 1, tzinfo=UTC)
 OVERLAP = timedelta(seconds=contract.INCREMENTAL_OVERLAP_SECONDS)
 # Push errors that concern one record; anything else (auth, site down) stops the job.
+# Of those, WordPress's answer to this version of the record, which a retry cannot change
+# (4xx other than 409 and 429: a validation error, a record that no longer exists): the
+# edit is not pushed again until the record is edited on the platform again.
+REFUSED_PUSH_ERRORS = (BadRequest, RecordNotFound)
 RECORD_PUSH_ERRORS = (
     WriteConflict,
     BadRequest,
@@ -137,6 +141,17 @@ class Existing:
     # The record needs a file mirrored it does not have yet (mirroring turned on later).
     mirror_missing: bool = False
     files: dict = field(default_factory=dict)
+    # The platform_modified_at of an edit WordPress refused for good (see REFUSED_PUSH_ERRORS).
+    push_refused_at: datetime | None = None
+
+    @property
+    def push_refused(self) -> bool:
+        """Its current platform edit was refused by WordPress: do not push it again."""
+        return bool(
+            self.push_refused_at
+            and self.platform_modified_at
+            and self.platform_modified_at <= self.push_refused_at
+        )
 
 
 @dataclass
@@ -205,6 +220,8 @@ class Store(Protocol):
     def pending_pushes(
         self, entity_type: str, after: Any, limit: int
     ) -> tuple[list[tuple[Existing, dict]], Any]: ...
+
+    def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None: ...
 
 
 @dataclass
@@ -309,6 +326,9 @@ class SyncEngine:
         self.stats = {entity_type: fresh_counters() for entity_type in plan.entity_types}
         # Types whose deletions this run must read from the feed (see _inline_deletions).
         self.feed_types: set[str] = set()
+        # (pk, platform_modified_at) of this page's pushes WordPress refused for good; stored
+        # with the page's log rows (see _commit).
+        self.refused: list[tuple[Any, datetime]] = []
 
     @property
     def full(self) -> bool:
@@ -440,6 +460,20 @@ class SyncEngine:
         )
 
     def _decide(self, entity_type, record, ex, logs, writes) -> None:
+        """CREATE / UPDATE / SKIP, or for a record edited on the platform after the WordPress
+        version read here ("conflict" below), who wins:
+
+        - WordPress did not change it since the last sync (`unchanged`): an edit made on the
+          platform alone. Nothing to arbitrate, so the conflict policy does not apply: with
+          two-way sync it is pushed (under either policy, in a full or an incremental run,
+          see _push_pending), without it the platform keeps it (SKIP).
+        - WordPress changed it too: a CONFLICT, and the connector's policy decides. Platform
+          wins: its version is pushed (two-way) or WordPress's is not written (import only).
+          WordPress wins: WordPress's version is written over the platform's edit.
+
+        An edit WordPress refused for good (Existing.push_refused) is not pushed again: the
+        record is decided as with import only, until it is edited on the platform again.
+        """
         counters = self.stats[entity_type]
         digest = record.digest or content_hash(record.values)
         conflict = bool(
@@ -448,26 +482,29 @@ class SyncEngine:
             and (record.modified_gmt is None or ex.platform_modified_at > record.modified_gmt)
         )
         unchanged = ex is not None and digest == ex.content_hash and not ex.archived_at
-        push_pending = (
-            conflict and self.plan.two_way and self.plan.conflict_policy != WORDPRESS_WINS
+        push = (
+            conflict
+            and self.plan.two_way
+            and not ex.push_refused
+            and (unchanged or self.plan.conflict_policy != WORDPRESS_WINS)
         )
-        if unchanged and not ex.mirror_missing and not push_pending:
+        if unchanged and not ex.mirror_missing and not push:
             counters["skipped"] += 1
             logs.append(LogLine(entity_type, record.external_id, SKIP, SKIPPED, "", ex.pk))
             return
         if conflict and not unchanged:
             counters["conflicts"] += 1
+        if push:
+            self._push(
+                entity_type,
+                ex,
+                self.store.platform_values(entity_type, ex.pk),
+                logs,
+                writes,
+                if_unmodified_since=record.modified_gmt,
+            )
+            return
         if conflict and self.plan.conflict_policy != WORDPRESS_WINS:
-            if self.plan.two_way:
-                self._push(
-                    entity_type,
-                    ex,
-                    self.store.platform_values(entity_type, ex.pk),
-                    logs,
-                    writes,
-                    if_unmodified_since=record.modified_gmt,
-                )
-                return
             logs.append(
                 LogLine(
                     entity_type,
@@ -498,9 +535,11 @@ class SyncEngine:
 
         WordPress sends an incremental run only what changed there, so a record edited on the
         platform alone never comes back in the pages, and the SYNC decision a full run makes
-        for it (_decide) would wait for the next full run. The store lists, in batches, the
-        records whose platform edit is newer than their last sync and that this job has not
-        logged yet (those the pages brought were decided there); each is pushed with the
+        for it (_decide) would wait for the next full run. These are edits made on the
+        platform only, pushed under either conflict policy, as _decide does. The store lists,
+        in batches, the records whose platform edit is newer than their last sync, not refused
+        by WordPress, and that this job has not logged yet (those the pages brought were
+        decided there); each is pushed with the
         WordPress version it was edited from as `if_unmodified_since` (§7.2), so a WordPress
         edit made meanwhile answers 409 instead of being overwritten.
         """
@@ -542,6 +581,7 @@ class SyncEngine:
         body = reverse_map(entity_type, values, specs)
         if not body:
             counters["push_failed"] += 1
+            self.refused.append((ex.pk, ex.platform_modified_at))
             logs.append(
                 LogLine(
                     entity_type,
@@ -563,17 +603,20 @@ class SyncEngine:
             )
         except RECORD_PUSH_ERRORS as exc:
             counters["push_failed"] += 1
-            logs.append(
-                LogLine(
-                    entity_type,
-                    external_id,
-                    SYNC,
-                    FAILED,
-                    f"{record_label(entity_type, external_id)}: pushing the platform's "
-                    f"version to WordPress failed: {exc.message}",
-                    ex.pk,
+            if isinstance(exc, REFUSED_PUSH_ERRORS):
+                # Logged this once: retrying the same version would get the same answer.
+                self.refused.append((ex.pk, ex.platform_modified_at))
+                error = (
+                    f"{record_label(entity_type, external_id)}: WordPress refused the "
+                    f"platform's version: {exc.message} It is not pushed again until the "
+                    "record is edited on the platform again."
                 )
-            )
+            else:
+                error = (
+                    f"{record_label(entity_type, external_id)}: pushing the platform's "
+                    f"version to WordPress failed: {exc.message}"
+                )
+            logs.append(LogLine(entity_type, external_id, SYNC, FAILED, error, ex.pk))
             return
         counters["pushed"] += 1
         log = LogLine(entity_type, external_id, SYNC, SUCCESS, "", ex.pk)
@@ -671,6 +714,10 @@ class SyncEngine:
         cancel = self.store.commit_page(
             entity_type, writes=writes, logs=logs, stats=self.stats, cursors=self.cursors
         )
+        if self.refused:
+            # After the log rows that tell why: a crash in between pushes once more.
+            refused, self.refused = self.refused, []
+            self.store.refuse_pushes(entity_type, refused)
         if cancel:
             raise JobCancelled()
 

@@ -89,6 +89,7 @@ class DjangoStore:
             "content_hash",
             "source_modified_at",
             "platform_modified_at",
+            "push_refused_at",
             "archived_at",
         ]
         if model.has_slug:
@@ -109,6 +110,7 @@ class DjangoStore:
                 slug=row.get("slug", ""),
                 files=files,
                 mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
+                push_refused_at=row["push_refused_at"],
             )
         return found
 
@@ -189,13 +191,14 @@ class DjangoStore:
         however large the table), then _logged()'s index probes of this job's log, not an
         anti-join the planner may run as a scan of the whole log per candidate. The edit is
         pending when it is newer than both the WordPress version last stored (what a full
-        sync compares, see SyncEngine._decide) and the last sync on the platform's own clock.
+        sync compares, see SyncEngine._decide) and the last sync on the platform's own clock,
+        and WordPress has not refused it for good (refuse_pushes).
         """
         model = RECORD_MODELS[entity_type]
         names = [spec.name for spec in MAPPINGS[entity_type]]
         file_fields = self._file_fields(entity_type)
         columns = ["id", "external_id", "content_hash", "source_modified_at"]
-        columns += ["platform_modified_at", "archived_at"]
+        columns += ["platform_modified_at", "push_refused_at", "archived_at"]
         if model.has_slug:
             columns.append("slug")
         columns += [f for pair in file_fields for f in pair] + names
@@ -210,6 +213,7 @@ class DjangoStore:
                 Q(source_modified_at__isnull=True)
                 | Q(platform_modified_at__gt=F("source_modified_at")),
                 Q(last_synced_at__isnull=True) | Q(platform_modified_at__gt=F("last_synced_at")),
+                Q(push_refused_at__isnull=True) | Q(platform_modified_at__gt=F("push_refused_at")),
             )
             .order_by("external_id")
             .values(*dict.fromkeys(columns))[:limit]
@@ -231,9 +235,24 @@ class DjangoStore:
                 slug=row.get("slug", ""),
                 files={name: row[name] for pair in file_fields for name in pair},
                 mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
+                push_refused_at=row["push_refused_at"],
             )
             batch.append((existing, {name: row[name] for name in names}))
         return batch, (rows[-1]["external_id"] if len(rows) == limit else None)
+
+    def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None:
+        """Remember that WordPress refused these records' platform edits for good: each
+        (pk, platform_modified_at) marks that edit, in one statement. A record edited again
+        meanwhile (a newer platform_modified_at) is left pending: its new edit was not refused.
+        """
+        if not refused:
+            return
+        match = Q(pk__in=[])
+        for pk, edited_at in refused:
+            match |= Q(pk=pk, platform_modified_at=edited_at)
+        RECORD_MODELS[entity_type].objects.filter(match).update(
+            push_refused_at=F("platform_modified_at")
+        )
 
     def platform_values(self, entity_type: str, pk: Any) -> dict:
         model = RECORD_MODELS[entity_type]

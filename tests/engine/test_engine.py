@@ -486,7 +486,7 @@ def test_two_way_pushes_the_platform_version_to_wordpress(sync, site, connector)
     assert log_for(again, "article", article_id).operation == "SKIP"
 
 
-def test_two_way_push_refused_by_wordpress_is_logged_failed(sync, site, connector):
+def test_two_way_push_refused_by_wordpress_is_logged_once_not_retried(sync, site, connector):
     connector.sync_direction = Connector.Direction.TWO_WAY
     connector.save()
     sync(connector)
@@ -498,13 +498,78 @@ def test_two_way_push_refused_by_wordpress_is_logged_failed(sync, site, connecto
 
     entry = log_for(job, "event", event_id)
     assert (entry.operation, entry.status) == ("SYNC", "FAILED")
+    # The plugin's own words (the invalid parameter), and what happens next.
     assert entry.error.startswith(
-        f"event {event_id}: pushing the platform's version to WordPress failed: "
+        f"event {event_id}: WordPress refused the platform's version: The site refused the "
+        "request as invalid (rest_invalid_param): timezone: "
+    ), entry.error
+    assert entry.error.endswith(
+        "It is not pushed again until the record is edited on the platform again."
     )
-    assert "timezone" in entry.error
     assert job.stats["event"]["push_failed"] == 1
     assert job.status == SyncJob.Status.COMPLETED
-    assert Event.objects.get(external_id=str(event_id)).timezone == "Mars/Olympus_Mons"
+    event = Event.objects.get(external_id=str(event_id))
+    assert event.timezone == "Mars/Olympus_Mons"  # the platform keeps its edit
+    assert event.push_refused_at == event.platform_modified_at
+    puts = sum(1 for r in site.request_log if r["method"] == "PUT")
+    assert puts == 1
+
+    # Not pushed, not logged again: not by the next incrementals, not by a full sync.
+    for kind in (SyncJob.Kind.INCREMENTAL, SyncJob.Kind.INCREMENTAL, SyncJob.Kind.FULL):
+        again = sync(connector, kind)
+        assert again.status == SyncJob.Status.COMPLETED, again.error
+        assert not logs(again, operation="SYNC").exists(), kind
+        assert again.stats["event"]["push_failed"] == 0
+    assert sum(1 for r in site.request_log if r["method"] == "PUT") == 1
+
+    # Edited again on the platform (now valid): pushed again, and accepted.
+    _platform_edit(Event, event_id, timezone="Europe/Paris")
+    fixed = sync(connector, SyncJob.Kind.INCREMENTAL)
+    entry = log_for(fixed, "event", event_id)
+    assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
+    assert site.record("event", event_id)["timezone"] == "Europe/Paris"
+
+
+class ServerErrorOnPush:
+    """The client, except that the site fails (HTTP 500) while a PUT is in flight."""
+
+    def __init__(self, client, site):
+        self.client = client
+        self.site = site
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def push_record(self, entity_type, id, fields, **options):
+        self.site.inject("status", entity_type, status=500, every=True)
+        return self.client.push_record(entity_type, id, fields, **options)
+
+
+def test_a_push_that_fails_with_a_server_error_is_retried_next_time(sync, site, connector):
+    from connectors.wordpress_client import client_for
+
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    article_id = _quiet_article(site, connector)
+    _platform_edit(Article, article_id, title="Pushed after the outage")
+
+    client = client_for(connector, sleep=lambda seconds: None, max_retries=1)
+    try:
+        job = sync(connector, SyncJob.Kind.INCREMENTAL, source=ServerErrorOnPush(client, site))
+    finally:
+        client.close()
+
+    assert job.status == SyncJob.Status.FAILED  # the site is down: the job stops
+    assert "HTTP 500" in job.error
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.push_refused_at is None  # not WordPress's answer to the record
+
+    site.clear_faults()
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    entry = log_for(again, "article", article_id)
+    assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
+    assert site.record("article", article_id)["title"] == "Pushed after the outage"
 
 
 def _quiet_article(site, connector):
@@ -621,6 +686,65 @@ def test_two_way_incremental_push_of_a_record_changed_in_wordpress_meanwhile_fai
     assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
     assert again.stats["article"]["conflicts"] == 1
     assert site.record("article", article_id)["title"] == "Edited only on the platform"
+
+
+@pytest.mark.parametrize(
+    "policy", [Connector.ConflictPolicy.PLATFORM_WINS, Connector.ConflictPolicy.WORDPRESS_WINS]
+)
+@pytest.mark.parametrize("kind", [SyncJob.Kind.FULL, SyncJob.Kind.INCREMENTAL])
+def test_two_way_pushes_a_platform_only_edit_under_either_policy(
+    sync, site, connector, policy, kind
+):
+    """No WordPress edit to arbitrate: the policy does not apply, the edit is pushed."""
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.conflict_policy = policy
+    connector.save()
+    sync(connector)
+    article_id = _quiet_article(site, connector)
+    _platform_edit(Article, article_id, title="Edited only on the platform")
+
+    job = sync(connector, kind)
+
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status, entry.error) == ("SYNC", "SUCCESS", "")
+    assert job.stats["article"]["pushed"] == 1 and job.stats["article"]["conflicts"] == 0
+    assert site.record("article", article_id)["title"] == "Edited only on the platform"
+    assert Article.objects.get(external_id=str(article_id)).platform_modified_at is None
+
+
+@pytest.mark.parametrize("kind", [SyncJob.Kind.FULL, SyncJob.Kind.INCREMENTAL])
+def test_two_way_conflict_follows_the_policy(sync, site, connector, kind):
+    """Edited on both sides: platform wins pushes, WordPress wins overwrites and pushes nothing."""
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    first, second = _good_article(site)[:2]
+    site.edit("article", ids=[first, second])
+    _platform_edit(Article, first, title="Platform edit, platform wins")
+
+    job = sync(connector, kind)
+
+    entry = log_for(job, "article", first)
+    assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
+    assert site.record("article", first)["title"] == "Platform edit, platform wins"
+    assert job.stats["article"]["conflicts"] == 1
+
+    connector.conflict_policy = Connector.ConflictPolicy.WORDPRESS_WINS
+    connector.save()
+    site.clock.advance(5)
+    site.edit("article", ids=[second])
+    _platform_edit(Article, second, title="Platform edit, WordPress wins")
+    writes = len(site.writes)
+
+    job = sync(connector, kind)
+
+    entry = log_for(job, "article", second)
+    assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS")
+    assert "overwritten by WordPress" in entry.error
+    assert len(site.writes) == writes  # nothing pushed
+    article = Article.objects.get(external_id=str(second))
+    assert "(edited" in article.title and article.platform_modified_at is None
+    assert job.stats["article"]["conflicts"] == 1
 
 
 def test_import_only_incremental_pushes_no_platform_edit(sync, site, connector):

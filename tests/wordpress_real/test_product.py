@@ -435,6 +435,32 @@ def test_two_way_incremental_and_full_syncs_push_a_platform_only_edit_of_a_membe
     assert record(Member, user).platform_modified_at is None
 
 
+def test_a_push_the_plugin_refuses_is_logged_once_and_not_pushed_again(real_wp, connector):
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    event = real_wp.create_post(
+        post_type="event",
+        post_title="Refused push",
+        backdate=60,
+        meta={"_association_event_start_gmt": "2026-03-01 09:00:00"},
+    )
+    sync(connector)
+    Event.objects.filter(external_id=str(event)).update(
+        timezone="Mars/Olympus_Mons", platform_modified_at=timezone.now()
+    )
+
+    job = sync(connector, SyncJob.Kind.INCREMENTAL)
+
+    log = entry(job, "event", event)
+    assert (log.operation, log.status) == ("SYNC", "FAILED")
+    assert log.error.startswith(f"event {event}: WordPress refused the platform's version: ")
+    assert "rest_invalid_param" in log.error and "timezone" in log.error, log.error
+    assert record(Event, event).push_refused_at is not None
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert not SyncLogEntry.objects.filter(job=again, operation="SYNC").exists()
+    assert again.stats["event"]["push_failed"] == 0
+
+
 def plugin_state(real_wp, action):
     real_wp.php(
         f"""<?php
