@@ -149,15 +149,22 @@ def _statistics(connector) -> dict:
         ("archived", "Archived"),
         ("pushed", "Pushed"),
     ]
+    if connector.sync_direction != Connector.Direction.TWO_WAY and not (
+        last and last.totals().get("pushed")
+    ):
+        # An import-only connector pushes nothing: a column of zeros is noise to read past.
+        counter_keys.pop()
     last_rows = []
     if last is not None:
         for entity_type in EntityType.values:
             counters = (last.stats or {}).get(entity_type)
             if isinstance(counters, dict):
+                values = [(key, label, counters.get(key) or 0) for key, label in counter_keys]
                 last_rows.append(
                     {
                         "label": EntityType(entity_type).label,
-                        "values": [(key, counters.get(key) or 0) for key, _ in counter_keys],
+                        "values": values,
+                        "any": any(value for _key, _label, value in values),
                     }
                 )
     return {
@@ -170,7 +177,9 @@ def _statistics(connector) -> dict:
         "counter_labels": [label for _, label in counter_keys],
         "counter_rows": last_rows,
         "counter_totals": (
-            [(key, last.totals().get(key, 0)) for key, _ in counter_keys] if last else []
+            [(key, label, last.totals().get(key, 0)) for key, label in counter_keys]
+            if last
+            else []
         ),
     }
 
@@ -235,6 +244,7 @@ def _history_rows(jobs, connector) -> tuple[list[dict], bool]:
                 "counters": [(key, label, totals.get(key, 0)) for key, label in HISTORY_COUNTERS],
                 "pushed": totals.get("pushed", 0),
                 "push_failed": totals.get("push_failed", 0),
+                "any": any(totals.get(key) for key in ("processed", "pushed", "push_failed")),
             }
         )
     show_push = connector.sync_direction == Connector.Direction.TWO_WAY or any(

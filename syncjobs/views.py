@@ -183,6 +183,9 @@ def job_progress(job: SyncJob) -> dict:
         "rows": rows,
         "totals": totals,
         "processed": processed,
+        # For the card's links to the failed and conflicting rows (0, not a missing key).
+        "failed": totals.get("failed", 0),
+        "conflicts": totals.get("conflicts", 0),
         "total": totals.get("total", 0),
         "percent": percent(processed, totals.get("total", 0)),
         "totals_known": bool(rows) and not waiting,

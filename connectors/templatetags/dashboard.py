@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import django
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -56,6 +58,17 @@ def duration(value) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+@register.filter
+def ago(value) -> str:
+    """"3 minutes ago", or "just now" within the first minute: Django's timesince says
+    "0 minutes" there, and "0 minutes ago" reads like a glitch right after a sync."""
+    if not value:
+        return ""
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value)} ago"
 
 
 @register.filter

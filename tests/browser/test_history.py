@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from records.models import EntityType
 from tests.dashboard.sync_history import KEY, run_history_syncs
 from wpsim import SimulatedSite, serve
 
@@ -81,3 +82,34 @@ def test_history_counters_at_laptop_and_phone_width(
                 assert page.locator("thead").bounding_box()["height"] <= 1
         finally:
             context.close()
+
+
+def test_overview_counters_on_a_phone_are_labelled_lines(
+    chromium, live_server, alice, org_a, site, server
+):
+    """The Overview's "Last job's counters" stacks on a phone like the history: each entity
+    type on its own block with its labelled non-zero counters, so Failed is never scrolled
+    out of sight."""
+    connector, _full, _conflicts, pushes = run_history_syncs(org_a, site, server)
+    labels = ("Created", "Updated", "Skipped", "Conflicts", "Failed", "Archived", "Pushed")
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        login(page, alice)
+        page.goto(f"/o/{org_a.slug}/connectors/{connector.pk}/")
+        screenshot(page, "overview-counters-390")
+        assert page.evaluate(OVERFLOW_JS, False) == []
+        rows = page.locator("#counters tbody tr")
+        assert rows.count() == len(pushes.stats)
+        for index, entity_type in enumerate([et for et in EntityType.values if et in pushes.stats]):
+            counters = pushes.stats[entity_type]
+            want = [[label, str(counters.get(label.lower()) or 0)] for label in labels]
+            nonzero = [pair for pair in want if pair[1] != "0"]
+            assert rows.nth(index).evaluate(ROW_COUNTERS_JS) == (nonzero or want), entity_type
+        totals = pushes.totals()
+        footer = page.locator("#counters tfoot tr").evaluate(ROW_COUNTERS_JS)
+        assert ["Failed", str(totals["failed"])] in footer or not totals.get("failed")
+        assert ["Pushed", str(totals["pushed"])] in footer
+    finally:
+        context.close()

@@ -57,7 +57,11 @@ def test_overview_statistics(alice_client, connector_a, org_a):
         '<span class="stat-value">2m 00s</span><span class="stat-label">Average duration</span>'
         in stats
     )
-    assert '<th scope="row">Article</th><td>3</td><td>1</td>' in stats
+    assert (
+        '<th scope="row" class="stack-title">Article</th>'
+        '<td class="counter" data-label="Created">3</td>'
+        '<td class="counter" data-label="Updated">1</td>'
+    ) in stats
 
 
 def test_overview_countdown_and_buttons(alice_client, connector_a):

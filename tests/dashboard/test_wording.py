@@ -1,0 +1,93 @@
+"""What a user reads right after a sync or a connection test: times, durations, and the way
+from a job's failed or conflicting records to those rows."""
+
+import re
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from diagnostics.models import ConnectionTest
+
+from .conftest import make_job
+
+
+def test_a_sync_that_just_finished_is_just_now_not_0_minutes_ago(
+    alice_client, root_client, connector_a
+):
+    now = timezone.now()
+    make_job(connector_a, started_at=now - timedelta(seconds=20), finished_at=now)
+    pages = [
+        alice_client.get(reverse("connectors:list", args=["acme"])).text,
+        alice_client.get(reverse("connectors:detail", args=["acme", connector_a.pk])).text,
+        root_client.get(reverse("platform_admin:connectors")).text,
+    ]
+    for html in pages:
+        assert "just now" in html
+        assert "0\xa0minutes ago" not in html and "0 minutes ago" not in html
+
+
+def test_an_older_sync_still_says_how_long_ago(alice_client, connector_a):
+    finished = timezone.now() - timedelta(hours=2, minutes=5)
+    make_job(connector_a, started_at=finished - timedelta(minutes=1), finished_at=finished)
+    html = alice_client.get(reverse("connectors:list", args=["acme"])).text
+    assert "2\xa0hours, 5\xa0minutes ago" in html and "just now" not in html
+
+
+def test_a_fast_connection_test_took_under_a_tenth_of_a_second(alice_client, alice, connector_a):
+    now = timezone.now()
+    ConnectionTest.objects.create(
+        connector=connector_a,
+        requested_by=alice,
+        status=ConnectionTest.Status.PASSED,
+        steps=[],
+        started_at=now - timedelta(milliseconds=9),
+        finished_at=now,
+    )
+    html = alice_client.get(reverse("connectors:detail", args=["acme", connector_a.pk])).text
+    summary = re.search(r'<p class="connection-test-summary">(.*?)</p>', html, re.S).group(1)
+    assert "took under 0.1s" in summary and "(just now)" in summary
+    assert "0.0 s" not in summary
+
+
+def test_job_card_links_to_its_failed_and_conflicting_records(alice_client, connector_a):
+    job = make_job(
+        connector_a,
+        stats={
+            "article": {"total": 5, "processed": 5, "created": 2, "failed": 2, "conflicts": 1},
+            "member": {"total": 3, "processed": 3, "created": 2, "failed": 1},
+        },
+    )
+    url = reverse("syncjobs:detail", args=["acme", connector_a.pk, job.pk])
+    html = alice_client.get(url).text
+    assert (
+        f'<a href="{url}?status=FAILED#log-heading" class="text-danger">3 records failed</a>'
+        in (html)
+    )
+    assert f'<a href="{url}?status=CONFLICT#log-heading" class="text-conflict">1 conflict</a>' in (
+        html
+    )
+    # The polled card carries the same links, from job.stats alone.
+    fragment = alice_client.get(
+        reverse("syncjobs:status", args=["acme", connector_a.pk, job.pk]),
+        HTTP_HX_REQUEST="true",
+    ).text
+    assert "3 records failed" in fragment and "1 conflict" in fragment
+
+
+def test_job_card_of_a_clean_job_has_no_problem_links(alice_client, connector_a):
+    job = make_job(connector_a, stats={"article": {"total": 2, "processed": 2, "created": 2}})
+    html = alice_client.get(reverse("syncjobs:detail", args=["acme", connector_a.pk, job.pk])).text
+    assert "record-problems" not in html
+
+
+def test_overview_counters_hide_pushed_on_an_import_only_connector(alice_client, connector_a):
+    make_job(connector_a, stats={"article": {"total": 2, "processed": 2, "created": 2}})
+    url = reverse("connectors:detail", args=["acme", connector_a.pk])
+    counters = alice_client.get(url).text.split('id="counters"')[1]
+    assert '<th scope="col">Archived</th>' in counters
+    assert "Pushed" not in counters
+    connector_a.sync_direction = "two_way"
+    connector_a.save(update_fields=["sync_direction"])
+    counters = alice_client.get(url).text.split('id="counters"')[1]
+    assert '<th scope="col">Pushed</th>' in counters
