@@ -206,6 +206,48 @@ def queries_per_request(path: str, headers: dict, user=None) -> tuple[int, float
     )
 
 
+def status_breakdown(user, job, session_key: str, rounds: int = 200) -> dict[str, float]:
+    """Where one status request's time goes, in process: the session and user the auth
+    middleware loads (2 of its queries), the user-scoped job lookup (the 3rd), and rendering
+    the card. Wall milliseconds per call, median of 5 rounds (the machine is shared)."""
+    from django.contrib.auth import get_user
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.template.loader import get_template
+    from django.test import RequestFactory
+
+    from syncjobs import views
+
+    org, connector = job.connector.organisation.slug, job.connector_id
+    request = RequestFactory().get("/", headers={"HX-Request": "true"})
+    request.user = user
+    request.session = SessionStore(session_key)
+    template = get_template("syncjobs/_status_card.html")
+    loaded = views._load(request, org, connector, job.pk, only=views.STATUS_FIELDS)
+
+    def auth():
+        request.session = SessionStore(session_key)
+        get_user(request)
+
+    def lookup():
+        views._load(request, org, connector, job.pk, only=views.STATUS_FIELDS)
+
+    def render():
+        context = {"organisation": loaded[0], "connector": loaded[1]}
+        template.render({**context, **views._status_context(loaded[2])}, request)
+
+    figures = {}
+    for name, step in (("session+user", auth), ("job lookup", lookup), ("render", render)):
+        step()
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(rounds // 5):
+                step()
+            samples.append((time.perf_counter() - started) / (rounds // 5) * 1000)
+        figures[name] = statistics.median(samples)
+    return figures
+
+
 def workers_cpu_seconds(master_pid: int) -> float:
     """User + system CPU of the gunicorn master's children (the workers) so far, from /proc.
     Divided by the requests served in between, it is the server's CPU per request: it counts
@@ -326,6 +368,8 @@ def measured_poll(url: str, headers: dict, cookies: dict, master_pid: int) -> di
 
 def main() -> None:
     env = setup_django(DATABASE)
+    from django.conf import settings
+
     user, job = seed_running_job()
     org = job.connector.organisation.slug
     status_path = f"/o/{org}/connectors/{job.connector_id}/jobs/{job.pk}/status/"
@@ -335,6 +379,7 @@ def main() -> None:
     )
     healthz_queries, healthz_service, healthz_service_cpu = queries_per_request("/healthz", {})
     log_rows = job.log_entries.count()
+    breakdown = status_breakdown(user, job, session_cookies(user)[settings.SESSION_COOKIE_NAME])
 
     port = free_port()
     load_before = os.getloadavg()
@@ -390,6 +435,10 @@ def main() -> None:
         f"the requests; the pollers themselves used {status['client_cpu']:.1f} ms of CPU per "
         "request on the same machine; req/s below the offered rate means the server could "
         "not keep up)"
+    )
+    print(
+        "status service time by step (in process, ms): "
+        + ", ".join(f"{name} {ms:.2f}" for name, ms in breakdown.items())
     )
     for label, row in (("baseline", baseline), ("status", status)):
         if row["errors"]:

@@ -9,11 +9,12 @@ import csv
 import uuid
 
 from django.contrib import messages
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.tenancy import org_context, organisations_for
+from accounts.tenancy import org_context
+from connectors.models import Connector
 from connectors.templatetags.dashboard import percent
 from records.models import RECORD_MODELS, EntityType
 from syncjobs.models import SyncJob, SyncLogEntry
@@ -111,21 +112,53 @@ class LogFilters:
         return queryset
 
 
-def _load(request, org, connector, job):
+# The columns the status card reads (templates/syncjobs/_status_card.html and the URLs it
+# builds). The poll loads only these: the connector's cursors, mapping overrides and
+# encrypted key, and the triggering user's password hash, are columns to transfer and
+# decode ~25 times a second at 100 open pages for nothing. A template touching a deferred
+# column costs one query more, which test_status_endpoint_is_cheap's query count catches.
+STATUS_FIELDS = (
+    "kind",
+    "trigger",
+    "status",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "cancel_requested_at",
+    "stats",
+    "current_entity_type",
+    "error",
+    "connector",
+    "triggered_by",
+    "connector__organisation",
+    "connector__sync_direction",
+    "connector__organisation__slug",
+    "triggered_by__username",
+    "triggered_by__first_name",
+    "triggered_by__last_name",
+)
+
+
+def _load(request, org, connector, job, *, only=None):
     """The job, its connector and organisation in ONE query, scoped to the current user.
 
     The status card is polled every 4 s by every open job page, so this runs ~25 times a
     second at 100 open pages: three lookups (organisation, connector, job) cost three ORM
-    compilations and round trips (measured 3.0 ms of CPU; this one 1.0 ms). The scope is
-    the same as accounts.tenancy's: the organisation must be one of organisations_for(user)
-    and the job must belong to that organisation's connector, otherwise 404."""
-    job = get_object_or_404(
-        SyncJob.objects.select_related("connector__organisation", "triggered_by"),
-        pk=job,
-        connector_id=connector,
-        connector__organisation__slug=org,
-        connector__organisation__in=organisations_for(request.user),
-    )
+    compilations and round trips. The scope is accounts.tenancy.organisations_for's, written
+    as a join on the user's membership (unique per user and organisation, so it adds no
+    rows) instead of an IN subquery: with `only`, the lookup measured 2.1 ms instead of
+    3.2 ms in process (fewer columns to compile, transfer and decode, a simpler plan). The
+    organisation must be one the user belongs to (any, for a platform admin) and the job must
+    belong to that organisation's connector, otherwise 404."""
+    user = request.user
+    if not user.is_authenticated:
+        raise Http404("No such job")
+    jobs = SyncJob.objects.select_related("connector__organisation", "triggered_by")
+    if only:
+        jobs = jobs.only(*only)
+    if not user.is_platform_admin:
+        jobs = jobs.filter(connector__organisation__memberships__user=user)
+    job = get_object_or_404(jobs, pk=job, connector_id=connector, connector__organisation__slug=org)
     return job.connector.organisation, job.connector, job
 
 
@@ -196,7 +229,16 @@ def job_progress(job: SyncJob) -> dict:
 
 
 def _status_context(job) -> dict:
-    return {"job": job, "progress": job_progress(job)}
+    """The status card's context. `job.connector` is the one _load fetched with the job."""
+    progress = job_progress(job)
+    totals = progress["totals"]
+    return {
+        "job": job,
+        "progress": progress,
+        # A Pushed column of zeros on an import-only connector is noise to read past.
+        "show_push": job.connector.sync_direction == Connector.Direction.TWO_WAY
+        or bool(totals.get("pushed") or totals.get("push_failed")),
+    }
 
 
 @require_GET
@@ -229,7 +271,7 @@ def job_status(request, org, connector, job):
     """The polled status card. A handful of queries, nothing proportional to the log."""
     if not request.htmx:
         return job_detail(request, org, connector, job)
-    organisation, connector, job = _load(request, org, connector, job)
+    organisation, connector, job = _load(request, org, connector, job, only=STATUS_FIELDS)
     # Its own small template, not a partial of the page: nothing of the page is rendered.
     response = render(
         request,

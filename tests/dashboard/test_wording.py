@@ -91,3 +91,22 @@ def test_overview_counters_hide_pushed_on_an_import_only_connector(alice_client,
     connector_a.save(update_fields=["sync_direction"])
     counters = alice_client.get(url).text.split('id="counters"')[1]
     assert '<th scope="col">Pushed</th>' in counters
+
+
+def test_job_card_shows_pushed_only_where_pushing_happens(
+    alice_client, connector_a, django_assert_max_num_queries
+):
+    stats = {"article": {"total": 2, "processed": 2, "created": 2}}
+    job = make_job(connector_a, status="RUNNING", stats=stats)
+    status = reverse("syncjobs:status", args=["acme", connector_a.pk, job.pk])
+    page = reverse("syncjobs:detail", args=["acme", connector_a.pk, job.pk])
+    alice_client.get(status, HTTP_HX_REQUEST="true")
+    for url in (page, status):
+        html = alice_client.get(url, HTTP_HX_REQUEST="true" if url == status else None).text
+        assert '<th scope="col">Archived</th></tr>' in html and "Pushed" not in html
+    connector_a.sync_direction = "two_way"
+    connector_a.save(update_fields=["sync_direction"])
+    # Still the poll's three queries: the connector's direction comes with the job.
+    with django_assert_max_num_queries(3):
+        html = alice_client.get(status, HTTP_HX_REQUEST="true").text
+    assert '<th scope="col">Pushed</th>' in html
