@@ -143,6 +143,8 @@ class Existing:
     files: dict = field(default_factory=dict)
     # The platform_modified_at of an edit WordPress refused for good (see REFUSED_PUSH_ERRORS).
     push_refused_at: datetime | None = None
+    # Written by this job already (an earlier page had it: see SyncEngine._one_row_per_record).
+    synced_in_job: bool = False
 
     @property
     def push_refused(self) -> bool:
@@ -222,6 +224,12 @@ class Store(Protocol):
     ) -> tuple[list[tuple[Existing, dict]], Any]: ...
 
     def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None: ...
+
+    def logged_in_job(self, entity_type: str, external_ids: list[str]) -> set[str]: ...
+
+    def forget_logs(
+        self, entity_type: str, external_ids: list[str]
+    ) -> list[tuple[str, str, str]]: ...
 
 
 @dataclass
@@ -430,6 +438,7 @@ class SyncEngine:
                 self._fail(entity_type, record, ex, "; ".join(record.errors), logs)
                 continue
             self._decide(entity_type, record, ex, logs, writes)
+        logs = self._one_row_per_record(entity_type, mapped, existing, logs)
 
         self._check_writes(entity_type, writes)
         for write in writes:
@@ -438,6 +447,50 @@ class SyncEngine:
         if mapped:
             self._advance_cursor(entity_type, mapped)
         self._commit(entity_type, writes, logs)
+
+    def _one_row_per_record(self, entity_type, mapped, existing, logs) -> list[LogLine]:
+        """One log row per record per job. A record edited in WordPress while the job lists
+        its type (a push is such an edit) moves to the end of the keyset order (§5.5) and
+        comes again: its version decided here replaces the row an earlier page wrote, or, if
+        it brings nothing new (SKIP), is not logged again. Returns the page's log lines.
+
+        Only records this job may have logged are looked up (one query), so a listing of
+        unchanged records costs nothing: those WordPress changed since the version stored,
+        or that this job wrote already.
+        """
+        candidates = [
+            record.external_id
+            for record in mapped
+            if (ex := existing.get(record.external_id)) is not None
+            and (
+                ex.synced_in_job
+                or record.modified_gmt is None
+                or ex.source_modified_at is None
+                or record.modified_gmt > ex.source_modified_at
+            )
+        ]
+        again = self.store.logged_in_job(entity_type, candidates) if candidates else set()
+        if not again:
+            return logs
+        counters = self.stats[entity_type]
+        kept, replacing = [], {}
+        for line in logs:
+            if line.external_id in again and line.operation == SKIP:
+                counters["skipped"] -= 1
+                counters["processed"] -= 1
+                continue
+            if line.external_id in again:
+                replacing[line.external_id] = line
+            kept.append(line)
+        for external_id, operation, status in self.store.forget_logs(entity_type, list(replacing)):
+            counters["processed"] -= 1
+            counter = _COUNTER_OF.get((operation, status))
+            if counter:
+                counters[counter] -= 1
+            line = replacing[external_id]
+            if (operation, status, line.operation) == (CREATE, SUCCESS, UPDATE):
+                line.operation = CREATE  # this job created it, with its latest version
+        return kept
 
     def _check_writes(self, entity_type, writes) -> None:
         """What every batch of writes goes through before the store: slugs, then mirroring."""
@@ -856,6 +909,19 @@ class SyncEngine:
         lines, self._pending_archive_logs = self._pending_archive_logs or [], None
         # current_entity_type stays the last entity phase: it is shown as an entity type.
         self._commit(self.plan.entity_types[-1], [], lines)
+
+
+# The counter a log row counted in (see _one_row_per_record).
+_COUNTER_OF = {
+    (CREATE, SUCCESS): "created",
+    (UPDATE, SUCCESS): "updated",
+    (SKIP, SKIPPED): "skipped",
+    (CREATE, FAILED): "failed",
+    (UPDATE, FAILED): "failed",
+    (UPDATE, CONFLICT): "conflicts",
+    (SYNC, SUCCESS): "pushed",
+    (SYNC, FAILED): "push_failed",
+}
 
 
 def _deletion_entry(item: Any) -> tuple[str, str, datetime] | None:

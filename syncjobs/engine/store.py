@@ -91,10 +91,12 @@ class DjangoStore:
             "platform_modified_at",
             "push_refused_at",
             "archived_at",
+            "last_synced_at",
         ]
         if model.has_slug:
             columns.append("slug")
         columns += [f for pair in file_fields for f in pair]
+        started = self.job.started_at
         found = {}
         for row in self._probe(
             model, columns, "connector_id", self.connector.pk, "external_id", external_ids
@@ -111,6 +113,9 @@ class DjangoStore:
                 files=files,
                 mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
                 push_refused_at=row["push_refused_at"],
+                synced_in_job=bool(
+                    started and row["last_synced_at"] and row["last_synced_at"] >= started
+                ),
             )
         return found
 
@@ -239,6 +244,30 @@ class DjangoStore:
             )
             batch.append((existing, {name: row[name] for name in names}))
         return batch, (rows[-1]["external_id"] if len(rows) == limit else None)
+
+    def logged_in_job(self, entity_type: str, external_ids: list[str]) -> set[str]:
+        """Which of these records already have a log row in this job (one query)."""
+        return self._logged(entity_type, external_ids)
+
+    def forget_logs(self, entity_type: str, external_ids: list[str]) -> list[tuple[str, str, str]]:
+        """Delete this job's log rows of these records (a later version of each replaces its
+        row); returns (external_id, operation, status) of each row deleted."""
+        if not external_ids:
+            return []
+        if connection.vendor != "postgresql":
+            deleted = SyncLogEntry.objects.filter(
+                job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
+            )
+            rows = list(deleted.values_list("external_id", "operation", "status"))
+            deleted.delete()
+            return rows
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM syncjobs_synclogentry WHERE job_id = %s AND entity_type = %s "
+                "AND external_id = ANY(%s) RETURNING external_id, operation, status",
+                [self.job.pk, entity_type, list(external_ids)],
+            )
+            return [tuple(row) for row in cursor.fetchall()]
 
     def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None:
         """Remember that WordPress refused these records' platform edits for good: each

@@ -844,6 +844,89 @@ def test_crash_mid_job_is_swept_then_rerun_without_duplicates(sync, site, connec
     assert Article.objects.values("external_id").distinct().count() == Article.objects.count()
 
 
+class EditsDuringTheListing:
+    """The client, except that an editor saves records in WordPress as soon as the first
+    page of their type was read: they come again at the end of the listing (§5.5)."""
+
+    def __init__(self, client, site, entity_type, ids):
+        self.client, self.site = client, site
+        self.entity_type, self.ids = entity_type, ids
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def iter_pages(self, entity_type, **kwargs):
+        for number, page in enumerate(self.client.iter_pages(entity_type, **kwargs), 1):
+            yield page
+            if number == 1 and entity_type == self.entity_type:
+                self.site.edit(entity_type, ids=self.ids)
+
+
+def _first_articles(site, n):
+    """The n good articles a full listing returns first."""
+    ordered = sorted(
+        _good_article(site), key=lambda i: (site.record("article", i)["modified_gmt"], i)
+    )
+    return ordered[:n]
+
+
+def _edited_during(sync, site, connector, ids, kind=SyncJob.Kind.FULL):
+    from connectors.wordpress_client import client_for
+
+    client = client_for(connector, sleep=lambda seconds: None, max_retries=1)
+    try:
+        job = sync(connector, kind, source=EditsDuringTheListing(client, site, "article", ids))
+    finally:
+        client.close()
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    return job
+
+
+@pytest.mark.parametrize("first_sync", [True, False])
+def test_a_record_edited_in_wordpress_during_a_full_sync_gets_one_log_row(
+    sync, site, connector, settings, first_sync
+):
+    settings.SYNC_PAGE_SIZE = 10
+    if not first_sync:
+        sync(connector)
+    ids = _first_articles(site, 2)
+
+    job = _edited_during(sync, site, connector, ids)
+
+    for article_id in ids:
+        rows = list(logs(job, entity_type="article", external_id=str(article_id)))
+        assert len(rows) == 1, [(r.operation, r.status, r.error) for r in rows]
+        # The record as it is now, and the row tells what this job did to it.
+        expected = "CREATE" if first_sync else "UPDATE"
+        assert (rows[0].operation, rows[0].status) == (expected, "SUCCESS")
+        assert "(edited" in Article.objects.get(external_id=str(article_id)).title
+    counters = job.stats["article"]
+    assert counters["processed"] == counters["total"] == logs(job, entity_type="article").count()
+    if first_sync:
+        assert counters["created"] + counters["failed"] == counters["processed"]
+    else:
+        assert counters["updated"] == 2
+        assert counters["skipped"] + counters["failed"] + 2 == counters["processed"]
+
+
+def test_a_record_pushed_during_a_full_sync_gets_one_log_row(sync, site, connector, settings):
+    """The push itself is an edit in WordPress: the record comes again, unchanged."""
+    settings.SYNC_PAGE_SIZE = 10
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    (article_id,) = _first_articles(site, 1)
+    _platform_edit(Article, article_id, title="Pushed during the listing")
+
+    job = sync(connector, SyncJob.Kind.FULL)
+
+    rows = list(logs(job, entity_type="article", external_id=str(article_id)))
+    assert [(r.operation, r.status) for r in rows] == [("SYNC", "SUCCESS")]
+    counters = job.stats["article"]
+    assert counters["pushed"] == 1
+    assert counters["processed"] == counters["total"] == logs(job, entity_type="article").count()
+
+
 @pytest.mark.parametrize(
     ("break_site", "message"),
     [
