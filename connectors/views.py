@@ -177,9 +177,7 @@ def _statistics(connector) -> dict:
         "counter_labels": [label for _, label in counter_keys],
         "counter_rows": last_rows,
         "counter_totals": (
-            [(key, label, last.totals().get(key, 0)) for key, label in counter_keys]
-            if last
-            else []
+            [(key, label, last.totals().get(key, 0)) for key, label in counter_keys] if last else []
         ),
     }
 

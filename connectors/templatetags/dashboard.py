@@ -62,7 +62,7 @@ def duration(value) -> str:
 
 @register.filter
 def ago(value) -> str:
-    """"3 minutes ago", or "just now" within the first minute: Django's timesince says
+    """ "3 minutes ago", or "just now" within the first minute: Django's timesince says
     "0 minutes" there, and "0 minutes ago" reads like a glitch right after a sync."""
     if not value:
         return ""
