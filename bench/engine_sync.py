@@ -1,7 +1,8 @@
 """Sync engine throughput, request economy and memory, against the simulator on loopback.
 
 For BENCH_RECORDS records (default 100,000) spread over the seven entity types, on PostgreSQL
-(the `bench` database, created if missing; BENCH_DATABASE_URL overrides it), this prints:
+(the `bench` database, created if missing; BENCH_DATABASE names another one on the same server,
+BENCH_DATABASE_URL another server), this prints:
 
 - the machine (cores, load average) before and after: the figures are only comparable
   with the load they were taken under;
@@ -38,18 +39,19 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-engine-sync-key-0123456789abcdef0123456789"
 ORG_SLUG = "bench-engine"
 MEMORY_SMALL = 10_000
+DATABASE = os.environ.get("BENCH_DATABASE", "bench")
 
 
 def _env() -> dict[str, str]:
     from bench.status_polling import bench_environment
 
-    return bench_environment()
+    return bench_environment(DATABASE)
 
 
 def _setup_django() -> None:
     from bench.status_polling import setup_django
 
-    setup_django()
+    setup_django(DATABASE)
 
 
 def peak_rss_kb() -> int:
@@ -80,9 +82,9 @@ def worker(connector_id: int, kind: str) -> None:
     # Created directly (not through services.start_sync) so no Celery message is sent.
     job = SyncJob.objects.create(connector=connector, kind=kind)
     client = client_for(connector)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     client.close()
     print(
         json.dumps(
@@ -90,6 +92,7 @@ def worker(connector_id: int, kind: str) -> None:
                 "status": job.status,
                 "error": job.error,
                 "seconds": seconds,
+                "cpu": cpu,
                 "requests": client.request_count,
                 "totals": job.totals(),
                 "peak_kb": peak_rss_kb(),
@@ -106,7 +109,7 @@ def baseline(url: str, entity_types: list[str]) -> None:
     from connectors.wordpress import contract
 
     database = _env()["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     requests = records = 0
     with (
         psycopg.connect(database) as conn,
@@ -144,11 +147,12 @@ def baseline(url: str, entity_types: list[str]) -> None:
                     "modified_after": items[-1]["modified_gmt"],
                     "after_id": items[-1]["id"],
                 }
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu": cpu,
                 "records": records,
                 "requests": requests,
                 "peak_kb": peak_rss_kb(),
@@ -157,7 +161,15 @@ def baseline(url: str, entity_types: list[str]) -> None:
     )
 
 
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def _child(*args: str) -> dict:
+    """Runs a bench child; its JSON result, plus `server_cpu`: the CPU this process spent
+    meanwhile, which is the simulator's (its threads are all that run here then)."""
+    before = _own_cpu()
     completed = subprocess.run(
         [sys.executable, "-m", "bench.engine_sync", *args],
         cwd=ROOT,
@@ -169,7 +181,7 @@ def _child(*args: str) -> dict:
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"bench child {args} failed:\n{completed.stdout}\n{completed.stderr}")
-    return json.loads(lines[-1])
+    return {**json.loads(lines[-1]), "server_cpu": _own_cpu() - before}
 
 
 # --- Orchestrator --------------------------------------------------------------------------
@@ -282,6 +294,14 @@ def run(records: int) -> None:
         print(
             f"  cold full sync / baseline    ratio {cold_rate / mean_rate:.2f} "
             f"(of the mean baseline, {mean_rate:,.0f} records/s; target >= 0.50)",
+            flush=True,
+        )
+        # Where the time goes (PostgreSQL's share is the rest; README "Performance").
+        per = 1e6 / records
+        print(
+            f"  CPU per record               baseline: client {base['cpu'] * per:.0f} µs + "
+            f"simulator {base['server_cpu'] * per:.0f} µs; cold sync: worker "
+            f"{cold['cpu'] * per:.0f} µs + simulator {cold['server_cpu'] * per:.0f} µs",
             flush=True,
         )
         again = _check(_child("--worker", str(connector.pk), "FULL"), "no-change re-sync")

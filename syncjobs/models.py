@@ -152,9 +152,14 @@ class SyncLogEntry(models.Model):
         CONFLICT = "CONFLICT", "Conflict"
 
     id = models.BigAutoField(primary_key=True)
-    job = models.ForeignKey(SyncJob, models.CASCADE, related_name="log_entries")
+    # No index of their own (db_index=False): log_job_idx and log_connector_idx below start
+    # with these columns and serve every lookup, cascade and foreign-key check by them, and
+    # a sync writes one log row per record, each index entry a cost of every sync.
+    job = models.ForeignKey(SyncJob, models.CASCADE, related_name="log_entries", db_index=False)
     # Denormalised from the job so the connector's activity feed is one index scan.
-    connector = models.ForeignKey("connectors.Connector", models.CASCADE, related_name="+")
+    connector = models.ForeignKey(
+        "connectors.Connector", models.CASCADE, related_name="+", db_index=False
+    )
     entity_type = models.CharField(max_length=20, choices=EntityType.choices)
     external_id = models.CharField(max_length=64)
     internal_id = models.UUIDField(null=True, blank=True)

@@ -108,6 +108,9 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     store = DjangoStore(job, connector)
     try:
         SyncEngine(client, store, plan).run()
+        # The last page may still be in the store's writer thread: the job is complete (or
+        # cancelled, or failed) only once it is stored.
+        store.flush()
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
     except (WordPressError, crypto.SecretUnreadable) as exc:

@@ -42,6 +42,7 @@ from syncjobs.engine.mapping import (
     FieldSpec,
     MappedRecord,
     content_hash,
+    fingerprint,
     map_record,
     parse_gmt,
     reverse_map,
@@ -373,10 +374,10 @@ class SyncEngine:
         def prepare(page):
             # Pure computation (no I/O, no shared state): runs in the prefetch thread, so
             # the next page is mapped and hashed while this thread waits on the database.
-            mapped = [map_record(entity_type, item, specs) for item in list(page.items or [])]
-            for record in mapped:
-                if record.ok:
-                    record.digest = content_hash(record.values)
+            mapped = [
+                fingerprint(map_record(entity_type, item, specs, detail=False))
+                for item in list(page.items or [])
+            ]
             return page, mapped
 
         if self.plan.prefetch and not self.plan.two_way:

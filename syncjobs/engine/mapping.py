@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import nh3
+import orjson
 
 from connectors.wordpress import contract
 
@@ -38,6 +39,8 @@ __all__ = [
     "FieldStatus",
     "MappedRecord",
     "content_hash",
+    "content_payload",
+    "fingerprint",
     "map_record",
     "mapping_for",
     "reverse_map",
@@ -122,8 +125,10 @@ class MappedRecord:
     values: dict
     fields: list[FieldResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    # content_hash(values), when the caller computed it ahead (the engine's prefetch thread).
+    # content_hash(values), when the caller computed it ahead (the engine's prefetch thread,
+    # through fingerprint()), and the canonical JSON it is the hash of (content_payload).
     digest: str = ""
+    payload: str = ""
 
     @property
     def ok(self) -> bool:
@@ -348,11 +353,18 @@ def _lookup(raw: dict, path: str) -> tuple[bool, Any]:
     return True, node
 
 
+# Built once, used for every field: nh3.clean() builds ammonia's whole configuration (its tag
+# and attribute sets) on each call, which cost as much as cleaning a typical field. Same
+# defaults, so the same output (tests/engine/test_mapping.py compares them).
+_HTML_CLEANER = nh3.Cleaner()
+_TEXT_CLEANER = nh3.Cleaner(tags=set())
+
+
 def _plain_text(value: str) -> str:
     # Titles may carry markup an editor typed ("<b>bold</b>"): drop the tags, keep the text,
     # then decode entities (&#8217; &amp; …) once. nh3 re-escapes & < >, unescape undoes it.
     if "<" in value:
-        value = nh3.clean(value, tags=set())
+        value = _TEXT_CLEANER.clean(value)
     return html.unescape(value) if "&" in value else value
 
 
@@ -372,89 +384,149 @@ _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
 
 
+# One converter per field type: (spec, value) -> the value to store, or raises _Invalid (the
+# record fails) / _Tolerated (the default is stored). A table, not an if-chain: it runs for
+# every field of every record.
+
+
+def _to_text(spec: FieldSpec, value: Any) -> str:
+    if isinstance(value, str):  # the common case, without a call
+        return _plain_text(value)
+    return _plain_text(_expect_str(value))
+
+
+def _to_html(spec: FieldSpec, value: Any) -> str:
+    return _HTML_CLEANER.clean(_expect_str(value))
+
+
+def _to_slug(spec: FieldSpec, value: Any) -> str:
+    # WordPress stores non-ASCII slugs percent-encoded; the platform's slug is unicode.
+    text = _expect_str(value)
+    return (unquote(text) if "%" in text else text).strip().lower()
+
+
+def _to_int(spec: FieldSpec, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"expected a whole number, got {_type_name(value)} {value!r}")
+    if value < 0:
+        raise _Invalid(f"must not be negative, got {value}")
+    return value
+
+
+def _to_bool(spec: FieldSpec, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _to_datetime(spec: FieldSpec, value: Any) -> datetime:
+    try:
+        return parse_gmt(value)
+    except ValueError:
+        raise _Invalid(f"invalid date {value!r} (expected YYYY-MM-DDTHH:MM:SS, UTC)") from None
+
+
+def _to_date(spec: FieldSpec, value: Any) -> date:
+    try:
+        return contract.parse_date(value)
+    except ValueError:
+        raise _Invalid(f"invalid date {value!r} (expected YYYY-MM-DD)") from None
+
+
+def _to_url(spec: FieldSpec, value: Any) -> str:
+    text = _expect_str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in text:
+        # A link is never worth losing the record for, and a javascript: or relative
+        # URL must never be stored: it is dropped, and the field result says why.
+        raise _Tolerated(f"{text[:200]!r} is not an absolute http(s) URL; not stored")
+    return text
+
+
+def _to_email(spec: FieldSpec, value: Any) -> str:
+    text = _expect_str(value).strip()
+    if not _EMAIL_RE.match(text):
+        raise _Invalid(f"{text[:200]!r} is not an email address")
+    return text
+
+
+def _to_list(spec: FieldSpec, value: Any) -> list:
+    if not isinstance(value, list):
+        raise _Invalid(f"expected a list of strings, got {_type_name(value)}")
+    bad = [item for item in value if not isinstance(item, str)]
+    if bad:
+        raise _Invalid(f"expected a list of strings, found {_type_name(bad[0])} {bad[0]!r}")
+    return [_plain_text(item) for item in value]
+
+
+def _to_choice(spec: FieldSpec, value: Any) -> str:
+    if not isinstance(value, str) or value not in spec.choices:
+        raise _Invalid(f"{value!r} is not one of {', '.join(spec.choices)}")
+    return value
+
+
+def _to_address(spec: FieldSpec, value: Any) -> str:
+    if not isinstance(value, dict):
+        raise _Invalid(
+            f"expected an object with street, city, postcode, country, got {_type_name(value)}"
+        )
+    parts = {}
+    for key in contract.ADDRESS_KEYS:
+        part = value.get(key)
+        if part is not None and not isinstance(part, str):
+            raise _Invalid(f"{key!r} must be a string, got {_type_name(part)}")
+        parts[key] = _plain_text(part).strip() if part else ""
+    city_line = " ".join(p for p in (parts["postcode"], parts["city"]) if p)
+    lines = [parts["street"], city_line, parts["country"]]
+    return "\n".join(line for line in lines if line)
+
+
+def _to_country(spec: FieldSpec, value: Any) -> str:
+    text = _expect_str(value).strip()
+    if not _COUNTRY_RE.match(text):
+        # §9.2: legacy free text is tolerated, but the platform stores ISO codes only.
+        raise _Tolerated(f"{text[:100]!r} is not a two-letter country code; not stored")
+    return text.upper()
+
+
+def _to_membership_status(spec: FieldSpec, value: Any) -> str:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise _Invalid(f"expected a list of role slugs, got {_type_name(value)}")
+    # §10: no recognised role = not a member; the record is kept as "inactive".
+    return contract.membership_status_from_roles(value) or "inactive"
+
+
+_CONVERTERS = {
+    "text": _to_text,
+    "html": _to_html,
+    "slug": _to_slug,
+    "int": _to_int,
+    "bool": _to_bool,
+    "datetime": _to_datetime,
+    "date": _to_date,
+    "url": _to_url,
+    "email": _to_email,
+    "list": _to_list,
+    "choice": _to_choice,
+    "address": _to_address,
+    "country": _to_country,
+    "membership_status": _to_membership_status,
+}
+
+
 def _convert(spec: FieldSpec, value: Any) -> Any:
-    kind = spec.type
-    if kind == "text":
-        return _plain_text(_expect_str(value))
-    if kind == "html":
-        return nh3.clean(_expect_str(value))
-    if kind == "slug":
-        # WordPress stores non-ASCII slugs percent-encoded; the platform's slug is unicode.
-        text = _expect_str(value)
-        return (unquote(text) if "%" in text else text).strip().lower()
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(f"expected a whole number, got {_type_name(value)} {value!r}")
-        if value < 0:
-            raise _Invalid(f"must not be negative, got {value}")
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise _Invalid(f"expected true or false, got {_type_name(value)}")
-        return value
-    if kind == "datetime":
-        try:
-            return parse_gmt(value)
-        except ValueError:
-            raise _Invalid(f"invalid date {value!r} (expected YYYY-MM-DDTHH:MM:SS, UTC)") from None
-    if kind == "date":
-        try:
-            return contract.parse_date(value)
-        except ValueError:
-            raise _Invalid(f"invalid date {value!r} (expected YYYY-MM-DD)") from None
-    if kind == "url":
-        text = _expect_str(value).strip()
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc or " " in text:
-            # A link is never worth losing the record for, and a javascript: or relative
-            # URL must never be stored: it is dropped, and the field result says why.
-            raise _Tolerated(f"{text[:200]!r} is not an absolute http(s) URL; not stored")
-        return text
-    if kind == "email":
-        text = _expect_str(value).strip()
-        if not _EMAIL_RE.match(text):
-            raise _Invalid(f"{text[:200]!r} is not an email address")
-        return text
-    if kind == "list":
-        if not isinstance(value, list):
-            raise _Invalid(f"expected a list of strings, got {_type_name(value)}")
-        bad = [item for item in value if not isinstance(item, str)]
-        if bad:
-            raise _Invalid(f"expected a list of strings, found {_type_name(bad[0])} {bad[0]!r}")
-        return [_plain_text(item) for item in value]
-    if kind == "choice":
-        if not isinstance(value, str) or value not in spec.choices:
-            raise _Invalid(f"{value!r} is not one of {', '.join(spec.choices)}")
-        return value
-    if kind == "address":
-        if not isinstance(value, dict):
-            raise _Invalid(
-                f"expected an object with street, city, postcode, country, got {_type_name(value)}"
-            )
-        parts = {}
-        for key in contract.ADDRESS_KEYS:
-            part = value.get(key)
-            if part is not None and not isinstance(part, str):
-                raise _Invalid(f"{key!r} must be a string, got {_type_name(part)}")
-            parts[key] = _plain_text(part).strip() if part else ""
-        city_line = " ".join(p for p in (parts["postcode"], parts["city"]) if p)
-        lines = [parts["street"], city_line, parts["country"]]
-        return "\n".join(line for line in lines if line)
-    if kind == "country":
-        text = _expect_str(value).strip()
-        if not _COUNTRY_RE.match(text):
-            # §9.2: legacy free text is tolerated, but the platform stores ISO codes only.
-            raise _Tolerated(f"{text[:100]!r} is not a two-letter country code; not stored")
-        return text.upper()
-    if kind == "membership_status":
-        if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
-            raise _Invalid(f"expected a list of role slugs, got {_type_name(value)}")
-        # §10: no recognised role = not a member; the record is kept as "inactive".
-        return contract.membership_status_from_roles(value) or "inactive"
-    raise _Invalid(f"unsupported field type {kind!r}")  # unreachable: FieldSpec checks types
+    return _CONVERTERS[spec.type](spec, value)
 
 
-def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
+# (status, raw value, stored value, error) of one field: a tuple, as building a FieldResult
+# for every field of every record showed in the sync's profile; map_record(detail=True)
+# makes the FieldResults from these.
+_Outcome = tuple[FieldStatus, Any, Any, str]
+_PRESENT, _MISSING_STATUS = FieldStatus.PRESENT, FieldStatus.MISSING
+_DEFAULT_USED, _INVALID = FieldStatus.DEFAULT_USED, FieldStatus.INVALID
+
+
+def _map_value(spec: FieldSpec, raw: dict) -> _Outcome:
     source = spec.source
     if "." in source:
         found, value = _lookup(raw, source)
@@ -466,9 +538,7 @@ def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
     # Required means present and not null: "" is a real value (an untitled draft, §1).
     if not found or value is None:
         if spec.default is not MISSING:
-            return FieldResult(
-                spec.name, spec.source, FieldStatus.DEFAULT_USED, value, spec.default
-            )
+            return _DEFAULT_USED, value, spec.default, ""
         error = ""
         if spec.required:
             # Named by its WordPress key: that is where an admin can fix it.
@@ -476,41 +546,27 @@ def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
                 " (null in WordPress)" if found else ""
             )
         empty = _EMPTY[spec.type]
-        return FieldResult(
-            spec.name,
-            spec.source,
-            FieldStatus.MISSING,
-            value,
-            list(empty) if isinstance(empty, list) else empty,
-            error,
-        )
+        return _MISSING_STATUS, value, list(empty) if isinstance(empty, list) else empty, error
     try:
-        converted = _convert(spec, value)
+        converted = _CONVERTERS[spec.type](spec, value)
     except _Tolerated as exc:
         fallback = spec.default if spec.default is not MISSING else _EMPTY[spec.type]
-        return FieldResult(
-            spec.name, spec.source, FieldStatus.DEFAULT_USED, value, fallback, str(exc)
-        )
+        return _DEFAULT_USED, value, fallback, str(exc)
     except _Invalid as exc:
-        return FieldResult(
-            spec.name,
-            spec.source,
-            FieldStatus.INVALID,
-            value,
-            None,
-            f"field {spec.source!r}: {exc}",
-        )
+        return _INVALID, value, None, f"field {spec.source!r}: {exc}"
     if spec.max_length and isinstance(converted, str) and len(converted) > spec.max_length:
-        return FieldResult(
-            spec.name,
-            spec.source,
-            FieldStatus.INVALID,
+        return (
+            _INVALID,
             value,
             None,
             f"field {spec.source!r} is {len(converted)} characters long "
             f"(the platform allows at most {spec.max_length})",
         )
-    return FieldResult(spec.name, spec.source, FieldStatus.PRESENT, value, converted)
+    return _PRESENT, value, converted, ""
+
+
+def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
+    return FieldResult(spec.name, spec.source, *_map_value(spec, raw))
 
 
 def _external_id(raw: dict) -> tuple[str, str]:
@@ -525,9 +581,16 @@ def _external_id(raw: dict) -> tuple[str, str]:
 
 
 def map_record(
-    entity_type: str, raw: Any, specs: tuple[FieldSpec, ...] | None = None
+    entity_type: str,
+    raw: Any,
+    specs: tuple[FieldSpec, ...] | None = None,
+    *,
+    detail: bool = True,
 ) -> MappedRecord:
-    """Map one WordPress record. Never raises on bad input: problems go to `errors`."""
+    """Map one WordPress record. Never raises on bad input: problems go to `errors`.
+
+    `detail=False` (the sync engine) leaves `fields` empty: the values, errors and hash are
+    the same, without one FieldResult per field (the diagnostics show those)."""
     if specs is None:
         specs = MAPPINGS.get(entity_type)
         if specs is None:
@@ -558,25 +621,31 @@ def map_record(
             errors.append(
                 f"field 'modified_gmt': invalid date {modified!r} (expected YYYY-MM-DDTHH:MM:SS)"
             )
-    results = [_map_field(spec, raw) for spec in specs]
+    outcomes = [_map_value(spec, raw) for spec in specs]
     values = {}
-    for result in results:
-        if result.status in (FieldStatus.INVALID,) or (
-            result.status is FieldStatus.MISSING and result.error
-        ):
-            errors.append(result.error)
+    for spec, (status, _raw, value, error) in zip(specs, outcomes, strict=True):
+        if status is _INVALID or (status is _MISSING_STATUS and error):
+            errors.append(error)
         else:
-            values[result.name] = result.value
+            values[spec.name] = value
     date_range = _DATE_RANGES.get(entity_type)
     if date_range:
         start, end = (values.get(name) for name in date_range)
         if start is not None and end is not None and end < start:
-            by_name = {r.name: r for r in results}
+            by_name = {
+                spec.name: (spec, outcome[1]) for spec, outcome in zip(specs, outcomes, strict=True)
+            }
+            (start_spec, start_raw), (end_spec, end_raw) = (by_name[n] for n in date_range)
             errors.append(
-                f"invalid dates: {by_name[date_range[1]].source} {by_name[date_range[1]].raw} "
-                f"is before {by_name[date_range[0]].source} {by_name[date_range[0]].raw}"
+                f"invalid dates: {end_spec.source} {end_raw} "
+                f"is before {start_spec.source} {start_raw}"
             )
-    return MappedRecord(entity_type, external_id, modified_gmt, values, results, errors)
+    fields = (
+        [FieldResult(spec.name, spec.source, *o) for spec, o in zip(specs, outcomes, strict=True)]
+        if detail
+        else []
+    )
+    return MappedRecord(entity_type, external_id, modified_gmt, values, fields, errors)
 
 
 # --- Hashing ---------------------------------------------------------------------------------
@@ -588,12 +657,46 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
-def content_hash(values: dict) -> str:
-    """Stable sha256 of mapped values: same stored content, same hash (key order irrelevant)."""
-    payload = json.dumps(
+def content_payload(values: dict) -> str:
+    """The canonical JSON of mapped values (sorted keys, no spaces, dates in ISO 8601).
+
+    What content_hash() hashes, and, being JSON of the values exactly as stored, what the
+    store sends PostgreSQL as the record's fields: one encoding serves both.
+
+    orjson writes it (the standard library's encoder, with its callback per date, was a
+    tenth of a sync's worker CPU); its output is byte for byte the standard library's with
+    these options (tests/engine/test_mapping.py), so the hashes of records already stored do
+    not change. What orjson refuses (an integer beyond 64 bits, a lone surrogate) goes to
+    the standard library as before.
+    """
+    try:
+        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return _stdlib_payload(values)
+
+
+def _stdlib_payload(values: dict) -> str:
+    return json.dumps(
         values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
     )
+
+
+def payload_hash(payload: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def content_hash(values: dict) -> str:
+    """Stable sha256 of mapped values: same stored content, same hash (key order irrelevant)."""
+    return payload_hash(content_payload(values))
+
+
+def fingerprint(record: MappedRecord) -> MappedRecord:
+    """Sets a valid record's payload and digest (the engine does it ahead, off its main
+    thread); returns the record."""
+    if record.ok:
+        record.payload = content_payload(record.values)
+        record.digest = payload_hash(record.payload)
+    return record
 
 
 # --- Reverse mapping (two-way sync) ----------------------------------------------------------

@@ -8,25 +8,36 @@ cancel flag. A page is therefore one transaction, so a crash keeps every page co
 before it and a re-run upserts on the same (connector, external_id) keys: no duplicates.
 When the database refuses a row, the page is saved again row by row (savepoints) so only
 the culprits fail. Other databases (the demo's SQLite) take that careful path always.
+
+The page's rows travel as one JSON document (json_to_recordset), and the statement runs in a
+writer thread on a connection of its own while the engine decides the next page
+(write-behind, see commit_page): at most one page in flight, and every read that could
+depend on it waits for it first.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import logging
 import mimetypes
 import posixpath
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import psycopg
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, connections, transaction
 from django.db.models import F, JSONField, Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -37,13 +48,14 @@ from connectors.wordpress.guard import GuardedTransport, OutboundGuard
 from records.models import RECORD_MODELS
 from syncjobs.engine.core import (
     Existing,
+    JobCancelled,
     LogLine,
     MirrorFailed,
     SlugHolder,
     Write,
     record_label,
 )
-from syncjobs.engine.mapping import MAPPINGS
+from syncjobs.engine.mapping import MAPPINGS, content_payload
 from syncjobs.models import SyncJob, SyncLogEntry
 
 logger = logging.getLogger(__name__)
@@ -59,18 +71,68 @@ IMAGE_SIGNATURES = {
     "image/webp": (b"RIFF",),
 }
 _ABSENT = object()
+# What the database (or psycopg, for a value PostgreSQL cannot hold, such as a NUL character
+# in text, refused before sending) answers a row it will not store. The COPY of the row-by-row
+# path goes through psycopg directly, so its errors are psycopg's, not Django's wrappers.
+REFUSALS = (IntegrityError, DataError, psycopg.IntegrityError, psycopg.DataError)
+
+
+@dataclass
+class _Statement:
+    sql: str
+    params: list
+    released: list  # archived records whose slug a write takes over
+    moving: list  # records of the page that change slug
+
+
+# A written-behind page the database refused: the row-by-row path saves it (_settle).
+_REFUSED = object()
+
+
+@dataclass
+class _InFlight:
+    """A page handed to the writer thread, and what the next page's reads must not miss."""
+
+    future: Future
+    entity_type: str
+    external_ids: set
+    slugs: set
+    # The page lets go of slugs (archived holders, records changing slug): any slug lookup
+    # of its type may depend on it, so every read of that type waits for it.
+    moves_slugs: bool
+    # For the row-by-row path, should the database refuse the statement.
+    args: tuple
+    live_stats: dict
 
 
 class DjangoStore:
-    def __init__(self, job: SyncJob, connector: Connector):
+    def __init__(self, job: SyncJob, connector: Connector, *, write_behind: bool | None = None):
         self.job = job
         self.connector = connector
         self.mirror_enabled = connector.mirror_images
         self._downloader: ImageDownloader | None = None
         self._sql_cache: dict = {}
         self._session_ready = False
+        if write_behind is None:
+            write_behind = getattr(settings, "SYNC_WRITE_BEHIND", True)
+        self.write_behind = write_behind
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_session_ready = False  # only read and set in the writer thread
+        self._in_flight: _InFlight | None = None
 
     def close(self) -> None:
+        if self._in_flight is not None:
+            # The engine stopped with a page still being written (it raised meanwhile): let
+            # that page finish, as a page committed before a failure always was.
+            try:
+                self._settle()
+            except Exception:  # the job already failed or was cancelled: that is reported
+                logger.exception("the last page of sync job %s failed to store", self.job.pk)
+        if self._writer is not None:
+            # The writer thread's connection is its own: close it there, then the thread.
+            self._writer.submit(connections.close_all).result()
+            self._writer.shutdown(wait=True)
+            self._writer = None
         if self._downloader is not None:
             self._downloader.client.close()
         if self._session_ready:
@@ -78,9 +140,36 @@ class DjangoStore:
             with connection.cursor() as cursor:
                 cursor.execute("RESET synchronous_commit")
 
+    def flush(self) -> None:
+        """Wait for the page being written, if any. Raises what storing it raised, or
+        JobCancelled when its statement saw a cancel request. The runner calls it after the
+        engine's last phase: the engine's last commit may still be in the writer thread."""
+        self._settle()
+
+    def _settle(self, *, entity_type: str | None = None, ids=(), slugs=()) -> None:
+        """Wait for the page in flight before a read that depends on it (or before any other
+        write). With `entity_type`, only when the page wrote one of these records or slugs
+        of that type: other reads see the same rows whether it has committed or not."""
+        flight = self._in_flight
+        if flight is None:
+            return
+        if entity_type is not None:
+            if flight.entity_type != entity_type:
+                return
+            related = flight.moves_slugs or not flight.external_ids.isdisjoint(ids)
+            if not related and flight.slugs.isdisjoint(slugs):
+                return
+        self._in_flight = None
+        outcome = flight.future.result()  # re-raises what the writer thread raised
+        if outcome is _REFUSED:
+            outcome = self._commit_refused_page(flight)
+        if outcome:
+            raise JobCancelled()
+
     # Reads --------------------------------------------------------------------------------
 
     def existing(self, entity_type: str, external_ids: list[str]) -> dict[str, Existing]:
+        self._settle(entity_type=entity_type, ids=external_ids)
         model = RECORD_MODELS[entity_type]
         file_fields = self._file_fields(entity_type)
         columns = [
@@ -160,6 +249,7 @@ class DjangoStore:
         )
 
     def slug_holders(self, entity_type: str, slugs: list[str]) -> dict[str, SlugHolder]:
+        self._settle(entity_type=entity_type, slugs=slugs)
         model = RECORD_MODELS[entity_type]
         label = "name" if entity_type == "company" else "title"
         columns = ["id", "slug", "external_id", "connector_id", label, "archived_at"]
@@ -329,16 +419,83 @@ class DjangoStore:
         stats: dict,
         cursors: dict,
     ) -> bool:
-        """Store one page in one transaction; returns whether a cancel was requested."""
+        """Store one page in one transaction; returns whether a cancel was requested.
+
+        On PostgreSQL, outside a caller's transaction, the page's statement goes to a writer
+        thread with a connection of its own (write-behind) and this returns at once: the
+        engine decides the next page while PostgreSQL stores this one, where it used to wait
+        for it (the wait was most of a cold sync's time). At most one page is in flight: the
+        next commit, any read of its records or slugs and every other store call wait for it
+        first (_settle), so every decision sees what the previous pages wrote, and a cancel
+        its statement saw raises JobCancelled there, before anything else is stored.
+        """
+        self._settle()
         now = timezone.now()
         postgres = connection.vendor == "postgresql"
+        if postgres and self.write_behind and not connection.in_atomic_block:
+            # Everything the statement needs is built here, from this page's state: the
+            # engine's counters and cursors go on changing while it is written.
+            frozen = {key: dict(counters) for key, counters in stats.items()}
+            statement = self._page_statement(entity_type, writes, logs, frozen, cursors, now)
+            slugs = {w.mapped.values.get("slug") for w in writes} - {None, ""}
+            slugs |= {w.existing.slug for w in writes if w.existing and w.existing.slug}
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="sync-writer")
+            self._in_flight = _InFlight(
+                future=self._writer.submit(self._write_page, entity_type, statement),
+                entity_type=entity_type,
+                external_ids={w.mapped.external_id for w in writes},
+                slugs=slugs,
+                moves_slugs=bool(statement.released or statement.moving),
+                args=(entity_type, writes, logs, frozen, dict(cursors), now),
+                live_stats=stats,
+            )
+            self.connector.cursors = dict(cursors)
+            return False
         if postgres:
             try:
                 return self._commit_in_one_statement(entity_type, writes, logs, stats, cursors, now)
-            except (IntegrityError, DataError, psycopg.IntegrityError, psycopg.DataError) as exc:
+            except REFUSALS as exc:
                 # Nothing of the page was written (one statement): take the careful path,
                 # which saves row by row so only the culprits fail.
                 logger.info("page of %s refused (%s); saving it row by row", entity_type, exc)
+        moved = cursors != self.connector.cursors
+        return self._commit_row_by_row(entity_type, writes, logs, stats, cursors, now, moved)
+
+    def _write_page(self, entity_type: str, statement: _Statement) -> bool | object:
+        """In the writer thread: run a page's statement; its cancel flag, or _REFUSED."""
+        try:
+            if not self._writer_session_ready:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET synchronous_commit = off")  # see _commit_in_one_statement
+                self._writer_session_ready = True
+            return self._run_statement(entity_type, statement)
+        except REFUSALS as exc:
+            logger.info("page of %s refused (%s); saving it row by row", entity_type, exc)
+            return _REFUSED
+
+    def _commit_refused_page(self, flight: _InFlight) -> bool:
+        """The database refused a written-behind page (nothing of it was stored): save it
+        row by row here, then carry the counters it corrected over to the engine's."""
+        entity_type, writes, logs, stats, cursors, now = flight.args
+        before = dict(stats[entity_type])
+        cancel = self._commit_row_by_row(entity_type, writes, logs, stats, cursors, now, True)
+        live = flight.live_stats[entity_type]
+        for key, value in stats[entity_type].items():
+            live[key] = live.get(key, 0) + value - before.get(key, 0)
+        return cancel
+
+    def _commit_row_by_row(
+        self,
+        entity_type: str,
+        writes: list[Write],
+        logs: list[LogLine],
+        stats: dict,
+        cursors: dict,
+        now: datetime,
+        moved: bool,
+    ) -> bool:
+        postgres = connection.vendor == "postgresql"
         with transaction.atomic(), connection.cursor() as cursor:
             if postgres:
                 cursor.execute("SET LOCAL synchronous_commit = off")
@@ -354,7 +511,6 @@ class DjangoStore:
                 SyncLogEntry.objects.bulk_create(
                     [self._log_entry(line, now) for line in logs], batch_size=500
                 )
-            moved = cursors != self.connector.cursors
             if postgres:
                 # Cursors, progress and the cancel flag in one round trip.
                 cursor.execute(
@@ -401,36 +557,60 @@ class DjangoStore:
                 # together), and the next run re-imports them idempotently. Reset in close().
                 cursor.execute("SET synchronous_commit = off")
             self._session_ready = True
+        cancel = self._run_statement(
+            entity_type, self._page_statement(entity_type, writes, logs, stats, cursors, now)
+        )
+        self.connector.cursors = dict(cursors)
+        return cancel
+
+    def _page_statement(
+        self,
+        entity_type: str,
+        writes: list[Write],
+        logs: list[LogLine],
+        stats: dict,
+        cursors: dict,
+        now: datetime,
+    ) -> _Statement:
+        """The page's one statement and its parameters (see _commit_in_one_statement), with
+        the records whose slugs must be let go of first."""
         model = RECORD_MODELS[entity_type]
         parts: list[str] = []
         params: list = []
         if writes:
-            upsert_sql, fields = self._unnest_upsert_sql(entity_type)
-            rows = [self._row(entity_type, write, now) for write in writes]
-            parts.append(f"up AS ({upsert_sql})")
-            params += self._columns(fields, rows)
+            parts.append(f"up AS ({self._json_upsert_sql(entity_type)})")
+            params.append(self._record_document(entity_type, writes, now))
         if logs:
             joined = "LEFT JOIN up ON up.external_id = l.external_id" if writes else ""
             internal = "COALESCE(up.id, l.internal_id)" if writes else "l.internal_id"
-            parts.append(  # constant SQL fragments only; every value is a parameter
+            parts.append(  # constant SQL fragments only; every value is in the parameters
                 "lg AS (INSERT INTO syncjobs_synclogentry (job_id, connector_id, entity_type, "  # noqa: S608
                 "external_id, internal_id, operation, status, error, processed_at) "
                 f"SELECT %s, %s, l.entity_type, l.external_id, {internal}, l.operation, "
-                "l.status, l.error, %s FROM unnest(%s::text[], %s::text[], %s::uuid[], "
-                "%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS l(entity_type, "
-                f"external_id, internal_id, operation, status, error, n) {joined} "
+                "l.status, l.error, %s FROM ROWS FROM (json_to_recordset(%s::json) AS "
+                "(entity_type text, external_id text, internal_id uuid, operation text, "
+                "status text, error text)) WITH ORDINALITY AS l(entity_type, external_id, "
+                f"internal_id, operation, status, error, n) {joined} "
                 "ORDER BY l.n)"  # ids in processing order, whatever the join did
             )
             params += [self.job.pk, self.connector.pk, now]
-            params += [
-                [line.entity_type for line in logs],
-                [line.external_id[:64] for line in logs],
-                [line.internal_id for line in logs],
-                [line.operation for line in logs],
-                [line.status for line in logs],
-                [line.error for line in logs],
-            ]
+            params.append(
+                _json_document(
+                    [
+                        {
+                            "entity_type": line.entity_type,
+                            "external_id": line.external_id[:64],
+                            "internal_id": line.internal_id,
+                            "operation": line.operation,
+                            "status": line.status,
+                            "error": line.error,
+                        }
+                        for line in logs
+                    ]
+                )
+            )
         moved = cursors != self.connector.cursors
+        cursors = dict(cursors)  # as of this page: the engine's dict moves on
         parts.append("moved AS (UPDATE connectors_connector SET cursors = %s WHERE id = %s AND %s)")
         params += [Jsonb(cursors), self.connector.pk, moved]
         sql = (
@@ -441,7 +621,12 @@ class DjangoStore:
         )
         params += [Jsonb(stats), entity_type, now, self.job.pk]
         released = [pk for write in writes for pk in write.release_pks]
-        moving = self._moving_slugs(model, writes)
+        return _Statement(sql, params, released, self._moving_slugs(model, writes))
+
+    def _run_statement(self, entity_type: str, statement: _Statement) -> bool:
+        """Runs a page's statement on this thread's connection; returns the cancel flag."""
+        model = RECORD_MODELS[entity_type]
+        released, moving = statement.released, statement.moving
         # Slugs let go of first (rare) need statements before the upsert, hence a transaction;
         # inside a caller's transaction (tests) a savepoint keeps a refusal recoverable.
         needs_block = bool(released or moving) or connection.in_atomic_block
@@ -451,13 +636,13 @@ class DjangoStore:
             if moving:
                 model.objects.filter(pk__in=moving).update(slug="")
             with _bound_cursor() as cursor:
-                cursor.execute(sql, params)
+                cursor.execute(statement.sql, statement.params)
                 row = cursor.fetchone()
-        self.connector.cursors = dict(cursors)
         return row is not None and row[0] is not None
 
-    def _unnest_upsert_sql(self, entity_type: str) -> tuple[str, list]:
-        cached = self._sql_cache.get(("unnest", entity_type))
+    def _json_upsert_sql(self, entity_type: str) -> str:
+        """The page's upsert, its rows read from ONE json parameter (_record_document)."""
+        cached = self._sql_cache.get(("json", entity_type))
         if cached:
             return cached
         model = RECORD_MODELS[entity_type]
@@ -465,25 +650,95 @@ class DjangoStore:
         qn = connection.ops.quote_name
         updated = self._updated_fields(entity_type)
         columns = ", ".join(qn(f.column) for f in fields)
-        # Identifiers come from model metadata (quoted); values travel as typed arrays.
-        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        # New records come with a null id: PostgreSQL makes their uuid (RETURNING hands it
+        # back for the log rows), which is cheaper than uuid4() and its text in Python.
+        selected = ", ".join(
+            f"COALESCE(r.{qn(f.column)}, gen_random_uuid())"
+            if f.primary_key
+            else f"r.{qn(f.column)}"
+            for f in fields
+        )
+        # Identifiers and types come from model metadata (quoted); values only travel in the
+        # json document. A value too long for its column is refused (DataError), not cut.
+        definitions = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
         assignments = ", ".join(
             f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in fields if f.name in updated
         )
         sql = (
             f"INSERT INTO {qn(model._meta.db_table)} ({columns}) "  # noqa: S608
-            f"SELECT * FROM unnest({arrays}) "
+            f"SELECT {selected} FROM json_to_recordset(%s::json) AS r({definitions}) "
             f"ON CONFLICT (connector_id, external_id) DO UPDATE SET {assignments} "
             "RETURNING id, external_id"
         )
-        self._sql_cache[("unnest", entity_type)] = (sql, fields)
-        return sql, fields
+        self._sql_cache[("json", entity_type)] = sql
+        return sql
 
-    def _columns(self, fields, rows: list[dict]) -> list[list]:
-        """The rows as one list per column (the arrays unnest() zips back into rows)."""
-        flat = self._params(fields, rows)
-        width = len(fields)
-        return [flat[index::width] for index in range(width)]
+    def _record_document(self, entity_type: str, writes: list[Write], now: datetime) -> str:
+        """The page's records as one json array for json_to_recordset(), every column in
+        each object (a missing key would be NULL, not the field's default).
+
+        A row is its bookkeeping columns, then the record's mapped values as the canonical
+        JSON its content hash was computed from (MappedRecord.payload, encoded once, in the
+        engine's prefetch thread): what is hashed is, byte for byte, what is stored.
+        """
+        constant = _json_document(
+            {
+                "organisation_id": self.connector.organisation_id,
+                "connector_id": self.connector.pk,
+                "last_synced_at": now,
+                "archived_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )[1:-1]
+        rows = []
+        for write in writes:
+            ex, mapped = write.existing, write.mapped
+            head = {
+                "id": ex.pk if ex is not None else None,
+                "external_id": mapped.external_id,
+                "content_hash": write.hash,
+                "source_modified_at": mapped.modified_gmt,
+                "platform_modified_at": None
+                if (ex is None or write.clear_platform_edit)
+                else ex.platform_modified_at,
+                **write.files,
+            }
+            fresh = mapped.payload and mapped.digest == write.hash
+            payload = mapped.payload if fresh else content_payload(mapped.values)
+            defaults = self._defaults_fragment(entity_type, tuple(mapped.values), tuple(head))
+            parts = [_json_document(head)[1:-1], constant, defaults, payload[1:-1]]
+            rows.append("{" + ",".join(part for part in parts if part) + "}")
+        return "[" + ",".join(rows) + "]"
+
+    def _defaults_fragment(self, entity_type: str, mapped: tuple, head: tuple) -> str:
+        """`"column":default, …` for the columns that neither the bookkeeping nor the mapped
+        values fill (files when not mirrored): a few shapes per sync, each encoded once."""
+        key = (entity_type, mapped, head)
+        cached = self._sql_cache.get(key)
+        if cached is None:
+            filled = set(mapped) | set(head) | self._BOOKKEEPING
+            model = RECORD_MODELS[entity_type]
+            cached = _json_document(
+                {
+                    f.column: f.get_default()
+                    for f in model._meta.concrete_fields
+                    if f.column not in filled and f.name not in filled
+                }
+            )[1:-1]
+            self._sql_cache[key] = cached
+        return cached
+
+    _BOOKKEEPING = frozenset(
+        {
+            "organisation_id",
+            "connector_id",
+            "last_synced_at",
+            "archived_at",
+            "created_at",
+            "updated_at",
+        }
+    )
 
     @staticmethod
     def _moving_slugs(model, writes: list[Write]) -> list:
@@ -652,7 +907,7 @@ class DjangoStore:
                 if moving:
                     model.objects.filter(pk__in=moving).update(slug="")
                 pks = self._upsert_rows(cursor, entity_type, rows)
-        except (IntegrityError, DataError) as exc:
+        except REFUSALS as exc:
             # A constraint the pre-checks could not foresee (a concurrent writer took the
             # slug): save one by one so only the culprits fail.
             logger.info("bulk upsert of %s page failed (%s); retrying row by row", entity_type, exc)
@@ -660,7 +915,7 @@ class DjangoStore:
                 try:
                     with transaction.atomic():
                         pks.update(self._upsert_rows(cursor, entity_type, [row]))
-                except (IntegrityError, DataError) as row_exc:
+                except REFUSALS as row_exc:
                     write.log.status = "FAILED"
                     write.log.error = (
                         f"{record_label(entity_type, write.mapped.external_id)}: "
@@ -768,9 +1023,62 @@ class DjangoStore:
         return doomed
 
 
+# Store methods that decide for themselves whether to wait for the page in flight (reads
+# that only depend on it when it wrote the same records or slugs), or that do not touch the
+# database (mirror downloads files).
+_SETTLE_THEMSELVES = frozenset(
+    {"existing", "slug_holders", "commit_page", "flush", "close", "mirror"}
+)
+
+
+def _settling(method):
+    @functools.wraps(method)
+    def settled_first(self, *args, **kwargs):
+        self._settle()
+        return method(self, *args, **kwargs)
+
+    return settled_first
+
+
+# Every other public method waits for the page being written first, whatever it reads or
+# writes (the job's log, archiving, pushes…): wrapped here rather than by hand in each, so a
+# store method added later cannot forget it and read around a page still in flight.
+for _name, _method in list(vars(DjangoStore).items()):
+    if (
+        inspect.isfunction(_method)
+        and not _name.startswith("_")
+        and _name not in (_SETTLE_THEMSELVES)
+    ):
+        setattr(DjangoStore, _name, _settling(_method))
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()  # with its offset: timestamptz reads it as that instant
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a sync page")
+
+
+def _json_document(value: Any) -> str:
+    """JSON for the page statement, which unpacks it with json_to_recordset.
+
+    Not a typed array per column: psycopg adapts arrays element by element in Python, which
+    was a third of the worker's CPU in a cold sync; orjson is C and needs no callback for
+    dates and uuids. PostgreSQL parses the text once and converts each value with its
+    column's input function, so a value it cannot store (a NUL character, a string too
+    long) is refused as a DataError, exactly like a parameter, and the page takes the
+    row-by-row path.
+    """
+    try:
+        return orjson.dumps(value).decode()  # UUIDs and dates natively, without callbacks
+    except TypeError:  # an integer beyond 64 bits: PostgreSQL refuses it either way
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_value)
+
+
 def _refusal(exc: Exception, row: dict) -> str:
     """The database's refusal of one row, in an admin's words where we know the constraint."""
-    diag = getattr(exc.__cause__, "diag", None)
+    diag = getattr(exc, "diag", None) or getattr(exc.__cause__, "diag", None)
     constraint = getattr(diag, "constraint_name", None) or ""
     sqlite_slug = str(exc).startswith("UNIQUE constraint failed") and str(exc).endswith(".slug")
     if constraint.endswith("_unique_slug_per_org") or sqlite_slug:

@@ -333,3 +333,177 @@ def test_reverse_map_sends_writable_fields_only():
 def test_missing_sentinel_is_falsy_and_singleton():
     assert not MISSING
     assert repr(MISSING) == "MISSING"
+
+
+# --- The engine's path: the same mapping, without per-field detail --------------------------
+
+
+def _broken_records():
+    """Records that take every branch of _map_value: wrong types, nulls, tolerated values,
+    too long, dotted sources, dates out of order."""
+    return [
+        ("article", article()),
+        ("article", article(title=None, slug=7, categories=["a", 3], status="weird")),
+        ("article", article(featured_image_url="javascript:alert(1)", content=["x"])),
+        ("article", article(title="x" * 501, modified_gmt="2024-02-30T00:00:00")),
+        ("article", "not an object"),
+        ("article", article(id=True)),
+        ("member", {"id": 4, "modified_gmt": "2024-01-01T00:00:00", "email": "a@b.example"}),
+        ("member", {"id": 5, "modified_gmt": "2024-01-01T00:00:00", "email": None}),
+        (
+            "member",
+            {
+                "id": 6,
+                "modified_gmt": "2024-01-01T00:00:00",
+                "email": "x@y.z",
+                "address": {"city": 3},
+                "roles": "admin",
+            },
+        ),
+        (
+            "event",
+            {
+                "id": 7,
+                "modified_gmt": "2024-01-01T00:00:00",
+                "title": "E",
+                "start_gmt": "2024-05-02T10:00:00",
+                "end_gmt": "2024-05-01T10:00:00",
+                "capacity": -1,
+            },
+        ),
+        (
+            "conference",
+            {
+                "id": 8,
+                "modified_gmt": "2024-01-01T00:00:00",
+                "title": "C",
+                "start_date": "2024-05-02",
+                "end_date": "2024-05-01",
+                "country": "Germany",
+            },
+        ),
+        (
+            "document",
+            {
+                "id": 9,
+                "modified_gmt": "2024-01-01T00:00:00",
+                "title": "D",
+                "kind": None,
+                "size": 1.5,
+                "access_level": "secret",
+            },
+        ),
+        (
+            "notification",
+            {
+                "id": 10,
+                "modified_gmt": "2024-01-01T00:00:00",
+                "title": "N",
+                "send_at_gmt": "soon",
+                "priority": None,
+            },
+        ),
+    ]
+
+
+def _fields(mapped):
+    return [(f.name, f.source, f.status, f.raw, f.value, f.error) for f in mapped.fields]
+
+
+def test_engine_mapping_without_detail_stores_and_hashes_the_same():
+    from wpsim import SimulatedSite
+
+    site = SimulatedSite(records=300, seed=3, key="k" * 40)
+    cases = [(t, site.record(t, i)) for t in site.entity_types for i in site.ids(t)]
+    for entity_type, raw in cases + _broken_records():
+        full = map_record(entity_type, raw)
+        quick = map_record(entity_type, raw, detail=False)
+        assert quick.fields == []
+        assert (quick.external_id, quick.modified_gmt, quick.values, quick.errors) == (
+            full.external_id,
+            full.modified_gmt,
+            full.values,
+            full.errors,
+        )
+        if full.ok:
+            assert content_hash(quick.values) == content_hash(full.values)
+
+
+def test_detailed_mapping_reports_every_field_as_before():
+    # One FieldResult per spec, in spec order, with the outcome the converters decided.
+    mapped = map_record("event", dict(_broken_records()[9][1]))
+    assert [f.name for f in mapped.fields] == [spec.name for spec in MAPPINGS["event"]]
+    capacity = field(mapped, "capacity")
+    assert (capacity.status, capacity.raw, capacity.value) == (FieldStatus.INVALID, -1, None)
+    assert capacity.error == "field 'capacity': must not be negative, got -1"
+    assert "invalid dates: end_gmt 2024-05-01T10:00:00 is before start_gmt" in "".join(
+        mapped.errors
+    )
+
+
+def test_every_field_type_has_a_converter():
+    from syncjobs.engine.mapping import _CONVERTERS, FIELD_TYPES
+
+    assert set(_CONVERTERS) == set(FIELD_TYPES)
+
+
+def test_reused_cleaners_sanitise_exactly_like_nh3_clean():
+    import nh3
+
+    from syncjobs.engine.mapping import _HTML_CLEANER, _TEXT_CLEANER
+    from tests.reliability.hostile import XSS_VECTORS
+
+    samples = [*XSS_VECTORS, article()["content"], "<p>Tom &amp; <b>Jerry</b></p>", "a\x00b"]
+    for html in samples:
+        assert _HTML_CLEANER.clean(html) == nh3.clean(html)
+        assert _TEXT_CLEANER.clean(html) == nh3.clean(html, tags=set())
+
+
+def test_payload_is_the_hashed_json_of_the_values():
+    import hashlib
+    import json
+
+    from syncjobs.engine.mapping import content_payload, fingerprint
+
+    mapped = fingerprint(map_record("article", article(title='Quote " back\\slash\nline ✓ 😀')))
+    assert mapped.payload == content_payload(mapped.values)
+    assert mapped.digest == hashlib.sha256(mapped.payload.encode()).hexdigest()
+    assert mapped.digest == content_hash(mapped.values)
+    decoded = json.loads(mapped.payload)
+    assert list(decoded) == sorted(mapped.values)
+    assert decoded["title"] == mapped.values["title"]
+    assert decoded["published_at"] == mapped.values["published_at"].isoformat()
+    # A record that failed mapping is never written: it gets neither.
+    failed = fingerprint(map_record("article", article(title=None)))
+    assert (failed.payload, failed.digest) == ("", "")
+
+
+def test_payload_is_the_standard_librarys_canonical_json_byte_for_byte():
+    # content_payload is written by orjson; the hashes already stored were the standard
+    # library's. Any value a mapping can produce must give the same text, or every record
+    # would look changed on the first sync after an upgrade.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from syncjobs.engine.mapping import _stdlib_payload, content_payload
+
+    utc_datetimes = st.datetimes(timezones=st.just(UTC))
+    values = st.dictionaries(
+        st.sampled_from([spec.name for specs in MAPPINGS.values() for spec in specs]),
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+        | st.text()
+        | st.lists(st.text(), max_size=4)
+        | utc_datetimes
+        | st.dates(),
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(values)
+    def same(mapped_values):
+        assert content_payload(mapped_values) == _stdlib_payload(mapped_values)
+
+    same()
+    # What orjson refuses falls back to the standard library, not to an error.
+    assert content_payload({"size": 2**70}) == '{"size":1180591620717411303424}'

@@ -129,7 +129,7 @@ class ListSource:
         self.pages = [items[i : i + page_size] for i in range(0, len(items), page_size)] or [[]]
         self.total = len(items)
 
-    def iter_pages(self, entity_type, *, modified_after=None, per_page=100):
+    def iter_pages(self, entity_type, **options):  # modified_after, per_page, deleted_since
         for items in self.pages:
             yield SimpleNamespace(items=items, total=self.total, skipped=[])
 

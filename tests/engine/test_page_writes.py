@@ -1,0 +1,242 @@
+"""How the store writes a page: one JSON document per statement, written behind the engine
+by a thread of its own (DjangoStore.commit_page), on PostgreSQL.
+
+Write-behind needs the page's connection to see committed data, so these tests that use it
+run with real transactions (transaction=True); the engine tests with the `db` fixture run
+inside a test transaction, where the store writes on the test's own connection instead.
+"""
+
+from types import SimpleNamespace
+
+import pytest
+from django.utils import timezone
+
+from records.models import Article
+from syncjobs.engine.core import JobCancelled, SyncEngine
+from syncjobs.engine.mapping import content_hash, map_record
+from syncjobs.engine.store import DjangoStore
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.runner import build_plan
+from tests.conftest import make_connector
+
+both_paths = pytest.mark.parametrize("write_behind", [True, False], ids=["behind", "inline"])
+
+
+class Pages:
+    """A source serving the given pages of articles, then calling `after(page_number)`."""
+
+    def __init__(self, *pages, after=None):
+        self.pages = pages
+        self.after = after or (lambda number: None)
+
+    def iter_pages(self, entity_type, **options):
+        total = sum(len(page) for page in self.pages)
+        for number, items in enumerate(self.pages, 1):
+            yield SimpleNamespace(items=items, total=total, skipped=[])
+            self.after(number)
+
+    def iter_deletions(self, since):
+        yield SimpleNamespace(items=[], total=0, skipped=[])
+
+
+def article(record_id, **fields):
+    record = {
+        "id": record_id,
+        "modified_gmt": "2024-03-01T10:00:00",
+        "date_gmt": "2024-03-01T09:00:00",
+        "status": "publish",
+        "slug": f"post-{record_id}",
+        "title": f"Post {record_id}",
+        "excerpt": "",
+        "content": "<p>Body</p>",
+        "categories": [],
+        "tags": [],
+    }
+    record.update(fields)
+    return record
+
+
+def run(org, *pages, write_behind=True, after=None):
+    connector = make_connector(
+        org, name=f"pages {SyncJob.objects.count()}", entity_types=["article"]
+    )
+    job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
+    store = DjangoStore(job, connector, write_behind=write_behind)
+    engine = SyncEngine(Pages(*pages, after=after), store, build_plan(job, connector))
+    try:
+        engine.run()
+        store.flush()
+    finally:
+        store.close()
+    job.refresh_from_db()
+    return job, engine
+
+
+def log_rows(job):
+    return {
+        row.external_id: (row.operation, row.status, row.error)
+        for row in SyncLogEntry.objects.filter(job=job).order_by("id")  # the latest wins
+    }
+
+
+HOSTILE_TEXT = [
+    "Quotes ' \" and a back\\slash",
+    "Lines\nand\ttabs\r\nand a form\x0cfeed",
+    "Ünïcödé, 中文, emoji 😀, RTL \u202e and separators \u2028\u2029",
+    'JSON-looking {"a": [1, 2]} and SQL-looking \'); DROP TABLE records_article; --',
+    'Escapes that must stay text: \\u0000 \\n \\"',
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_every_character_arrives_as_mapped_and_hashed(org_a, write_behind):
+    items = [
+        article(
+            n + 1,
+            title=text,
+            excerpt=f"<p>{text}</p>",
+            content=f"<pre>{text}</pre>",
+            categories=[text, "plain"],
+            slug=f"slug-{n}-%e2%9c%93",
+        )
+        for n, text in enumerate(HOSTILE_TEXT)
+    ]
+    job, _ = run(org_a, items, write_behind=write_behind)
+
+    assert job.stats["article"]["created"] == len(items), log_rows(job)
+    for item in items:
+        mapped = map_record("article", item)
+        stored = Article.objects.get(external_id=str(item["id"]))
+        for name, value in mapped.values.items():
+            assert getattr(stored, name) == value, name
+        # What was hashed is what was stored: a re-sync of it is a SKIP.
+        assert stored.content_hash == content_hash(mapped.values)
+        assert stored.source_modified_at == mapped.modified_gmt
+        assert stored.last_synced_at and stored.created_at
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_a_nul_character_fails_its_record_alone(org_a, write_behind):
+    # PostgreSQL text cannot hold NUL: the page is refused as a whole, then saved row by row,
+    # and only the record that carries one fails, saying why.
+    job, _ = run(
+        org_a,
+        [article(1), article(2, title="Before\x00after"), article(3)],
+        write_behind=write_behind,
+    )
+
+    assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1", "3"]
+    logged = log_rows(job)
+    assert logged["1"] == logged["3"] == ("CREATE", "SUCCESS", "")
+    assert logged["2"] == (
+        "CREATE",
+        "FAILED",
+        "article 2: the database refused it: PostgreSQL text fields cannot contain NUL (0x00) "
+        "bytes",
+    )
+    assert (job.stats["article"]["created"], job.stats["article"]["failed"]) == (2, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch, write_behind):
+    # The statement of page 2 fails after its upsert and log inserts ran (in the final
+    # UPDATE): being one statement, none of its rows stay. Page 1 stays complete.
+    page_statement = DjangoStore._page_statement
+
+    def failing_second_page(self, entity_type, writes, logs, *args):
+        statement = page_statement(self, entity_type, writes, logs, *args)
+        if writes and writes[0].mapped.external_id == "3":
+            # Fails only once the upsert has returned its rows.
+            statement.sql = statement.sql.replace(
+                " RETURNING cancel_requested_at",
+                " AND CASE WHEN (SELECT count(*) FROM up) > 0 THEN "
+                "current_setting('sync.no_such_setting') = 'x' END"
+                " RETURNING cancel_requested_at",
+            )
+        return statement
+
+    monkeypatch.setattr(DjangoStore, "_page_statement", failing_second_page)
+    with pytest.raises(Exception, match="no_such_setting"):
+        run(org_a, [article(1), article(2)], [article(3), article(4)], write_behind=write_behind)
+
+    assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1", "2"]
+    assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_page_sees_the_page_still_being_written(org_a):
+    # Record 1 comes again on page 2 (edited meanwhile: it moved to the end of the listing),
+    # and record 3 wants the slug record 2 took on page 1: both decisions need page 1, which
+    # is still in the writer thread when page 2 is decided.
+    job, _ = run(
+        org_a,
+        [article(1), article(2, slug="taken")],
+        [article(1, title="Edited", modified_gmt="2024-03-01T11:00:00"), article(3, slug="taken")],
+    )
+
+    # Record 1 was created once (page 2 found it), and stored with its latest version.
+    assert job.stats["article"]["created"] == 2, job.stats
+    assert Article.objects.get(external_id="1").title == "Edited"
+    assert Article.objects.count() == 2
+    # The engine's own check caught the slug (naming the holder), not the database.
+    status, error = log_rows(job)["3"][1:]
+    assert status == "FAILED"
+    assert error.startswith("article 3: duplicate slug 'taken': the article 'Post 2'"), error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_seen_by_the_page_in_flight_stops_the_next_one(org_a, monkeypatch):
+    # The admin cancels just before page 1's statement runs in the writer thread: that page
+    # is stored and its statement sees the request; page 2, decided meanwhile, is not.
+    write_page = DjangoStore._write_page
+
+    def cancel_then_write(self, entity_type, statement):
+        if '"external_id":"1"' in str(statement.params):
+            SyncJob.objects.update(cancel_requested_at=timezone.now())
+        return write_page(self, entity_type, statement)
+
+    monkeypatch.setattr(DjangoStore, "_write_page", cancel_then_write)
+    with pytest.raises(JobCancelled):
+        run(org_a, [article(1)], [article(2)], [article(3)])
+
+    assert list(Article.objects.values_list("external_id", flat=True)) == ["1"]
+    assert list(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writing_behind_stores_exactly_what_writing_inline_does(org_a, org_b, settings):
+    from syncjobs import services
+    from syncjobs.runner import run_job
+    from wpsim import SimulatedSite, serve
+
+    from .conftest import SIM_KEY
+
+    site = SimulatedSite(records=400, seed=5, key=SIM_KEY)
+    outcome = {}
+    with serve(site, host="127.0.0.1", port=0) as server:
+        for write_behind, org in ((True, org_a), (False, org_b)):
+            settings.SYNC_WRITE_BEHIND = write_behind
+            connector = make_connector(
+                org,
+                name=f"behind {write_behind}",
+                site_url=server.url,
+                api_key=SIM_KEY,
+                entity_types=sorted(site.entity_types),
+            )
+            job = run_job(services.start_sync(connector, "FULL").pk)
+            assert job.status == "COMPLETED", job.error
+            outcome[write_behind] = (
+                job.stats,
+                {
+                    (r.entity_type, r.external_id): (r.operation, r.status, r.error)
+                    for r in SyncLogEntry.objects.filter(job=job)
+                },
+            )
+            # The next sync sees every record as stored: all skipped.
+            again = run_job(services.start_sync(connector, "FULL").pk)
+            totals = again.totals()
+            assert totals["skipped"] == totals["processed"] - totals["failed"], totals
+    assert outcome[True] == outcome[False]
