@@ -1,13 +1,17 @@
-"""The connectors list on a phone: each connector one block whose last and next sync are in
-sight, not in columns scrolled off the right edge of a 390 px screen."""
+"""Pages on a phone (390 px): each table row one block whose figures and messages are in
+sight, not in columns scrolled off the right edge or squeezed to a few letters per line."""
 
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from django.utils import timezone
 
 from connectors.models import Connector
+from syncjobs.models import SyncLogEntry
 from tests.dashboard.conftest import make_job
+from tests.dashboard.sync_history import KEY, run_history_syncs
+from wpsim import SimulatedSite, serve
 
 from .conftest import login, screenshot
 
@@ -42,5 +46,57 @@ def test_connectors_list_stacks_on_a_phone(chromium, live_server, alice, connect
             box = cell.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
         assert not row.locator("td.hide-phone").is_visible()  # the Type column stays hidden
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def site():
+    return SimulatedSite(records=120, seed=5, key=KEY)
+
+
+@pytest.fixture
+def server(site):
+    with serve(site, host="127.0.0.1", port=0) as running:
+        yield running
+
+
+def test_job_page_on_a_phone_shows_each_failed_record_in_full(
+    chromium, live_server, alice, org_a, site, server
+):
+    """A real full sync's failed rows at 390 px: each log row one block whose error reads in
+    full on the screen (it used to be a column squeezed to a few letters per line, off to the
+    right), and each entity type's bar spans the card."""
+    _connector, full, _conflicts, _pushes = run_history_syncs(org_a, site, server)
+    failed = SyncLogEntry.objects.filter(job=full, status="FAILED").order_by("-id")
+    assert failed.count() >= 2
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        login(page, alice)
+        page.goto(full.get_absolute_url() + "?status=FAILED")
+        screenshot(page, "phone-job-failed-rows")
+        assert page.evaluate(OVERFLOW_JS, False) == []
+        rows = page.locator("#job-log tbody tr")
+        assert rows.count() == failed.count()
+        for index, entry in enumerate(failed):
+            row = rows.nth(index)
+            details = row.locator(".log-details")
+            assert details.inner_text() == entry.error
+            box, row_box = details.bounding_box(), row.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+            assert box["width"] > 300, box  # the error has the row's width, not a sliver
+            assert row_box["height"] < 220, row_box
+            assert row.locator(".log-type").inner_text() == entry.get_entity_type_display()
+            assert row.locator("td:nth-child(2)").evaluate(LABEL_JS) == '"ID "'
+            assert row.locator(".log-int").is_hidden()  # no record was written: no "—" line
+        for bar in page.locator("#job-status tbody progress").all():
+            assert bar.bounding_box()["width"] > 250
+        failed_counter = page.locator("#job-status tbody tr", has_text="Article").locator(
+            "td[data-label='Failed']"
+        )
+        assert failed_counter.evaluate(LABEL_JS) == '"Failed "'
+        assert failed_counter.inner_text() == str(full.stats["article"]["failed"])
     finally:
         context.close()
