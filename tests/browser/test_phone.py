@@ -100,3 +100,34 @@ def test_job_page_on_a_phone_shows_each_failed_record_in_full(
         assert failed_counter.inner_text() == str(full.stats["article"]["failed"])
     finally:
         context.close()
+
+
+def test_activity_on_a_phone_keeps_every_status_in_sight(
+    chromium, live_server, alice, org_a, site, server
+):
+    """The feed's five columns squeezed every event to several lines and pushed the status
+    off screen; now each event is one block, its record's error across the screen."""
+    connector, _full, _conflicts, _pushes = run_history_syncs(org_a, site, server)
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        login(page, alice)
+        page.goto(f"/o/{org_a.slug}/connectors/{connector.pk}/activity/")
+        screenshot(page, "phone-activity")
+        assert page.evaluate(OVERFLOW_JS, False) == []
+        assert page.locator(".table-wrap").evaluate("(el) => el.scrollWidth <= el.clientWidth")
+        rows = page.locator("tbody tr")
+        assert rows.count() > 10
+        for index in range(rows.count()):
+            badge = rows.nth(index).locator(".act-status .badge").bounding_box()
+            assert badge["x"] >= 0 and badge["x"] + badge["width"] <= 390, (index, badge)
+            assert rows.nth(index).bounding_box()["height"] < 300, index
+        assert rows.first.locator(".act-job").evaluate(LABEL_JS) == '"Job "'
+        # The pushes job's refused push and conflicts carry messages, on the first page.
+        errors = page.locator(".act-record .error-text")
+        assert errors.count() >= 1
+        for index in range(errors.count()):
+            assert errors.nth(index).bounding_box()["width"] > 300, index
+    finally:
+        context.close()
