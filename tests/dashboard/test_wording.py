@@ -4,6 +4,7 @@ from a job's failed or conflicting records to those rows."""
 import re
 from datetime import timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -110,3 +111,20 @@ def test_job_card_shows_pushed_only_where_pushing_happens(
     with django_assert_max_num_queries(3):
         html = alice_client.get(status, HTTP_HX_REQUEST="true").text
     assert '<th scope="col">Pushed</th>' in html
+
+
+@pytest.mark.parametrize(
+    ("url_name", "here"),
+    [
+        ("diagnostics:connection_test", "Connection test"),
+        ("diagnostics:mapping", "Mapping Diagnostics"),
+        ("connectors:delete", "Delete"),
+    ],
+)
+def test_pages_off_the_tabs_say_where_you_are(alice_client, connector_a, url_name, here):
+    """No tab is selected on these pages: the breadcrumb names the page and links back to
+    the connector, instead of ending on the connector's name as if this were its Overview."""
+    html = alice_client.get(reverse(url_name, args=["acme", connector_a.pk])).text
+    crumbs = re.search(r'<nav class="breadcrumb".*?</nav>', html, re.S).group(0)
+    assert f'<a href="{connector_a.get_absolute_url()}">{connector_a.name}</a>' in crumbs
+    assert f'<span aria-current="page">{here}</span>' in crumbs
