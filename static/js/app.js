@@ -3,6 +3,8 @@
  *   it fires a bubbling "countdown-done" event (the status card refreshes on it).
  * - tr.table-clickable[data-href]: the whole row opens its link (the row also has a real <a>).
  * - details.menu: closes on outside click and Escape.
+ * - [hx-trigger^="every"] (a PENDING/RUNNING job's status card): no poll while the tab is
+ *   hidden; one refresh as soon as it is shown again.
  * Loaded with `defer` under a strict CSP (script-src 'self'): no inline handlers anywhere. */
 (function () {
   "use strict";
@@ -70,6 +72,24 @@
         if (summary) summary.focus();
       }
     }
+  });
+
+  // A job page left open in a background tab would ask the server for its status every 4 s
+  // for as long as the job runs, for a card nobody sees: with many tabs that is most of the
+  // polling load. htmx keeps its timer; while the tab is hidden each poll is skipped, and the
+  // card refreshes once the moment the tab is shown again.
+  function isPoller(el) {
+    return /^\s*every\s/.test((el && el.getAttribute("hx-trigger")) || "");
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (document.hidden && isPoller(event.detail.elt)) event.preventDefault();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    document.querySelectorAll("[hx-trigger][hx-get]").forEach(function (el) {
+      if (!isPoller(el)) return;
+      window.htmx.ajax("GET", el.getAttribute("hx-get"), { source: el, target: el, swap: "outerHTML" });
+    });
   });
 
   document.addEventListener("DOMContentLoaded", tickCountdowns);
