@@ -164,7 +164,9 @@ def _statistics(connector) -> dict:
                     {
                         "label": EntityType(entity_type).label,
                         "values": values,
-                        "any": any(value for _key, _label, value in values),
+                        "any": any(value for _key, _label, value in values)
+                        or bool(counters.get("push_failed")),
+                        "push_failed": counters.get("push_failed") or 0,
                     }
                 )
     return {
@@ -176,6 +178,7 @@ def _statistics(connector) -> dict:
         "stats_job": last,
         "counter_labels": [label for _, label in counter_keys],
         "counter_rows": last_rows,
+        "counter_push_failed": last.totals().get("push_failed", 0) if last else 0,
         "counter_totals": (
             [(key, label, last.totals().get(key, 0)) for key, label in counter_keys] if last else []
         ),
