@@ -219,6 +219,7 @@ def job_progress(job: SyncJob) -> dict:
         # For the card's links to the failed and conflicting rows (0, not a missing key).
         "failed": totals.get("failed", 0),
         "conflicts": totals.get("conflicts", 0),
+        "push_failed": totals.get("push_failed", 0),
         "total": totals.get("total", 0),
         "percent": percent(processed, totals.get("total", 0)),
         "totals_known": bool(rows) and not waiting,

@@ -76,6 +76,18 @@ def test_job_card_links_to_its_failed_and_conflicting_records(alice_client, conn
     assert "3 records failed" in fragment and "1 conflict" in fragment
 
 
+def test_job_card_links_to_the_pushes_wordpress_refused(alice_client, connector_a):
+    job = make_job(
+        connector_a,
+        stats={"event": {"total": 2, "processed": 2, "skipped": 1, "push_failed": 2}},
+    )
+    url = reverse("syncjobs:detail", args=["acme", connector_a.pk, job.pk])
+    html = alice_client.get(url).text
+    link = f'<a href="{url}?operation=SYNC&amp;status=FAILED#log-heading" class="text-danger">'
+    assert link + "2 pushes refused by WordPress</a>" in html
+    assert "records failed" not in html and "conflict" not in html.split("record-problems")[1][:300]
+
+
 def test_job_card_of_a_clean_job_has_no_problem_links(alice_client, connector_a):
     job = make_job(connector_a, stats={"article": {"total": 2, "processed": 2, "created": 2}})
     html = alice_client.get(reverse("syncjobs:detail", args=["acme", connector_a.pk, job.pk])).text
