@@ -22,6 +22,13 @@ class EntityType(models.TextChoices):
     NOTIFICATION = "notification", "Notification"
 
 
+def _slug_field():
+    # Not indexed on its own (db_index=False, SlugField's default is two indexes, one of them
+    # for LIKE): slugs are only ever looked up within an organisation, which the partial
+    # unique (organisation, slug) index serves, and each index is a cost of every sync.
+    return models.SlugField(max_length=200, blank=True, allow_unicode=True, db_index=False)
+
+
 class PlatformRecord(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey("accounts.Organisation", models.CASCADE)
@@ -90,7 +97,7 @@ class Article(PlatformRecord):
     has_slug = True
 
     title = models.CharField(max_length=500)
-    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    slug = _slug_field()
     excerpt = models.TextField(blank=True)
     content = models.TextField(blank=True, help_text="Sanitised HTML")
     author_name = models.CharField(max_length=200, blank=True)
@@ -146,7 +153,7 @@ class Event(PlatformRecord):
     has_slug = True
 
     title = models.CharField(max_length=500)
-    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    slug = _slug_field()
     description = models.TextField(blank=True, help_text="Sanitised HTML")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True)
@@ -180,7 +187,7 @@ class Document(PlatformRecord):
         ADMINS = "admins", "Admins"
 
     title = models.CharField(max_length=500)
-    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    slug = _slug_field()
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DOCUMENT)
     folder_path = models.CharField(max_length=500, blank=True)
     file_url = models.URLField(max_length=1000, blank=True)
@@ -204,7 +211,7 @@ class Conference(PlatformRecord):
     has_slug = True
 
     title = models.CharField(max_length=500)
-    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    slug = _slug_field()
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True)
     venue = models.CharField(max_length=300, blank=True)
@@ -226,7 +233,7 @@ class Company(PlatformRecord):
     has_slug = True
 
     name = models.CharField(max_length=300)
-    slug = models.SlugField(max_length=200, blank=True, allow_unicode=True)
+    slug = _slug_field()
     website = models.URLField(max_length=1000, blank=True)
     industry = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True, help_text="Sanitised HTML")
