@@ -131,3 +131,36 @@ def test_activity_on_a_phone_keeps_every_status_in_sight(
             assert errors.nth(index).bounding_box()["width"] > 300, index
     finally:
         context.close()
+
+
+def test_platform_connectors_on_a_phone(chromium, live_server, root, connector_a, connector_b):
+    """Every organisation's connectors at 390 px: one block per connector (organisation, name,
+    status, last and next sync in sight) and the column headers kept as a bar of sort links."""
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        login(page, root)
+        page.goto("/platform/connectors/")
+        screenshot(page, "phone-platform-connectors")
+        assert page.evaluate(OVERFLOW_JS, False) == []
+        assert page.locator(".table-wrap").evaluate("(el) => el.scrollWidth <= el.clientWidth")
+        rows = page.locator("tbody tr")
+        assert rows.count() == 2
+        for index in range(2):
+            row = rows.nth(index)
+            for cell in (
+                row.locator(".pf-status .badge"),
+                row.locator("[data-label='Next sync:']"),
+            ):
+                box = cell.bounding_box()
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+            assert not row.locator("td.hide-phone").is_visible()
+        sort_by_name = page.locator("thead a", has_text="Name")
+        assert sort_by_name.is_visible()
+        sort_by_name.click()
+        page.wait_for_url("**sort=name**")
+        names = [rows.nth(i).locator("th").inner_text() for i in range(2)]
+        assert names == sorted(names)
+    finally:
+        context.close()
