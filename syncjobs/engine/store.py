@@ -126,7 +126,9 @@ class DjangoStore:
             # that page finish, as a page committed before a failure always was.
             try:
                 self._settle()
-            except Exception:  # the job already failed or was cancelled: that is reported
+            except JobCancelled:
+                pass  # the job is ending anyway; the page itself was stored
+            except Exception:  # the job already failed: that is what it reports
                 logger.exception("the last page of sync job %s failed to store", self.job.pk)
         if self._writer is not None:
             # The writer thread's connection is its own: close it there, then the thread.

@@ -240,3 +240,18 @@ def test_writing_behind_stores_exactly_what_writing_inline_does(org_a, org_b, se
             totals = again.totals()
             assert totals["skipped"] == totals["processed"] - totals["failed"], totals
     assert outcome[True] == outcome[False]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_a_page_is_written_keeps_that_page(org_a):
+    # The site fails right after serving page 1, while page 1 is still in the writer thread:
+    # the job stops with the site's error, and page 1 is stored whole, as a page committed
+    # before a failure always was.
+    def site_goes_down(number):
+        raise RuntimeError("the site stopped answering")
+
+    with pytest.raises(RuntimeError, match="stopped answering"):
+        run(org_a, [article(1), article(2)], [article(3)], after=site_goes_down)
+
+    assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1", "2"]
+    assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
