@@ -360,9 +360,27 @@ _HTML_CLEANER = nh3.Cleaner()
 _TEXT_CLEANER = nh3.Cleaner(tags=set())
 
 
+# JSON can carry a lone UTF-16 surrogate ("\ud800"), which is not Unicode text: nh3, the
+# content hash and PostgreSQL all refuse it, and it used to fail the whole job. It fails its
+# record here, naming the field. isascii() first: most values never reach the search.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(value: str) -> str:
+    if not value.isascii():
+        found = _SURROGATE_RE.search(value)
+        if found:
+            raise _Invalid(
+                f"character {found.start() + 1} is {ascii(found.group())[1:-1]}, a lone UTF-16 "
+                "surrogate: not valid Unicode text"
+            )
+    return value
+
+
 def _plain_text(value: str) -> str:
     # Titles may carry markup an editor typed ("<b>bold</b>"): drop the tags, keep the text,
     # then decode entities (&#8217; &amp; …) once. nh3 re-escapes & < >, unescape undoes it.
+    _valid_text(value)
     if "<" in value:
         value = _TEXT_CLEANER.clean(value)
     return html.unescape(value) if "&" in value else value
@@ -377,7 +395,7 @@ def _type_name(value: Any) -> str:
 def _expect_str(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"expected a string, got {_type_name(value)}")
-    return value
+    return _valid_text(value)
 
 
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -694,8 +712,13 @@ def fingerprint(record: MappedRecord) -> MappedRecord:
     """Sets a valid record's payload and digest (the engine does it ahead, off its main
     thread); returns the record."""
     if record.ok:
-        record.payload = content_payload(record.values)
-        record.digest = payload_hash(record.payload)
+        try:
+            record.payload = content_payload(record.values)
+            record.digest = payload_hash(record.payload)
+        except UnicodeEncodeError as exc:
+            # A value no converter checked (the text checks above cover every string field
+            # today): the record fails, not the job.
+            record.errors.append(f"a value is not valid Unicode text ({exc.reason})")
     return record
 
 

@@ -10,6 +10,7 @@ from syncjobs.engine.mapping import (
     FieldSpec,
     FieldStatus,
     content_hash,
+    fingerprint,
     map_record,
     mapping_for,
     reverse_map,
@@ -507,3 +508,25 @@ def test_payload_is_the_standard_librarys_canonical_json_byte_for_byte():
     same()
     # What orjson refuses falls back to the standard library, not to an error.
     assert content_payload({"size": 2**70}) == '{"size":1180591620717411303424}'
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "raw", "message"),
+    [
+        ("article", {"title": "a\ud800"}, "field 'title': character 2 is \\ud800"),
+        ("article", {"content": "<p>\udc00</p>"}, "field 'content': character 4 is \\udc00"),
+        ("article", {"categories": ["ok", "\udfff"]}, "field 'categories': character 1 is"),
+        ("member", {"email": "a\ud800@example.org"}, "field 'email': character 2 is \\ud800"),
+        ("member", {"address": {"city": "\ud83d"}}, "field 'address': character 1 is \\ud83d"),
+        ("event", {"registration_url": "https://x.org/\ud800"}, "field 'registration_url'"),
+    ],
+)
+def test_a_lone_surrogate_is_an_invalid_field_not_a_crash(entity_type, raw, message):
+    # Valid JSON ("\ud800"), not valid Unicode: the record fails by field, the diagnostics can
+    # render it, and nothing downstream (nh3, the hash, PostgreSQL) sees it.
+    record = {"id": 7, "modified_gmt": "2024-01-01T00:00:00", "title": "t", **raw}
+    for detail in (True, False):
+        mapped = fingerprint(map_record(entity_type, record, detail=detail))
+        assert not mapped.ok
+        assert any(message in error for error in mapped.errors), mapped.errors
+        assert all(error.isascii() for error in mapped.errors)

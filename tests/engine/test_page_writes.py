@@ -141,6 +141,32 @@ def test_a_nul_character_fails_its_record_alone(org_a, write_behind):
 
 @pytest.mark.django_db(transaction=True)
 @both_paths
+def test_a_lone_surrogate_fails_its_record_alone(org_a, write_behind):
+    # JSON allows "\ud800" on its own; it is not Unicode text (nh3, the hash and PostgreSQL
+    # refuse it) and used to fail the whole job from the hashing.
+    job, _ = run(
+        org_a,
+        [article(1), article(2, title="Half \ud83d an emoji"), article(3, tags=["ok", "\udfff"])],
+        [article(4, content="<p>\ud800</p>")],
+        write_behind=write_behind,
+    )
+
+    assert job.status == "RUNNING"  # the runner, not the engine, ends the job
+    assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1"]
+    logged = log_rows(job)
+    assert logged["1"] == ("CREATE", "SUCCESS", "")
+    assert logged["2"][1] == logged["3"][1] == logged["4"][1] == "FAILED"
+    assert logged["2"][2] == (
+        "article 2: field 'title': character 6 is \\ud83d, a lone UTF-16 surrogate: "
+        "not valid Unicode text"
+    )
+    assert "field 'tags': character 1 is \\udfff" in logged["3"][2]
+    assert "field 'content': character 4 is \\ud800" in logged["4"][2]
+    assert (job.stats["article"]["created"], job.stats["article"]["failed"]) == (1, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
 def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch, write_behind):
     # The statement of page 2 fails after its upsert and log inserts ran (in the final
     # UPDATE): being one statement, none of its rows stay. Page 1 stays complete.

@@ -47,6 +47,8 @@ json_scalars = (
             "ZZZ",
             "a" * 5000,
             "\x00",
+            "\ud800",  # lone UTF-16 surrogates: valid JSON, not Unicode text
+            "half \ud83d emoji",
             "9" * 40,
         ]
     )
