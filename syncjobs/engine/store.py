@@ -339,6 +339,7 @@ class DjangoStore:
 
     def logged_in_job(self, entity_type: str, external_ids: list[str]) -> set[str]:
         """Which of these records already have a log row in this job (one query)."""
+        self._settle(entity_type=entity_type, ids=external_ids)  # a row may be in flight
         return self._logged(entity_type, external_ids)
 
     def forget_logs(self, entity_type: str, external_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -346,6 +347,7 @@ class DjangoStore:
         row); returns (external_id, operation, status) of each row deleted."""
         if not external_ids:
             return []
+        self._settle(entity_type=entity_type, ids=external_ids)
         if connection.vendor != "postgresql":
             deleted = SyncLogEntry.objects.filter(
                 job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
@@ -446,7 +448,10 @@ class DjangoStore:
             self._in_flight = _InFlight(
                 future=self._writer.submit(self._write_page, entity_type, statement),
                 entity_type=entity_type,
-                external_ids={w.mapped.external_id for w in writes},
+                # Logged ones too, not only written ones: logged_in_job (one log row per
+                # record per job) must see a SKIP row of a record that comes again.
+                external_ids={w.mapped.external_id for w in writes}
+                | {line.external_id for line in logs},
                 slugs=slugs,
                 moves_slugs=bool(statement.released or statement.moving),
                 args=(entity_type, writes, logs, frozen, dict(cursors), now),

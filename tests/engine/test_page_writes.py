@@ -214,6 +214,38 @@ def test_the_next_page_sees_the_page_still_being_written(org_a):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_skip_still_being_written_is_not_logged_twice(org_a, monkeypatch):
+    # Record 1 is unchanged (SKIP) on page 1, then comes again on page 2 with a newer
+    # modified time and the same content: the job's one log row for it is the SKIP that
+    # page 1 wrote, even while that row is still in the writer thread.
+    first, _ = run(org_a, [article(1), article(2)])
+    SyncJob.objects.filter(pk=first.pk).update(status="COMPLETED")
+    write_page = DjangoStore._write_page
+
+    def slow_write(self, entity_type, statement):
+        import time
+
+        time.sleep(0.3)  # page 2 is decided while page 1 is surely still in flight
+        return write_page(self, entity_type, statement)
+
+    monkeypatch.setattr(DjangoStore, "_write_page", slow_write)
+    connector = first.connector
+    job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
+    store = DjangoStore(job, connector, write_behind=True)
+    pages = Pages([article(1), article(2)], [article(1, modified_gmt="2024-03-01T11:00:00")])
+    engine = SyncEngine(pages, store, build_plan(job, connector))
+    try:
+        engine.run()
+        store.flush()
+    finally:
+        store.close()
+
+    rows = list(SyncLogEntry.objects.filter(job=job).values_list("external_id", "operation"))
+    assert sorted(rows) == [("1", "SKIP"), ("2", "SKIP")]
+    assert engine.stats["article"]["skipped"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_cancel_seen_by_the_page_in_flight_stops_the_next_one(org_a, monkeypatch):
     # The admin cancels just before page 1's statement runs in the writer thread: that page
     # is stored and its statement sees the request; page 2, decided meanwhile, is not.
