@@ -5,6 +5,7 @@ non-zero counters labelled ("Conflicts 1", "Archived 2"), nothing scrolling side
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from records.models import EntityType
 from tests.dashboard.sync_history import KEY, run_history_syncs
@@ -49,7 +50,12 @@ def expected(job):
 def test_history_counters_at_laptop_and_phone_width(
     chromium, live_server, alice, org_a, site, server
 ):
+    # Job numbers of a platform that has run for a while (seven digits, "Incremental sync
+    # #1000002"): the Job column must wrap rather than push the counters off the card.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('syncjobs_syncjob', 'id'), 1000000)")
     connector, full, conflicts, pushes = run_history_syncs(org_a, site, server)
+    assert full.pk > 1_000_000
     url = f"/o/{org_a.slug}/connectors/{connector.pk}/history/"
     for width, height in ((1280, 860), (390, 844)):
         context = chromium.new_context(
