@@ -162,6 +162,17 @@ class ConnectorFieldsMixin:
     def clean_site_url(self):
         return normalise_site_url(self.cleaned_data.get("site_url"))
 
+    def full_clean(self):
+        super().full_clean()
+        # The key is write-only (never rendered back), so a form returned for another field's
+        # error comes back with the key box empty: say so beside it, or the admin resubmits
+        # without it (create: "key required"; settings: the old key silently kept).
+        typed = (self.data.get("api_key") or "").strip() if self.is_bound else ""
+        if typed and self._errors and "api_key" not in self._errors:
+            self["api_key"].help_text = (
+                "Nothing was saved, so paste the key again: it is never sent back to your browser."
+            )
+
     def clean_entity_types(self):
         chosen = set(self.cleaned_data.get("entity_types") or [])
         if not chosen:
@@ -262,6 +273,7 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.organisation = self.instance.organisation
+        self.fields["name"].error_messages["required"] = "Give the connector a name."
         self.fields["api_key"].widget.attrs["placeholder"] = (
             "A key is stored — type a new one to replace it"
             if self.instance.has_api_key

@@ -236,3 +236,25 @@ def test_settings_errors_keep_the_header_unchanged(alice_client, connector_a, or
     assert "Enter a full address" in response.text
     assert "<h1>Acme Association site" in response.text
     assert Connector.objects.get(pk=connector_a.pk).name == "Acme Association site"
+
+
+RETYPE = "Nothing was saved, so paste the key again: it is never sent back to your browser."
+
+
+def test_a_typed_key_that_was_not_kept_is_asked_for_again(alice_client, connector_a):
+    """After another field's error the key box comes back empty (write-only): the form says so
+    beside it, in both forms, and only when a key was typed."""
+    response = post_create(alice_client, site_url="ftp://x", api_key="typed-key-000111222")
+    assert RETYPE in response.text and "typed-key-000111222" not in response.text
+    assert RETYPE not in post_create(alice_client, site_url="ftp://x", api_key="").text
+    response = post_settings(alice_client, connector_a, site_url="ftp://x", api_key=NEW_KEY)
+    assert RETYPE in response.text and NEW_KEY not in response.text
+    assert "Leave blank to keep the stored key." not in response.text
+    assert RETYPE not in post_settings(alice_client, connector_a, site_url="ftp://x").text
+    assert Connector.objects.get(pk=connector_a.pk).api_key == KEY
+
+
+def test_settings_asks_for_a_name_as_the_create_form_does(alice_client, connector_a):
+    response = post_settings(alice_client, connector_a, name="")
+    assert "Give the connector a name." in response.text
+    assert "This field is required." not in response.text
