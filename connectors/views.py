@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from connectors import services
 from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
+from connectors.templatetags.dashboard import audit_label
 from records.models import RECORD_MODELS, EntityType
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
@@ -384,7 +385,7 @@ def connector_settings(request, org, connector):
             messages.success(
                 request,
                 "Settings saved: "
-                + ", ".join(sorted(changes))
+                + ", ".join(audit_label(name) for name in sorted(changes))
                 + ". They apply from the next sync.",
             )
         else:

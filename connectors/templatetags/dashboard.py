@@ -109,6 +109,45 @@ def as_text(value) -> str:
     return str(value)
 
 
+def _connector_field(name):
+    from connectors.models import Connector
+
+    try:
+        return Connector._meta.get_field(name)
+    except Exception:  # FieldDoesNotExist: a key of a test or deletion summary
+        return None
+
+
+@register.filter
+def audit_label(name: str) -> str:
+    """An audit key as the admin knows it: the Settings form's label ("Sync frequency"),
+    not the column name ("frequency") they never see."""
+    from connectors.forms import ConnectorSettingsForm
+
+    form_field = ConnectorSettingsForm.base_fields.get(name)
+    if form_field is not None and form_field.label:
+        return str(form_field.label)
+    if name == "kind":
+        return "Type"
+    return str(name).replace("_", " ").capitalize()
+
+
+@register.filter
+def audit_value(value, name: str) -> str:
+    """An audited connector value as the Settings form shows it: choice labels ("Hourly",
+    "Paused", "Article, Member") rather than stored codes ("1h", "PAUSED", "article")."""
+    from records.models import EntityType
+
+    if name == "entity_types" and isinstance(value, list):
+        labels = dict(EntityType.choices)
+        value = [labels.get(item, item) for item in value]
+    else:
+        model_field = _connector_field(name)
+        if model_field is not None and model_field.choices and isinstance(value, str):
+            value = dict(model_field.flatchoices).get(value, value)
+    return as_text(value)
+
+
 @register.simple_tag(takes_context=True)
 def query_with(context, **params) -> str:
     """The current query string with some parameters replaced (None/"" removes them).

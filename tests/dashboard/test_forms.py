@@ -2,6 +2,7 @@
 the key write-only, every save audited with its field-level diff."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -258,3 +259,40 @@ def test_settings_asks_for_a_name_as_the_create_form_does(alice_client, connecto
     response = post_settings(alice_client, connector_a, name="")
     assert "Give the connector a name." in response.text
     assert "This field is required." not in response.text
+
+
+def test_the_audit_diff_reads_as_the_settings_form(alice_client, connector_a):
+    """Labels and choice names, not column names and stored codes ("entity_types",
+    "two_way"); the key still only shows that it changed."""
+    post_settings(
+        alice_client,
+        connector_a,
+        entity_types=["article", "document"],
+        sync_direction="two_way",
+        mirror_images="on",
+        api_key=NEW_KEY,
+    )
+    saved = alice_client.get(reverse("connectors:settings", args=["acme", connector_a.pk])).text
+    assert (
+        "Settings saved: Sync API key, Content types to import, "
+        "Mirror images and files onto the platform, Sync direction." in saved
+    )
+    alice_client.post(reverse("connectors:pause", args=["acme", connector_a.pk]))
+    html = alice_client.get(reverse("connectors:audit", args=["acme", connector_a.pk])).text
+    rows = {
+        label: (before, after)
+        for label, before, after in re.findall(
+            r'<th scope="row">([^<]+)</th><td class="diff-before">([^<]*)</td>'
+            r'<td class="diff-after">([^<]*)</td>',
+            html,
+        )
+    }
+    assert rows["Content types to import"] == ("Article, Member, Event", "Article, Document")
+    assert rows["Sync direction"] == (
+        "Import only (WordPress → platform)",
+        "Two-way (platform edits are pushed back to WordPress)",
+    )
+    assert rows["Mirror images and files onto the platform"] == ("no", "yes")
+    assert rows["Sync API key"] == ("••••••", "•••••• (changed)")
+    assert rows["Status"] == ("Active", "Paused")
+    assert NEW_KEY not in html and "entity_types" not in html and "two_way" not in html

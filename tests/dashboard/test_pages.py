@@ -157,9 +157,10 @@ def test_audit_log_lists_every_action(alice_client, alice, connector_a):
     assert "created the connector" in html
     assert "triggered a full sync" in html and "job #7" in html
     assert "cancelled" in html
+    # The diff names fields and values as the Settings form does, not by column and code.
     assert (
-        '<th scope="row">frequency</th><td class="diff-before">1h</td>'
-        '<td class="diff-after">15m</td>' in html
+        '<th scope="row">Sync frequency</th><td class="diff-before">Hourly</td>'
+        '<td class="diff-after">Every 15 minutes</td>' in html
     )
 
 
