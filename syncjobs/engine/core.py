@@ -177,6 +177,9 @@ class LogLine:
     status: str
     error: str = ""
     internal_id: Any = None
+    # An earlier page of this job logged the record: the store deletes that row in the
+    # transaction that inserts this one, so a crash between the two cannot lose it.
+    replaces: bool = False
 
 
 @dataclass
@@ -226,11 +229,9 @@ class Store(Protocol):
 
     def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None: ...
 
-    def logged_in_job(self, entity_type: str, external_ids: list[str]) -> set[str]: ...
-
-    def forget_logs(
+    def logged_in_job(
         self, entity_type: str, external_ids: list[str]
-    ) -> list[tuple[str, str, str]]: ...
+    ) -> dict[str, list[tuple[str, str]]]: ...
 
 
 @dataclass
@@ -470,27 +471,31 @@ class SyncEngine:
                 or record.modified_gmt > ex.source_modified_at
             )
         ]
-        again = self.store.logged_in_job(entity_type, candidates) if candidates else set()
+        again = self.store.logged_in_job(entity_type, candidates) if candidates else {}
         if not again:
             return logs
         counters = self.stats[entity_type]
-        kept, replacing = [], {}
+        kept = []
         for line in logs:
-            if line.external_id in again and line.operation == SKIP:
+            earlier = again.get(line.external_id)
+            if earlier is None:
+                kept.append(line)
+                continue
+            if line.operation == SKIP:
                 counters["skipped"] -= 1
                 counters["processed"] -= 1
                 continue
-            if line.external_id in again:
-                replacing[line.external_id] = line
+            # The earlier rows stop counting now; the store deletes them with the page that
+            # inserts this line (LogLine.replaces), never before it: read, not deleted, here.
+            for operation, status in earlier:
+                counters["processed"] -= 1
+                counter = _COUNTER_OF.get((operation, status))
+                if counter:
+                    counters[counter] -= 1
+                if (operation, status, line.operation) == (CREATE, SUCCESS, UPDATE):
+                    line.operation = CREATE  # this job created it, with its latest version
+            line.replaces = True
             kept.append(line)
-        for external_id, operation, status in self.store.forget_logs(entity_type, list(replacing)):
-            counters["processed"] -= 1
-            counter = _COUNTER_OF.get((operation, status))
-            if counter:
-                counters[counter] -= 1
-            line = replacing[external_id]
-            if (operation, status, line.operation) == (CREATE, SUCCESS, UPDATE):
-                line.operation = CREATE  # this job created it, with its latest version
         return kept
 
     def _check_writes(self, entity_type, writes) -> None:

@@ -337,31 +337,52 @@ class DjangoStore:
             batch.append((existing, {name: row[name] for name in names}))
         return batch, (rows[-1]["external_id"] if len(rows) == limit else None)
 
-    def logged_in_job(self, entity_type: str, external_ids: list[str]) -> set[str]:
-        """Which of these records already have a log row in this job (one query)."""
+    def logged_in_job(
+        self, entity_type: str, external_ids: list[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """This job's log rows of these records, as {external_id: [(operation, status)]}
+        (one query). Only read: a later version's log line that replaces them deletes them
+        in its page's own statement (LogLine.replaces, _REPLACED_LOGS_SQL)."""
         self._settle(entity_type=entity_type, ids=external_ids)  # a row may be in flight
-        return self._logged(entity_type, external_ids)
-
-    def forget_logs(self, entity_type: str, external_ids: list[str]) -> list[tuple[str, str, str]]:
-        """Delete this job's log rows of these records (a later version of each replaces its
-        row); returns (external_id, operation, status) of each row deleted."""
-        if not external_ids:
-            return []
-        self._settle(entity_type=entity_type, ids=external_ids)
+        found: dict[str, list[tuple[str, str]]] = {}
         if connection.vendor != "postgresql":
-            deleted = SyncLogEntry.objects.filter(
+            rows = SyncLogEntry.objects.filter(
                 job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
-            )
-            rows = list(deleted.values_list("external_id", "operation", "status"))
-            deleted.delete()
-            return rows
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM syncjobs_synclogentry WHERE job_id = %s AND entity_type = %s "
-                "AND external_id = ANY(%s) RETURNING external_id, operation, status",
-                [self.job.pk, entity_type, list(external_ids)],
-            )
-            return [tuple(row) for row in cursor.fetchall()]
+            ).values_list("external_id", "operation", "status")
+        else:
+            # The probes of _logged(), returning every row of each record.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT k.v, seen.operation, seen.status FROM unnest(%s::text[]) AS k(v) "
+                    "CROSS JOIN (SELECT %s::bigint AS id) AS j CROSS JOIN LATERAL (SELECT "
+                    "l.operation, l.status FROM syncjobs_synclogentry l "
+                    "WHERE l.job_id = j.id AND l.external_id = k.v "
+                    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
+                    "AND l.entity_type || '' = %s) AS seen",
+                    [list(external_ids), self.job.pk, entity_type],
+                )
+                rows = cursor.fetchall()
+        for external_id, operation, status in rows:
+            found.setdefault(external_id, []).append((operation, status))
+        return found
+
+    def _forget_replaced(self, cursor, logs: list[LogLine]) -> None:
+        """In the row-by-row page's transaction, before its log rows are inserted: delete
+        this job's earlier rows of the records these lines replace."""
+        replaced = [line for line in logs if line.replaces]
+        if not replaced:
+            return
+        if connection.vendor == "postgresql":
+            cursor.execute(_REPLACED_LOGS_SQL, _replaced_params(self.job.pk, replaced))
+            return
+        for entity_type in {line.entity_type for line in replaced}:
+            SyncLogEntry.objects.filter(
+                job_id=self.job.pk,
+                entity_type=entity_type,
+                external_id__in=[
+                    line.external_id[:64] for line in replaced if line.entity_type == entity_type
+                ],
+            ).delete()
 
     def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None:
         """Remember that WordPress refused these records' platform edits for good: each
@@ -512,6 +533,9 @@ class DjangoStore:
                     counters = stats[entity_type]
                     counters["created" if write.existing is None else "updated"] -= 1
                     counters["failed"] += 1
+            # In the page's transaction (the replaced rows go only with their replacements),
+            # and before its own log rows go in, which it would delete too afterwards.
+            self._forget_replaced(cursor, logs)
             if logs and postgres:
                 self._copy_logs(cursor, logs, now)
             elif logs:
@@ -616,6 +640,13 @@ class DjangoStore:
                     ]
                 )
             )
+            replaced = [line for line in logs if line.replaces]
+            if replaced:
+                # The rows these lines replace go in the same statement, so with them: every
+                # sub-statement sees the snapshot from before it, so this cannot delete the
+                # rows `lg` inserts, and a refused or failed page deletes nothing.
+                parts.append(f"gone AS ({_REPLACED_LOGS_SQL})")
+                params += _replaced_params(self.job.pk, replaced)
         moved = cursors != self.connector.cursors
         cursors = dict(cursors)  # as of this page: the engine's dict moves on
         parts.append("moved AS (UPDATE connectors_connector SET cursors = %s WHERE id = %s AND %s)")
@@ -1057,6 +1088,27 @@ for _name, _method in list(vars(DjangoStore).items()):
         and _name not in (_SETTLE_THEMSELVES)
     ):
         setattr(DjangoStore, _name, _settling(_method))
+
+
+# Deletes this job's log rows of the records that (entity_type, external_id) pairs name: one
+# probe of the (job, external_id) index per record, whatever the log's statistics (see
+# DjangoStore._logged). Parameters: _replaced_params().
+_REPLACED_LOGS_SQL = (
+    "DELETE FROM syncjobs_synclogentry AS d USING (SELECT seen.id FROM "
+    "unnest(%s::text[], %s::text[]) AS k(t, v) CROSS JOIN (SELECT %s::bigint AS id) AS j "
+    "CROSS JOIN LATERAL (SELECT l.id FROM syncjobs_synclogentry l "
+    "WHERE l.job_id = j.id AND l.external_id = k.v "
+    "AND (l.job_id, l.external_id) >= (j.id, k.v) AND l.entity_type || '' = k.t) AS seen) "
+    "AS old WHERE d.id = old.id"
+)
+
+
+def _replaced_params(job_id: Any, lines: list[LogLine]) -> list:
+    return [
+        [line.entity_type for line in lines],
+        [line.external_id[:64] for line in lines],  # as its row stored it
+        job_id,
+    ]
 
 
 def _json_value(value: Any) -> str:

@@ -245,6 +245,81 @@ def test_a_skip_still_being_written_is_not_logged_twice(org_a, monkeypatch):
     assert engine.stats["article"]["skipped"] == 2
 
 
+# Record 1 comes again on page 2, edited in WordPress while the job listed it: its new
+# version replaces the log row page 1 wrote for it.
+EDITED_AGAIN = (
+    [article(1), article(2)],
+    [article(1, title="Edited", modified_gmt="2024-03-01T11:00:00"), article(3)],
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_a_replacement_that_fails_keeps_the_row_it_replaces(org_a, monkeypatch, write_behind):
+    # The engine decided that record 1's new version replaces its row, then page 2's
+    # statement fails after its upsert ran: the earlier row is still the record's one log
+    # row of the job (it used to be deleted on its own, before the page was stored).
+    page_statement = DjangoStore._page_statement
+
+    def failing_replacement(self, entity_type, writes, logs, *args):
+        statement = page_statement(self, entity_type, writes, logs, *args)
+        if any(line.replaces for line in logs):
+            statement.sql = statement.sql.replace(
+                " RETURNING cancel_requested_at",
+                " AND CASE WHEN (SELECT count(*) FROM up) > 0 THEN "
+                "current_setting('sync.no_such_setting') = 'x' END"
+                " RETURNING cancel_requested_at",
+            )
+        return statement
+
+    monkeypatch.setattr(DjangoStore, "_page_statement", failing_replacement)
+    with pytest.raises(Exception, match="no_such_setting"):
+        run(org_a, *EDITED_AGAIN, write_behind=write_behind)
+
+    job = SyncJob.objects.get()
+    assert log_rows(job) == {"1": ("CREATE", "SUCCESS", ""), "2": ("CREATE", "SUCCESS", "")}
+    assert sorted(Article.objects.values_list("external_id", "title")) == [
+        ("1", "Post 1"),
+        ("2", "Post 2"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_a_replacement_saved_row_by_row_replaces_in_its_transaction(
+    org_a, org_b, monkeypatch, write_behind
+):
+    # Record 3's NUL makes the database refuse page 2: it is saved row by row, and the
+    # replaced row goes in that transaction, before the page's own rows.
+    pages = (EDITED_AGAIN[0], [EDITED_AGAIN[1][0], article(3, title="Before\x00after")])
+    job, engine = run(org_a, *pages, write_behind=write_behind)
+
+    assert list(SyncLogEntry.objects.filter(job=job, external_id="1").values_list("operation")) == [
+        ("CREATE",)
+    ]
+    assert log_rows(job)["3"][:2] == ("CREATE", "FAILED")
+    assert Article.objects.get(external_id="1").title == "Edited"
+    counters = job.stats["article"]
+    assert (counters["processed"], counters["created"], counters["failed"]) == (3, 2, 1)
+    assert engine.stats["article"] == counters
+
+    # The same page, failing inside that transaction once the replaced row was deleted:
+    # nothing of it stays, the earlier row included.
+    copy_logs = DjangoStore._copy_logs
+
+    def failing_copy(self, cursor, logs, now):
+        if any(line.replaces for line in logs):
+            raise RuntimeError("the log COPY broke")
+        return copy_logs(self, cursor, logs, now)
+
+    monkeypatch.setattr(DjangoStore, "_copy_logs", failing_copy)
+    with pytest.raises(RuntimeError, match="log COPY broke"):
+        run(org_b, *pages, write_behind=write_behind)  # another organisation: free slugs
+
+    failed = SyncJob.objects.latest("pk")
+    assert log_rows(failed) == {"1": ("CREATE", "SUCCESS", ""), "2": ("CREATE", "SUCCESS", "")}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_cancel_seen_by_the_page_in_flight_stops_the_next_one(org_a, monkeypatch):
     # The admin cancels just before page 1's statement runs in the writer thread: that page
