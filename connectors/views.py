@@ -450,20 +450,29 @@ def connector_resume(request, org, connector):
 def connector_delete(request, org, connector):
     """GET is the confirmation step; POST deletes."""
     organisation, connector = _load(request, org, connector)
+    confirm_error = ""
+    typed = ""
     if request.method == "POST":
-        if request.POST.get("confirm_name", "").strip() != connector.name:
-            messages.error(request, "Type the connector's name exactly to confirm the deletion.")
-            return redirect("connectors:delete", org=organisation.slug, connector=connector.pk)
-        try:
-            services.delete_connector(connector, user=request.user)
-        except services.ConnectorActionRefused as exc:
-            messages.error(request, str(exc))
-            return redirect(connector.get_absolute_url())
-        messages.success(
-            request,
-            f"Connector “{connector.name}” deleted. The records it imported stay on the platform.",
-        )
-        return redirect(reverse("connectors:list", args=[organisation.slug]))
+        typed = request.POST.get("confirm_name", "").strip()
+        if typed != connector.name:
+            # Beside the field, with what was typed kept: a flash message above the
+            # breadcrumb and an emptied box hid which letter was wrong.
+            confirm_error = (
+                f"This does not match the connector's name: type “{connector.name}” exactly "
+                "(capitals and spaces count)."
+            )
+        else:
+            try:
+                services.delete_connector(connector, user=request.user)
+            except services.ConnectorActionRefused as exc:
+                messages.error(request, str(exc))
+                return redirect(connector.get_absolute_url())
+            messages.success(
+                request,
+                f"Connector “{connector.name}” deleted. "
+                "The records it imported stay on the platform.",
+            )
+            return redirect(reverse("connectors:list", args=[organisation.slug]))
     return render(
         request,
         "connectors/delete.html",
@@ -475,6 +484,9 @@ def connector_delete(request, org, connector):
                 for model in RECORD_MODELS.values()
             ),
             "jobs_total": connector.jobs.count(),
+            "confirm_error": confirm_error,
+            "typed": typed,
             "now": timezone.now(),
         },
+        status=400 if confirm_error else 200,
     )

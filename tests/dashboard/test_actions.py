@@ -201,10 +201,18 @@ def test_delete_asks_for_confirmation_and_keeps_records(alice_client, alice, org
     make_job(connector_a)
     url = reverse("connectors:delete", args=["acme", connector_a.pk])
     page = alice_client.get(url)
-    assert "stay on the platform" in page.text and "1</strong> record" in page.text
+    assert "The <strong>1</strong> record it imported stays on the platform" in page.text
+    assert "its sync history: <strong>1</strong> job and its log." in page.text
 
-    wrong = alice_client.post(url, {"confirm_name": "nope"})
-    assert wrong.status_code == 302 and Connector.objects.filter(pk=connector_a.pk).exists()
+    # A wrong name: the error beside the field, what was typed kept to spot the typo.
+    wrong = alice_client.post(url, {"confirm_name": "acme association site"})
+    assert wrong.status_code == 400 and Connector.objects.filter(pk=connector_a.pk).exists()
+    assert (
+        '<p class="field-error" id="confirm_name_error">This does not match the connector'
+        "&#x27;s name: type “Acme Association site” exactly" in wrong.text
+    )
+    assert 'value="acme association site"' in wrong.text
+    assert 'aria-describedby="confirm_name_error"' in wrong.text
 
     response = alice_client.post(url, {"confirm_name": connector_a.name})
     assert response["Location"] == reverse("connectors:list", args=["acme"])
@@ -215,6 +223,12 @@ def test_delete_asks_for_confirmation_and_keeps_records(alice_client, alice, org
     event = AuditEvent.objects.get(action="DELETED")
     assert event.connector is None and event.connector_name == connector_a.name
     assert event.actor == alice
+
+
+def test_delete_of_a_connector_that_never_synced_says_so(alice_client, connector_a):
+    page = alice_client.get(reverse("connectors:delete", args=["acme", connector_a.pk])).text
+    assert "It has not imported any records." in page
+    assert "sync history" not in page and "0</strong> record" not in page
 
 
 def test_delete_is_refused_while_a_job_runs(alice_client, connector_a):
