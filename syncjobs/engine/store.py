@@ -105,6 +105,24 @@ class _InFlight:
     live_stats: dict
 
 
+def _existing(row: dict, file_fields, *, synced_in_job: bool = False) -> Existing:
+    """The engine's view of a stored record, from a row of the record's table (the page
+    lookup's and the pending-push walk's: same columns)."""
+    return Existing(
+        pk=row["id"],
+        external_id=row["external_id"],
+        content_hash=row["content_hash"],
+        source_modified_at=row["source_modified_at"],
+        platform_modified_at=row["platform_modified_at"],
+        archived_at=row["archived_at"],
+        slug=row.get("slug", ""),
+        files={name: row[name] for pair in file_fields for name in pair},
+        mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
+        push_refused_at=row["push_refused_at"],
+        synced_in_job=synced_in_job,
+    )
+
+
 class DjangoStore:
     def __init__(self, job: SyncJob, connector: Connector, *, write_behind: bool | None = None):
         self.job = job
@@ -192,18 +210,9 @@ class DjangoStore:
         for row in self._probe(
             model, columns, "connector_id", self.connector.pk, "external_id", external_ids
         ):
-            files = {name: row[name] for pair in file_fields for name in pair}
-            found[row["external_id"]] = Existing(
-                pk=row["id"],
-                external_id=row["external_id"],
-                content_hash=row["content_hash"],
-                source_modified_at=row["source_modified_at"],
-                platform_modified_at=row["platform_modified_at"],
-                archived_at=row["archived_at"],
-                slug=row.get("slug", ""),
-                files=files,
-                mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
-                push_refused_at=row["push_refused_at"],
+            found[row["external_id"]] = _existing(
+                row,
+                file_fields,
                 synced_in_job=bool(
                     started and row["last_synced_at"] and row["last_synced_at"] >= started
                 ),
@@ -322,19 +331,7 @@ class DjangoStore:
         for row in rows:
             if row["external_id"] in logged:
                 continue  # decided in this job's pages (pushed, failed, or a conflict)
-            existing = Existing(
-                pk=row["id"],
-                external_id=row["external_id"],
-                content_hash=row["content_hash"],
-                source_modified_at=row["source_modified_at"],
-                platform_modified_at=row["platform_modified_at"],
-                archived_at=row["archived_at"],
-                slug=row.get("slug", ""),
-                files={name: row[name] for pair in file_fields for name in pair},
-                mirror_missing=any(row[url] and not row[name] for url, name in file_fields),
-                push_refused_at=row["push_refused_at"],
-            )
-            batch.append((existing, {name: row[name] for name in names}))
+            batch.append((_existing(row, file_fields), {name: row[name] for name in names}))
         return batch, (rows[-1]["external_id"] if len(rows) == limit else None)
 
     def logged_in_job(
