@@ -17,21 +17,14 @@ from accounts.tenancy import org_context
 from connectors.models import Connector
 from connectors.templatetags.dashboard import percent
 from records.models import RECORD_MODELS, EntityType
+from syncjobs.engine.core import COUNTER_KEYS as ENGINE_COUNTER_KEYS
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, request_cancel
 
 LOG_PAGE_SIZE = 50
-# The per-type counters of the status card's table (templates/syncjobs/_status_card.html).
-COUNTER_KEYS = (
-    "created",
-    "updated",
-    "skipped",
-    "conflicts",
-    "failed",
-    "archived",
-    "pushed",
-    "push_failed",
-)
+# The per-type counters of the status card's table (templates/syncjobs/_status_card.html):
+# the engine's, less the two the card shows as its progress column.
+COUNTER_KEYS = tuple(k for k in ENGINE_COUNTER_KEYS if k not in ("total", "processed"))
 
 
 def _parse_id(value):

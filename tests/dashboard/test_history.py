@@ -31,7 +31,7 @@ def history_rows(html):
     """{job id: {column label: cell text}} of the history table's counter cells."""
     rows = {}
     for row in re.findall(r"<tr class=\"table-clickable[^\"]*\".*?</tr>", html, re.S):
-        job_id = int(re.search(r"#(\d+)</a>", row).group(1))
+        job_id = int(re.search(r"#(\d+)</span></a>", row).group(1))
         cells = re.findall(r'data-label="([^"]+)">(.*?)</td>', row, re.S)
         rows[job_id] = {label: re.sub(r"<[^>]+>", "", text).strip() for label, text in cells}
     return rows

@@ -89,6 +89,9 @@ def test_statistics_fragment_for_htmx(alice_client, connector_a):
     assert 'hx-trigger="job-finished from:body"' in fragment
 
 
+JOB_LINK = r'Full sync <span class="nowrap">#(\d+)</span></a>'
+
+
 def test_history_lists_every_job_newest_first(alice_client, alice, connector_a):
     jobs = [
         make_job(connector_a, created_at=timezone.now() - timedelta(hours=30 - i))
@@ -97,13 +100,11 @@ def test_history_lists_every_job_newest_first(alice_client, alice, connector_a):
     make_job(connector_a, status="RUNNING", triggered_by=alice)
     url = reverse("connectors:history", args=["acme", connector_a.pk])
     html = alice_client.get(url).text
-    found = [int(x) for x in re.findall(r"Full sync #(\d+)</a>", html)]
+    found = [int(x) for x in re.findall(JOB_LINK, html)]
     assert len(found) == 25 and found[1:3] == [jobs[-1].pk, jobs[-2].pk]
     assert "by Alice" in html and "31 jobs" in html
     page2 = alice_client.get(url + "?page=2").text
-    assert [int(x) for x in re.findall(r"Full sync #(\d+)</a>", page2)] == [
-        j.pk for j in reversed(jobs[:6])
-    ]
+    assert [int(x) for x in re.findall(JOB_LINK, page2)] == [j.pk for j in reversed(jobs[:6])]
 
 
 def test_activity_feed_interleaves_jobs_and_log_rows(alice_client, connector_a, org_a):
