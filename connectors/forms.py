@@ -169,7 +169,9 @@ class ConnectorFieldsMixin:
         # without it (create: "key required"; settings: the old key silently kept).
         typed = (self.data.get("api_key") or "").strip() if self.is_bound else ""
         if typed and self._errors and "api_key" not in self._errors:
-            self["api_key"].help_text = (
+            self[
+                "api_key"
+            ].help_text = (
                 "Nothing was saved, so paste the key again: it is never sent back to your browser."
             )
 
@@ -275,9 +277,10 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         self.organisation = self.instance.organisation
         self.fields["name"].error_messages["required"] = "Give the connector a name."
         self.fields["api_key"].widget.attrs["placeholder"] = (
-            "A key is stored — type a new one to replace it"
+            # Short enough to read whole in the box on a phone (the longer one was cut off).
+            "A key is stored: type to replace it"
             if self.instance.has_api_key
-            else "No key stored — paste the sync API key"
+            else "No key stored: paste the key"
         )
         self.fields["site_url"].error_messages["required"] = (
             "Enter the address of your WordPress site."

@@ -112,3 +112,25 @@ def test_a_missing_page_is_ours_with_a_way_back(sized_page, alice, connector_b):
     page.wait_for_load_state()
     assert page.url.endswith("/o/acme/connectors/")
     assert page.evaluate(OVERFLOW_JS, False) == []
+
+
+# The width of an input's placeholder in its own font, against the room inside the box.
+PLACEHOLDER_FITS_JS = """(input) => {
+  const style = getComputedStyle(input);
+  const context = document.createElement('canvas').getContext('2d');
+  context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return [context.measureText(input.placeholder).width, room];
+}"""
+
+
+def test_the_key_box_placeholder_reads_whole(sized_page, alice, connector_a):
+    page, width = sized_page
+    login(page, alice)
+    page.goto(connector_a.get_absolute_url() + "settings/")
+    key = page.get_by_label("Sync API key")
+    key.scroll_into_view_if_needed()
+    screenshot(page, f"settings-key-box-{width}", full_page=False)
+    assert key.get_attribute("placeholder").startswith("A key is stored")
+    text, room = key.evaluate(PLACEHOLDER_FITS_JS)
+    assert text <= room, f"placeholder is {text:.0f}px in a {room:.0f}px box"
