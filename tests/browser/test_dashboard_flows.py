@@ -55,7 +55,7 @@ def test_create_pause_resume_and_audit(browser_page, alice, connector_a):
     events = page.locator(".audit-event")
     expect(events).to_have_count(3)
     expect(events.nth(0)).to_contain_text("resumed syncing")
-    expect(events.nth(0).locator(".diff")).to_contain_text("PAUSED")
+    expect(events.nth(0).locator(".diff")).to_contain_text("Paused")
     expect(events.nth(1)).to_contain_text("paused syncing")
     expect(events.nth(2)).to_contain_text("created the connector")
     expect(events.nth(2)).to_contain_text("https://blog.acme.example")
@@ -88,11 +88,12 @@ def test_settings_edit_shows_diff_in_audit_log(browser_page, alice, connector_a)
 
     page.get_by_role("link", name="Audit Log").click()
     diff = page.locator(".audit-event").first.locator("table.diff")
-    expect(diff.locator("tr", has_text="name")).to_contain_text("Acme Association site")
-    expect(diff.locator("tr", has_text="name")).to_contain_text("Acme website")
-    expect(diff.locator("tr", has_text="frequency")).to_contain_text("15m")
-    expect(diff.locator("tr", has_text="entity_types")).to_contain_text("company")
-    expect(diff.locator("tr", has_text="field_mapping_overrides")).to_contain_text("meta.location")
+    # Fields and values as the Settings form names them, not columns and stored codes.
+    expect(diff.locator("tr", has_text="Name")).to_contain_text("Acme Association site")
+    expect(diff.locator("tr", has_text="Name")).to_contain_text("Acme website")
+    expect(diff.locator("tr", has_text="Sync frequency")).to_contain_text("Every 15 minutes")
+    expect(diff.locator("tr", has_text="Content types to import")).to_contain_text("Company")
+    expect(diff.locator("tr", has_text="Field mapping overrides")).to_contain_text("meta.location")
     screenshot(page, "audit")
 
 
