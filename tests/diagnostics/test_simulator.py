@@ -314,6 +314,9 @@ def test_mapping_with_wrong_key(connector, site, alice_client):
     html = alice_client.get(mapping_url(connector)).text
     assert "WordPress could not be read: The site rejected the sync API key" in html
     assert html.count("Not checked: see the error above.") == 3
+    # Said once, in the banner: the first type's card points to it instead of repeating it.
+    assert html.count("The site rejected the sync API key") == 1
+    assert html.count("Could not be read: see the error above.") == 1
 
 
 def test_mapping_of_a_type_the_plugin_does_not_serve(org_a, alice_client):
@@ -333,6 +336,7 @@ def test_mapping_when_the_plugin_is_missing(connector, site, alice_client):
     html = alice_client.get(mapping_url(connector)).text
     assert "WordPress could not be read: The Association App plugin did not answer" in html
     assert html.count("Not checked: see the error above.") == 3
+    assert html.count("The Association App plugin did not answer") == 1
 
 
 @pytest.mark.parametrize(
