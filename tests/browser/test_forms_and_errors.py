@@ -134,3 +134,25 @@ def test_the_key_box_placeholder_reads_whole(sized_page, alice, connector_a):
     assert key.get_attribute("placeholder").startswith("A key is stored")
     text, room = key.evaluate(PLACEHOLDER_FITS_JS)
     assert text <= room, f"placeholder is {text:.0f}px in a {room:.0f}px box"
+
+
+@pytest.mark.parametrize("name", ["Acme Association site", "Acme " + "Association " * 9 + "site"])
+def test_the_actions_menu_opens_on_screen(sized_page, alice, connector_a, name):
+    """The ⋯ menu on a phone, or under a name long enough to wrap the header: every item in
+    sight and usable (it opened leftwards off the screen, Pause and Delete unreachable)."""
+    Connector.objects.filter(pk=connector_a.pk).update(name=name)
+    page, width = sized_page
+    login(page, alice)
+    page.goto(connector_a.get_absolute_url())
+    page.get_by_label("More actions").click()
+    screenshot(page, f"actions-menu-{width}-{len(name)}", full_page=False)
+    for item in (
+        page.get_by_role("button", name="Pause Sync"),
+        page.get_by_role("link", name="Delete…"),
+    ):
+        box = item.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (item, box)
+    page.get_by_role("button", name="Pause Sync").click()
+    page.wait_for_load_state()
+    assert page.locator("h1 .badge").inner_text() == "Paused"
+    assert page.evaluate(OVERFLOW_JS, False) == []
