@@ -173,7 +173,10 @@ def test_other_inputs_with_hostile_values(alice_client, populated, value):
     connector, job = populated["connector"], populated["job"]
     args = ["acme", connector.pk]
     response = alice_client.post(reverse("connectors:delete", args=args), {"confirm_name": value})
-    assert response.status_code == 302
+    # The confirmation page again, the mismatch flagged under the box (not a 500)
+    assert response.status_code == 400
+    assert "This does not match the connector" in response.text
+    assert_no_raw_vector(response.text, "delete confirmation")
     assert Connector.objects.filter(pk=connector.pk).exists()
     response = alice_client.post(reverse("connectors:sync", args=args), {"kind": value})
     assert response.status_code == 302
