@@ -247,3 +247,26 @@ def test_the_key_never_appears_in_any_page(alice_client, root_client, connector_
                 ).decode()
                 assert KEY not in body, url
                 assert encrypted not in body, url
+
+
+STAMP_UTC = re.compile(r">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>")
+
+
+def test_times_say_their_zone_on_every_page_that_lists_them(alice_client, alice, connector_a):
+    # "2026-12-04 08:35:39" alone left an admin guessing whose clock that is; the connection
+    # test already said UTC, now the job, its log, the history, activity and audit log do too.
+    job = make_job(connector_a)
+    make_log(job, 2)
+    record(connector_a, AuditEvent.Action.PAUSED, actor=alice)
+    args = ["acme", connector_a.pk]
+    pages = {
+        "job": reverse("syncjobs:detail", args=[*args, job.pk]),
+        "history": reverse("connectors:history", args=args),
+        "activity": reverse("connectors:activity", args=args),
+        "audit": reverse("connectors:audit", args=args),
+    }
+    for name, url in pages.items():
+        html = alice_client.get(url).text
+        assert STAMP_UTC.search(html), name
+    # the job page: queued, started, and each log row
+    assert len(STAMP_UTC.findall(alice_client.get(pages["job"]).text)) >= 4
