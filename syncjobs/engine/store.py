@@ -294,7 +294,7 @@ class DjangoStore:
 
         Two queries per batch, never one per record: the candidates through the partial
         `<type>_pending_push_idx` index (live records with a platform edit only: a handful,
-        however large the table), then _logged()'s index probes of this job's log, not an
+        however large the table), then _log_rows()'s index probes of this job's log, not an
         anti-join the planner may run as a scan of the whole log per candidate. The edit is
         pending when it is newer than both the WordPress version last stored (what a full
         sync compares, see SyncEngine._decide) and the last sync on the platform's own clock,
@@ -339,29 +339,9 @@ class DjangoStore:
     ) -> dict[str, list[tuple[str, str]]]:
         """This job's log rows of these records, as {external_id: [(operation, status)]}
         (one query). Only read: a later version's log line that replaces them deletes them
-        in its page's own statement (LogLine.replaces, _REPLACED_LOGS_SQL)."""
-        self._settle(entity_type=entity_type, ids=external_ids)  # a row may be in flight
-        found: dict[str, list[tuple[str, str]]] = {}
-        if connection.vendor != "postgresql":
-            rows = SyncLogEntry.objects.filter(
-                job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
-            ).values_list("external_id", "operation", "status")
-        else:
-            # The probes of _logged(), returning every row of each record.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT k.v, seen.operation, seen.status FROM unnest(%s::text[]) AS k(v) "
-                    "CROSS JOIN (SELECT %s::bigint AS id) AS j CROSS JOIN LATERAL (SELECT "
-                    "l.operation, l.status FROM syncjobs_synclogentry l "
-                    "WHERE l.job_id = j.id AND l.external_id = k.v "
-                    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
-                    "AND l.entity_type || '' = %s) AS seen",
-                    [list(external_ids), self.job.pk, entity_type],
-                )
-                rows = cursor.fetchall()
-        for external_id, operation, status in rows:
-            found.setdefault(external_id, []).append((operation, status))
-        return found
+        in its page's own statement (LogLine.replaces, _REPLACED_LOGS_SQL). Like every public
+        method not in _SETTLE_THEMSELVES, it waits for the page in flight first."""
+        return self._log_rows(entity_type, external_ids)
 
     def _forget_replaced(self, cursor, logs: list[LogLine]) -> None:
         """In the row-by-row page's transaction, before its log rows are inserted: delete
@@ -466,10 +446,7 @@ class DjangoStore:
             self._in_flight = _InFlight(
                 future=self._writer.submit(self._write_page, entity_type, statement),
                 entity_type=entity_type,
-                # Logged ones too, not only written ones: logged_in_job (one log row per
-                # record per job) must see a SKIP row of a record that comes again.
-                external_ids={w.mapped.external_id for w in writes}
-                | {line.external_id for line in logs},
+                external_ids={w.mapped.external_id for w in writes},
                 slugs=slugs,
                 moves_slugs=bool(statement.released or statement.moving),
                 args=(entity_type, writes, logs, frozen, dict(cursors), now),
@@ -998,25 +975,35 @@ class DjangoStore:
 
     def _logged(self, entity_type: str, external_ids: list[str]) -> set[str]:
         """Which of these records already have a log row in this job (one query)."""
+        return set(self._log_rows(entity_type, external_ids))
+
+    def _log_rows(
+        self, entity_type: str, external_ids: list[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """This job's log rows of these records: {external_id: [(operation, status)]}."""
         if connection.vendor != "postgresql":
-            return set(
-                SyncLogEntry.objects.filter(
-                    job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
-                ).values_list("external_id", flat=True)
-            )
-        # One probe of the (job, external_id) index per record, whatever the log's
-        # statistics say (see probe_sql); `entity_type || ''` keeps the planner off the
-        # (job, entity_type) index, which would read the whole phase's log every time.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT k.v FROM unnest(%s::text[]) AS k(v) CROSS JOIN (SELECT %s::bigint "
-                "AS id) AS j CROSS JOIN LATERAL (SELECT 1 FROM syncjobs_synclogentry l "
-                "WHERE l.job_id = j.id AND l.external_id = k.v "
-                "AND (l.job_id, l.external_id) >= (j.id, k.v) "
-                "AND l.entity_type || '' = %s LIMIT 1) AS seen",
-                [external_ids, self.job.pk, entity_type],
-            )
-            return {row[0] for row in cursor.fetchall()}
+            rows = SyncLogEntry.objects.filter(
+                job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
+            ).values_list("external_id", "operation", "status")
+        else:
+            # One probe of the (job, external_id) index per record, whatever the log's
+            # statistics say (see probe_sql); `entity_type || ''` keeps the planner off the
+            # (job, entity_type) index, which would read the whole phase's log every time.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT k.v, seen.operation, seen.status FROM unnest(%s::text[]) AS k(v) "
+                    "CROSS JOIN (SELECT %s::bigint AS id) AS j CROSS JOIN LATERAL (SELECT "
+                    "l.operation, l.status FROM syncjobs_synclogentry l "
+                    "WHERE l.job_id = j.id AND l.external_id = k.v "
+                    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
+                    "AND l.entity_type || '' = %s) AS seen",
+                    [list(external_ids), self.job.pk, entity_type],
+                )
+                rows = cursor.fetchall()
+        found: dict[str, list[tuple[str, str]]] = {}
+        for external_id, operation, status in rows:
+            found.setdefault(external_id, []).append((operation, status))
+        return found
 
     def archive_walk_sql(self, model, after: str, limit: int) -> tuple[str, list]:
         """A keyset walk of the unique (connector, external_id) index over live records; the
@@ -1089,7 +1076,7 @@ for _name, _method in list(vars(DjangoStore).items()):
 
 # Deletes this job's log rows of the records that (entity_type, external_id) pairs name: one
 # probe of the (job, external_id) index per record, whatever the log's statistics (see
-# DjangoStore._logged). Parameters: _replaced_params().
+# DjangoStore._log_rows). Parameters: _replaced_params().
 _REPLACED_LOGS_SQL = (
     "DELETE FROM syncjobs_synclogentry AS d USING (SELECT seen.id FROM "
     "unnest(%s::text[], %s::text[]) AS k(t, v) CROSS JOIN (SELECT %s::bigint AS id) AS j "
