@@ -532,10 +532,6 @@ _CONVERTERS = {
 }
 
 
-def _convert(spec: FieldSpec, value: Any) -> Any:
-    return _CONVERTERS[spec.type](spec, value)
-
-
 # (status, raw value, stored value, error) of one field: a tuple, as building a FieldResult
 # for every field of every record showed in the sync's profile; map_record(detail=True)
 # makes the FieldResults from these.
@@ -581,10 +577,6 @@ def _map_value(spec: FieldSpec, raw: dict) -> _Outcome:
             f"(the platform allows at most {spec.max_length})",
         )
     return _PRESENT, value, converted, ""
-
-
-def _map_field(spec: FieldSpec, raw: dict) -> FieldResult:
-    return FieldResult(spec.name, spec.source, *_map_value(spec, raw))
 
 
 def _external_id(raw: dict) -> tuple[str, str]:
@@ -684,8 +676,8 @@ def content_payload(values: dict) -> str:
     orjson writes it (the standard library's encoder, with its callback per date, was a
     tenth of a sync's worker CPU); its output is byte for byte the standard library's with
     these options (tests/engine/test_mapping.py), so the hashes of records already stored do
-    not change. What orjson refuses (an integer beyond 64 bits, a lone surrogate) goes to
-    the standard library as before.
+    not change. What orjson refuses (an integer beyond 64 bits) goes to the standard
+    library as before; a lone surrogate never gets here (_valid_text fails its record).
     """
     try:
         return orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode()
@@ -712,13 +704,8 @@ def fingerprint(record: MappedRecord) -> MappedRecord:
     """Sets a valid record's payload and digest (the engine does it ahead, off its main
     thread); returns the record."""
     if record.ok:
-        try:
-            record.payload = content_payload(record.values)
-            record.digest = payload_hash(record.payload)
-        except UnicodeEncodeError as exc:
-            # A value no converter checked (the text checks above cover every string field
-            # today): the record fails, not the job.
-            record.errors.append(f"a value is not valid Unicode text ({exc.reason})")
+        record.payload = content_payload(record.values)
+        record.digest = payload_hash(record.payload)
     return record
 
 
