@@ -120,6 +120,20 @@ def _excerpt(body: bytes | str, limit: int = 200, scrub=None) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
+def _entry_problem(item: Any, stamp_key: str) -> str | None:
+    """What is wrong with one entry of a list answer (a record, or a deletion with its
+    `deleted_gmt`), said after its position; None when its id and time stamp are sound."""
+    if not isinstance(item, dict):
+        return f"is {type(item).__name__}, not an object"
+    if not _is_int(item.get("id")):
+        return "has no integer 'id'"
+    try:
+        contract.parse_gmt(item.get(stamp_key))
+    except ValueError:
+        return f"(id {item.get('id')}) has an invalid '{stamp_key}'"
+    return None
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -914,18 +928,11 @@ class WordPressClient:
             value = result.response.headers.get(header)
             if value is not None and value.strip() != str(numbers[key]):
                 raise bad(f"header {header}: {value} differs from body {key} {numbers[key]}")
+        stamp_key = "modified_gmt" if keyed else "deleted_gmt"
         for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise bad(f"item {index} is {type(item).__name__}, not an object")
-            if not _is_int(item.get("id")):
-                raise bad(f"item {index} has no integer 'id'")
-            stamp_key = "modified_gmt" if keyed else "deleted_gmt"
-            try:
-                contract.parse_gmt(item.get(stamp_key))
-            except ValueError:
-                raise bad(
-                    f"item {index} (id {item.get('id')}) has an invalid '{stamp_key}'"
-                ) from None
+            problem = _entry_problem(item, stamp_key)
+            if problem:
+                raise bad(f"item {index} {problem}")
             if not keyed and not isinstance(item.get("entity_type"), str):
                 raise bad(f"item {index} has no 'entity_type'")
         return Page(
@@ -963,14 +970,9 @@ class WordPressClient:
                 f"{contract.MAX_INLINE_DELETIONS} allowed"
             )
         for index, entry in enumerate(deleted):
-            if not isinstance(entry, dict) or not _is_int(entry.get("id")):
-                raise bad(f"deleted entry {index} has no integer 'id'")
-            try:
-                contract.parse_gmt(entry.get("deleted_gmt"))
-            except ValueError:
-                raise bad(
-                    f"deleted entry {index} (id {entry.get('id')}) has an invalid 'deleted_gmt'"
-                ) from None
+            problem = _entry_problem(entry, "deleted_gmt")
+            if problem:
+                raise bad(f"deleted entry {index} {problem}")
         return deleted, more
 
     def _check_record(self, data: dict, url: str) -> None:
