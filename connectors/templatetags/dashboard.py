@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import django
 from django import template
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -114,7 +115,7 @@ def _connector_field(name):
 
     try:
         return Connector._meta.get_field(name)
-    except Exception:  # FieldDoesNotExist: a key of a test or deletion summary
+    except FieldDoesNotExist:  # a key of a test or deletion summary
         return None
 
 
