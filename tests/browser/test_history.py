@@ -4,12 +4,10 @@ non-zero counters labelled ("Conflicts 1", "Archived 2"), nothing scrolling side
 
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 from records.models import EntityType
-from tests.dashboard.sync_history import KEY, run_history_syncs
-from wpsim import SimulatedSite, serve
+from tests.dashboard.sync_history import run_history_syncs
 
 from .conftest import login, screenshot
 
@@ -26,17 +24,6 @@ ROW_COUNTERS_JS = """(row) => [...row.querySelectorAll('td.counter')]
   })"""
 
 
-@pytest.fixture
-def site():
-    return SimulatedSite(records=120, seed=5, key=KEY)
-
-
-@pytest.fixture
-def server(site):
-    with serve(site, host="127.0.0.1", port=0) as running:
-        yield running
-
-
 def expected(job):
     totals = job.totals()
     labels = ("Processed", "Created", "Updated", "Skipped", "Conflicts", "Archived", "Failed")
@@ -47,14 +34,12 @@ def expected(job):
     return pairs
 
 
-def test_history_counters_at_laptop_and_phone_width(
-    chromium, live_server, alice, org_a, site, server
-):
+def test_history_counters_at_laptop_and_phone_width(chromium, live_server, alice, org_a):
     # Job numbers of a platform that has run for a while (seven digits, "Incremental sync
     # #1000002"): the Job column must wrap rather than push the counters off the card.
     with connection.cursor() as cursor:
         cursor.execute("SELECT setval(pg_get_serial_sequence('syncjobs_syncjob', 'id'), 1000000)")
-    connector, full, conflicts, pushes = run_history_syncs(org_a, site, server)
+    connector, full, conflicts, pushes = run_history_syncs(org_a)
     assert full.pk > 1_000_000
     url = f"/o/{org_a.slug}/connectors/{connector.pk}/history/"
     for width, height in ((1280, 860), (390, 844)):
@@ -90,13 +75,11 @@ def test_history_counters_at_laptop_and_phone_width(
             context.close()
 
 
-def test_overview_counters_on_a_phone_are_labelled_lines(
-    chromium, live_server, alice, org_a, site, server
-):
+def test_overview_counters_on_a_phone_are_labelled_lines(chromium, live_server, alice, org_a):
     """The Overview's "Last job's counters" stacks on a phone like the history: each entity
     type on its own block with its labelled non-zero counters, so Failed is never scrolled
     out of sight."""
-    connector, _full, _conflicts, pushes = run_history_syncs(org_a, site, server)
+    connector, _full, _conflicts, pushes = run_history_syncs(org_a)
     labels = ("Created", "Updated", "Skipped", "Conflicts", "Failed", "Archived", "Pushed")
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
     try:

@@ -4,14 +4,12 @@ sight, not in columns scrolled off the right edge or squeezed to a few letters p
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from django.utils import timezone
 
 from connectors.models import Connector
 from syncjobs.models import SyncLogEntry
 from tests.dashboard.conftest import make_job
-from tests.dashboard.sync_history import KEY, run_history_syncs
-from wpsim import SimulatedSite, serve
+from tests.dashboard.sync_history import run_history_syncs
 
 from .conftest import login, screenshot
 
@@ -50,24 +48,11 @@ def test_connectors_list_stacks_on_a_phone(chromium, live_server, alice, connect
         context.close()
 
 
-@pytest.fixture
-def site():
-    return SimulatedSite(records=120, seed=5, key=KEY)
-
-
-@pytest.fixture
-def server(site):
-    with serve(site, host="127.0.0.1", port=0) as running:
-        yield running
-
-
-def test_job_page_on_a_phone_shows_each_failed_record_in_full(
-    chromium, live_server, alice, org_a, site, server
-):
+def test_job_page_on_a_phone_shows_each_failed_record_in_full(chromium, live_server, alice, org_a):
     """A real full sync's failed rows at 390 px: each log row one block whose error reads in
     full on the screen (it used to be a column squeezed to a few letters per line, off to the
     right), and each entity type's bar spans the card."""
-    _connector, full, _conflicts, _pushes = run_history_syncs(org_a, site, server)
+    _connector, full, _conflicts, _pushes = run_history_syncs(org_a)
     failed = SyncLogEntry.objects.filter(job=full, status="FAILED").order_by("-id")
     assert failed.count() >= 2
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
@@ -102,12 +87,10 @@ def test_job_page_on_a_phone_shows_each_failed_record_in_full(
         context.close()
 
 
-def test_activity_on_a_phone_keeps_every_status_in_sight(
-    chromium, live_server, alice, org_a, site, server
-):
+def test_activity_on_a_phone_keeps_every_status_in_sight(chromium, live_server, alice, org_a):
     """The feed's five columns squeezed every event to several lines and pushed the status
     off screen; now each event is one block, its record's error across the screen."""
-    connector, _full, _conflicts, _pushes = run_history_syncs(org_a, site, server)
+    connector, _full, _conflicts, _pushes = run_history_syncs(org_a)
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
     try:
         page = context.new_page()

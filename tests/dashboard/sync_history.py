@@ -14,6 +14,7 @@ from records.models import Article, Event
 from syncjobs.models import SyncJob
 from tests.conftest import make_connector
 from tests.engine.conftest import Sync
+from wpsim import SimulatedSite, serve
 
 KEY = "history-test-sync-key-0123456789abcdef0123"
 
@@ -28,8 +29,15 @@ def _good(site, entity_type):
     return [i for i in site.ids(entity_type) if i not in site.bad_ids(entity_type)]
 
 
-def run_history_syncs(organisation, site, server):
-    """Returns the connector and its three finished jobs (full, conflicts, pushes)."""
+def run_history_syncs(organisation):
+    """Returns the connector and its three finished jobs (full, conflicts, pushes), synced
+    from a simulated site served for the duration (pages render from the database after)."""
+    site = SimulatedSite(records=120, seed=5, key=KEY)
+    with serve(site, host="127.0.0.1", port=0) as server:
+        return _sync_three_times(organisation, site, server)
+
+
+def _sync_three_times(organisation, site, server):
     connector = make_connector(
         organisation,
         name="History site",
