@@ -49,17 +49,22 @@ class Sync:
     def __init__(self):
         self.client = None
 
-    def __call__(self, connector, kind=SyncJob.Kind.FULL, *, source=None, **client_options):
+    def __call__(
+        self, connector, kind=SyncJob.Kind.FULL, *, source=None, wrap=None, **client_options
+    ):
+        """`wrap(client)` puts a test's source around the real client (faults, edits made
+        while the job runs); the client is closed afterwards either way."""
         connector.refresh_from_db()
         job = services.start_sync(connector, kind)
         client_options.setdefault("sleep", lambda seconds: None)
         client_options.setdefault("max_retries", 1)
-        self.client = source or client_for(connector, **client_options)
+        client = source or client_for(connector, **client_options)
+        self.client = wrap(client) if wrap else client
         try:
             finished = run_job(job.pk, source=self.client)
         finally:
             if source is None:
-                self.client.close()
+                client.close()
         connector.refresh_from_db()
         return finished
 

@@ -546,7 +546,6 @@ class ServerErrorOnPush:
 
 
 def test_a_push_that_fails_with_a_server_error_is_retried_next_time(sync, site, connector):
-    from connectors.wordpress_client import client_for
 
     connector.sync_direction = Connector.Direction.TWO_WAY
     connector.save()
@@ -554,11 +553,9 @@ def test_a_push_that_fails_with_a_server_error_is_retried_next_time(sync, site, 
     article_id = _quiet_article(site, connector)
     _platform_edit(Article, article_id, title="Pushed after the outage")
 
-    client = client_for(connector, sleep=lambda seconds: None, max_retries=1)
-    try:
-        job = sync(connector, SyncJob.Kind.INCREMENTAL, source=ServerErrorOnPush(client, site))
-    finally:
-        client.close()
+    job = sync(
+        connector, SyncJob.Kind.INCREMENTAL, wrap=lambda client: ServerErrorOnPush(client, site)
+    )
 
     assert job.status == SyncJob.Status.FAILED  # the site is down: the job stops
     assert "HTTP 500" in job.error
@@ -649,7 +646,6 @@ class WordPressEditsFirst:
 def test_two_way_incremental_push_of_a_record_changed_in_wordpress_meanwhile_fails_409(
     sync, site, connector
 ):
-    from connectors.wordpress_client import client_for
 
     connector.sync_direction = Connector.Direction.TWO_WAY
     connector.save()
@@ -657,11 +653,9 @@ def test_two_way_incremental_push_of_a_record_changed_in_wordpress_meanwhile_fai
     article_id = _quiet_article(site, connector)
     _platform_edit(Article, article_id, title="Edited only on the platform")
 
-    client = client_for(connector, sleep=lambda seconds: None, max_retries=1)
-    try:
-        job = sync(connector, SyncJob.Kind.INCREMENTAL, source=WordPressEditsFirst(client, site))
-    finally:
-        client.close()
+    job = sync(
+        connector, SyncJob.Kind.INCREMENTAL, wrap=lambda client: WordPressEditsFirst(client, site)
+    )
 
     assert job.status == SyncJob.Status.COMPLETED, job.error
     entry = log_for(job, "article", article_id)
@@ -871,13 +865,10 @@ def _first_articles(site, n):
 
 
 def _edited_during(sync, site, connector, ids, kind=SyncJob.Kind.FULL):
-    from connectors.wordpress_client import client_for
 
-    client = client_for(connector, sleep=lambda seconds: None, max_retries=1)
-    try:
-        job = sync(connector, kind, source=EditsDuringTheListing(client, site, "article", ids))
-    finally:
-        client.close()
+    job = sync(
+        connector, kind, wrap=lambda client: EditsDuringTheListing(client, site, "article", ids)
+    )
     assert job.status == SyncJob.Status.COMPLETED, job.error
     return job
 
