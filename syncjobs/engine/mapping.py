@@ -21,7 +21,7 @@ import html
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -315,19 +315,8 @@ def mapping_for(entity_type: str, overrides: dict | None = None) -> tuple[FieldS
 # --- Conversion ------------------------------------------------------------------------------
 
 
-_CANONICAL_GMT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z?")
-
-
-def parse_gmt(value: Any) -> datetime:
-    """contract.parse_gmt, with a fast path for the canonical form (called for every record).
-
-    Only "YYYY-MM-DDTHH:MM:SS" (optionally "Z") takes the fast path; fromisoformat still
-    rejects impossible dates such as February 30th. Anything else goes to the contract's
-    parser, which raises ValueError with the reason.
-    """
-    if isinstance(value, str) and _CANONICAL_GMT.fullmatch(value):
-        return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
-    return contract.parse_gmt(value)
+# Every record's modified_gmt and date fields: the contract's parser has the fast path.
+parse_gmt = contract.parse_gmt
 
 
 _ABSENT = object()
