@@ -153,12 +153,26 @@ class SyncLogEntry(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # No index of their own (db_index=False): log_job_idx and log_connector_idx below start
-    # with these columns and serve every lookup, cascade and foreign-key check by them, and
-    # a sync writes one log row per record, each index entry a cost of every sync.
-    job = models.ForeignKey(SyncJob, models.CASCADE, related_name="log_entries", db_index=False)
+    # with these columns and serve every lookup and cascade by them, and a sync writes one
+    # log row per record, each index entry a cost of every sync.
+    #
+    # No database constraint either (db_constraint=False): PostgreSQL checks a foreign key
+    # once per inserted row, at commit, and the log's two checks were a quarter of a cold
+    # sync's page write (bench/engine_sync.py). The sync's page statement takes both values
+    # from the job row itself, once per page, and writes no log row when the job is gone
+    # (DjangoStore._page_statement); deleting a job or a connector goes through
+    # Django's collector, which deletes the log rows (CASCADE), and a connector cannot be
+    # deleted while one of its jobs is in flight (connectors.services.delete_connector).
+    job = models.ForeignKey(
+        SyncJob, models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
+    )
     # Denormalised from the job so the connector's activity feed is one index scan.
     connector = models.ForeignKey(
-        "connectors.Connector", models.CASCADE, related_name="+", db_index=False
+        "connectors.Connector",
+        models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     entity_type = models.CharField(max_length=20, choices=EntityType.choices)
     external_id = models.CharField(max_length=64)

@@ -43,16 +43,20 @@ def test_lookups_stay_index_probes_whatever_the_statistics(org_a, analysed):
         DjangoStore.probe_sql(Article, ["id"], "organisation_id", "slug"),
         [[f"1-{i}" for i in ids], org_a.pk],
     )
-    archive_walk = plan_of(*DjangoStore(job, mine).archive_walk_sql(Article, "", 1000))
+    with connection.cursor() as cursor:  # as DjangoStore.archive_unseen plans it
+        cursor.execute(DjangoStore.ARCHIVE_WALK_PLANNING)
+    archive_walk = plan_of(*DjangoStore(job, mine).archive_walk_sql(Article, "1000", 1000))
 
     assert "Index Scan using article_unique_external_id" in existing, existing
     assert "Index Scan using article_unique_slug_per_org" in slugs, slugs
     for plan in (existing, slugs):
         assert "_connector_id_" not in plan and "_organisation_id_" not in plan, plan
         assert "Seq Scan" not in plan, plan
-    # The archive walk reads 1,000 records a batch: at worst (stale statistics) it sorts the
-    # connector's live rows per batch, but never scans the whole table.
-    assert "Seq Scan" not in archive_walk, archive_walk
+    # The archive walk reads 1,000 records a batch in index order and stops there: not a
+    # bitmap scan and a sort of every remaining record per batch (quadratic), nor a table scan.
+    assert "Index Scan using article_unique_external_id" in archive_walk, archive_walk
+    for kind in ("Seq Scan", "Bitmap", "Sort"):
+        assert kind not in archive_walk, archive_walk
 
 
 def test_pending_pushes_is_batched_on_the_partial_index(org_a):
