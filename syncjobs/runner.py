@@ -78,6 +78,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         slugged=frozenset(t for t in entity_types if RECORD_MODELS[t].has_slug),
         # Records per request; the contract's maximum unless a test or a slow host needs less.
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
+        mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
     )
 
 

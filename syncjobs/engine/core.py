@@ -38,11 +38,11 @@ from connectors.wordpress.errors import (
     ResponseTooLarge,
     WriteConflict,
 )
+from syncjobs.engine.mapper import InlineMapper, ProcessMapper
 from syncjobs.engine.mapping import (
     FieldSpec,
     MappedRecord,
     content_hash,
-    fingerprint,
     map_record,
     parse_gmt,
     reverse_map,
@@ -247,6 +247,9 @@ class Plan:
     per_page: int = contract.MAX_PER_PAGE
     # Fetch the next page while this one is mapped and written (see Prefetched).
     prefetch: bool = True
+    # A phase of more records than this maps its pages in a child process, on another core
+    # (syncjobs.engine.mapper); None: always in the worker's own interpreter.
+    mapper_process_min: int | None = None
 
 
 def fresh_counters() -> dict[str, int]:
@@ -318,10 +321,12 @@ class Prefetched:
         self._wanted.release()  # fetch the next page while this one is processed
         return item
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Stops the thread; returns whether it has ended."""
         self._stop.set()
         # A request in flight finishes (or times out) on its own: don't hold the job for it.
         self._thread.join(timeout=10)
+        return not self._thread.is_alive()
 
 
 # --- The engine ------------------------------------------------------------------------------
@@ -339,6 +344,9 @@ class SyncEngine:
         # (pk, platform_modified_at) of this page's pushes WordPress refused for good; stored
         # with the page's log rows (see _commit).
         self.refused: list[tuple[Any, datetime]] = []
+        # The mapping process, started by the first phase large enough (see _mapper_for),
+        # and kept for the later ones: it is stopped when the run ends.
+        self.process_mapper: ProcessMapper | None = None
 
     @property
     def full(self) -> bool:
@@ -346,12 +354,26 @@ class SyncEngine:
 
     def run(self) -> dict:
         """Run every phase; returns the stats. Raises JobCancelled or the source's errors."""
-        for entity_type in self.plan.entity_types:
-            self._entity_phase(entity_type)
+        try:
+            for entity_type in self.plan.entity_types:
+                self._entity_phase(entity_type)
+        finally:
+            if self.process_mapper is not None:
+                self.process_mapper.close()
         # Full syncs follow deletions too (inline, else the feed): it moves the deletions
         # cursors, so the next incremental reads only new entries.
         self._deletions_phase()
         return self.stats
+
+    def _mapper_for(self, total: int) -> InlineMapper | ProcessMapper:
+        """Where a phase of `total` records maps its pages: a child process pays for its
+        start (a tenth of a second, once per run) from a few thousand records on."""
+        threshold = self.plan.mapper_process_min
+        if threshold is None or total <= threshold:
+            return InlineMapper()
+        if self.process_mapper is None:
+            self.process_mapper = ProcessMapper()
+        return self.process_mapper
 
     # Entity phase -----------------------------------------------------------------------
 
@@ -372,14 +394,16 @@ class SyncEngine:
         inline = None
         specs = self.plan.specs[entity_type]
 
+        mapper = None
+
         def prepare(page):
             # Pure computation (no I/O, no shared state): runs in the prefetch thread, so
-            # the next page is mapped and hashed while this thread waits on the database.
-            mapped = [
-                fingerprint(map_record(entity_type, item, specs, detail=False))
-                for item in list(page.items or [])
-            ]
-            return page, mapped
+            # the next page is mapped and hashed while this thread waits on the database;
+            # in a large phase, by a child process on another core.
+            nonlocal mapper
+            if mapper is None:
+                mapper = self._mapper_for(int(getattr(page, "total", 0) or 0))
+            return page, mapper.submit(entity_type, specs, list(page.items or []))
 
         if self.plan.prefetch and not self.plan.two_way:
             # Two-way pushes go through the same client from this thread: no prefetch then.
@@ -388,7 +412,8 @@ class SyncEngine:
             pages = map(prepare, pages)
         try:
             first = True
-            for page, mapped in pages:
+            for page, mapped_later in pages:
+                mapped = mapped_later()  # the page's records, once mapped
                 if first:
                     counters["total"] = int(getattr(page, "total", 0) or 0)
                     inline = getattr(page, "deleted", None), getattr(page, "deleted_more", False)
@@ -397,8 +422,13 @@ class SyncEngine:
         finally:
             # The source's iterator, whichever wrapper is around it.
             close = getattr(pages, "close", None) or getattr(source_pages, "close", None)
-            if close:
-                close()
+            stopped = close() is not False if close else True
+            if mapper is not None and stopped:
+                mapper.drain()  # a page sent ahead is answered and dropped
+            elif mapper is not None:
+                # The prefetch thread outlived close (a request in flight) and could still
+                # send a page: this mapping process stops, a later phase starts its own.
+                mapper.close()
         if self.full:
             self._archive_unseen(entity_type)
         # After the pages (a restored record came back in them, newer than its deletion),

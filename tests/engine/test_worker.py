@@ -85,8 +85,10 @@ def test_real_worker_runs_a_sync_started_by_the_service(org_a, site, server):
 class WorkerProcess:
     """`celery -A config worker` on the test database, started and killed by the test."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, *, pool: str = "solo", **environment: str):
         self.log_dir = log_dir
+        self.pool = pool
+        self.extra_environment = environment
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -102,6 +104,7 @@ class WorkerProcess:
             SYNC_STALE_AFTER_SECONDS=str(STALE_AFTER),
             LOG_LEVEL="WARNING",
         )
+        env.update(self.extra_environment)
         return env
 
     def start(self) -> None:
@@ -111,7 +114,8 @@ class WorkerProcess:
         log = open(self.log_dir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"),
+                *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", self.pool),
+                *(("--concurrency", "1") if self.pool == "prefork" else ()),
                 *("--loglevel", "WARNING", "--without-gossip", "--without-mingle"),
                 *("--hostname", f"engine-test-{os.getpid()}-{self.starts}@%h"),
             ],
@@ -145,17 +149,60 @@ class WorkerProcess:
         return "\n".join(path.read_text(errors="replace") for path in self.log_dir.glob("*.log"))
 
 
-@pytest.fixture
-def worker(tmp_path):
+def running_worker(log_dir: Path, **options):
     from config.celery import app
 
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "set REDIS_URL for these tests"
     app.control.purge()
-    process = WorkerProcess(tmp_path)
+    process = WorkerProcess(log_dir, **options)
     process.start()
-    yield process
-    process.stop()
-    connections.close_all()
+    try:
+        yield process
+    finally:
+        process.stop()
+        connections.close_all()
+
+
+@pytest.fixture
+def worker(tmp_path):
+    yield from running_worker(tmp_path)
+
+
+@pytest.fixture
+def mapping_worker(tmp_path):
+    """A worker whose every entity phase maps in a child process (syncjobs.engine.mapper)."""
+    yield from running_worker(tmp_path, SYNC_MAPPER_PROCESS_MIN="0")
+
+
+@pytest.fixture
+def prefork_mapping_worker(tmp_path):
+    """Celery's default pool (tasks in daemonic child processes), mapping in a child."""
+    yield from running_worker(tmp_path, pool="prefork", SYNC_MAPPER_PROCESS_MIN="0")
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def mapping_processes(parent: int) -> list[int]:
+    """The pids of the mapping processes (syncjobs.engine.mapper) that `parent` started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"syncjobs.engine.mapper" in command and _is_child(int(entry.name), parent):
+            found.append(int(entry.name))
+    return found
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie waiting for whoever adopted it to reap it: it runs no more."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def wait_for(job, condition, seconds=120, worker=None):
@@ -195,8 +242,9 @@ def big_server(big_site):
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates(
-    org_a, big_site, big_server, worker, settings
+    org_a, big_site, big_server, mapping_worker, settings
 ):
+    worker = mapping_worker
     settings.SYNC_STALE_AFTER_SECONDS = STALE_AFTER
     connector = make_connector(
         org_a, site_url=big_server.url, api_key=SIM_KEY, entity_types=["article"]
@@ -205,9 +253,16 @@ def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates
     big_site.inject("latency", "articles", seconds=1.0, every=True)
     job = services.start_sync(connector, SyncJob.Kind.FULL)
     wait_for(job, lambda j: article_processed(j) >= 100, worker=worker)
+    mappers = mapping_processes(worker.process.pid)
+    assert len(mappers) == 1, "the worker maps the articles in a child process"
 
     worker.kill()
 
+    # The child sees its input end when the worker dies, and stops: no orphan left mapping.
+    deadline = time.monotonic() + 10
+    while not ended(mappers[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ended(mappers[0])
     committed = Article.objects.filter(connector=connector).count()
     assert 0 < committed < big_site.count("article")  # the first page(s) stay committed
     job.refresh_from_db()
@@ -240,6 +295,39 @@ def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates
     assert stored.values("external_id").distinct().count() == stored.count()
     connector.refresh_from_db()
     assert connector.status == Connector.Status.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prefork_worker_maps_in_a_child_process(
+    org_a, big_site, big_server, prefork_mapping_worker
+):
+    # The default pool runs tasks in daemonic processes, which multiprocessing refuses to let
+    # have children: the mapping process is started with subprocess, so it works there too.
+    worker = prefork_mapping_worker
+    connector = make_connector(
+        org_a, site_url=big_server.url, api_key=SIM_KEY, entity_types=["article", "member"]
+    )
+    big_site.inject("latency", "articles", seconds=0.5, every=True)
+    job = services.start_sync(connector, SyncJob.Kind.FULL)
+    wait_for(job, lambda j: article_processed(j) >= 100, worker=worker)
+    pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    pool = [pid for pid in pids if _is_child(pid, worker.process.pid)]
+    assert [m for p in pool for m in mapping_processes(p)], "a pool process started a mapper"
+
+    wait_for(job, finished, worker=worker)
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    assert "mapping process failed" not in worker.output()
+    for entity_type, model in (("article", Article), ("member", Member)):
+        counters = job.stats[entity_type]
+        stored = model.objects.filter(connector=connector).count()
+        assert stored == counters["created"] == big_site.count(entity_type) - counters["failed"]
+
+
+def _is_child(pid: int, parent: int) -> bool:
+    try:
+        return parent_of(pid) == parent
+    except (OSError, ValueError):
+        return False
 
 
 @pytest.mark.django_db(transaction=True)
