@@ -339,7 +339,7 @@ class DjangoStore:
     ) -> dict[str, list[tuple[str, str]]]:
         """This job's log rows of these records, as {external_id: [(operation, status)]}
         (one query). Only read: a later version's log line that replaces them deletes them
-        in its page's own statement (LogLine.replaces, _REPLACED_LOGS_SQL). Like every public
+        in its page's own statement (LogLine.replaces, REPLACED_LOGS_SQL). Like every public
         method not in _SETTLE_THEMSELVES, it waits for the page in flight first."""
         return self._log_rows(entity_type, external_ids)
 
@@ -350,7 +350,7 @@ class DjangoStore:
         if not replaced:
             return
         if connection.vendor == "postgresql":
-            cursor.execute(_REPLACED_LOGS_SQL, _replaced_params(self.job.pk, replaced))
+            cursor.execute(REPLACED_LOGS_SQL, _replaced_params(self.job.pk, replaced))
             return
         for entity_type in {line.entity_type for line in replaced}:
             SyncLogEntry.objects.filter(
@@ -626,7 +626,7 @@ class DjangoStore:
                 # The rows these lines replace go in the same statement, so with them: every
                 # sub-statement sees the snapshot from before it, so this cannot delete the
                 # rows `lg` inserts, and a refused or failed page deletes nothing.
-                parts.append(f"gone AS ({_REPLACED_LOGS_SQL})")
+                parts.append(f"gone AS ({REPLACED_LOGS_SQL})")
                 params += _replaced_params(self.job.pk, replaced)
         moved = cursors != self.connector.cursors
         cursors = dict(cursors)  # as of this page: the engine's dict moves on
@@ -1000,15 +1000,7 @@ class DjangoStore:
             # and OFFSET 0 keeps the LATERAL subquery a subquery: flattened into a join, it
             # became a scan of the job's whole log per batch (30 ms at 100,000 rows).
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT k.v, seen.operation, seen.status FROM unnest(%s::text[]) AS k(v) "
-                    "CROSS JOIN (SELECT %s::bigint AS id) AS j CROSS JOIN LATERAL (SELECT "
-                    "l.operation, l.status FROM syncjobs_synclogentry l "
-                    "WHERE l.job_id = j.id AND l.external_id = k.v "
-                    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
-                    "AND l.entity_type || '' = %s OFFSET 0) AS seen",
-                    [list(external_ids), self.job.pk, entity_type],
-                )
+                cursor.execute(LOGGED_SQL, [list(external_ids), self.job.pk, entity_type])
                 rows = cursor.fetchall()
         found: dict[str, list[tuple[str, str]]] = {}
         for external_id, operation, status in rows:
@@ -1095,10 +1087,21 @@ for _name, _method in list(vars(DjangoStore).items()):
         setattr(DjangoStore, _name, _settling(_method))
 
 
+# This job's log rows of some records of one type (DjangoStore._log_rows). Parameters: the
+# external ids (a list), the job's id, the entity type.
+LOGGED_SQL = (
+    "SELECT k.v, seen.operation, seen.status FROM unnest(%s::text[]) AS k(v) "
+    "CROSS JOIN (SELECT %s::bigint AS id) AS j CROSS JOIN LATERAL (SELECT "
+    "l.operation, l.status FROM syncjobs_synclogentry l "
+    "WHERE l.job_id = j.id AND l.external_id = k.v "
+    "AND (l.job_id, l.external_id) >= (j.id, k.v) "
+    "AND l.entity_type || '' = %s OFFSET 0) AS seen"
+)
+
 # Deletes this job's log rows of the records that (entity_type, external_id) pairs name: one
 # probe of the (job, external_id) index per record, whatever the log's statistics (see
 # DjangoStore._log_rows). Parameters: _replaced_params().
-_REPLACED_LOGS_SQL = (
+REPLACED_LOGS_SQL = (
     "DELETE FROM syncjobs_synclogentry AS d USING (SELECT seen.id FROM "
     "unnest(%s::text[], %s::text[]) AS k(t, v) CROSS JOIN (SELECT %s::bigint AS id) AS j "
     "CROSS JOIN LATERAL (SELECT l.id FROM syncjobs_synclogentry l "

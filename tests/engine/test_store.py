@@ -123,3 +123,62 @@ def test_pending_pushes_is_batched_on_the_partial_index(org_a):
     plan = plan_of(queries[0]["sql"], [])
     assert "article_pending_push_idx" in plan, plan
     assert "Seq Scan on records_article" not in plan, plan
+
+
+@pytest.mark.parametrize("analysed", [False, True], ids=["never analysed", "analysed"])
+def test_this_jobs_log_is_probed_per_record_whatever_the_statistics(org_a, analysed):
+    # The archive walk and the "logged in this job already?" check ask the job's log about a
+    # batch of records. Planned as a join, that read every log row of the job per batch (30
+    # ms a batch at 100,000 rows): each record must stay one probe of (job, external_id).
+    from syncjobs.engine.store import LOGGED_SQL, REPLACED_LOGS_SQL
+    from syncjobs.models import SyncLogEntry
+
+    mine = make_connector(org_a, name="This site")
+    job = SyncJob.objects.create(connector=mine, kind="FULL")
+    SyncLogEntry.objects.bulk_create(
+        SyncLogEntry(
+            job=job,
+            connector=mine,
+            entity_type=entity_type,
+            external_id=str(i),
+            operation="CREATE",
+            status="SUCCESS",
+        )
+        for entity_type in ("article", "member")
+        for i in range(3000)
+    )
+    if analysed:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE syncjobs_synclogentry")
+    ids = [str(i) for i in range(0, 3000, 3)]
+
+    logged = plan_of(LOGGED_SQL, [ids, job.pk, "article"])
+    replaced = plan_of(REPLACED_LOGS_SQL, [["article"] * len(ids), ids, job.pk])
+
+    for plan in (logged, replaced):
+        assert "Index Scan using log_job_external_idx" in plan, plan
+        for kind in ("Seq Scan on syncjobs_synclogentry", "Bitmap", "Hash Join"):
+            assert kind not in plan, plan
+
+
+def test_a_page_of_a_deleted_job_writes_no_log_rows(org_a):
+    # The log's foreign keys are not database constraints (one check per row was a quarter
+    # of a page's write): the page statement takes job and connector from the job row, so
+    # a job deleted under a running sync leaves no orphan log rows.
+    from syncjobs.engine.core import LogLine
+    from syncjobs.models import SyncLogEntry
+
+    mine = make_connector(org_a, name="This site")
+    job = SyncJob.objects.create(connector=mine, kind="FULL")
+    store = DjangoStore(job, mine, write_behind=False)
+    line = lambda external_id: LogLine("article", external_id, "CREATE", "FAILED", "bad", None)  # noqa: E731
+    stats = {"article": {"processed": 1}}
+
+    store.commit_page("article", writes=[], logs=[line("1")], stats=stats, cursors={})
+    assert list(SyncLogEntry.objects.values_list("job_id", "connector_id", "external_id")) == [
+        (job.pk, mine.pk, "1")
+    ]
+    SyncJob.objects.filter(pk=job.pk).delete()
+    store.commit_page("article", writes=[], logs=[line("2")], stats=stats, cursors={})
+    assert not SyncLogEntry.objects.exists()
+    store.close()
