@@ -17,7 +17,10 @@ BENCH_DATABASE_URL another server), this prints:
   each type's deletions come with its first list page, contract 1.1);
 - incremental with 1 % of every type changed: requests and seconds;
 - the worker's peak memory (VmHWM of the worker process) for a cold full sync of 10,000
-  and of all records (target: within 20 % of each other: memory does not grow with records).
+  and of all records (target: within 20 % of each other: memory does not grow with records),
+  and that of its mapping process (the child that maps large phases, its own process);
+- CPU per record: the worker's, its mapping process's, the simulator's; PostgreSQL's is the
+  rest of the machine's.
 
 The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
 process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
@@ -64,6 +67,36 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class ChildMemory:
+    """The peak resident memory (VmHWM) of this process's children, read while they run:
+    after they end only ru_maxrss is left, which starts from the parent's at the fork."""
+
+    def __init__(self, every: float = 1.0):
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(self._every):
+            for entry in Path("/proc").iterdir():
+                try:
+                    status = (entry / "status").read_text()
+                except OSError:
+                    continue
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+                    self.peak_kb = max(self.peak_kb, int(fields["VmHWM"].split()[0]))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # --- Worker process: one sync, measured ----------------------------------------------------
 
 
@@ -82,10 +115,15 @@ def worker(connector_id: int, kind: str) -> None:
     # Created directly (not through services.start_sync) so no Celery message is sent.
     job = SyncJob.objects.create(connector=connector, kind=kind)
     client = client_for(connector)
+    watch = ChildMemory()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     client.close()
+    watch.stop()
+    # The mapping process (syncjobs/engine/mapper.py) is this worker's child: its CPU and
+    # memory are the worker's too.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
@@ -96,6 +134,8 @@ def worker(connector_id: int, kind: str) -> None:
                 "requests": client.request_count,
                 "totals": job.totals(),
                 "peak_kb": peak_rss_kb(),
+                "mapper_cpu": children.ru_utime + children.ru_stime,
+                "mapper_peak_kb": watch.peak_kb,
             }
         )
     )
@@ -247,6 +287,8 @@ def _check(result: dict, what: str) -> dict:
 
 def run(records: int) -> None:
     _setup_django()
+    from django.conf import settings
+
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
 
@@ -257,7 +299,7 @@ def run(records: int) -> None:
         flush=True,
     )
     print(f"  machine: {_machine()}", flush=True)
-    memory = {}
+    memory, mapper_memory = {}, {}
     small = min(MEMORY_SMALL, max(records // 10, 100))
     started = time.perf_counter()
     site = SimulatedSite(records=small, seed=11, key=KEY)
@@ -265,6 +307,7 @@ def run(records: int) -> None:
         connector = _fresh_connector(server.url, "bench small")
         result = _check(_child("--worker", str(connector.pk), "FULL"), "small full sync")
         memory[small] = result["peak_kb"]
+        mapper_memory[small] = result["mapper_peak_kb"]
 
     site = SimulatedSite(records=records, seed=12, key=KEY)
     print(f"  simulator ready in {time.perf_counter() - started:.1f} s", flush=True)
@@ -279,6 +322,7 @@ def run(records: int) -> None:
         connector = _fresh_connector(server.url, "bench large")
         cold = _check(_child("--worker", str(connector.pk), "FULL"), "cold full sync")
         memory[records] = cold["peak_kb"]
+        mapper_memory[records] = cold["mapper_peak_kb"]
         cold_rate = _rate(records, cold["seconds"])
         totals = cold["totals"]
         print(
@@ -306,7 +350,8 @@ def run(records: int) -> None:
         print(
             f"  CPU per record               baseline: client {base['cpu'] * per:.0f} µs + "
             f"simulator {base['server_cpu'] * per:.0f} µs; cold sync: worker "
-            f"{cold['cpu'] * per:.0f} µs + simulator {cold['server_cpu'] * per:.0f} µs",
+            f"{cold['cpu'] * per:.0f} µs + its mapping process {cold['mapper_cpu'] * per:.0f} "
+            f"µs + simulator {cold['server_cpu'] * per:.0f} µs (PostgreSQL: the rest)",
             flush=True,
         )
         again = _check(_child("--worker", str(connector.pk), "FULL"), "no-change re-sync")
@@ -339,6 +384,13 @@ def run(records: int) -> None:
         f"  worker peak memory           {small:,} records: {memory[small] / 1024:.0f} MB, "
         f"{records:,} records: {memory[records] / 1024:.0f} MB, ratio {ratio:.2f} "
         "(target <= 1.20)",
+        flush=True,
+    )
+    used = {n: f"{kb / 1024:.0f} MB" if kb else "not started" for n, kb in mapper_memory.items()}
+    print(
+        f"  mapping process peak memory  {small:,} records: {used[small]}, {records:,} "
+        f"records: {used[records]} (a process beside the worker, for phases over "
+        f"{settings.SYNC_MAPPER_PROCESS_MIN} records)",
         flush=True,
     )
 
