@@ -5,46 +5,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0001_initial'),
-        ('records', '0004_slug_indexes_covered'),
+        ("connectors", "0001_initial"),
+        ("records", "0004_slug_indexes_covered"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='article',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="article",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
         migrations.AlterField(
-            model_name='company',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="company",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
         migrations.AlterField(
-            model_name='conference',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="conference",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
         migrations.AlterField(
-            model_name='document',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="document",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
         migrations.AlterField(
-            model_name='event',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="event",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
         migrations.AlterField(
-            model_name='member',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="member",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
         migrations.AlterField(
-            model_name='notification',
-            name='connector',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connectors.connector'),
+            model_name="notification",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="connectors.connector",
+            ),
         ),
     ]
