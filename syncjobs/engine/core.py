@@ -233,6 +233,51 @@ class Store(Protocol):
         self, entity_type: str, external_ids: list[str]
     ) -> dict[str, list[tuple[str, str]]]: ...
 
+    def has_records(self, entity_type: str) -> bool: ...
+
+
+class WrittenIds:
+    """The records a phase has created, when it started with none of its type stored: a
+    record it has not created cannot exist yet, so its page need not look it up (the page
+    lookup was a round trip and a tenth of a cold import's database time).
+
+    A bitmap by WordPress id (a positive integer), so memory stays bounded whatever the
+    number of records: at most CAP bits (8 MB). An id beyond that, or one that is not an
+    integer, counts as possibly written: it is looked up, as in any other phase.
+    """
+
+    CAP = 1 << 26
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    @classmethod
+    def _number(cls, external_id: str) -> int | None:
+        # Only the canonical form (str of a positive integer, as the mapping writes it):
+        # anything else would share a bit with the number it reads as.
+        if not (external_id.isascii() and external_id.isdigit()) or len(external_id) > 8:
+            return None
+        if external_id[0] == "0":
+            return None
+        number = int(external_id)
+        return number if number < cls.CAP else None
+
+    def add(self, external_id: str) -> None:
+        number = self._number(external_id)
+        if number is None:
+            return
+        byte = number >> 3
+        if byte >= len(self._bits):  # grow by doubling: ids mostly come in no order
+            self._bits.extend(bytes(max(byte + 1, 2 * len(self._bits)) - len(self._bits)))
+        self._bits[byte] |= 1 << (number & 7)
+
+    def may_exist(self, external_id: str) -> bool:
+        number = self._number(external_id)
+        if number is None:
+            return True
+        byte = number >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (number & 7)))
+
 
 @dataclass
 class Plan:
@@ -347,6 +392,8 @@ class SyncEngine:
         # The mapping process, started by the first phase large enough (see _mapper_for),
         # and kept for the later ones: it is stopped when the run ends.
         self.process_mapper: ProcessMapper | None = None
+        # This phase's created records, when it started with none stored (see WrittenIds).
+        self.written: WrittenIds | None = None
 
     @property
     def full(self) -> bool:
@@ -385,6 +432,11 @@ class SyncEngine:
             modified_after = mark - OVERLAP if mark else None
         # Publish the phase before the first request so the progress shows where we are.
         self._commit(entity_type, [], [])
+        # Only this job writes this connector's records (one job in flight per connector):
+        # if it has none of this type now, only those this phase creates can exist.
+        has_records = getattr(self.store, "has_records", None)
+        cold = has_records is not None and not has_records(entity_type)
+        self.written = WrittenIds() if cold else None
         pages = source_pages = self.source.iter_pages(
             entity_type,
             modified_after=modified_after,
@@ -459,6 +511,8 @@ class SyncEngine:
             if not record.external_id or latest[record.external_id] == index
         ]
         ids = list(latest)
+        if self.written is not None:
+            ids = [external_id for external_id in ids if self.written.may_exist(external_id)]
         existing = self.store.existing(entity_type, ids) if ids else {}
 
         logs: list[LogLine] = []
@@ -476,6 +530,8 @@ class SyncEngine:
         for write in writes:
             if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
                 counters["created" if write.log.operation == CREATE else "updated"] += 1
+            if self.written is not None and write.existing is None:
+                self.written.add(write.mapped.external_id)
         if mapped:
             self._advance_cursor(entity_type, mapped)
         self._commit(entity_type, writes, logs)

@@ -219,6 +219,11 @@ class DjangoStore:
             )
         return found
 
+    def has_records(self, entity_type: str) -> bool:
+        """Whether the connector has any record of this type, archived ones included."""
+        model = RECORD_MODELS[entity_type]
+        return model.objects.filter(connector_id=self.connector.pk).exists()
+
     def _probe(
         self, model, columns: list[str], scope: str, scope_id: Any, key: str, values: list[str]
     ) -> list[dict]:

@@ -388,3 +388,64 @@ def test_a_failure_while_a_page_is_written_keeps_that_page(org_a):
 
     assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1", "2"]
     assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_a_phase_that_starts_empty_looks_up_only_what_it_wrote(org_a, monkeypatch, write_behind):
+    # No article of this connector is stored when the phase starts: a record the phase has
+    # not created cannot exist, so its page does not look it up. Record 1 comes again two
+    # pages later (edited while the job listed it, long after its page was written): that
+    # one is looked up, found, and updated, not created twice.
+    looked_up = []
+    existing = DjangoStore.existing
+
+    def spy(self, entity_type, external_ids):
+        looked_up.append(sorted(external_ids))
+        return existing(self, entity_type, external_ids)
+
+    monkeypatch.setattr(DjangoStore, "existing", spy)
+    job, _ = run(
+        org_a,
+        [article(1), article(2)],
+        [article(3), article(4)],
+        [article(1, title="Edited", modified_gmt="2024-03-01T11:00:00"), article(5)],
+        write_behind=write_behind,
+    )
+
+    assert looked_up == [["1"]]
+    assert job.stats["article"]["created"] == 5, job.stats
+    assert Article.objects.count() == 5
+    assert Article.objects.get(external_id="1").title == "Edited"
+    assert SyncLogEntry.objects.filter(job=job, external_id="1").count() == 1
+
+    # The next run starts with the five stored: every page is looked up again.
+    looked_up.clear()
+    SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
+    connector = job.connector
+    again = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
+    store = DjangoStore(again, connector, write_behind=write_behind)
+    engine = SyncEngine(Pages([article(1), article(6)]), store, build_plan(again, connector))
+    try:
+        engine.run()
+        store.flush()
+    finally:
+        store.close()
+    assert looked_up == [["1", "6"]]
+    assert engine.stats["article"]["created"] == 1
+
+
+def test_written_ids_stay_bounded_and_doubt_what_they_cannot_hold():
+    from syncjobs.engine.core import WrittenIds
+
+    written = WrittenIds()
+    for external_id in ("7", "1000000", str(WrittenIds.CAP - 1)):
+        assert not written.may_exist(external_id)
+        written.add(external_id)
+        assert written.may_exist(external_id)
+    assert not written.may_exist("8") and not written.may_exist("999999")
+    # Beyond the bitmap, or not a plain number: possibly written, so looked up.
+    for external_id in (str(WrittenIds.CAP), "99999999999", "12a", "", "-3", "٣", "007"):
+        written.add(external_id)
+        assert written.may_exist(external_id)
+    assert len(written._bits) <= WrittenIds.CAP // 8
