@@ -233,7 +233,7 @@ class Store(Protocol):
         self, entity_type: str, external_ids: list[str]
     ) -> dict[str, list[tuple[str, str]]]: ...
 
-    def has_records(self, entity_type: str) -> bool: ...
+    def has_records(self, entity_type: str, *, organisation: bool = False) -> bool: ...
 
 
 class WrittenIds:
@@ -277,6 +277,38 @@ class WrittenIds:
             return True
         byte = number >> 3
         return byte < len(self._bits) and bool(self._bits[byte] & (1 << (number & 7)))
+
+
+class WrittenSlugs:
+    """The slugs a phase has given its records, when its organisation had no record of its
+    type at the start: a slug it has not given cannot be taken yet, so the page need not
+    look up its holder (the slug lookup was the other round trip of a cold import's page).
+
+    A Bloom filter of fixed size (1 MB), so memory stays bounded whatever the number of
+    records: a slug it holds is always reported as possibly taken, a slug it does not hold
+    very rarely is too (then it is looked up, as in any other phase). A sync of another
+    connector of the organisation writing the same type meanwhile is caught by the
+    database's unique index, which fails the record with its own message.
+    """
+
+    BITS = 1 << 23
+    _MASK = BITS - 1
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+
+    def _positions(self, slug: str) -> tuple[int, int, int]:
+        digest = hash(slug) & 0xFFFFFFFFFFFFFFFF  # stable within this process
+        return digest & self._MASK, (digest >> 23) & self._MASK, (digest >> 41) & self._MASK
+
+    def add(self, slug: str) -> None:
+        for position in self._positions(slug):
+            self._bits[position >> 3] |= 1 << (position & 7)
+
+    def may_exist(self, slug: str) -> bool:
+        return all(
+            self._bits[position >> 3] & (1 << (position & 7)) for position in self._positions(slug)
+        )
 
 
 @dataclass
@@ -392,8 +424,10 @@ class SyncEngine:
         # The mapping process, started by the first phase large enough (see _mapper_for),
         # and kept for the later ones: it is stopped when the run ends.
         self.process_mapper: ProcessMapper | None = None
-        # This phase's created records, when it started with none stored (see WrittenIds).
+        # This phase's created records, when it started with none stored (see WrittenIds),
+        # and its slugs, when its organisation had none of its type (see WrittenSlugs).
         self.written: WrittenIds | None = None
+        self.written_slugs: WrittenSlugs | None = None
 
     @property
     def full(self) -> bool:
@@ -437,6 +471,12 @@ class SyncEngine:
         has_records = getattr(self.store, "has_records", None)
         cold = has_records is not None and not has_records(entity_type)
         self.written = WrittenIds() if cold else None
+        cold_slugs = (
+            cold
+            and entity_type in self.plan.slugged
+            and not has_records(entity_type, organisation=True)
+        )
+        self.written_slugs = WrittenSlugs() if cold_slugs else None
         pages = source_pages = self.source.iter_pages(
             entity_type,
             modified_after=modified_after,
@@ -782,7 +822,9 @@ class SyncEngine:
         slugs = sorted({w.mapped.values.get("slug") for w in writes} - {"", None})
         if not slugs:
             return
-        holders = self.store.slug_holders(entity_type, slugs)
+        if self.written_slugs is not None:
+            slugs = [slug for slug in slugs if self.written_slugs.may_exist(slug)]
+        holders = self.store.slug_holders(entity_type, slugs) if slugs else {}
         # Records of this batch that move away from a slug free it for another of the batch.
         moving = {
             w.existing.pk: w.mapped.values.get("slug")
@@ -822,6 +864,8 @@ class SyncEngine:
                 self._demote(entity_type, write, problem)
             else:
                 kept.append(write)
+                if slug and self.written_slugs is not None:
+                    self.written_slugs.add(slug)
         writes[:] = kept
 
     def _mirror(self, entity_type, writes) -> None:

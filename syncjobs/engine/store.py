@@ -219,10 +219,13 @@ class DjangoStore:
             )
         return found
 
-    def has_records(self, entity_type: str) -> bool:
-        """Whether the connector has any record of this type, archived ones included."""
-        model = RECORD_MODELS[entity_type]
-        return model.objects.filter(connector_id=self.connector.pk).exists()
+    def has_records(self, entity_type: str, *, organisation: bool = False) -> bool:
+        """Whether the connector (or, with `organisation`, any connector of its organisation,
+        or none) has any record of this type, archived ones included."""
+        records = RECORD_MODELS[entity_type].objects
+        if organisation:
+            return records.filter(organisation_id=self.connector.organisation_id).exists()
+        return records.filter(connector_id=self.connector.pk).exists()
 
     def _probe(
         self, model, columns: list[str], scope: str, scope_id: Any, key: str, values: list[str]

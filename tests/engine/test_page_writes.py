@@ -449,3 +449,55 @@ def test_written_ids_stay_bounded_and_doubt_what_they_cannot_hold():
         written.add(external_id)
         assert written.may_exist(external_id)
     assert len(written._bits) <= WrittenIds.CAP // 8
+
+
+@pytest.mark.django_db(transaction=True)
+@both_paths
+def test_an_organisation_without_records_looks_up_only_slugs_it_gave(
+    org_a, monkeypatch, write_behind
+):
+    # The organisation has no article yet: a slug this phase has not given cannot be taken,
+    # so only slugs it gave are looked up, and a duplicate across pages is still caught by
+    # the engine, naming the holder.
+    looked_up = []
+    slug_holders = DjangoStore.slug_holders
+
+    def spy(self, entity_type, slugs):
+        looked_up.append(sorted(slugs))
+        return slug_holders(self, entity_type, slugs)
+
+    monkeypatch.setattr(DjangoStore, "slug_holders", spy)
+    job, _ = run(
+        org_a,
+        [article(1, slug="a"), article(2, slug="b")],
+        [article(3, slug="a"), article(4, slug="c")],
+        write_behind=write_behind,
+    )
+
+    assert looked_up == [["a"]]
+    status, error = log_rows(job)["3"][1:]
+    assert status == "FAILED"
+    assert error.startswith("article 3: duplicate slug 'a': the article 'Post 1'"), error
+    assert sorted(Article.objects.values_list("slug", flat=True)) == ["a", "b", "c"]
+
+    # Another connector of the organisation starts with the organisation's articles stored:
+    # every slug it writes is looked up, and the one taken is refused.
+    looked_up.clear()
+    SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
+    other, _ = run(org_a, [article(1, slug="b"), article(2, slug="d")], write_behind=write_behind)
+    assert looked_up == [["b", "d"]]
+    assert log_rows(other)["1"][1] == "FAILED"
+
+
+def test_written_slugs_forget_nothing_in_a_fixed_size():
+    from syncjobs.engine.core import WrittenSlugs
+
+    written = WrittenSlugs()
+    size = len(written._bits)
+    given = [f"post-{n}" for n in range(20_000)] + ["ünïcode-slug", "x"]
+    for slug in given:
+        written.add(slug)
+    assert all(written.may_exist(slug) for slug in given)
+    strangers = [f"other-{n}" for n in range(20_000)]
+    assert sum(written.may_exist(slug) for slug in strangers) < 20  # very rarely a doubt
+    assert len(written._bits) == size
