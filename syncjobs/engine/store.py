@@ -592,6 +592,7 @@ class DjangoStore:
         params: list = []
         if writes:
             parts.append(f"up AS ({self._json_upsert_sql(entity_type)})")
+            params += self._bookkeeping(entity_type, now)
             params.append(self._record_document(entity_type, writes, now))
         if logs:
             joined = "LEFT JOIN up ON up.external_id = l.external_id" if writes else ""
@@ -679,15 +680,23 @@ class DjangoStore:
         columns = ", ".join(qn(f.column) for f in fields)
         # New records come with a null id: PostgreSQL makes their uuid (RETURNING hands it
         # back for the log rows), which is cheaper than uuid4() and its text in Python.
+        # The bookkeeping columns are the same for every row of the page: parameters of the
+        # statement (in this order, see _page_statement), not keys of each row's json.
         selected = ", ".join(
             f"COALESCE(r.{qn(f.column)}, gen_random_uuid())"
             if f.primary_key
+            else f"%s::{f.db_type(connection)}"
+            if f.column in self._BOOKKEEPING
             else f"r.{qn(f.column)}"
             for f in fields
         )
         # Identifiers and types come from model metadata (quoted); values only travel in the
         # json document. A value too long for its column is refused (DataError), not cut.
-        definitions = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+        definitions = ", ".join(
+            f"{qn(f.column)} {f.db_type(connection)}"
+            for f in fields
+            if f.column not in self._BOOKKEEPING
+        )
         assignments = ", ".join(
             f"{qn(f.column)} = EXCLUDED.{qn(f.column)}" for f in fields if f.name in updated
         )
@@ -704,20 +713,12 @@ class DjangoStore:
         """The page's records as one json array for json_to_recordset(), every column in
         each object (a missing key would be NULL, not the field's default).
 
-        A row is its bookkeeping columns, then the record's mapped values as the canonical
-        JSON its content hash was computed from (MappedRecord.payload, encoded once, in the
-        engine's prefetch thread): what is hashed is, byte for byte, what is stored.
+        A row is its own bookkeeping (id, hash, times), the defaults of the columns nothing
+        fills, then the record's mapped values as the canonical JSON its content hash was
+        computed from (MappedRecord.payload, encoded once, by the mapping): what is hashed is,
+        byte for byte, what is stored. The columns every row shares are statement parameters
+        (_bookkeeping), not repeated in each row.
         """
-        constant = _json_document(
-            {
-                "organisation_id": self.connector.organisation_id,
-                "connector_id": self.connector.pk,
-                "last_synced_at": now,
-                "archived_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )[1:-1]
         rows = []
         for write in writes:
             ex, mapped = write.existing, write.mapped
@@ -734,7 +735,7 @@ class DjangoStore:
             fresh = mapped.payload and mapped.digest == write.hash
             payload = mapped.payload if fresh else content_payload(mapped.values)
             defaults = self._defaults_fragment(entity_type, tuple(mapped.values), tuple(head))
-            parts = [_json_document(head)[1:-1], constant, defaults, payload[1:-1]]
+            parts = [_json_document(head)[1:-1], defaults, payload[1:-1]]
             rows.append("{" + ",".join(part for part in parts if part) + "}")
         return "[" + ",".join(rows) + "]"
 
@@ -755,6 +756,19 @@ class DjangoStore:
             )[1:-1]
             self._sql_cache[key] = cached
         return cached
+
+    def _bookkeeping(self, entity_type: str, now: datetime) -> list:
+        """The bookkeeping columns' values, in the order of the record model's columns."""
+        values = {
+            "organisation_id": self.connector.organisation_id,
+            "connector_id": self.connector.pk,
+            "last_synced_at": now,
+            "archived_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        fields = RECORD_MODELS[entity_type]._meta.concrete_fields
+        return [values[f.column] for f in fields if f.column in self._BOOKKEEPING]
 
     _BOOKKEEPING = frozenset(
         {
