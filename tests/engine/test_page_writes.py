@@ -501,3 +501,57 @@ def test_written_slugs_forget_nothing_in_a_fixed_size():
     strangers = [f"other-{n}" for n in range(20_000)]
     assert sum(written.may_exist(slug) for slug in strangers) < 20  # very rarely a doubt
     assert len(written._bits) == size
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_connectors_importing_the_same_slug_at_once_store_it_once(org_a):
+    # Both phases start while the organisation has no article, so neither looks up the
+    # slugs it writes: their pages race for slug "shared", page against page, and the
+    # database's unique index settles it. The loser fails that record alone, in words.
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(2, timeout=30)
+    outcome = {}
+
+    class Together(Pages):
+        def iter_pages(self, entity_type, **options):
+            barrier.wait()  # both phases found the organisation empty before either writes
+            yield from super().iter_pages(entity_type, **options)
+
+    def import_(name, first_id):
+        try:
+            pages = (
+                [article(first_id, slug="shared"), article(first_id + 1, slug=f"own-{name}")],
+                [article(first_id + 2, slug=f"more-{name}")],
+            )
+            connector = make_connector(org_a, name=name, entity_types=["article"])
+            job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
+            store = DjangoStore(job, connector, write_behind=True)
+            source = Together(*pages, after=lambda number: barrier.wait())
+            engine = SyncEngine(source, store, build_plan(job, connector))
+            try:
+                engine.run()
+                store.flush()
+            finally:
+                store.close()
+            outcome[name] = job
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=import_, args=(name, first))
+        for name, first in (("one", 1), ("two", 101))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert set(outcome) == {"one", "two"}
+    assert Article.objects.filter(slug="shared").count() == 1
+    assert Article.objects.count() == 5  # 6 served, the slug's loser refused
+    failed = SyncLogEntry.objects.filter(status="FAILED")
+    assert failed.count() == 1
+    assert "took it while this one was being saved" in failed.get().error
