@@ -390,6 +390,19 @@ def test_a_failure_while_a_page_is_written_keeps_that_page(org_a):
     assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
 
 
+def lookups(monkeypatch, method: str) -> list:
+    """The keys each call of the store's lookup `method` asks for, sorted, in call order."""
+    asked = []
+    lookup = getattr(DjangoStore, method)
+
+    def spy(self, entity_type, keys):
+        asked.append(sorted(keys))
+        return lookup(self, entity_type, keys)
+
+    monkeypatch.setattr(DjangoStore, method, spy)
+    return asked
+
+
 @pytest.mark.django_db(transaction=True)
 @both_paths
 def test_a_phase_that_starts_empty_looks_up_only_what_it_wrote(org_a, monkeypatch, write_behind):
@@ -397,14 +410,7 @@ def test_a_phase_that_starts_empty_looks_up_only_what_it_wrote(org_a, monkeypatc
     # not created cannot exist, so its page does not look it up. Record 1 comes again two
     # pages later (edited while the job listed it, long after its page was written): that
     # one is looked up, found, and updated, not created twice.
-    looked_up = []
-    existing = DjangoStore.existing
-
-    def spy(self, entity_type, external_ids):
-        looked_up.append(sorted(external_ids))
-        return existing(self, entity_type, external_ids)
-
-    monkeypatch.setattr(DjangoStore, "existing", spy)
+    looked_up = lookups(monkeypatch, "existing")
     job, _ = run(
         org_a,
         [article(1), article(2)],
@@ -459,14 +465,7 @@ def test_an_organisation_without_records_looks_up_only_slugs_it_gave(
     # The organisation has no article yet: a slug this phase has not given cannot be taken,
     # so only slugs it gave are looked up, and a duplicate across pages is still caught by
     # the engine, naming the holder.
-    looked_up = []
-    slug_holders = DjangoStore.slug_holders
-
-    def spy(self, entity_type, slugs):
-        looked_up.append(sorted(slugs))
-        return slug_holders(self, entity_type, slugs)
-
-    monkeypatch.setattr(DjangoStore, "slug_holders", spy)
+    looked_up = lookups(monkeypatch, "slug_holders")
     job, _ = run(
         org_a,
         [article(1, slug="a"), article(2, slug="b")],
