@@ -56,13 +56,11 @@ def article(record_id, **fields):
     return record
 
 
-def run(org, *pages, write_behind=True, after=None):
-    connector = make_connector(
-        org, name=f"pages {SyncJob.objects.count()}", entity_types=["article"]
-    )
+def run_on(connector, source, *, write_behind=True):
+    """A full sync of `connector` from `source`, the way the runner drives the engine."""
     job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
     store = DjangoStore(job, connector, write_behind=write_behind)
-    engine = SyncEngine(Pages(*pages, after=after), store, build_plan(job, connector))
+    engine = SyncEngine(source, store, build_plan(job, connector))
     try:
         engine.run()
         store.flush()
@@ -70,6 +68,13 @@ def run(org, *pages, write_behind=True, after=None):
         store.close()
     job.refresh_from_db()
     return job, engine
+
+
+def run(org, *pages, write_behind=True, after=None):
+    connector = make_connector(
+        org, name=f"pages {SyncJob.objects.count()}", entity_types=["article"]
+    )
+    return run_on(connector, Pages(*pages, after=after), write_behind=write_behind)
 
 
 def log_rows(job):
@@ -229,16 +234,8 @@ def test_a_skip_still_being_written_is_not_logged_twice(org_a, monkeypatch):
         return write_page(self, entity_type, statement)
 
     monkeypatch.setattr(DjangoStore, "_write_page", slow_write)
-    connector = first.connector
-    job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
-    store = DjangoStore(job, connector, write_behind=True)
     pages = Pages([article(1), article(2)], [article(1, modified_gmt="2024-03-01T11:00:00")])
-    engine = SyncEngine(pages, store, build_plan(job, connector))
-    try:
-        engine.run()
-        store.flush()
-    finally:
-        store.close()
+    job, engine = run_on(first.connector, pages)
 
     rows = list(SyncLogEntry.objects.filter(job=job).values_list("external_id", "operation"))
     assert sorted(rows) == [("1", "SKIP"), ("2", "SKIP")]
@@ -428,15 +425,7 @@ def test_a_phase_that_starts_empty_looks_up_only_what_it_wrote(org_a, monkeypatc
     # The next run starts with the five stored: every page is looked up again.
     looked_up.clear()
     SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
-    connector = job.connector
-    again = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
-    store = DjangoStore(again, connector, write_behind=write_behind)
-    engine = SyncEngine(Pages([article(1), article(6)]), store, build_plan(again, connector))
-    try:
-        engine.run()
-        store.flush()
-    finally:
-        store.close()
+    _, engine = run_on(job.connector, Pages([article(1), article(6)]), write_behind=write_behind)
     assert looked_up == [["1", "6"]]
     assert engine.stats["article"]["created"] == 1
 
@@ -526,16 +515,8 @@ def test_two_connectors_importing_the_same_slug_at_once_store_it_once(org_a):
                 [article(first_id + 2, slug=f"more-{name}")],
             )
             connector = make_connector(org_a, name=name, entity_types=["article"])
-            job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
-            store = DjangoStore(job, connector, write_behind=True)
             source = Together(*pages, after=lambda number: barrier.wait())
-            engine = SyncEngine(source, store, build_plan(job, connector))
-            try:
-                engine.run()
-                store.flush()
-            finally:
-                store.close()
-            outcome[name] = job
+            outcome[name], _ = run_on(connector, source)
         finally:
             connections.close_all()
 
