@@ -100,8 +100,7 @@ class ProcessMapper:
                 return lambda: self._answer(child, number, entity_type, specs, items)
             except Exception as exc:  # any failure of the child: map here
                 self._give_up(exc)
-        mapped = map_page(entity_type, specs, items)
-        return lambda: mapped
+        return InlineMapper().submit(entity_type, specs, items)
 
     def _answer(self, child, number: int, entity_type: str, specs, items: list) -> list:
         try:

@@ -757,9 +757,9 @@ class DjangoStore:
             self._sql_cache[key] = cached
         return cached
 
-    def _bookkeeping(self, entity_type: str, now: datetime) -> list:
-        """The bookkeeping columns' values, in the order of the record model's columns."""
-        values = {
+    def _shared_columns(self, now: datetime) -> dict:
+        """The columns every record a page writes shares (_BOOKKEEPING), by column name."""
+        return {
             "organisation_id": self.connector.organisation_id,
             "connector_id": self.connector.pk,
             "last_synced_at": now,
@@ -767,6 +767,10 @@ class DjangoStore:
             "created_at": now,
             "updated_at": now,
         }
+
+    def _bookkeeping(self, entity_type: str, now: datetime) -> list:
+        """The shared columns' values, in the order of the record model's columns."""
+        values = self._shared_columns(now)
         fields = RECORD_MODELS[entity_type]._meta.concrete_fields
         return [values[f.column] for f in fields if f.column in self._BOOKKEEPING]
 
@@ -835,18 +839,13 @@ class DjangoStore:
         ex = write.existing
         return {
             "id": ex.pk if ex is not None else uuid.uuid4(),
-            "organisation_id": self.connector.organisation_id,
-            "connector_id": self.connector.pk,
+            **self._shared_columns(now),
             "external_id": write.mapped.external_id,
             "content_hash": write.hash,
             "source_modified_at": write.mapped.modified_gmt,
-            "last_synced_at": now,
-            "archived_at": None,
             "platform_modified_at": None
             if (ex is None or write.clear_platform_edit)
             else ex.platform_modified_at,
-            "created_at": now,
-            "updated_at": now,
             **write.mapped.values,
             **write.files,
         }
