@@ -1,8 +1,6 @@
 """Connector forms: every field validated with a message an admin can act on."""
 
-import ipaddress
 import json
-import re
 from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
@@ -11,7 +9,7 @@ from django.db import models
 
 from connectors.models import Connector
 from connectors.wordpress.errors import PLUGIN_SETTINGS, BlockedAddress
-from connectors.wordpress.guard import address_problem, parse_ip_literal
+from connectors.wordpress.guard import check_host
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
 
 # Bookkeeping columns every record has; a mapping override can only target content fields.
@@ -37,26 +35,15 @@ def mappable_fields(entity_type: str) -> set[str]:
     return fields
 
 
-# One DNS label (after IDNA encoding): letters, digits, hyphens (underscores occur in the wild).
-HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-
-
-def _valid_host_name(host: str) -> bool:
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    labels = ascii_host.rstrip(".").split(".")
-    return len(ascii_host) <= 253 and all(HOST_LABEL.match(label) for label in labels)
-
-
 def normalise_site_url(raw: str) -> str:
     """Validate a WordPress site URL and return it without a trailing slash.
 
     The form refuses what is wrong on its face: scheme, credentials, malformed hosts and
-    ports, and IP literals (in any spelling a resolver accepts: 2130706433, 0x7f.1...) of
-    private or local networks. The outbound guard resolves names and checks every address
-    again at connect time (connectors/wordpress/guard.py)."""
+    ports, and hosts known to be private or local without asking DNS: IP literals in any
+    spelling a resolver accepts (2130706433, 0x7f.1, １２７.０.０.１, 127。0。0。1), localhost in
+    any spelling (LOCALHOST., ｌｏｃａｌｈｏｓｔ) and the names of /etc/hosts.
+    The outbound guard resolves names and checks every address again at connect time
+    (connectors/wordpress/guard.py)."""
     value = (raw or "").strip()
     if not value:
         raise forms.ValidationError("Enter the address of your WordPress site.")
@@ -83,23 +70,12 @@ def normalise_site_url(raw: str) -> str:
     if parts.query or parts.fragment:
         raise forms.ValidationError("Remove the ?query or #fragment from the address.")
     try:
-        literal = parse_ip_literal(hostname)
+        # The guard's own normalisation (NFKC, ideographic dots, trailing dot, IDNA) and its
+        # checks that need no DNS (IP literals, localhost, /etc/hosts): what the sync would
+        # refuse at fetch time is refused here, when the admin can still correct it.
+        check_host(hostname, allow_private=settings.WORDPRESS_ALLOW_PRIVATE_HOSTS)
     except BlockedAddress as exc:
         raise forms.ValidationError(str(exc)) from None
-    if literal is None and not _valid_host_name(hostname):
-        raise forms.ValidationError(
-            "The host name is not valid: use letters, digits, dots and hyphens only, "
-            "e.g. www.example.org."
-        )
-    if not settings.WORDPRESS_ALLOW_PRIVATE_HOSTS:
-        if hostname == "localhost" or hostname.endswith(".localhost"):
-            literal = ipaddress.ip_address("127.0.0.1")
-        problem = address_problem(literal) if literal is not None else None
-        if problem:
-            raise forms.ValidationError(
-                f"{hostname} is a {problem}: the platform does not connect to private or "
-                "local networks. Use your site's public address."
-            )
     path = parts.path.rstrip("/")
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
 

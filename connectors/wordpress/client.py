@@ -37,7 +37,6 @@ from .errors import (
     PLUGIN_SETTINGS,
     AuthenticationFailed,
     BadRequest,
-    BlockedAddress,
     InvalidResponse,
     PluginMissing,
     RateLimited,
@@ -135,6 +134,12 @@ def _entry_problem(item: Any, stamp_key: str) -> str | None:
     return None
 
 
+def _origin(url: httpx.URL) -> tuple[str, bytes, int]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.raw_host.lower().rstrip(b"."), port
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -200,15 +205,16 @@ class WordPressClient:
         verify: bool | str = True,
         retry_after_max: float = RETRY_AFTER_MAX,
     ) -> None:
-        self.site_url = (site_url or "").strip().rstrip("/")
-        parsed = parse_url(self.site_url, allow_private=allow_private)
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise BlockedAddress(
-                "The site URL must start with http:// or https:// and name a host "
-                f"(got {self.site_url!r})."
-            )
-        self._site_host = parsed.host
-        self._site_scheme = parsed.scheme
+        # parse_url raises BlockedAddress for a URL it cannot use (never an httpx or IDNA
+        # exception) and gives the host in the ASCII form every request is built from. Whether
+        # the address is public is asked per request (guard.check_url), so a client for a
+        # refused address still exists and each caller reports the refusal where it happens.
+        parsed = parse_url((site_url or "").strip().rstrip("/"), allow_private=True)
+        self.site_url = str(parsed).rstrip("/")
+        self._site_host = parsed.raw_host.decode("ascii")
+        #: The one origin the sync key is sent to (§3): a redirect elsewhere, even to
+        #: another port or scheme of the same host, is followed without the key.
+        self._origin = _origin(parsed)
         self.__key = api_key or ""
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -582,11 +588,9 @@ class WordPressClient:
         while True:
             self.guard.check_url(current)
             hop_headers = dict(headers)
-            # The key is only ever sent to the site's own host, never over a downgrade.
-            same_site = current.host == self._site_host and not (
-                self._site_scheme == "https" and current.scheme == "http"
-            )
-            if with_key and same_site:
+            # The key goes only to the exact origin of the site URL: another host, port or
+            # scheme (a downgrade to http, or a different service on :8443) never sees it.
+            if with_key and _origin(current) == self._origin:
                 hop_headers[contract.KEY_HEADER] = self.__key
             request = self._http.build_request(
                 method, current, headers=hop_headers, content=content
@@ -607,14 +611,14 @@ class WordPressClient:
                         f"The site redirected {shown} to an invalid URL.", url=shown
                     ) from None
                 raise SiteUnreachable(
-                    f"The connection to {current.host} was closed or reset before an answer "
-                    f"arrived ({type(exc).__name__}).",
+                    f"The connection to {current.raw_host.decode()} was closed or reset before "
+                    f"an answer arrived ({type(exc).__name__}).",
                     url=shown,
                 ) from None
             except httpx.TransportError as exc:
                 raise SiteUnreachable(
-                    f"The connection to {current.host} was closed or reset before an answer "
-                    f"arrived ({type(exc).__name__}).",
+                    f"The connection to {current.raw_host.decode()} was closed or reset before "
+                    f"an answer arrived ({type(exc).__name__}).",
                     url=shown,
                 ) from None
             try:
@@ -777,7 +781,14 @@ class WordPressClient:
                 **common,
             )
         if status == 401:
-            if code == contract.ERROR_MISSING_KEY:
+            if code == contract.ERROR_MISSING_KEY and _origin(response.request.url) != self._origin:
+                msg = (
+                    f"The site redirected the request to {url}, another address (scheme, host "
+                    f"or port) than the connector's site URL {self.site_url}, so the sync key "
+                    "was not sent: it only ever goes to the site URL's exact origin. Set the "
+                    "connector's site URL to the address the site redirects to."
+                )
+            elif code == contract.ERROR_MISSING_KEY:
                 msg = (
                     f"The site says no sync API key was sent. Save the key from "
                     f"{PLUGIN_SETTINGS} in this connector; if it is set, a proxy or "
