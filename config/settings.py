@@ -6,6 +6,7 @@ See README.md ("Configuration") and .env.example for every variable.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "diagnostics",
     "audit",
     "platform_admin",
+    "axes",
 ]
 # Django 6 has template partials built in; 5.2 needs the package that became them.
 if django.VERSION < (6, 0):
@@ -77,6 +79,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.LoginRequiredMiddleware",
     "accounts.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -108,6 +112,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A view that fails half-way leaves nothing half done: its writes (and the tasks it queued
+# with on_commit) are rolled back with it, and templates/500.html says so.
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server, the worker and beat share the file: WAL lets readers run beside the
     # writer, IMMEDIATE transactions take the write lock up front instead of failing on upgrade.
@@ -119,6 +126,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# Login throttling (django-axes): AxesStandaloneBackend refuses a locked-out attempt before
+# any password is checked, then the normal backend authenticates.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Each parameter is its own lock: an account after this many failures from anywhere (one
+# attacker spreading guesses over many addresses), and an address after this many failures
+# over any accounts (one attacker trying many accounts). Everyone else logs in as usual.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets that account's earlier typos
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+# Every failed attempt stays listed in Django admin (Axes → access failures) after a lock is
+# lifted: the audit trail of who tried which account from where.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -160,7 +185,12 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not INSECURE_HTTP)
 SECURE_HSTS_SECONDS = 0 if INSECURE_HTTP else int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not INSECURE_HTTP
 SECURE_HSTS_PRELOAD = not INSECURE_HTTP
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# BEHIND_PROXY: a reverse proxy in front of gunicorn terminates TLS and sets X-Forwarded-Proto
+# and X-Forwarded-For (replacing whatever the client sent). Only then are those headers
+# believed: with gunicorn reachable directly, anyone could send "X-Forwarded-Proto: https"
+# to pass for a secure request, or a made-up X-Forwarded-For to dodge the login throttle.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True

@@ -186,6 +186,16 @@ def run_mapping_diagnostics(connector, entity_types, *, record_id=None):
     except WordPressError as exc:
         raise DiagnosticsUnavailable(exc.message) from None
     with client:
-        return check_mapping(
-            client, entity_types, connector.field_mapping_overrides or {}, record_id=record_id
-        )
+        try:
+            return check_mapping(
+                client, entity_types, connector.field_mapping_overrides or {}, record_id=record_id
+            )
+        except WordPressError as exc:
+            raise DiagnosticsUnavailable(exc.message) from None
+        except Exception as exc:
+            # Read-only, so nothing is half done: say so instead of an error page.
+            logger.exception("mapping diagnostics of connector %s crashed", connector.pk)
+            raise DiagnosticsUnavailable(
+                f"The mapping diagnostics stopped on an unexpected error ({type(exc).__name__}). "
+                "Nothing was written. Try again, or contact support if it keeps happening."
+            ) from None

@@ -119,15 +119,20 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         return SyncJob.Status.FAILED, str(exc)
     except Exception as exc:
         logger.exception("sync job %s crashed", job.pk)
-        return SyncJob.Status.FAILED, (
-            f"Internal error ({type(exc).__name__}: {str(exc)[:300]}). The sync stopped; "
-            "records processed before were kept. Try again or contact support."
-        )
+        return SyncJob.Status.FAILED, internal_error(exc)
     finally:
         store.close()
         if source is None:
             client.close()  # a client we opened; a caller's source is the caller's to close
     return SyncJob.Status.COMPLETED, ""
+
+
+def internal_error(exc: BaseException) -> str:
+    """The job's error for an exception nobody expected: what happened, in words."""
+    return (
+        f"Internal error ({type(exc).__name__}: {str(exc)[:300]}). The sync stopped; "
+        "records processed before were kept. Try again or contact support."
+    )
 
 
 def finish(job: SyncJob, status: str, error: str = "") -> bool:
@@ -188,6 +193,12 @@ def run_job(job_id: int, *, source=None) -> SyncJob | None:
     heartbeat.start()
     try:
         status, error = execute(job, source=source)
+    except Exception as exc:
+        # Whatever execute() did not foresee (its set-up: the plan, the client, the store)
+        # ends the job FAILED now, with its reason, instead of leaving it RUNNING until the
+        # sweeper calls it "worker stopped responding" and every new sync waits meanwhile.
+        logger.exception("sync job %s crashed", job.pk)
+        status, error = SyncJob.Status.FAILED, internal_error(exc)
     finally:
         heartbeat.stop()
     finish(job, status, error)

@@ -279,6 +279,17 @@ def job_status(request, org, connector, job):
     return response
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A cell a spreadsheet shows as text: errors quote what WordPress sent, so a record titled
+    ``=HYPERLINK(...)`` must not become a live formula in the admin's spreadsheet."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 @require_GET
 def job_log_csv(request, org, connector, job):
     organisation, connector, job = _load(request, org, connector, job)
@@ -321,7 +332,7 @@ def job_log_csv(request, org, connector, job):
             values = list(row)
             values[3] = str(values[3]) if values[3] else ""
             values[7] = values[7].isoformat()
-            yield writer.writerow(values)
+            yield writer.writerow([csv_cell(value) for value in values])
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (

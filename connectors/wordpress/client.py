@@ -615,6 +615,14 @@ class WordPressClient:
                     f"an answer arrived ({type(exc).__name__}).",
                     url=shown,
                 ) from None
+            except (httpx.InvalidURL, ValueError) as exc:
+                # httpx builds the next request of a redirect even when not following it;
+                # a Location whose host is not valid IDNA (xn--localhost-) fails right there.
+                raise InvalidResponse(
+                    f"The site redirected {shown} to an invalid URL "
+                    f"({_excerpt(str(exc), 100, self._scrub)}).",
+                    url=shown,
+                ) from None
             except httpx.TransportError as exc:
                 raise SiteUnreachable(
                     f"The connection to {current.raw_host.decode()} was closed or reset before "

@@ -1232,6 +1232,12 @@ class ImageDownloader:
             raise MirrorFailed(prefix + exc.message) from None
         except httpx.HTTPError as exc:
             raise MirrorFailed(prefix + f"{type(exc).__name__}: {exc}") from None
+        except ValueError as exc:
+            # httpx decodes a redirect's Location even when not following it: a host that is
+            # not valid IDNA (xn--localhost-) fails that one record, never the whole sync.
+            raise MirrorFailed(
+                prefix + f"the site redirected it to an invalid URL ({exc})."
+            ) from None
 
     def _too_big(self, size: int) -> str:
         return f"it is larger than the limit of {self.max_bytes:,} bytes ({size:,} bytes or more)."
