@@ -6,16 +6,22 @@ X-Forwarded-For: then it is the entry that proxy appended (the last one), since 
 earlier entry came from the client and can be anything.
 """
 
+import ipaddress
+
 from django.conf import settings
 from django.shortcuts import render
 
 
 def client_ip(request) -> str | None:
-    if settings.BEHIND_PROXY:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-1]
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if settings.BEHIND_PROXY else ""
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if hops:
+        try:
+            return str(ipaddress.ip_address(hops[-1]))
+        except ValueError:
+            # Not an address (a proxy that passes the client's header through): count by the
+            # peer instead; it would not fit axes' address column either.
+            pass
     return request.META.get("REMOTE_ADDR")
 
 

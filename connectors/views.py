@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -208,6 +209,9 @@ def connector_detail(request, org, connector):
     )
 
 
+# Polled every 4 s by every open page and read-only: no transaction round trips
+# (ATOMIC_REQUESTS wraps the other views).
+@transaction.non_atomic_requests
 @require_GET
 def connector_status(request, org, connector):
     """The Overview's polled status card: a few queries, never the statistics."""

@@ -9,6 +9,7 @@ import csv
 import uuid
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -260,6 +261,9 @@ def job_detail(request, org, connector, job):
     return render(request, "syncjobs/detail.html", context)
 
 
+# Polled every 4 s by every open page and read-only: no transaction round trips
+# (ATOMIC_REQUESTS wraps the other views).
+@transaction.non_atomic_requests
 @require_GET
 def job_status(request, org, connector, job):
     """The polled status card. A handful of queries, nothing proportional to the log."""

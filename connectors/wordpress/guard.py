@@ -239,7 +239,7 @@ def check_host(host: str, *, allow_private: bool = False) -> str:
             raise BlockedAddress(
                 f"Connections to {shown} are not allowed: it is a {problem}; "
                 "the platform does not connect to private or local networks. "
-                "Use your site's public address."
+                "The site URL must point to a public WordPress site."
             )
     return str(literal) if literal is not None else name
 

@@ -69,7 +69,7 @@ def test_non_public_addresses_are_refused(url, reason):
     ],
 )
 def test_only_http_schemes(url):
-    with pytest.raises(BlockedAddress, match=r"http:// and https://"):
+    with pytest.raises(BlockedAddress, match=r"must start with http:// or https://"):
         OutboundGuard(resolver=resolver_for({})).check_url(url)
 
 
