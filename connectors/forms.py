@@ -1,6 +1,7 @@
 """Connector forms: every field validated with a message an admin can act on."""
 
 import json
+import unicodedata
 from urllib.parse import urlsplit, urlunsplit
 
 from django import forms
@@ -9,7 +10,7 @@ from django.db import models
 
 from connectors.models import Connector
 from connectors.wordpress.errors import PLUGIN_SETTINGS, BlockedAddress
-from connectors.wordpress.guard import check_host
+from connectors.wordpress.guard import check_host, parse_url
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
 
 # Bookkeeping columns every record has; a mapping override can only target content fields.
@@ -47,7 +48,18 @@ def normalise_site_url(raw: str) -> str:
     value = (raw or "").strip()
     if not value:
         raise forms.ValidationError("Enter the address of your WordPress site.")
-    parts = urlsplit(value)
+    if any(unicodedata.category(char).startswith("C") for char in value):
+        raise forms.ValidationError(
+            "The address contains invisible control characters: type it again, or paste it "
+            "from the browser's address bar."
+        )
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unbalanced IPv6 bracket: "http://["
+        raise forms.ValidationError(
+            "This is not a valid address: check the brackets of an IPv6 address, "
+            "e.g. https://[2001:db8::1]/."
+        ) from None
     if parts.scheme.lower() not in ("http", "https"):
         raise forms.ValidationError(
             "Enter a full address starting with https:// (or http://), "
@@ -77,7 +89,14 @@ def normalise_site_url(raw: str) -> str:
     except BlockedAddress as exc:
         raise forms.ValidationError(str(exc)) from None
     path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+    normalised = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+    try:
+        # What the form stores, the client must be able to build (the fuzz in
+        # tests/reliability/test_url_fuzz.py holds the two to it).
+        parse_url(normalised, allow_private=True)
+    except BlockedAddress as exc:
+        raise forms.ValidationError(str(exc)) from None
+    return normalised
 
 
 def validate_mapping(data) -> dict:
