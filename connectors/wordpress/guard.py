@@ -92,6 +92,11 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _IPV4ISH = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "an unspecified address", "a loopback address"."""
+    return f"{'an' if noun[:1] in 'aeiouAEIOU' else 'a'} {noun}"
+
+
 def parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The IP address ``host`` spells, in any form a resolver would accept, else None."""
     host = host.strip("[]")
@@ -237,7 +242,7 @@ def check_host(host: str, *, allow_private: bool = False) -> str:
         if problem:
             shown = str(ip) if literal is not None else f"{name} ({ip})"
             raise BlockedAddress(
-                f"Connections to {shown} are not allowed: it is a {problem}; "
+                f"Connections to {shown} are not allowed: it is {_a(problem)}; "
                 "the platform does not connect to private or local networks. "
                 "The site URL must point to a public WordPress site."
             )
@@ -353,7 +358,7 @@ class OutboundGuard:
                 if problem:
                     shown = host if literal is not None else f"{host} ({ip})"
                     raise BlockedAddress(
-                        f"Connections to {shown} are not allowed: it is a {problem}. "
+                        f"Connections to {shown} are not allowed: it is {_a(problem)}. "
                         "The site URL must point to a public WordPress site.",
                     )
         # IPv4 first: many hosts publish AAAA records they do not actually route.
