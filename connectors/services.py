@@ -20,6 +20,8 @@ CONFIGURATION_FIELDS = [
     "sync_direction",
     "conflict_policy",
     "mirror_images",
+    "store_protected_content",
+    "reconcile_frequency",
     "field_mapping_overrides",
 ]
 
@@ -70,6 +72,8 @@ def update_connector(connector, *, user, values: dict, api_key: str = "") -> dic
             current.api_key = api_key
         if current.frequency != before["frequency"]:
             current.next_sync_at = current.compute_next_sync_at()
+        if current.reconcile_frequency != before["reconcile_frequency"]:
+            current.next_reconcile_at = current.compute_next_reconcile_at()
         changes = diff(before, snapshot(current))
         if not changes:
             return {}

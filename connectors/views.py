@@ -170,7 +170,14 @@ def _statistics(connector) -> dict:
                         "push_failed": counters.get("push_failed") or 0,
                     }
                 )
+    # The last completed reconciliation: its drift is what the incremental syncs missed.
+    reconciliation = (
+        connector.jobs.filter(kind=SyncJob.Kind.RECONCILE, status=SyncJob.Status.COMPLETED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
     return {
+        "reconciliation": reconciliation,
         "record_counts": counts,
         "records_total": sum(item["count"] for item in counts),
         "recent_count": len(recent),
@@ -246,6 +253,7 @@ def _history_rows(jobs, connector) -> tuple[list[dict], bool]:
                 "counters": [(key, label, totals.get(key, 0)) for key, label in HISTORY_COUNTERS],
                 "pushed": totals.get("pushed", 0),
                 "push_failed": totals.get("push_failed", 0),
+                "drift": job.drift,
                 "any": any(totals.get(key) for key in ("processed", "pushed", "push_failed")),
             }
         )

@@ -5,12 +5,18 @@ from django.utils import timezone
 
 from records.models import EntityType
 
+# A reconciliation's writes that are drift (see SyncJob.drift); skips, failures (the
+# incrementals failed them too), conflicts and pushes are not.
+DRIFT_COUNTERS = ("created", "updated", "archived")
+
 
 class SyncJob(models.Model):
     class Kind(models.TextChoices):
         FULL = "FULL", "Full sync"
         INITIAL = "INITIAL", "Initial import"
         INCREMENTAL = "INCREMENTAL", "Incremental sync"
+        # A full walk whose every write is a change the incremental syncs missed (drift).
+        RECONCILE = "RECONCILE", "Reconciliation"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
@@ -124,6 +130,15 @@ class SyncJob(models.Model):
         if ended:
             self.status, self.finished_at, self.error = status, now, error
         return bool(ended)
+
+    @property
+    def drift(self) -> int | None:
+        """A reconciliation's drift: the records it had to create, update or archive, each
+        a change the incremental syncs missed. None for other kinds of job."""
+        if self.kind != self.Kind.RECONCILE:
+            return None
+        totals = self.totals()
+        return sum(totals.get(key, 0) for key in DRIFT_COUNTERS)
 
     def totals(self) -> dict[str, int]:
         """Counters summed over entity types."""

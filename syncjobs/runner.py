@@ -66,7 +66,10 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
     """The engine's plan. Raises ValueError for invalid field mapping overrides."""
     overrides = connector.field_mapping_overrides or {}
     entity_types = connector.enabled_entity_types()
-    specs = {t: mapping_for(t, overrides.get(t)) for t in entity_types}
+    specs = {
+        t: mapping_for(t, overrides.get(t), protected_content=connector.store_protected_content)
+        for t in entity_types
+    }
     mirror = connector.mirror_images
     return Plan(
         kind=job.kind,
@@ -144,6 +147,11 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
         connector.last_sync_at = now
         connector.next_sync_at = connector.compute_next_sync_at(now)
         fields = ["last_sync_at", "next_sync_at", "updated_at"]
+        if connector.next_reconcile_at is None and status == SyncJob.Status.COMPLETED:
+            # The first reconciliation, one period after the first completed sync (before
+            # it there is nothing to compare); the scheduler sets the next ones.
+            connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
+            fields.append("next_reconcile_at")
         if connector.status != Connector.Status.PAUSED:
             if status == SyncJob.Status.FAILED:
                 connector.status = Connector.Status.ERROR
