@@ -13,7 +13,8 @@ from connectors.wordpress import contract
 from records.models import RECORD_MODELS, Article, Member, Notification
 from syncjobs.models import SyncJob
 
-from .test_product import connector, entry, record, sync  # noqa: F401 - the fixture too
+from .test_product import connector as connector
+from .test_product import entry, record, sync
 
 pytestmark = pytest.mark.wordpress
 
@@ -50,8 +51,8 @@ def created(real_wp):
     no cursor depends on it) and deletes them afterwards."""
     ids = []
 
-    def create(**postarr):
-        post = real_wp.create_post(backdate=120, **postarr)
+    def create(backdate=120, **postarr):
+        post = real_wp.create_post(backdate=backdate, **postarr)
         ids.append(post)
         return post
 
@@ -98,7 +99,7 @@ def test_every_post_type_is_stored_with_its_status_and_protection(real_wp, api, 
         assert stored.is_published is (name == "publish"), (entity_type, name)
         published = model.objects.filter(connector=connector).published()
         assert published.filter(pk=stored.pk).exists() is (name == "publish")
-        body = POST_TYPES[[p for p, v in POST_TYPES.items() if v[0] == entity_type][0]][2]
+        body = next(b for e, _meta, b in POST_TYPES.values() if e == entity_type)
         if body:
             text = getattr(stored, body)
             # Not stored in clear unless the connector says so (it does not by default).
@@ -131,10 +132,13 @@ def test_reconciliation_finds_no_drift_after_incrementals_and_repairs_a_direct_s
     real_wp, connector, created, alice_client
 ):
     post = created(post_title="Quietly rewritten", post_content="<p>Original text.</p>")
+    # The newest article, edited normally: the incremental cursor stays on it, far past
+    # `post` (which is not re-read for the cursor's overlap).
+    newest = created(post_title="Edited normally", backdate=0)
     sync(connector)
-    real_wp.update_post(post, post_title="Edited normally")
+    real_wp.update_post(newest, post_title="Edited normally, again")
     incremental = sync(connector, SyncJob.Kind.INCREMENTAL)
-    assert entry(incremental, "article", post).operation == "UPDATE"
+    assert entry(incremental, "article", newest).operation == "UPDATE"
 
     clean = sync(connector, SyncJob.Kind.RECONCILE)
     assert clean.drift == 0, [
