@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +19,7 @@ from connectors import services
 from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
 from connectors.templatetags.dashboard import audit_label
-from records.models import RECORD_MODELS, EntityType
+from records.models import RECORD_MODELS, EntityType, PublishStatus
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
 from syncjobs.views import _parse_id, job_progress, keyset_page
@@ -126,11 +126,30 @@ def _statistics(connector) -> dict:
     counts = []
     enabled = set(connector.entity_types)
     for entity_type, model in RECORD_MODELS.items():
-        count = model.objects.filter(connector=connector, archived_at__isnull=True).count()
+        live = model.objects.filter(connector=connector, archived_at__isnull=True)
+        if hasattr(model, "password_protected"):
+            # Drafts, scheduled, private and protected posts are stored but not published:
+            # counted apart, in the same query.
+            numbers = live.aggregate(
+                count=Count("pk"),
+                published=Count(
+                    "pk", filter=Q(status=PublishStatus.PUBLISH, password_protected=False)
+                ),
+            )
+            count, published = numbers["count"], numbers["published"]
+        else:
+            count, published = live.count(), None
         if count or entity_type in enabled:
             # The model's own names ("1 Company", "16 Companies"), never label + "s".
             name = model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural
-            counts.append({"label": capfirst(name), "count": count, "type": entity_type})
+            counts.append(
+                {
+                    "label": capfirst(name),
+                    "count": count,
+                    "type": entity_type,
+                    "unpublished": count - published if published is not None else 0,
+                }
+            )
     recent = list(
         connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by("-created_at", "-id")[
             :RECENT_JOBS

@@ -129,3 +129,14 @@ def test_users_without_a_role_have_no_membership(sync, site, connector):
     assert Member.objects.get(external_id=str(no_role)).get_membership_status_display() == (
         "No membership"
     )
+
+
+def test_overview_counts_the_records_that_are_not_published(sync, site, connector, alice_client):
+    sync(connector)
+    for entity_type in ("article", "notification"):
+        model = RECORD_MODELS[entity_type]
+        live = model.objects.filter(connector=connector, archived_at=None)
+        unpublished = live.count() - live.published().count()
+        assert unpublished > 0
+        page = alice_client.get(reverse("connectors:detail", args=["acme", connector.pk]))
+        assert f"{unpublished} not published" in page.content.decode()
