@@ -16,7 +16,9 @@ cursor come inline, so a no-change incremental run costs one request per type); 
 whose site did not send them (a 1.0 plugin) or capped them reads the plugin's deletions feed,
 once per run after the phases. With two-way sync on, an incremental run also pushes, after
 each type's pages, the records edited only on the platform: WordPress does not send them
-again, so the pages alone would never push them.
+again, so the pages alone would never push them. A reconciliation (RECONCILE) is an
+incremental catch-up followed by a full walk whose creates, updates and archives are drift:
+changes the incremental syncs missed.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ counts it as drift, shown on the Overview; and its scheduling."""
 from datetime import timedelta
 from io import StringIO
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -76,6 +77,8 @@ def test_reconciliation_finds_and_repairs_changes_made_behind_the_plugins_back(
     assert "4 changes missed by incremental syncs" in overview.content.decode()
     history = alice_client.get(reverse("connectors:history", args=["acme", connector.pk]))
     assert "4 changes missed by incremental syncs" in history.content.decode()
+    page = alice_client.get(job.get_absolute_url()).content.decode()
+    assert "Reconciliation #" in page and "4 changes missed by incremental syncs" in page
 
     # Repaired: the next reconciliation finds nothing, and the Overview says so.
     again = sync(connector, RECONCILE)
@@ -108,6 +111,17 @@ def test_sync_command_runs_a_reconciliation_and_prints_its_drift(site, connector
     text = out.getvalue()
     assert "Drift: 1 change(s) missed by incremental syncs" in text
     assert "push_failed" in text and "pushed" in text
+
+
+def test_a_reconciliation_before_the_first_import_is_refused(connector):
+    from syncjobs.services import SyncRefused, start_sync
+
+    with pytest.raises(SyncRefused, match="Nothing to reconcile yet: run the initial import"):
+        start_sync(connector, RECONCILE)
+    assert not SyncJob.objects.filter(connector=connector).exists()
+    out = StringIO()
+    with pytest.raises(CommandError, match="Nothing to reconcile yet"):
+        call_command("sync", str(connector.pk), "--kind", "reconcile", stdout=out)
 
 
 # --- Scheduling --------------------------------------------------------------------------------
