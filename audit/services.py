@@ -14,6 +14,7 @@ IGNORED_FIELDS = {
     "last_sync_at",
     "next_sync_at",
     "next_reconcile_at",
+    "mapping_revision",
     "cursors",
 }
 

@@ -66,6 +66,11 @@ class Connector(models.Model):
         max_length=5, choices=Reconciliation.choices, default=Reconciliation.DAILY
     )
     next_reconcile_at = models.DateTimeField(null=True, blank=True)
+    # The engine's MAPPING_REVISION at this connector's last completed full walk. A newer
+    # mapping stores more of each record (e.g. the status fields of contract 1.2): records
+    # unchanged in WordPress are rewritten by the next full walk, and a reconciliation that
+    # does it counts no drift (syncjobs.runner).
+    mapping_revision = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     status_message = models.TextField(blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)

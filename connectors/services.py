@@ -8,6 +8,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import diff, record, snapshot
 from connectors.models import Connector
+from syncjobs.engine.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 
 # What the CREATED event lists: the configuration an admin chose (never the key).
@@ -50,6 +51,8 @@ def create_connector(
         )
         connector.api_key = api_key
         connector.next_sync_at = connector.compute_next_sync_at()
+        # Its records will all be stored with the current mapping (see Connector).
+        connector.mapping_revision = MAPPING_REVISION
         connector.save()
         record(
             connector,

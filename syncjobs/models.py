@@ -10,6 +10,16 @@ from records.models import EntityType
 DRIFT_COUNTERS = ("created", "updated", "archived")
 
 
+def drift_of(stats: dict) -> int:
+    """The drift of a reconciliation's counters (see SyncJob.drift)."""
+    return sum(
+        int(counters.get(key, 0))
+        for counters in stats.values()
+        if isinstance(counters, dict)
+        for key in DRIFT_COUNTERS
+    )
+
+
 class SyncJob(models.Model):
     class Kind(models.TextChoices):
         FULL = "FULL", "Full sync"
@@ -50,6 +60,10 @@ class SyncJob(models.Model):
     stats = models.JSONField(default=dict, blank=True)
     current_entity_type = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
+    # A completed reconciliation's drift: the records it had to create, update or archive,
+    # each a change the incremental syncs missed (set by the runner). None for other jobs,
+    # and for a reconciliation that re-stored records after a mapping change (not drift).
+    drift = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -130,15 +144,6 @@ class SyncJob(models.Model):
         if ended:
             self.status, self.finished_at, self.error = status, now, error
         return bool(ended)
-
-    @property
-    def drift(self) -> int | None:
-        """A reconciliation's drift: the records it had to create, update or archive, each
-        a change the incremental syncs missed. None for other kinds of job."""
-        if self.kind != self.Kind.RECONCILE:
-            return None
-        totals = self.totals()
-        return sum(totals.get(key, 0) for key in DRIFT_COUNTERS)
 
     def totals(self) -> dict[str, int]:
         """Counters summed over entity types."""

@@ -21,9 +21,9 @@ from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
-from syncjobs.engine.mapping import mapping_for
+from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
-from syncjobs.models import SyncJob
+from syncjobs.models import SyncJob, drift_of
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         # Records per request; the contract's maximum unless a test or a slow host needs less.
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
         mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
+        count_drift=connector.mapping_revision == MAPPING_REVISION,
     )
 
 
@@ -112,10 +113,11 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         return SyncJob.Status.FAILED, str(exc)
     store = DjangoStore(job, connector)
     try:
-        SyncEngine(client, store, plan).run()
+        stats = SyncEngine(client, store, plan).run()
         # The last page may still be in the store's writer thread: the job is complete (or
         # cancelled, or failed) only once it is stored.
         store.flush()
+        _walked(job, plan, stats)
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
     except (WordPressError, crypto.SecretUnreadable) as exc:
@@ -131,6 +133,16 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         if source is None:
             client.close()  # a client we opened; a caller's source is the caller's to close
     return SyncJob.Status.COMPLETED, ""
+
+
+def _walked(job: SyncJob, plan: Plan, stats: dict) -> None:
+    """After a completed run: a reconciliation's drift, and, after any full walk, the mapping
+    revision the connector's records are now stored with."""
+    if job.kind == SyncJob.Kind.RECONCILE and plan.count_drift:
+        job.drift = drift_of(stats)
+        SyncJob.objects.filter(pk=job.pk).update(drift=job.drift)
+    if job.kind != SyncJob.Kind.INCREMENTAL:
+        Connector.objects.filter(pk=job.connector_id).update(mapping_revision=MAPPING_REVISION)
 
 
 def finish(job: SyncJob, status: str, error: str = "") -> bool:

@@ -333,6 +333,9 @@ class Plan:
     # A phase of more records than this maps its pages in a child process, on another core
     # (syncjobs.engine.mapper); None: always in the worker's own interpreter.
     mapper_process_min: int | None = None
+    # A reconciliation's writes are drift, noted as such in the log; not when it re-stores
+    # records after a mapping change (see mapping.MAPPING_REVISION).
+    count_drift: bool = True
 
 
 def fresh_counters() -> dict[str, int]:
@@ -733,7 +736,7 @@ class SyncEngine:
                 )
             )
             return
-        note = DRIFT_NOTE if self.reconciling else ""
+        note = DRIFT_NOTE if self.reconciling and self.plan.count_drift else ""
         if conflict:
             note = (
                 f"Conflict: the platform edit of {_when(ex.platform_modified_at)} was "
@@ -1025,7 +1028,7 @@ class SyncEngine:
             archived, after = self.store.archive_unseen(entity_type, after, 1000)
             if archived:
                 reason = "Not served by WordPress any more"
-                if self.reconciling:
+                if self.reconciling and self.plan.count_drift:
                     reason += " (a deletion missed by the incremental syncs: drift)"
                 self._log_archived(entity_type, archived, reason)
             if after is None:

@@ -145,6 +145,12 @@ class MappedRecord:
 
 # --- The mapping -----------------------------------------------------------------------------
 
+#: Bumped when a change to MAPPINGS changes what is stored for records WordPress did not
+#: change (a new field, a new conversion): their next full walk rewrites them, and a
+#: reconciliation that does so does not report those rewrites as drift (syncjobs.runner).
+#: 2: every post type's status and password protection; no membership without a role.
+MAPPING_REVISION = 2
+
 _POST_STATUSES = contract.SERVED_POST_STATUSES
 
 

@@ -87,6 +87,32 @@ def test_reconciliation_finds_and_repairs_changes_made_behind_the_plugins_back(
     assert "No drift" in overview.content.decode()
 
 
+def test_a_reconciliation_after_a_mapping_upgrade_restores_records_without_counting_drift(
+    sync, site, connector, alice_client
+):
+    """Records stored by an older mapping (before contract 1.2's status fields, say) differ
+    from what the current one stores although WordPress did not change: the first full walk
+    rewrites them, and a reconciliation doing so reports no false drift."""
+    from syncjobs.engine.mapping import MAPPING_REVISION
+
+    sync(connector)
+    assert connector.mapping_revision == MAPPING_REVISION
+    Connector.objects.filter(pk=connector.pk).update(mapping_revision=MAPPING_REVISION - 1)
+    Article.objects.filter(connector=connector).update(status="", content_hash="old-mapping")
+
+    job = sync(connector, RECONCILE)
+
+    assert job.drift is None
+    assert job.stats["article"]["updated"] > 0
+    assert not logs(job, error__contains="drift").exists()
+    assert not Article.objects.filter(connector=connector, status="").exists()
+    connector.refresh_from_db()
+    assert connector.mapping_revision == MAPPING_REVISION
+    overview = alice_client.get(reverse("connectors:detail", args=["acme", connector.pk]))
+    assert "differences found by this reconciliation are not drift" in overview.content.decode()
+    assert sync(connector, RECONCILE).drift == 0  # counted again from the next one
+
+
 def test_changes_since_the_last_incremental_are_not_drift(sync, site, connector):
     """The reconciliation catches up first, as an incremental would: an ordinary edit made
     after the last incremental is synced, not reported as missed."""
