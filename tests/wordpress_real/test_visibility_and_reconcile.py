@@ -14,7 +14,7 @@ from records.models import RECORD_MODELS, Article, Member, Notification
 from syncjobs.models import SyncJob
 
 from .test_product import connector as connector
-from .test_product import entry, record, sync
+from .test_product import entry, record, sync, wait_for_the_next_wordpress_second
 
 pytestmark = pytest.mark.wordpress
 
@@ -171,3 +171,62 @@ def test_reconciliation_finds_no_drift_after_incrementals_and_repairs_a_direct_s
     page = alice_client.get(reverse("connectors:detail", args=["acme", connector.pk]))
     assert "1 change missed by incremental syncs" in page.content.decode()
     assert sync(connector, SyncJob.Kind.RECONCILE).drift == 0
+
+
+class EditedInWordPressBeforeThePush:
+    """The real client, except that an editor saves the post in WordPress just before the
+    first PUT arrives (after the incremental read its pages)."""
+
+    def __init__(self, client, real_wp, post):
+        self.client, self.real_wp, self.post = client, real_wp, post
+        self.puts = 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def push_record(self, entity_type, id, fields, **options):
+        self.puts += 1
+        if self.puts == 1:
+            self.real_wp.update_post(self.post, post_title="Saved in WordPress meanwhile")
+        return self.client.push_record(entity_type, id, fields, **options)
+
+
+def test_a_push_answered_409_is_settled_and_not_pushed_again(real_wp, api, connector, created):
+    """The plugin's 409 carries the post as it is now: newer than the platform edit, it is
+    stored, the conflict counted, and the next incrementals push nothing (they used to push
+    the stale edit, and get 409, every time)."""
+    from django.utils import timezone
+
+    from connectors.models import Connector
+    from connectors.wordpress_client import client_for
+    from syncjobs import services
+    from syncjobs.runner import run_job
+
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    post = created(post_title="Pushed into a conflict", post_content="<p>Body</p>")
+    created(post_title="Newest article", backdate=0)  # keeps the cursor past `post`
+    sync(connector)
+    edited_at = timezone.now()
+    Article.objects.filter(external_id=str(post)).update(
+        title="Edited on the platform", platform_modified_at=edited_at
+    )
+    # WordPress stamps whole seconds: its edit must fall in a later second to be newer.
+    wait_for_the_next_wordpress_second(api, contract.format_gmt(edited_at))
+
+    job = services.start_sync(connector, SyncJob.Kind.INCREMENTAL)
+    with client_for(connector) as client:
+        job = run_job(job.pk, source=EditedInWordPressBeforeThePush(client, real_wp, post))
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    log = entry(job, "article", post)
+    assert (log.operation, log.status) == ("UPDATE", "SUCCESS"), log.error
+    assert log.error.startswith("Conflict: WordPress refused the push (409)")
+    assert job.stats["article"]["conflicts"] == 1 and job.stats["article"]["push_failed"] == 0
+    stored = record(Article, post)
+    assert stored.title == "Saved in WordPress meanwhile" and stored.platform_modified_at is None
+    assert real_wp.post_field(post, "post_title") == "Saved in WordPress meanwhile"
+    for _ in range(2):
+        again = sync(connector, SyncJob.Kind.INCREMENTAL)
+        assert not again.log_entries.filter(operation="SYNC").exists()
+        assert again.totals().get("push_failed", 0) == 0
