@@ -8,7 +8,15 @@ from audit.models import AuditEvent
 
 # Fields never written into a diff: secrets show only that they changed.
 REDACTED_FIELDS = {"api_key_encrypted", "api_key"}
-IGNORED_FIELDS = {"updated_at", "created_at", "last_sync_at", "next_sync_at", "cursors"}
+IGNORED_FIELDS = {
+    "updated_at",
+    "created_at",
+    "last_sync_at",
+    "next_sync_at",
+    "next_reconcile_at",
+    "mapping_revision",
+    "cursors",
+}
 
 
 def _plain(value):

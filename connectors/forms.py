@@ -257,14 +257,30 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             "frequency",
             "entity_types",
             "mirror_images",
+            "store_protected_content",
             "conflict_policy",
             "sync_direction",
+            "reconcile_frequency",
         ]
         labels = {
             "frequency": "Sync frequency",
             "mirror_images": "Mirror images and files onto the platform",
+            "store_protected_content": "Store the content of password-protected posts",
             "conflict_policy": "When both sides changed a record",
             "sync_direction": "Sync direction",
+            "reconcile_frequency": "Reconciliation",
+        }
+        help_texts = {
+            "store_protected_content": (
+                "Off: a password-protected post is imported with its title and status, and "
+                "its body is not stored (the platform would show it without the password). "
+                "Applies to records synced from now on; run a full sync to apply it to all."
+            ),
+            "reconcile_frequency": (
+                "How often every record is compared with WordPress and any difference "
+                "repaired; what it finds is shown on the Overview as changes missed by "
+                "incremental syncs. Not for paused or manual-only connectors."
+            ),
         }
 
     def __init__(self, *args, **kwargs):

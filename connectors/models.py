@@ -33,6 +33,11 @@ class Connector(models.Model):
         PLATFORM_WINS = "platform_wins", "Platform wins (keep the platform's edit)"
         WORDPRESS_WINS = "wordpress_wins", "WordPress wins (overwrite the platform's edit)"
 
+    class Reconciliation(models.TextChoices):
+        DAILY = "1d", "Daily"
+        WEEKLY = "1w", "Weekly"
+        OFF = "off", "Off"
+
     organisation = models.ForeignKey(
         "accounts.Organisation", models.CASCADE, related_name="connectors"
     )
@@ -52,6 +57,20 @@ class Connector(models.Model):
         max_length=20, choices=ConflictPolicy.choices, default=ConflictPolicy.PLATFORM_WINS
     )
     mirror_images = models.BooleanField(default=False)
+    # Off by default: the body of a password-protected post is kept out of the platform,
+    # where whoever reads a record would not be asked for the password.
+    store_protected_content = models.BooleanField(default=False)
+    # The periodic reconciliation (a RECONCILE job: every record compared with WordPress,
+    # differences repaired and counted as drift), dispatched by syncjobs.scheduler.
+    reconcile_frequency = models.CharField(
+        max_length=5, choices=Reconciliation.choices, default=Reconciliation.DAILY
+    )
+    next_reconcile_at = models.DateTimeField(null=True, blank=True)
+    # The engine's MAPPING_REVISION at this connector's last completed full walk. A newer
+    # mapping stores more of each record (e.g. the status fields of contract 1.2): records
+    # unchanged in WordPress are rewritten by the next full walk, and a reconciliation that
+    # does it counts no drift (syncjobs.runner).
+    mapping_revision = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     status_message = models.TextField(blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
@@ -79,6 +98,10 @@ class Connector(models.Model):
         indexes = [
             # The scheduler's query: ACTIVE connectors whose next_sync_at is past.
             models.Index(fields=["status", "next_sync_at"], name="connector_due_idx"),
+            # The scheduler's other query: connectors whose reconciliation is due.
+            models.Index(
+                fields=["status", "next_reconcile_at"], name="connector_reconcile_due_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -110,6 +133,17 @@ class Connector(models.Model):
 
     def compute_next_sync_at(self, after=None):
         delta = self.frequency_delta
+        if delta is None:
+            return None
+        return (after or timezone.now()) + delta
+
+    RECONCILE_DELTAS = {
+        Reconciliation.DAILY: timedelta(days=1),
+        Reconciliation.WEEKLY: timedelta(weeks=1),
+    }
+
+    def compute_next_reconcile_at(self, after=None):
+        delta = self.RECONCILE_DELTAS.get(self.reconcile_frequency)
         if delta is None:
             return None
         return (after or timezone.now()) + delta

@@ -8,6 +8,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import diff, record, snapshot
 from connectors.models import Connector
+from syncjobs.engine.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 
 # What the CREATED event lists: the configuration an admin chose (never the key).
@@ -20,6 +21,8 @@ CONFIGURATION_FIELDS = [
     "sync_direction",
     "conflict_policy",
     "mirror_images",
+    "store_protected_content",
+    "reconcile_frequency",
     "field_mapping_overrides",
 ]
 
@@ -48,6 +51,8 @@ def create_connector(
         )
         connector.api_key = api_key
         connector.next_sync_at = connector.compute_next_sync_at()
+        # Its records will all be stored with the current mapping (see Connector).
+        connector.mapping_revision = MAPPING_REVISION
         connector.save()
         record(
             connector,
@@ -70,6 +75,8 @@ def update_connector(connector, *, user, values: dict, api_key: str = "") -> dic
             current.api_key = api_key
         if current.frequency != before["frequency"]:
             current.next_sync_at = current.compute_next_sync_at()
+        if current.reconcile_frequency != before["reconcile_frequency"]:
+            current.next_reconcile_at = current.compute_next_reconcile_at()
         changes = diff(before, snapshot(current))
         if not changes:
             return {}

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +20,7 @@ from connectors import services
 from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
 from connectors.templatetags.dashboard import audit_label
-from records.models import RECORD_MODELS, EntityType
+from records.models import RECORD_MODELS, EntityType, PublishStatus
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
 from syncjobs.views import _parse_id, job_progress, keyset_page
@@ -127,11 +127,30 @@ def _statistics(connector) -> dict:
     counts = []
     enabled = set(connector.entity_types)
     for entity_type, model in RECORD_MODELS.items():
-        count = model.objects.filter(connector=connector, archived_at__isnull=True).count()
+        live = model.objects.filter(connector=connector, archived_at__isnull=True)
+        if hasattr(model, "password_protected"):
+            # Drafts, scheduled, private and protected posts are stored but not published:
+            # counted apart, in the same query.
+            numbers = live.aggregate(
+                count=Count("pk"),
+                published=Count(
+                    "pk", filter=Q(status=PublishStatus.PUBLISH, password_protected=False)
+                ),
+            )
+            count, published = numbers["count"], numbers["published"]
+        else:
+            count, published = live.count(), None
         if count or entity_type in enabled:
             # The model's own names ("1 Company", "16 Companies"), never label + "s".
             name = model._meta.verbose_name if count == 1 else model._meta.verbose_name_plural
-            counts.append({"label": capfirst(name), "count": count, "type": entity_type})
+            counts.append(
+                {
+                    "label": capfirst(name),
+                    "count": count,
+                    "type": entity_type,
+                    "unpublished": count - published if published is not None else 0,
+                }
+            )
     recent = list(
         connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by("-created_at", "-id")[
             :RECENT_JOBS
@@ -171,7 +190,14 @@ def _statistics(connector) -> dict:
                         "push_failed": counters.get("push_failed") or 0,
                     }
                 )
+    # The last completed reconciliation: its drift is what the incremental syncs missed.
+    reconciliation = (
+        connector.jobs.filter(kind=SyncJob.Kind.RECONCILE, status=SyncJob.Status.COMPLETED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
     return {
+        "reconciliation": reconciliation,
         "record_counts": counts,
         "records_total": sum(item["count"] for item in counts),
         "recent_count": len(recent),
@@ -250,6 +276,7 @@ def _history_rows(jobs, connector) -> tuple[list[dict], bool]:
                 "counters": [(key, label, totals.get(key, 0)) for key, label in HISTORY_COUNTERS],
                 "pushed": totals.get("pushed", 0),
                 "push_failed": totals.get("push_failed", 0),
+                "drift": job.drift,
                 "any": any(totals.get(key) for key in ("processed", "pushed", "push_failed")),
             }
         )

@@ -4,6 +4,11 @@ Every record keeps what the sync engine needs to decide CREATE / UPDATE / SKIP /
 without reading anything else: the source's external id, the hash of the mapped fields,
 the source's modified time, when it was last synced, and when it was last changed on the
 platform itself (conflict detection compares the last two).
+
+Post-based records (every type but member) also keep WordPress's publish status and whether
+the post is password-protected (PostRecord): a draft, scheduled, pending, private or
+protected record is stored as such and is never treated as published (`published()`,
+`Notification.objects.sendable()`).
 """
 
 import uuid
@@ -98,7 +103,51 @@ class PlatformRecord(models.Model):
         return self.label
 
 
-class Article(PlatformRecord):
+class PublishStatus(models.TextChoices):
+    """WordPress's post statuses the plugin serves (contract §5.3)."""
+
+    PUBLISH = "publish", "Published"
+    FUTURE = "future", "Scheduled"
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending review"
+    PRIVATE = "private", "Private"
+
+
+class PostRecordQuerySet(models.QuerySet):
+    def published(self):
+        """What the platform may show or use as published: live, `publish` in WordPress and
+        not behind a password. Drafts, scheduled, pending, private and protected posts are
+        stored (so a later publish is an update, not a surprise) but never count here."""
+        return self.filter(
+            archived_at__isnull=True, status=PublishStatus.PUBLISH, password_protected=False
+        )
+
+
+class PostRecord(PlatformRecord):
+    """A record of a WordPress post type: its publish status and password protection."""
+
+    # Blank only for records stored before the status was imported for their type: the
+    # next full sync or reconciliation fills it (the content hash includes it).
+    status = models.CharField(max_length=20, blank=True, choices=PublishStatus.choices)
+    # The post has a password in WordPress. Unless its connector says otherwise, its body
+    # was not stored (see SyncEngine's protected-content rule).
+    password_protected = models.BooleanField(default=False)
+
+    objects = PostRecordQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_published(self) -> bool:
+        return (
+            self.archived_at is None
+            and self.status == PublishStatus.PUBLISH
+            and not self.password_protected
+        )
+
+
+class Article(PostRecord):
     entity_type = EntityType.ARTICLE
     has_slug = True
 
@@ -112,7 +161,6 @@ class Article(PlatformRecord):
     featured_image_url = models.URLField(max_length=1000, blank=True)
     featured_image = models.FileField(upload_to="mirrored/articles/", blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=20, blank=True)
 
     class Meta:
         constraints = [
@@ -129,7 +177,10 @@ class Member(PlatformRecord):
         ACTIVE = "active", "Active"
         PENDING = "pending", "Pending"
         LAPSED = "lapsed", "Lapsed"
+        # Kept for records stored before contract §10 was followed; the sync no longer
+        # stores it (a user without a recognised role has no membership: NONE).
         INACTIVE = "inactive", "Inactive"
+        NONE = "", "No membership"
 
     email = models.EmailField(max_length=254, blank=True)
     first_name = models.CharField(max_length=150, blank=True)
@@ -141,7 +192,10 @@ class Member(PlatformRecord):
     address = models.TextField(blank=True)
     certifications = models.JSONField(default=list, blank=True)
     membership_status = models.CharField(
-        max_length=20, choices=MembershipStatus.choices, default=MembershipStatus.ACTIVE
+        max_length=20,
+        choices=MembershipStatus.choices,
+        default=MembershipStatus.ACTIVE,
+        blank=True,
     )
     joined_at = models.DateTimeField(null=True, blank=True)
 
@@ -154,7 +208,7 @@ class Member(PlatformRecord):
         return self.display_name or self.email or str(self.pk)
 
 
-class Event(PlatformRecord):
+class Event(PostRecord):
     entity_type = EntityType.EVENT
     has_slug = True
 
@@ -168,7 +222,6 @@ class Event(PlatformRecord):
     address = models.TextField(blank=True)
     capacity = models.PositiveIntegerField(null=True, blank=True)
     registration_url = models.URLField(max_length=1000, blank=True)
-    status = models.CharField(max_length=20, blank=True)
 
     class Meta:
         constraints = [
@@ -178,7 +231,7 @@ class Event(PlatformRecord):
         indexes = [PlatformRecord.pending_push_index("event")]
 
 
-class Document(PlatformRecord):
+class Document(PostRecord):
     entity_type = EntityType.DOCUMENT
     has_slug = True
 
@@ -212,7 +265,7 @@ class Document(PlatformRecord):
         indexes = [PlatformRecord.pending_push_index("document")]
 
 
-class Conference(PlatformRecord):
+class Conference(PostRecord):
     entity_type = EntityType.CONFERENCE
     has_slug = True
 
@@ -234,7 +287,7 @@ class Conference(PlatformRecord):
         indexes = [PlatformRecord.pending_push_index("conference")]
 
 
-class Company(PlatformRecord):
+class Company(PostRecord):
     entity_type = EntityType.COMPANY
     has_slug = True
 
@@ -254,7 +307,15 @@ class Company(PlatformRecord):
         indexes = [PlatformRecord.pending_push_index("company")]
 
 
-class Notification(PlatformRecord):
+class NotificationQuerySet(PostRecordQuerySet):
+    def sendable(self):
+        """Notifications the platform may send: published ones only. A draft, scheduled,
+        pending, private or protected notification keeps its audience and send time but is
+        never sent."""
+        return self.published()
+
+
+class Notification(PostRecord):
     entity_type = EntityType.NOTIFICATION
 
     class Audience(models.TextChoices):
@@ -277,6 +338,12 @@ class Notification(PlatformRecord):
     class Meta:
         constraints = [PlatformRecord.unique_per_connector("notification")]
         indexes = [PlatformRecord.pending_push_index("notification")]
+
+    objects = NotificationQuerySet.as_manager()
+
+    @property
+    def is_sendable(self) -> bool:
+        return self.is_published
 
 
 RECORD_MODELS: dict[str, type[PlatformRecord]] = {

@@ -9,20 +9,32 @@ from django.views.decorators.http import require_GET
 
 from accounts.tenancy import connectors_for, get_organisation_for, org_context
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
+from syncjobs.engine.mapping import MAPPINGS
 
 BOOKKEEPING = [field.name for field in PlatformRecord._meta.local_fields]
+# The body fields a password-protected post is stored without (mapping's withheld rule).
+WITHHELD = {
+    entity_type: {spec.name for spec in specs if spec.withheld_when_protected}
+    for entity_type, specs in MAPPINGS.items()
+}
+WITHHELD_TEXT = "Not stored: the post is password-protected in WordPress."
 
 
 def _content_fields(record):
     """(label, value, kind) for each content field; HTML fields sanitised again on the way out
     (the engine sanitises on import; a second nh3 pass costs little and fails safe)."""
     fields = []
+    withheld = WITHHELD.get(record.entity_type, set()) if _protected(record) else set()
     for field in record._meta.concrete_fields:
         if field.name in BOOKKEEPING:
             continue
         value = getattr(record, field.name)
         kind = "text"
-        if isinstance(field, models.TextField) and field.help_text == "Sanitised HTML":
+        if field.name in withheld and not value:
+            value = WITHHELD_TEXT
+        elif isinstance(field, models.BooleanField):
+            value = "Yes" if value else "No"
+        elif isinstance(field, models.TextField) and field.help_text == "Sanitised HTML":
             kind = "html"
             value = mark_safe(nh3.clean(value or ""))  # noqa: S308 - sanitised just above
         elif isinstance(field, models.FileField):
@@ -40,6 +52,20 @@ def _content_fields(record):
             value = getattr(record, f"get_{field.name}_display")()
         fields.append({"label": field.verbose_name.capitalize(), "value": value, "kind": kind})
     return fields
+
+
+def _protected(record) -> bool:
+    return bool(getattr(record, "password_protected", False))
+
+
+def _visibility(record) -> str:
+    """Why a post record is not published on the platform ("" when it is, or for members)."""
+    if not hasattr(record, "is_published") or record.is_published or record.archived_at:
+        return ""
+    if _protected(record):
+        return "Password-protected in WordPress: not shown as published"
+    label = record.get_status_display() if record.status else "Status unknown"
+    return f"{label} in WordPress: not published"
 
 
 @require_GET
@@ -63,5 +89,6 @@ def record_detail(request, org, entity_type, pk):
             "entity_label": EntityType(entity_type).label,
             "connector": connector,
             "fields": _content_fields(record),
+            "visibility": _visibility(record),
         },
     )

@@ -5,12 +5,28 @@ from django.utils import timezone
 
 from records.models import EntityType
 
+# A reconciliation's writes that are drift (see SyncJob.drift); skips, failures (the
+# incrementals failed them too), conflicts and pushes are not.
+DRIFT_COUNTERS = ("created", "updated", "archived")
+
+
+def drift_of(stats: dict) -> int:
+    """The drift of a reconciliation's counters (see SyncJob.drift)."""
+    return sum(
+        int(counters.get(key, 0))
+        for counters in stats.values()
+        if isinstance(counters, dict)
+        for key in DRIFT_COUNTERS
+    )
+
 
 class SyncJob(models.Model):
     class Kind(models.TextChoices):
         FULL = "FULL", "Full sync"
         INITIAL = "INITIAL", "Initial import"
         INCREMENTAL = "INCREMENTAL", "Incremental sync"
+        # A full walk whose every write is a change the incremental syncs missed (drift).
+        RECONCILE = "RECONCILE", "Reconciliation"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
@@ -44,6 +60,10 @@ class SyncJob(models.Model):
     stats = models.JSONField(default=dict, blank=True)
     current_entity_type = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
+    # A completed reconciliation's drift: the records it had to create, update or archive,
+    # each a change the incremental syncs missed (set by the runner). None for other jobs,
+    # and for a reconciliation that re-stored records after a mapping change (not drift).
+    drift = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

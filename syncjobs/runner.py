@@ -21,9 +21,9 @@ from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
-from syncjobs.engine.mapping import mapping_for
+from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
-from syncjobs.models import SyncJob
+from syncjobs.models import SyncJob, drift_of
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,10 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
     """The engine's plan. Raises ValueError for invalid field mapping overrides."""
     overrides = connector.field_mapping_overrides or {}
     entity_types = connector.enabled_entity_types()
-    specs = {t: mapping_for(t, overrides.get(t)) for t in entity_types}
+    specs = {
+        t: mapping_for(t, overrides.get(t), protected_content=connector.store_protected_content)
+        for t in entity_types
+    }
     mirror = connector.mirror_images
     return Plan(
         kind=job.kind,
@@ -80,6 +83,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         # Records per request; the contract's maximum unless a test or a slow host needs less.
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
         mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
+        count_drift=connector.mapping_revision == MAPPING_REVISION,
     )
 
 
@@ -109,10 +113,11 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         return SyncJob.Status.FAILED, str(exc)
     store = DjangoStore(job, connector)
     try:
-        SyncEngine(client, store, plan).run()
+        stats = SyncEngine(client, store, plan).run()
         # The last page may still be in the store's writer thread: the job is complete (or
         # cancelled, or failed) only once it is stored.
         store.flush()
+        _walked(job, plan, stats)
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
     except (WordPressError, crypto.SecretUnreadable) as exc:
@@ -135,6 +140,16 @@ def internal_error(exc: BaseException) -> str:
     )
 
 
+def _walked(job: SyncJob, plan: Plan, stats: dict) -> None:
+    """After a completed run: a reconciliation's drift, and, after any full walk, the mapping
+    revision the connector's records are now stored with."""
+    if job.kind == SyncJob.Kind.RECONCILE and plan.count_drift:
+        job.drift = drift_of(stats)
+        SyncJob.objects.filter(pk=job.pk).update(drift=job.drift)
+    if job.kind != SyncJob.Kind.INCREMENTAL:
+        Connector.objects.filter(pk=job.connector_id).update(mapping_revision=MAPPING_REVISION)
+
+
 def finish(job: SyncJob, status: str, error: str = "") -> bool:
     """End the job and update its connector (last/next sync, ERROR/ACTIVE, initial import).
 
@@ -149,6 +164,11 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
         connector.last_sync_at = now
         connector.next_sync_at = connector.compute_next_sync_at(now)
         fields = ["last_sync_at", "next_sync_at", "updated_at"]
+        if connector.next_reconcile_at is None and status == SyncJob.Status.COMPLETED:
+            # The first reconciliation, one period after the first completed sync (before
+            # it there is nothing to compare); the scheduler sets the next ones.
+            connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
+            fields.append("next_reconcile_at")
         if connector.status != Connector.Status.PAUSED:
             if status == SyncJob.Status.FAILED:
                 connector.status = Connector.Status.ERROR

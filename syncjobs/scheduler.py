@@ -1,4 +1,5 @@
-"""Periodic work run by Celery beat: start due incremental syncs, fail dead jobs."""
+"""Periodic work run by Celery beat: start due reconciliations and incremental syncs, fail
+dead jobs."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]
     is simply left to it. The partial unique index on active jobs is the last line of defence.
     """
     now = now or timezone.now()
-    jobs: list[SyncJob] = []
+    jobs: list[SyncJob] = dispatch_reconciliations(now, batch_size=batch_size)
     in_flight = SyncJob.objects.filter(connector=OuterRef("pk"), status__in=SyncJob.ACTIVE_STATUSES)
     while True:
         with transaction.atomic():
@@ -53,6 +54,42 @@ def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]
                     )
                 except SyncRefused as exc:
                     logger.info("connector %s not dispatched: %s", connector.pk, exc)
+        if len(due) < batch_size:
+            return jobs
+
+
+def dispatch_reconciliations(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]:
+    """Create a RECONCILE job for every connector whose reconciliation is due and move its
+    next_reconcile_at on; locked as dispatch_due's batches are. Runs first in a tick: a
+    reconciliation catches up like an incremental sync does, so the incremental due at the
+    same time waits for it (one job in flight per connector) and is not needed.
+
+    Scheduled connectors only (not paused, not manual-only), once their first sync
+    completed (runner.finish sets the first next_reconcile_at)."""
+    now = now or timezone.now()
+    jobs: list[SyncJob] = []
+    in_flight = SyncJob.objects.filter(connector=OuterRef("pk"), status__in=SyncJob.ACTIVE_STATUSES)
+    while True:
+        with transaction.atomic():
+            due = list(
+                Connector.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(status__in=SCHEDULED_STATUSES, next_reconcile_at__lte=now)
+                .exclude(frequency=Connector.Frequency.MANUAL)
+                .exclude(reconcile_frequency=Connector.Reconciliation.OFF)
+                .exclude(Exists(in_flight))
+                .order_by("next_reconcile_at", "pk")[:batch_size]
+            )
+            for connector in due:
+                connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
+                connector.save(update_fields=["next_reconcile_at", "updated_at"])
+                try:
+                    jobs.append(
+                        start_sync(
+                            connector, SyncJob.Kind.RECONCILE, trigger=SyncJob.Trigger.SCHEDULER
+                        )
+                    )
+                except SyncRefused as exc:
+                    logger.info("connector %s not reconciled: %s", connector.pk, exc)
         if len(due) < batch_size:
             return jobs
 

@@ -37,6 +37,14 @@ class InitialImportAlreadyDone(SyncRefused):
         )
 
 
+class NothingToReconcile(SyncRefused):
+    def __init__(self):
+        super().__init__(
+            "Nothing to reconcile yet: run the initial import first. A reconciliation compares "
+            "WordPress with records already imported, and counts every difference as missed."
+        )
+
+
 def first_import_done_at(connector):
     """When the connector's data was first imported: the initial import, or else the first
     sync of any kind that completed (a full or first scheduled sync imports everything too,
@@ -58,8 +66,9 @@ def start_sync(
     """Create a PENDING job for the connector and enqueue it after commit.
 
     Raises SyncAlreadyRunning when a job is PENDING or RUNNING (the partial unique index
-    decides, so concurrent clicks cannot both win) and InitialImportAlreadyDone for a second
-    initial import. Manual syncs are allowed while the connector is paused.
+    decides, so concurrent clicks cannot both win), InitialImportAlreadyDone for a second
+    initial import and NothingToReconcile for a reconciliation before the first import.
+    Manual syncs are allowed while the connector is paused.
     """
     from syncjobs.tasks import run_sync_job
 
@@ -67,6 +76,8 @@ def start_sync(
         done_at = first_import_done_at(connector)
         if done_at:
             raise InitialImportAlreadyDone(connector, done_at)
+    if kind == SyncJob.Kind.RECONCILE and not first_import_done_at(connector):
+        raise NothingToReconcile()
     try:
         with transaction.atomic():
             job = SyncJob.objects.create(

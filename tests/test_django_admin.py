@@ -42,6 +42,7 @@ def test_admin_edit_is_audited_with_its_diff_and_actor(root_client, connector_a)
             "frequency": Connector.Frequency.DAILY,
             "sync_direction": connector_a.sync_direction,
             "conflict_policy": connector_a.conflict_policy,
+            "reconcile_frequency": connector_a.reconcile_frequency,
             "status": connector_a.status,
         }
     )

@@ -8,6 +8,7 @@ Plain Python (no Django). In-process use::
     with serve(site) as server:          # 127.0.0.1, free port, background thread
         server.url                        # "http://127.0.0.1:54321"
         site.edit("article", 3)           # changes, using site.clock (freeze/advance in tests)
+        site.tamper("article", 12, title="x")   # a direct SQL UPDATE: no incremental sees it
         site.inject("status", endpoint="articles", status=503, nth=2)   # faults
         site.bad_count("event")           # deliberately bad records (wpsim.data.BAD_RULES)
 

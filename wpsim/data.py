@@ -24,6 +24,7 @@ resolved when the record is rendered, because the port is only known once the se
 from __future__ import annotations
 
 import random
+import zlib
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import quote
@@ -386,6 +387,8 @@ class Generator:
         return f"{SITE}/wp-content/uploads/2024/{month:02d}/{name}-{record_id}.{ext}"
 
     def common(self, entity_type: str, record_id: int, modified: datetime, title: str) -> dict:
+        # password_protected (every post type since contract 1.2) is derived from the id,
+        # not drawn from self.rng: the sites every seed generated stay the same.
         status = self.rng.choice(STATUSES)
         date = modified - timedelta(seconds=self.rng.randint(0, 90 * 24 * 3600))
         slug = self.unique_slug(entity_type, slugify(title) or str(record_id))
@@ -410,6 +413,7 @@ class Generator:
             "status": status,
             "slug": slug,
             "link": link,
+            "password_protected": _protected(entity_type, record_id),
         }
 
     # --- entity types ------------------------------------------------------------
@@ -440,7 +444,7 @@ class Generator:
                 "categories": sorted(self.rng.sample(CATEGORIES, self.rng.randint(0, 2))),
                 "tags": sorted(self.rng.sample(TAGS, self.rng.randint(0, 3))),
                 "featured_image_url": (self.image(rid, "img") if self.rng.random() < 0.6 else None),
-                "password_protected": self.rng.random() < 0.03,
+                "password_protected": self.rng.random() < 0.03,  # as before contract 1.2
             }
         )
         if bad:
@@ -585,3 +589,8 @@ class Generator:
         if bad:
             record["send_at_gmt"] = "tomorrow 9am"
         return record
+
+
+def _protected(entity_type: str, record_id: int) -> bool:
+    """About 3 % of posts have a password in WordPress (stable per record)."""
+    return zlib.crc32(f"{entity_type}:{record_id}".encode()) % 100 < 3

@@ -420,6 +420,26 @@ class SimulatedSite:
             self._touch(entity_type, record)
             return self.record(entity_type, record_id)
 
+    def tamper(self, entity_type: str, record_id: int, **fields) -> dict:
+        """Change fields behind the plugin's back, as a direct SQL UPDATE of the post would:
+        nothing an incremental sync reads moves (no modified_gmt bump, no change recorded),
+        so only a full walk, such as the platform's reconciliation, can see it (drift)."""
+        with self.lock:
+            record = self._records[entity_type][record_id]
+            record.update(fields)
+            self._recheck(entity_type, record)
+            self._json.pop((entity_type, record_id), None)
+            return self.record(entity_type, record_id)
+
+    def tamper_delete(self, entity_type: str, record_id: int) -> None:
+        """Delete a record behind the plugin's back (a direct SQL DELETE): no deletions-feed
+        entry, so only a full walk notices it is gone."""
+        with self.lock:
+            record = self._records[entity_type].pop(record_id)
+            self._remove_from_order(entity_type, record)
+            self._bad[entity_type].discard(record_id)
+            self._json.pop((entity_type, record_id), None)
+
     def random_changes(self, edits: int = 3, adds: int = 1, deletes: int = 1) -> dict:
         """A burst of activity on random entity types (``--change-every``)."""
         done = {"edited": [], "added": [], "deleted": []}

@@ -907,18 +907,22 @@ class WordPressClient:
             # accepts (a lone UTF-16 surrogate, NaN): those fail their field, not the page.
             pass
         try:
-            return json.loads(body.decode("utf-8")), None
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return None, f"the body is not UTF-8 (byte {exc.start})"
+        try:
+            return json.loads(text), None
         except RecursionError:
             return None, "the JSON is nested too deeply to be a plugin answer"
         except json.JSONDecodeError as exc:
             head = body.lstrip()[:15].lower()
             if head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<")):
                 return None, f"it is an HTML page ({_excerpt(body, 120, scrub)!r})"
-            if exc.msg.startswith("Unterminated") or exc.pos >= len(body.rstrip()) - 1:
+            # exc.pos counts characters, not bytes. An error in the last few characters is
+            # the end of a cut body: after a complete value, or inside a cut `false`/`null`.
+            if exc.msg.startswith("Unterminated") or exc.pos >= len(text.rstrip()) - 5:
                 return None, f"the body is truncated (ends after {len(body):,} bytes)"
-            return None, f"{exc.msg} at byte {exc.pos}"
+            return None, f"{exc.msg} at character {exc.pos}"
 
     def _list_page(self, result: _Result, url: str, *, keyed: bool) -> Page:
         data = result.data

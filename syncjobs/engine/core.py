@@ -16,7 +16,9 @@ cursor come inline, so a no-change incremental run costs one request per type); 
 whose site did not send them (a 1.0 plugin) or capped them reads the plugin's deletions feed,
 once per run after the phases. With two-way sync on, an incremental run also pushes, after
 each type's pages, the records edited only on the platform: WordPress does not send them
-again, so the pages alone would never push them.
+again, so the pages alone would never push them. A reconciliation (RECONCILE) is an
+incremental catch-up followed by a full walk whose creates, updates and archives are drift:
+changes the incremental syncs missed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -87,6 +89,10 @@ CREATE, UPDATE, SKIP, SYNC, ARCHIVE = "CREATE", "UPDATE", "SKIP", "SYNC", "ARCHI
 SUCCESS, FAILED, SKIPPED, CONFLICT = "SUCCESS", "FAILED", "SKIPPED", "CONFLICT"
 
 FULL, INITIAL, INCREMENTAL = "FULL", "INITIAL", "INCREMENTAL"
+# A reconciliation: an incremental catch-up, then a full walk whose every create, update and
+# archive is drift, a change the incremental syncs missed (see SyncEngine.run).
+RECONCILE = "RECONCILE"
+DRIFT_NOTE = "Missed by the incremental syncs (drift): repaired by the reconciliation."
 PLATFORM_WINS, WORDPRESS_WINS = "platform_wins", "wordpress_wins"
 
 
@@ -327,6 +333,9 @@ class Plan:
     # A phase of more records than this maps its pages in a child process, on another core
     # (syncjobs.engine.mapper); None: always in the worker's own interpreter.
     mapper_process_min: int | None = None
+    # A reconciliation's writes are drift, noted as such in the log; not when it re-stores
+    # records after a mapping change (see mapping.MAPPING_REVISION).
+    count_drift: bool = True
 
 
 def fresh_counters() -> dict[str, int]:
@@ -428,13 +437,30 @@ class SyncEngine:
         # and its slugs, when its organisation had none of its type (see WrittenSlugs).
         self.written: WrittenIds | None = None
         self.written_slugs: WrittenSlugs | None = None
+        # A reconciliation's walk, after its catch-up sync logged some records in this job.
+        self.caught_up = False
 
     @property
     def full(self) -> bool:
-        return self.plan.kind in (FULL, INITIAL)
+        return self.plan.kind in (FULL, INITIAL, RECONCILE)
+
+    @property
+    def reconciling(self) -> bool:
+        return self.plan.kind == RECONCILE
 
     def run(self) -> dict:
-        """Run every phase; returns the stats. Raises JobCancelled or the source's errors."""
+        """Run every phase; returns the stats. Raises JobCancelled or the source's errors.
+
+        A reconciliation first runs an incremental sync (not counted): what changed in
+        WordPress since the last incremental is not drift, that sync would have read it. The
+        full walk after it compares every record served with the platform (a SKIP when equal)
+        and counts what it has to create, update or archive: the job's counters are the
+        walk's, and those three are its drift (SyncJob.drift)."""
+        if self.reconciling and not self.caught_up:
+            catch_up = SyncEngine(self.source, self.store, replace(self.plan, kind=INCREMENTAL))
+            catch_up.run()
+            self.cursors = dict(catch_up.cursors)
+            self.caught_up = True
         try:
             for entity_type in self.plan.entity_types:
                 self._entity_phase(entity_type)
@@ -567,9 +593,8 @@ class SyncEngine:
         logs = self._one_row_per_record(entity_type, mapped, existing, logs)
 
         self._check_writes(entity_type, writes)
+        self._count_writes(entity_type, writes)
         for write in writes:
-            if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
-                counters["created" if write.log.operation == CREATE else "updated"] += 1
             if self.written is not None and write.existing is None:
                 self.written.add(write.mapped.external_id)
         if mapped:
@@ -608,8 +633,9 @@ class SyncEngine:
                 kept.append(line)
                 continue
             if line.operation == SKIP:
-                counters["skipped"] -= 1
-                counters["processed"] -= 1
+                if not self.caught_up:  # the walk counts what the catch-up logged
+                    counters["skipped"] -= 1
+                    counters["processed"] -= 1
                 continue
             # The earlier rows stop counting now; the store deletes them with the page that
             # inserts this line (LogLine.replaces), never before it: read, not deleted, here.
@@ -623,6 +649,13 @@ class SyncEngine:
             line.replaces = True
             kept.append(line)
         return kept
+
+    def _count_writes(self, entity_type, writes) -> None:
+        """Counts the creates and updates that survived _check_writes (pushes count apart)."""
+        counters = self.stats[entity_type]
+        for write in writes:
+            if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
+                counters["created" if write.log.operation == CREATE else "updated"] += 1
 
     def _check_writes(self, entity_type, writes) -> None:
         """What every batch of writes goes through before the store: slugs, then mirroring."""
@@ -703,7 +736,7 @@ class SyncEngine:
                 )
             )
             return
-        note = ""
+        note = DRIFT_NOTE if self.reconciling and self.plan.count_drift else ""
         if conflict:
             note = (
                 f"Conflict: the platform edit of {_when(ex.platform_modified_at)} was "
@@ -744,6 +777,7 @@ class SyncEngine:
                 )
             if batch:
                 self._check_writes(entity_type, writes)
+                self._count_writes(entity_type, writes)
                 self._commit(entity_type, writes, logs)
             if after is None:
                 return
@@ -757,9 +791,11 @@ class SyncEngine:
         writes: list[Write],
         *,
         if_unmodified_since: datetime | None,
+        settle: bool = True,
     ) -> None:
         """Two-way: send the platform's version (`values`, the record's mapped fields as
-        stored) back through the plugin's write endpoint."""
+        stored) back through the plugin's write endpoint. A 409 is settled at once
+        (_settle_conflict) unless `settle` is False (the push that settles one)."""
         counters = self.stats[entity_type]
         specs = self.plan.specs[entity_type]
         external_id = ex.external_id
@@ -787,6 +823,12 @@ class SyncEngine:
                 if_unmodified_since=if_unmodified_since,
             )
         except RECORD_PUSH_ERRORS as exc:
+            if (
+                settle
+                and isinstance(exc, WriteConflict)
+                and self._settle_conflict(entity_type, ex, values, exc, logs, writes)
+            ):
+                return
             counters["push_failed"] += 1
             if isinstance(exc, REFUSED_PUSH_ERRORS):
                 # Logged this once: retrying the same version would get the same answer.
@@ -816,6 +858,69 @@ class SyncEngine:
             log.error = "Pushed; the record WordPress returned could not be stored: " + (
                 "; ".join(stored.errors) or "it has a different id"
             )
+
+    def _settle_conflict(
+        self,
+        entity_type: str,
+        ex: Existing,
+        values: dict,
+        exc: WriteConflict,
+        logs: list[LogLine],
+        writes: list[Write],
+    ) -> bool:
+        """A push answered 409: the record changed in WordPress after the version the
+        platform edit was made from. The answer carries WordPress's current version (§7.2),
+        so the conflict is settled now, as if a page had brought that version, instead of
+        pushing the same stale version, and getting 409, at every incremental until a full
+        sync (an incremental may never read the record again):
+
+        - WordPress's change is the newer one, or the policy is WordPress wins: its version
+          is stored and the platform edit is dropped (no longer pending).
+        - The platform edit is the newer one and the platform wins: it is pushed once more,
+          over the WordPress version now known; a second 409 is a failed push, left pending.
+
+        Either way the conflict is counted. Returns False when the answer carries no usable
+        record (the push then fails as before)."""
+        specs = self.plan.specs[entity_type]
+        current = map_record(entity_type, exc.current_record, specs, detail=False)
+        if not current.ok or current.external_id != ex.external_id or not current.modified_gmt:
+            return False
+        self.stats[entity_type]["conflicts"] += 1
+        platform_newer = bool(
+            ex.platform_modified_at and ex.platform_modified_at > current.modified_gmt
+        )
+        if platform_newer and self.plan.conflict_policy != WORDPRESS_WINS:
+            self._push(
+                entity_type,
+                ex,
+                values,
+                logs,
+                writes,
+                if_unmodified_since=current.modified_gmt,
+                settle=False,
+            )
+            return True
+        why = (
+            "conflict policy: WordPress wins"
+            if platform_newer
+            else f"the WordPress change is newer than the platform edit of "
+            f"{_when(ex.platform_modified_at)}"
+        )
+        log = LogLine(
+            entity_type,
+            ex.external_id,
+            UPDATE,
+            SUCCESS,
+            f"Conflict: WordPress refused the push (409), the record was changed in WordPress "
+            f"at {_when(current.modified_gmt)}; its version was stored and the platform edit "
+            f"dropped ({why}).",
+            ex.pk,
+        )
+        logs.append(log)
+        writes.append(
+            Write(current, content_hash(current.values), ex, log, clear_platform_edit=True)
+        )
+        return True
 
     def _check_slugs(self, entity_type, writes) -> None:
         """Detect duplicate slugs in the organisation before the write (unique per org)."""
@@ -922,7 +1027,10 @@ class SyncEngine:
         while True:
             archived, after = self.store.archive_unseen(entity_type, after, 1000)
             if archived:
-                self._log_archived(entity_type, archived, "Not served by WordPress any more")
+                reason = "Not served by WordPress any more"
+                if self.reconciling and self.plan.count_drift:
+                    reason += " (a deletion missed by the incremental syncs: drift)"
+                self._log_archived(entity_type, archived, reason)
             if after is None:
                 return
 

@@ -94,6 +94,10 @@ class FieldSpec:
     default: Any = MISSING  # MISSING = no default
     choices: tuple = ()  # for "choice"
     max_length: int | None = None
+    # The post's body (content, excerpt, description): of a password-protected post it is
+    # stored as "" unless the connector stores protected content (mapping_for), and never
+    # pushed back from such a record (its "" is not the WordPress content).
+    withheld_when_protected: bool = False
 
     def __post_init__(self):
         if self.type not in FIELD_TYPES:
@@ -141,6 +145,12 @@ class MappedRecord:
 
 # --- The mapping -----------------------------------------------------------------------------
 
+#: Bumped when a change to MAPPINGS changes what is stored for records WordPress did not
+#: change (a new field, a new conversion): their next full walk rewrites them, and a
+#: reconciliation that does so does not report those rewrites as drift (syncjobs.runner).
+#: 2: every post type's status and password protection; no membership without a role.
+MAPPING_REVISION = 2
+
 _POST_STATUSES = contract.SERVED_POST_STATUSES
 
 
@@ -157,17 +167,31 @@ def _common(title_source: str = "title") -> tuple[FieldSpec, ...]:
     )
 
 
+def _visibility() -> tuple[FieldSpec, ...]:
+    """Every post type's publish status and password protection (§9.0): a draft, scheduled,
+    pending, private or protected record is stored as such, never as published. A plugin
+    older than contract 1.2 sends no `password_protected` outside articles: not protected."""
+    return (
+        FieldSpec("status", "status", "choice", choices=_POST_STATUSES),
+        FieldSpec("password_protected", "password_protected", "bool", default=False),
+    )
+
+
+def _body(name: str, source: str | None = None) -> FieldSpec:
+    return FieldSpec(name, source or name, "html", withheld_when_protected=True)
+
+
 MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
     "article": (
         *_common(),
-        FieldSpec("excerpt", "excerpt", "html"),
-        FieldSpec("content", "content", "html"),
+        _body("excerpt"),
+        _body("content"),
         FieldSpec("author_name", "author_name", "text", max_length=200),
         FieldSpec("categories", "categories", "list"),
         FieldSpec("tags", "tags", "list"),
         FieldSpec("featured_image_url", "featured_image_url", "url", max_length=1000),
         FieldSpec("published_at", "date_gmt", "datetime"),
-        FieldSpec("status", "status", "choice", choices=_POST_STATUSES),
+        *_visibility(),
     ),
     "member": (
         FieldSpec("email", "email", "email", required=True, max_length=254),
@@ -184,7 +208,7 @@ MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
     ),
     "event": (
         *_common(),
-        FieldSpec("description", "description", "html"),
+        _body("description"),
         FieldSpec("starts_at", "start_gmt", "datetime", required=True),
         FieldSpec("ends_at", "end_gmt", "datetime"),
         FieldSpec("timezone", "timezone", "text", max_length=64),
@@ -192,7 +216,7 @@ MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("address", "address", "address"),
         FieldSpec("capacity", "capacity", "int"),
         FieldSpec("registration_url", "registration_url", "url", max_length=1000),
-        FieldSpec("status", "status", "choice", choices=_POST_STATUSES),
+        *_visibility(),
     ),
     "document": (
         *_common(),
@@ -208,6 +232,7 @@ MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
             default="members",
             choices=contract.ACCESS_LEVELS,
         ),
+        *_visibility(),
     ),
     "conference": (
         *_common(),
@@ -217,18 +242,20 @@ MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("city", "city", "text", max_length=200),
         FieldSpec("country", "country", "country"),
         FieldSpec("website", "website", "url", max_length=1000),
-        FieldSpec("description", "description", "html"),
+        _body("description"),
+        *_visibility(),
     ),
     "company": (
         *_common("name"),
         FieldSpec("website", "website", "url", max_length=1000),
         FieldSpec("industry", "industry", "text", max_length=200),
-        FieldSpec("description", "description", "html"),
+        _body("description"),
         FieldSpec("logo_url", "logo_url", "url", max_length=1000),
+        *_visibility(),
     ),
     "notification": (
         FieldSpec("title", "title", "text", required=True, max_length=500),
-        FieldSpec("body", "body", "html"),
+        _body("body"),
         FieldSpec(
             "audience",
             "audience",
@@ -244,6 +271,7 @@ MAPPINGS: dict[str, tuple[FieldSpec, ...]] = {
             default="normal",
             choices=contract.NOTIFICATION_PRIORITIES,
         ),
+        *_visibility(),
     ),
 }
 
@@ -265,7 +293,7 @@ _EMPTY = {
     "datetime": None,
     "date": None,
     "bool": None,
-    "membership_status": "inactive",
+    "membership_status": "",
 }
 
 _SOURCE_PATH_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
@@ -295,8 +323,11 @@ def validate_overrides(entity_type: str, overrides: dict | None) -> list[str]:
     return problems
 
 
-def mapping_for(entity_type: str, overrides: dict | None = None) -> tuple[FieldSpec, ...]:
-    """The field specs of an entity type with the connector's source-path overrides applied.
+def mapping_for(
+    entity_type: str, overrides: dict | None = None, *, protected_content: bool = False
+) -> tuple[FieldSpec, ...]:
+    """The field specs of an entity type with the connector's source-path overrides applied;
+    `protected_content` (the connector's setting) stores password-protected bodies too.
 
     Raises ValueError (with every problem listed) for an unknown type or bad overrides.
     """
@@ -304,6 +335,8 @@ def mapping_for(entity_type: str, overrides: dict | None = None) -> tuple[FieldS
     if problems:
         raise ValueError("; ".join(problems))
     specs = MAPPINGS[entity_type]
+    if protected_content:
+        specs = tuple(replace(spec, withheld_when_protected=False) for spec in specs)
     if not overrides:
         return specs
     return tuple(
@@ -499,8 +532,8 @@ def _to_country(spec: FieldSpec, value: Any) -> str:
 def _to_membership_status(spec: FieldSpec, value: Any) -> str:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise _Invalid(f"expected a list of role slugs, got {_type_name(value)}")
-    # §10: no recognised role = not a member; the record is kept as "inactive".
-    return contract.membership_status_from_roles(value) or "inactive"
+    # §10: no recognised role = not a member: the record is kept, with no membership ("").
+    return contract.membership_status_from_roles(value) or ""
 
 
 _CONVERTERS = {
@@ -639,12 +672,24 @@ def map_record(
                 f"invalid dates: {end_spec.source} {end_raw} "
                 f"is before {start_spec.source} {start_raw}"
             )
+    if values.get("password_protected"):
+        _withhold(specs, values)
     fields = (
         [FieldResult(spec.name, spec.source, *o) for spec, o in zip(specs, outcomes, strict=True)]
         if detail
         else []
     )
     return MappedRecord(entity_type, external_id, modified_gmt, values, fields, errors)
+
+
+def _withhold(specs: tuple[FieldSpec, ...], values: dict) -> None:
+    """A password-protected post's body is not stored (the platform would show it to readers
+    who were never asked for the password): "" instead, and `password_protected` says why.
+    Part of the mapped values, so of the content hash: turning the connector's setting on
+    or off makes the next full walk rewrite these records."""
+    for spec in specs:
+        if spec.withheld_when_protected and spec.name in values:
+            values[spec.name] = ""
 
 
 # --- Hashing ---------------------------------------------------------------------------------
@@ -732,10 +777,13 @@ def reverse_map(entity_type: str, values: dict, specs: tuple[FieldSpec, ...] | N
     specs = specs or MAPPINGS[entity_type]
     writable = contract.WRITABLE_FIELDS.get(entity_type, frozenset())
     body: dict = {}
+    withheld = bool(values.get("password_protected"))
     for spec in specs:
         top = spec.source.split(".", 1)[0]
         if top not in writable or spec.type in _NOT_REVERSIBLE or spec.name not in values:
             continue
+        if withheld and spec.withheld_when_protected:
+            continue  # stored as "", not the WordPress body: pushing it would erase that
         value = values[spec.name]
         if isinstance(value, datetime):
             value = contract.format_gmt(value)

@@ -124,6 +124,7 @@ def settings_data(connector, **overrides):
         "entity_types": list(connector.entity_types),
         "conflict_policy": connector.conflict_policy,
         "sync_direction": connector.sync_direction,
+        "reconcile_frequency": connector.reconcile_frequency,
         "api_key": "",
         "field_mapping_overrides": "",
     }

@@ -21,6 +21,7 @@ DOCUMENT = {
     "status": "publish",
     "slug": "safety-policy",
     "link": f"{SITE}/documents/safety-policy/",
+    "password_protected": False,
     "title": "Safety policy &amp; rules",
     # "kind" absent -> DEFAULT_USED ("document")
     "folder_path": "Policies/2024",
@@ -116,7 +117,9 @@ def test_every_field_status_is_reported(site, connector, alice_client, unchanged
     assert rows["size"].status == "MISSING" and rows["size"].raw == "null"
     assert rows["access_level"].status == "INVALID"
     assert "'top-secret' is not one of public, members, admins" in rows["access_level"].error
-    assert report.counts == {"PRESENT": 5, "DEFAULT_USED": 1, "MISSING": 1, "INVALID": 1}
+    # status and password_protected (contract 1.2) are mapped for documents too.
+    assert rows["status"].status == rows["password_protected"].status == "PRESENT"
+    assert report.counts == {"PRESENT": 7, "DEFAULT_USED": 1, "MISSING": 1, "INVALID": 1}
     assert report.record_errors and not report.ok
     assert report.external_id == "301"
 

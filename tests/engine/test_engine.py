@@ -628,58 +628,154 @@ def test_two_way_incremental_pushes_a_platform_only_edit(sync, site, connector):
 
 
 class WordPressEditsFirst:
-    """The client, except that an editor saves the record in WordPress just before each PUT
-    arrives (after the incremental's pages were read)."""
+    """The client, except that an editor saves the record in WordPress just before the
+    first PUT arrives (after the incremental's pages were read), `seconds` from now on the
+    site's clock (negative: stamped before the platform edit)."""
 
-    def __init__(self, client, site):
+    def __init__(self, client, site, seconds=60):
         self.client = client
         self.site = site
+        self.seconds = seconds
+        self.puts = 0
 
     def __getattr__(self, name):
         return getattr(self.client, name)
 
     def push_record(self, entity_type, id, fields, **options):
-        self.site.edit(entity_type, ids=[id])
+        self.puts += 1
+        if self.puts == 1:
+            self.site.clock.advance(self.seconds)
+            self.site.edit(entity_type, ids=[id])
         return self.client.push_record(entity_type, id, fields, **options)
 
 
-def test_two_way_incremental_push_of_a_record_changed_in_wordpress_meanwhile_fails_409(
-    sync, site, connector
-):
-
+def _two_way_with_a_platform_edit(sync, site, connector, policy=None):
     connector.sync_direction = Connector.Direction.TWO_WAY
+    if policy:
+        connector.conflict_policy = policy
     connector.save()
     sync(connector)
     article_id = _quiet_article(site, connector)
     _platform_edit(Article, article_id, title="Edited only on the platform")
+    return article_id
+
+
+@pytest.mark.parametrize(
+    "policy", [Connector.ConflictPolicy.PLATFORM_WINS, Connector.ConflictPolicy.WORDPRESS_WINS]
+)
+def test_two_way_push_answered_409_for_a_newer_wordpress_edit_takes_wordpress_version(
+    sync, site, connector, policy
+):
+    """The 409 says WordPress changed the record after the version the platform edit was
+    made from, and its answer carries that version: newer than the platform edit, it is
+    stored under either policy, the conflict counted, and the stale edit never pushed again
+    (it used to be pushed, and refused, at every incremental until a full sync)."""
+    article_id = _two_way_with_a_platform_edit(sync, site, connector, policy)
 
     job = sync(
         connector, SyncJob.Kind.INCREMENTAL, wrap=lambda client: WordPressEditsFirst(client, site)
     )
 
     assert job.status == SyncJob.Status.COMPLETED, job.error
+    in_wordpress = site.record("article", article_id)
+    assert "(edited" in in_wordpress["title"]  # WordPress kept its edit
+    assert site.writes == []
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS")
+    assert entry.error.startswith("Conflict: WordPress refused the push (409)"), entry.error
+    assert "the WordPress change is newer than the platform edit" in entry.error
+    assert job.stats["article"]["conflicts"] == 1
+    assert job.stats["article"]["push_failed"] == 0 and job.stats["article"]["pushed"] == 0
+    article = Article.objects.get(external_id=str(article_id))
+    assert article.title == in_wordpress["title"]
+    assert article.platform_modified_at is None  # settled: nothing pending any more
+    assert article.source_modified_at == contract.parse_gmt(in_wordpress["modified_gmt"])
+
+    for _ in range(2):
+        again = sync(connector, SyncJob.Kind.INCREMENTAL)
+        assert again.status == SyncJob.Status.COMPLETED, again.error
+        assert not logs(again, operation="SYNC").exists()
+        assert again.totals().get("push_failed", 0) == 0
+    assert site.writes == []
+
+
+def test_two_way_push_answered_409_pushes_a_newer_platform_edit_once_more(sync, site, connector):
+    """The platform edit is newer than the WordPress change the 409 reports, and the
+    platform wins: it is pushed over the version the answer carries, at once."""
+    article_id = _two_way_with_a_platform_edit(sync, site, connector)
+
+    job = sync(
+        connector,
+        SyncJob.Kind.INCREMENTAL,
+        wrap=lambda client: WordPressEditsFirst(client, site, seconds=-120),
+    )
+
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status, entry.error) == ("SYNC", "SUCCESS", "")
+    assert job.stats["article"]["conflicts"] == 1 and job.stats["article"]["pushed"] == 1
+    assert job.stats["article"]["push_failed"] == 0
+    (write,) = site.writes
+    # The second PUT names the WordPress version the 409 carried.
+    assert write["body"][contract.IF_UNMODIFIED_SINCE_KEY] > "2025"
+    assert site.record("article", article_id)["title"] == "Edited only on the platform"
+    assert Article.objects.get(external_id=str(article_id)).platform_modified_at is None
+    again = sync(connector, SyncJob.Kind.INCREMENTAL)
+    assert not logs(again, operation="SYNC").exists() and len(site.writes) == 1
+
+
+def test_two_way_push_answered_409_for_an_older_wordpress_edit_follows_wordpress_wins(
+    sync, site, connector
+):
+    article_id = _two_way_with_a_platform_edit(
+        sync, site, connector, Connector.ConflictPolicy.WORDPRESS_WINS
+    )
+
+    job = sync(
+        connector,
+        SyncJob.Kind.INCREMENTAL,
+        wrap=lambda client: WordPressEditsFirst(client, site, seconds=-120),
+    )
+
+    entry = log_for(job, "article", article_id)
+    assert (entry.operation, entry.status) == ("UPDATE", "SUCCESS")
+    assert "(conflict policy: WordPress wins)" in entry.error
+    assert site.writes == [] and job.stats["article"]["conflicts"] == 1
+    article = Article.objects.get(external_id=str(article_id))
+    assert "(edited" in article.title and article.platform_modified_at is None
+
+
+def test_two_way_push_answered_409_twice_fails_and_stays_pending(sync, site, connector):
+    """An editor who saves again before the second PUT too: the push fails, says why, and the
+    edit is still pending for the next sync (the conflict was counted once)."""
+
+    class EditsBeforeEveryPut(WordPressEditsFirst):
+        def push_record(self, entity_type, id, fields, **options):
+            self.puts += 1
+            # Each edit later than the one before, all before the platform edit.
+            self.site.clock.advance(self.seconds if self.puts == 1 else 30)
+            self.site.edit(entity_type, ids=[id])
+            return self.client.push_record(entity_type, id, fields, **options)
+
+    article_id = _two_way_with_a_platform_edit(sync, site, connector)
+
+    job = sync(
+        connector,
+        SyncJob.Kind.INCREMENTAL,
+        wrap=lambda client: EditsBeforeEveryPut(client, site, seconds=-120),
+    )
+
     entry = log_for(job, "article", article_id)
     assert (entry.operation, entry.status) == ("SYNC", "FAILED")
     assert entry.error.startswith(
         f"article {article_id}: pushing the platform's version to WordPress failed: The record "
         "was changed in WordPress after the platform last read it"
     ), entry.error
-    assert "Nothing was written." in entry.error
-    assert job.stats["article"]["push_failed"] == 1
-    assert job.stats["article"]["pushed"] == 0
+    assert job.stats["article"]["conflicts"] == 1 and job.stats["article"]["push_failed"] == 1
     assert site.writes == []
-    assert "(edited" in site.record("article", article_id)["title"]  # WordPress kept its edit
     article = Article.objects.get(external_id=str(article_id))
     assert article.title == "Edited only on the platform"
     assert article.platform_modified_at is not None  # still pending, not lost
-
-    # Both sides changed now: the next incremental reads the WordPress edit and the conflict
-    # policy decides (platform wins by default, so its version is pushed).
-    again = sync(connector, SyncJob.Kind.INCREMENTAL)
-    entry = log_for(again, "article", article_id)
-    assert (entry.operation, entry.status) == ("SYNC", "SUCCESS"), entry.error
-    assert again.stats["article"]["conflicts"] == 1
-    assert site.record("article", article_id)["title"] == "Edited only on the platform"
 
 
 @pytest.mark.parametrize(

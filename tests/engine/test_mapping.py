@@ -91,7 +91,9 @@ def test_article_maps_decodes_and_sanitises():
         ),
         (FieldSpec("m", "m", "membership_status"), ["subscriber", "lapsed_member"], "lapsed"),
         (FieldSpec("m", "m", "membership_status"), ["administrator"], "active"),
-        (FieldSpec("m", "m", "membership_status"), ["customer"], "inactive"),
+        # §10: no recognised role is no membership, not "inactive".
+        (FieldSpec("m", "m", "membership_status"), ["customer"], ""),
+        (FieldSpec("m", "m", "membership_status"), [], ""),
     ],
 )
 def test_every_type_converts_a_good_value(spec, raw, expected):
@@ -329,6 +331,56 @@ def test_reverse_map_sends_writable_fields_only():
     assert body["end_gmt"] is None and body["registration_url"] is None
     assert "slug" not in body and "address" not in body  # read-only / not reversible
     assert reverse_map("article", {"status": "future", "title": "x"}) == {"title": "x"}
+
+
+POST_RECORDS = {
+    "article": {"title": "T", "content": "<p>Secret plans</p>", "excerpt": "<p>Secret</p>"},
+    "event": {
+        "title": "T",
+        "description": "<p>Secret plans</p>",
+        "start_gmt": "2025-03-14T09:00:00",
+    },
+    "document": {"title": "T", "kind": "policy", "access_level": "public"},
+    "conference": {"title": "T", "description": "<p>Secret plans</p>", "start_date": "2025-06-10"},
+    "company": {"name": "T", "description": "<p>Secret plans</p>"},
+    "notification": {"title": "T", "body": "<p>Secret plans</p>", "audience": "all"},
+}
+
+
+@pytest.mark.parametrize("entity_type", sorted(POST_RECORDS))
+@pytest.mark.parametrize("status", ["publish", "future", "draft", "pending", "private"])
+def test_every_post_type_stores_its_status_and_protection(entity_type, status):
+    raw = {"id": 9, "modified_gmt": "2024-11-29T20:00:00", "status": status}
+    mapped = map_record(entity_type, {**raw, **POST_RECORDS[entity_type]})
+    assert mapped.ok, mapped.errors
+    assert mapped.values["status"] == status
+    assert mapped.values["password_protected"] is False  # absent (a 1.1 plugin): not protected
+    bad = map_record(entity_type, {**raw, **POST_RECORDS[entity_type], "status": "trash"})
+    assert "'trash' is not one of publish, future, draft, pending, private" in bad.errors[0]
+
+
+@pytest.mark.parametrize("entity_type", sorted(POST_RECORDS))
+def test_protected_body_is_not_stored_unless_the_connector_says_so(entity_type):
+    raw = {"id": 9, "modified_gmt": "2024-11-29T20:00:00", "status": "publish"}
+    raw.update(POST_RECORDS[entity_type], password_protected=True)
+
+    withheld = map_record(entity_type, raw, mapping_for(entity_type))
+    stored = map_record(entity_type, raw, mapping_for(entity_type, protected_content=True))
+    public = map_record(entity_type, {**raw, "password_protected": False})
+
+    assert withheld.ok and stored.ok and public.ok
+    assert withheld.values["password_protected"] is True
+    assert "Secret" not in repr(withheld.values)
+    bodies = {s.name for s in MAPPINGS[entity_type] if s.withheld_when_protected}
+    assert all(withheld.values[name] == "" for name in bodies)
+    assert bodies == set() or "Secret plans" in repr(stored.values)
+    assert public.values == {**stored.values, "password_protected": False}
+    # The hash is of what is stored: switching the setting rewrites the record.
+    assert bodies == set() or content_hash(withheld.values) != content_hash(stored.values)
+    # "" is not the WordPress body: a push of the withheld record never erases it.
+    body = reverse_map(entity_type, withheld.values, mapping_for(entity_type))
+    assert not bodies & set(body)
+    assert "password_protected" not in body
 
 
 def test_missing_sentinel_is_falsy_and_singleton():

@@ -441,9 +441,10 @@ def test_sync_command_waits_for_the_worker_and_prints_the_summary(org_a, site, s
     assert f"Job #{job.pk}: COMPLETED" in text
     member = job.stats["member"]
     assert (
-        f"member{member['total']:>16}{member['processed']:>10}{member['created']:>10}"
-        f"{member['updated']:>10}{member['skipped']:>10}{0:>10}{member['failed']:>10}"
+        f"member{member['total']:>16}{member['processed']:>10}{member['created']:>12}"
+        f"{member['updated']:>12}{member['skipped']:>12}{0:>12}{member['failed']:>12}"
     ) in text
+    assert text.split("\n")[2].split()[-2:] == ["pushed", "push_failed"]  # the header
     assert "conference" in text and "Duration:" in text
 
     with pytest.raises(CommandError, match="The initial import already completed on"):

@@ -102,6 +102,8 @@ SETTINGS_FIELDS = [
     "conflict_policy",
     "sync_direction",
     "mirror_images",
+    "store_protected_content",
+    "reconcile_frequency",
 ]
 MAPPING_JUNK = [
     "{",
@@ -125,6 +127,7 @@ def settings_data(connector, **changes):
         "field_mapping_overrides": "",
         "conflict_policy": connector.conflict_policy,
         "sync_direction": connector.sync_direction,
+        "reconcile_frequency": connector.reconcile_frequency,
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}

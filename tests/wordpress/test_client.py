@@ -323,6 +323,29 @@ def test_html_200_is_invalid_response(mock, client):
         client.ping()
 
 
+@pytest.mark.parametrize(
+    "tail",
+    ['"password_protected":false', '"password_protected":fa', '"author_id":nu'],
+    ids=["after-a-literal", "inside-false", "inside-null"],
+)
+def test_a_body_cut_after_non_ascii_text_is_reported_truncated(mock, client, tail):
+    """The cut's position is counted in characters and the body in bytes: with Cyrillic
+    titles before the cut, a cut after or inside a literal was reported as a JSON syntax
+    error in the middle of the body."""
+    body = '{"items":[{"id":1,"title":"Новости ассоциации Новости ассоциации",' + tail
+    mock.get(API + "ping").respond(200, content=body.encode(), content_type="application/json")
+    with pytest.raises(InvalidResponse, match="truncated"):
+        client.ping()
+
+
+def test_a_syntax_error_in_the_middle_names_its_character(mock, client):
+    body = '{"site_name": "Ассоциация" "x", "plugin": "association-app", "more": "' + "y" * 50
+    body += '"}'
+    mock.get(API + "ping").respond(200, content=body.encode(), content_type="application/json")
+    with pytest.raises(InvalidResponse, match="Expecting ',' delimiter at character 27"):
+        client.ping()
+
+
 def test_truncated_json_is_invalid_response(mock, client):
     body = json.dumps(PING)[:40]
     mock.get(API + "ping").respond(200, content=body.encode(), content_type="application/json")

@@ -307,6 +307,43 @@ def test_incremental_pull_returns_only_changes(server, connect):
     assert changed[-1]["modified_gmt"] == "2026-01-15T12:01:00"
 
 
+def test_every_post_type_serves_its_status_and_password_protection(shared, connect):
+    """Contract 1.2 (§9.0): `status` and `password_protected` on every post-based record,
+    every working status and some protected posts among them, as on a real site."""
+    client = connect(shared)
+    statuses = set()
+    for entity_type in contract.ENTITY_TYPES:
+        if entity_type == "member":
+            continue
+        items = all_items(client.iter_pages(entity_type))
+        statuses |= {item["status"] for item in items}
+        assert {item["status"] for item in items} <= set(contract.SERVED_POST_STATUSES)
+        assert all(isinstance(item["password_protected"], bool) for item in items)
+        assert any(item["password_protected"] for item in items), entity_type
+    assert statuses == set(contract.SERVED_POST_STATUSES)
+
+
+def test_a_change_behind_the_plugins_back_is_served_but_not_to_an_incremental(server, connect):
+    """tamper() is a direct SQL UPDATE, tamper_delete() a direct DELETE: the records served
+    change, nothing an incremental sync reads does (what the reconciliation exists for)."""
+    site = server.site
+    client = connect(server)
+    items = all_items(client.iter_pages("company"))
+    mark = items[-1]["modified_gmt"]
+    quiet, gone = items[0]["id"], items[1]["id"]
+    deletions = len(site.deletions())
+
+    site.tamper("company", quiet, industry="Changed in the database")
+    site.tamper_delete("company", gone)
+
+    assert client.get_record("company", quiet)["industry"] == "Changed in the database"
+    assert client.get_record("company", quiet)["modified_gmt"] == items[0]["modified_gmt"]
+    assert all_items(client.iter_pages("company", modified_after=contract.parse_gmt(mark))) == []
+    assert len(site.deletions()) == deletions
+    served = {item["id"] for item in all_items(client.iter_pages("company"))}
+    assert quiet in served and gone not in served
+
+
 # --- single record, deletions -----------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ KINDS = {
     "full": SyncJob.Kind.FULL,
     "initial": SyncJob.Kind.INITIAL,
     "incremental": SyncJob.Kind.INCREMENTAL,
+    "reconcile": SyncJob.Kind.RECONCILE,
 }
 
 
@@ -82,13 +83,24 @@ class Command(BaseCommand):
 
     def _summary(self, job: SyncJob) -> None:
         self.stdout.write(f"Job #{job.pk}: {job.status}" + (f" — {job.error}" if job.error else ""))
-        keys = ("created", "updated", "skipped", "conflicts", "failed", "archived", "pushed")
-        header = f"{'entity':<14}{'total':>8}{'processed':>10}" + "".join(f"{k:>10}" for k in keys)
+        keys = (
+            "created",
+            "updated",
+            "skipped",
+            "conflicts",
+            "failed",
+            "archived",
+            "pushed",
+            "push_failed",
+        )
+        header = f"{'entity':<14}{'total':>8}{'processed':>10}" + "".join(f"{k:>12}" for k in keys)
         self.stdout.write(header)
         for entity_type, counters in (job.stats or {}).items():
             self.stdout.write(
                 f"{entity_type:<14}{counters.get('total', 0):>8}{counters.get('processed', 0):>10}"
-                + "".join(f"{counters.get(k, 0):>10}" for k in keys)
+                + "".join(f"{counters.get(k, 0):>12}" for k in keys)
             )
+        if job.drift is not None:
+            self.stdout.write(f"Drift: {job.drift} change(s) missed by incremental syncs")
         if job.duration is not None:
             self.stdout.write(f"Duration: {job.duration.total_seconds():.1f} s")

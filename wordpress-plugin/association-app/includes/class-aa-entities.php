@@ -421,13 +421,16 @@ class AA_Entities {
 
 	private static function post_record( $entity, $post ) {
 		$id     = (int) $post->ID;
+		// password_protected for every post type (contract 1.2, §9.0): the platform keeps a
+		// protected post's body out of sight unless its connector says otherwise.
 		$record = array(
-			'id'           => $id,
-			'modified_gmt' => self::gmt_out( $post->post_modified_gmt ),
-			'date_gmt'     => self::gmt_out( $post->post_date_gmt ),
-			'status'       => $post->post_status,
-			'slug'         => $post->post_name,
-			'link'         => (string) get_permalink( $post ),
+			'id'                 => $id,
+			'modified_gmt'       => self::gmt_out( $post->post_modified_gmt ),
+			'date_gmt'           => self::gmt_out( $post->post_date_gmt ),
+			'status'             => $post->post_status,
+			'slug'               => $post->post_name,
+			'link'               => (string) get_permalink( $post ),
+			'password_protected' => '' !== $post->post_password,
 		);
 		if ( null === $record['modified_gmt'] ) {
 			$record['modified_gmt'] = self::modified_fallback( $post );
@@ -449,7 +452,6 @@ class AA_Entities {
 				$record['categories']         = self::term_names( $post, 'category' );
 				$record['tags']               = self::term_names( $post, 'post_tag' );
 				$record['featured_image_url'] = self::image_url( (int) get_post_thumbnail_id( $post ) );
-				$record['password_protected'] = '' !== $post->post_password;
 				break;
 
 			case 'event':
