@@ -216,7 +216,8 @@ class AA_Api {
 	}
 
 	public static function validate_include( $value, $request, $param ) {
-		if ( ! is_string( $value ) || ! preg_match( '/^[1-9]\d{0,19}(,[1-9]\d{0,19})*$/', $value ) ) {
+		// Empty is allowed: no record, only the change log's next entries (§5.7).
+		if ( ! is_string( $value ) || ! preg_match( '/^([1-9]\d{0,19}(,[1-9]\d{0,19})*)?$/', $value ) ) {
 			return new WP_Error( 'rest_invalid_type', 'include must be a comma-separated list of positive integer ids.' );
 		}
 		if ( count( explode( ',', $value ) ) > self::MAX_INCLUDE ) {
@@ -353,7 +354,7 @@ class AA_Api {
 		$after                   = null === $after ? null : AA_Entities::parse_gmt( $after );
 		$after_id                = null === $request->get_param( 'after_id' ) ? null : (int) $request->get_param( 'after_id' );
 		$include                 = $request->get_param( 'include' );
-		$include                 = null === $include ? null : array_map( 'intval', explode( ',', $include ) );
+		$include                 = null === $include ? null : array_map( 'intval', array_filter( explode( ',', $include ) ) );
 		// Read before the records: an entry settled now is older than what the page shows.
 		$head                    = AA_Changes::head();
 		list( $items, $total )   = AA_Entities::list_page( $entity, $page, $per_page, $after, $after_id, $include );
