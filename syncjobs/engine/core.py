@@ -661,7 +661,10 @@ class SyncEngine:
     def _changed_records(self, entity_type: str, first: FirstPage) -> None:
         """Fetches the records the change log named and the pages did not bring, 100 at a
         time; each request also asks for the next entries while there are more."""
-        ids = [i for i in first.changed if str(i) in self.unseen_changed]
+        # Neither those the pages brought, nor those the same answer reported deleted: a
+        # change then a deletion is the common end of a record, not worth a fetch and a note.
+        gone = {str(d.get("id")) for d in first.deleted or () if isinstance(d, dict)}
+        ids = [i for i in first.changed if str(i) in self.unseen_changed - gone]
         after, more = first.changed_next, first.changed_more
         specs = self.plan.specs[entity_type]
         while ids or more:
