@@ -7,7 +7,8 @@ The product engine runs against the real site as the worker would (services.star
 runner.run_job), as in test_product.py.
 """
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -54,3 +55,126 @@ def test_a_caption_post_renders_the_same_bytes_wherever_it_is_served(real_wp, ap
             single["content"],
             single["excerpt"],
         )
+
+
+# --- the plugin's change log (§5.7) ---------------------------------------------------------
+
+SETTLE = contract.CHANGE_SETTLE_SECONDS + 1
+
+
+def head(api, endpoint="articles"):
+    return api.get(endpoint, params={"per_page": 1}).json()["change_seq"]
+
+
+def changed_after(api, endpoint, after):
+    body = api.get(endpoint, params={"per_page": 1, "changes_after": after}).json()
+    return body["changed"], body
+
+
+def wait_until_settled(api, endpoint, post_id, after):
+    """The plugin serves an entry once it is SETTLE seconds old."""
+    deadline = time.monotonic() + SETTLE + 10
+    while post_id not in changed_after(api, endpoint, after)[0]:
+        assert time.monotonic() < deadline, f"{endpoint} {post_id} never reached the change log"
+        time.sleep(1)
+
+
+def test_list_answers_carry_the_sites_clock_and_the_change_logs_position(real_wp, api):
+    body = api.get("events", params={"per_page": 1}).json()
+    server_time = contract.parse_gmt(body["server_time_gmt"])
+    ping_time = contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
+    assert abs((ping_time - server_time).total_seconds()) < 5
+    assert isinstance(body["change_seq"], int) and "changed" not in body
+    with_log = api.get("events", params={"per_page": 1, "changes_after": 0}).json()
+    assert isinstance(with_log["changed"], list) and isinstance(with_log["changed_more"], bool)
+    assert with_log["changed_next"] == with_log["change_seq"] and with_log["change_log_from"] == 0
+    for bad in ("1,x", "0", ",", "1,,2", ",".join(["5"] * 101)):
+        answer = api.get("events", params={"include": bad})
+        assert answer.status_code == 400, bad
+        assert answer.json()["data"]["params"].keys() == {"include"}
+    assert api.get("events", params={"changes_after": -1}).status_code == 400
+
+
+def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, api):
+    m = real_wp.manifest
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    scheduled = real_wp.create_post(
+        post_title="Scheduled", post_status="future", post_date_gmt=tomorrow
+    )
+    record = api.get(f"articles/{scheduled}").json()
+    # WordPress stores the publish date as the modification date of a new scheduled post.
+    assert (record["status"], record["modified_gmt"]) == ("future", tomorrow.replace(" ", "T"))
+    event = real_wp.create_post(post_type="event", post_title="Quiet meta", backdate=60)
+    tagged = real_wp.create_post(post_title="Quiet terms", backdate=60)
+    folder_doc = real_wp.create_post(
+        post_type="document", post_title="In a folder", backdate=60, terms={"folder": ["Quiet"]}
+    )
+    member = real_wp.create_user("quiet-role", role="member")
+    time.sleep(SETTLE)
+    start = head(api)
+    stamps = {
+        "articles": (
+            api.get(f"articles/{scheduled}").json()["modified_gmt"],
+            api.get(f"articles/{tagged}").json()["modified_gmt"],
+        ),
+        "events": api.get(f"events/{event}").json()["modified_gmt"],
+    }
+
+    real_wp.php(
+        f"""<?php
+        wp_publish_post( {scheduled} );                       // what the cron does
+        update_post_meta( {event}, '_association_event_venue', 'Hall Q' );
+        wp_set_object_terms( {tagged}, array( 'quiet-tag' ), 'post_tag' );
+        set_post_thumbnail( {tagged}, {m["image"]["id"]} );
+        $folder = get_term_by( 'name', 'Quiet', 'folder' );
+        wp_update_term( $folder->term_id, 'folder', array( 'name' => 'Renamed quietly' ) );
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
+    )
+    wait_until_settled(api, "articles", scheduled, start)
+
+    articles, body = changed_after(api, "articles", start)
+    assert {scheduled, tagged} <= set(articles)
+    assert changed_after(api, "events", start)[0] == [event]
+    assert folder_doc in changed_after(api, "documents", start)[0]
+    assert member in changed_after(api, "members", start)[0]
+    # None of those bumped modified_gmt; the records do show the changes.
+    assert api.get(f"articles/{scheduled}").json()["modified_gmt"] == stamps["articles"][0]
+    assert api.get(f"articles/{tagged}").json()["modified_gmt"] == stamps["articles"][1]
+    assert api.get(f"events/{event}").json()["modified_gmt"] == stamps["events"]
+    fetched = api.get(
+        "articles", params={"include": f"{scheduled},{tagged},999999", "per_page": 100}
+    ).json()
+    by_id = {item["id"]: item for item in fetched["items"]}
+    assert set(by_id) == {scheduled, tagged} and fetched["total"] == 2
+    assert by_id[scheduled]["status"] == "publish"
+    assert by_id[tagged]["tags"] == ["quiet-tag"]
+    assert by_id[tagged]["featured_image_url"] == m["image"]["url"]
+    doc = api.get(f"documents/{folder_doc}").json()
+    assert doc["folder_path"] == "Renamed quietly"
+    # An editor merely opening a post (its edit lock) is not a change.
+    after = body["change_seq"]
+    real_wp.php(f"<?php update_post_meta( {event}, '_edit_lock', time() . ':1' );")
+    time.sleep(SETTLE)
+    assert changed_after(api, "events", after)[0] == []
+
+
+def test_upgrading_from_plugin_1_1_creates_the_change_log_on_the_next_request(real_wp, api):
+    real_wp.php(
+        """<?php
+        global $wpdb;
+        $wpdb->query( "DROP TABLE {$wpdb->prefix}association_sync_changes" );
+        update_option( 'association_app_db_version', '2' );"""
+    )
+    # New plugin files on an existing site: no activation, the next request upgrades.
+    assert api.get("ping").status_code == 200
+    state = real_wp.php(
+        """<?php
+        global $wpdb;
+        echo wp_json_encode( array(
+            get_option( 'association_app_db_version' ),
+            $wpdb->get_var( "SHOW TABLES LIKE '{$wpdb->prefix}association_sync_changes'" ),
+        ) );"""
+    )
+    assert state[0] == "3" and state[1].endswith("association_sync_changes")
+    post = real_wp.create_post(post_title="After the upgrade", backdate=60)
+    wait_until_settled(api, "articles", post, 0)
