@@ -13,6 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.wordpress import contract
+from connectors.wordpress_client import client_for
+from records.models import Article, Company, Event, Member
+from syncjobs import services
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.runner import run_job
+from tests.conftest import make_connector
 
 pytestmark = pytest.mark.wordpress
 
@@ -178,3 +184,115 @@ def test_upgrading_from_plugin_1_1_creates_the_change_log_on_the_next_request(re
     assert state[0] == "3" and state[1].endswith("association_sync_changes")
     post = real_wp.create_post(post_title="After the upgrade", backdate=60)
     wait_until_settled(api, "articles", post, 0)
+
+
+# --- the product's engine against the real site -----------------------------------------------
+
+
+@pytest.fixture
+def connector(org_a, real_wp, monkeypatch):
+    monkeypatch.setattr("syncjobs.tasks.run_sync_job.delay", lambda *args, **kwargs: None)
+    return make_connector(
+        org_a,
+        name="Real WordPress, change capture",
+        site_url=real_wp.url,
+        api_key=real_wp.key,
+        entity_types=list(contract.ENTITY_TYPES),
+    )
+
+
+def run(connector, kind):
+    """A job as the worker runs it, with the client kept for its request count."""
+    job = services.start_sync(connector, kind)
+    with client_for(connector) as client:
+        finished = run_job(job.pk, source=client)
+    assert finished.status == SyncJob.Status.COMPLETED, finished.error
+    connector.refresh_from_db()
+    return finished, client.request_count
+
+
+def stored(model, wp_id):
+    return model.objects.get(external_id=str(wp_id))
+
+
+def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change(
+    real_wp, api, connector
+):
+    m = real_wp.manifest
+    in_a_month = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    far = real_wp.create_post(
+        post_title="Next month", post_status="future", post_date_gmt=in_a_month
+    )
+    due = real_wp.create_post(post_title="Due soon", post_status="future", post_date_gmt=in_an_hour)
+    # Edited since it was scheduled: its modified_gmt is now the edit's, behind the cursor, so
+    # only the change log can tell the platform when the cron publishes it.
+    real_wp.update_post(due, post_title="Due soon (edited)")
+    edited = real_wp.create_post(post_title="To edit", backdate=120)
+    trashed = real_wp.create_post(post_title="To trash", backdate=120)
+    event = real_wp.create_post(
+        post_type="event",
+        post_title="Meta only",
+        backdate=120,
+        meta={
+            "_association_event_venue": "Room A",
+            "_association_event_start_gmt": "2027-01-01 09:00:00",
+        },
+    )
+    company = real_wp.create_post(post_type="company", post_title="Logo only", backdate=120)
+    member = real_wp.create_user("role-change", role="member")
+    time.sleep(SETTLE)  # the set-up's own entries settle: the full sync's position covers them
+    run(connector, SyncJob.Kind.FULL)
+    assert stored(Article, far).status == "future"
+    server_now = contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
+    # The scheduled posts' dates (their modified_gmt) did not carry the cursor into the future.
+    assert contract.parse_gmt(connector.cursors["article"]) <= server_now
+    due_modified = contract.parse_gmt(api.get(f"articles/{due}").json()["modified_gmt"])
+    assert due_modified <= contract.parse_gmt(connector.cursors["article"])
+
+    real_wp.update_post(edited, post_title="Edited in WordPress")
+    added = real_wp.create_post(post_title="Brand new")
+    real_wp.php(
+        f"""<?php
+        wp_trash_post( {trashed} );
+        wp_publish_post( {due} );                              // the cron's publishing
+        update_post_meta( {event}, '_association_event_venue', 'Room B' );
+        wp_set_object_terms( {edited}, array( 'late-tag' ), 'post_tag' );
+        set_post_thumbnail( {company}, {m["logo"]["id"]} );
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
+    )
+    time.sleep(SETTLE)
+    job, requests = run(connector, SyncJob.Kind.INCREMENTAL)
+
+    article = stored(Article, edited)
+    assert (article.title, article.tags) == ("Edited in WordPress", ["late-tag"])
+    assert stored(Article, added).title == "Brand new"
+    assert stored(Article, trashed).archived_at is not None
+    assert stored(Article, due).status == "publish"
+    assert stored(Article, far).status == "future"
+    assert stored(Event, event).venue == "Room B"
+    assert stored(Company, company).logo_url == m["logo"]["url"]
+    assert stored(Member, member).membership_status == "lapsed"
+    # Nothing logged twice, nothing created twice.
+    rows = SyncLogEntry.objects.filter(job=job).exclude(external_id="")
+    assert rows.count() == rows.values("entity_type", "external_id").distinct().count()
+    assert job.stats["article"]["created"] == 1, job.stats
+    assert not SyncLogEntry.objects.filter(job=job, external_id="").exists()
+
+    # Nothing changed since: one request per type, and nothing written.
+    quiet, requests = run(connector, SyncJob.Kind.INCREMENTAL)
+    assert requests == len(contract.ENTITY_TYPES)
+    assert all(
+        quiet.stats[t]["created"] == quiet.stats[t]["updated"] == 0 for t in contract.ENTITY_TYPES
+    ), quiet.stats
+
+
+def test_a_no_change_full_resync_is_all_skips_with_shortcode_content(real_wp, connector):
+    for n, content in enumerate(NOISY_POSTS * 2):
+        real_wp.create_post(post_title=f"Shortcodes {n}", post_content=content, backdate=100 - n)
+    run(connector, SyncJob.Kind.FULL)
+    again, _ = run(connector, SyncJob.Kind.FULL)
+    for entity_type in contract.ENTITY_TYPES:
+        counters = again.stats[entity_type]
+        assert counters["created"] == counters["updated"] == 0, (entity_type, counters)
+        assert counters["skipped"] == counters["processed"] - counters["failed"], counters

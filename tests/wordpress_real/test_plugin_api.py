@@ -125,7 +125,7 @@ def test_ping_with_key(real_wp, api):
     assert "no-store" in response.headers["cache-control"]
     ping = response.json()
     assert ping["plugin"] == "association-app"
-    assert ping["plugin_version"] == "1.1.0"
+    assert ping["plugin_version"] == "1.2.0"
     assert ping["contract_version"] == 1
     assert ping["site_name"] == "Association Test Site"
     assert ping["home_url"] == real_wp.url

@@ -76,7 +76,7 @@ def test_connection_test_passes_all_five_steps(connector):
     assert len(finished.steps) == 5
     assert [step["status"] for step in finished.steps] == ["pass"] * 5, finished.steps
     text = " ".join(step["message"] for step in finished.steps)
-    assert "1.1.0" in text  # plugin version from ping
+    assert "1.2.0" in text  # plugin version from ping
 
 
 def test_connection_test_reports_a_wrong_key(org_a, real_wp, monkeypatch):
