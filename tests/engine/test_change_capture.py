@@ -239,3 +239,27 @@ def test_an_older_plugin_is_synced_with_modified_gmt_alone(org_a, sync):
         assert sync.client.request_count == len(contract.ENTITY_TYPES)
         requested = [entry["path"] for entry in old.request_log]
         assert not any("include=" in path for path in requested)
+
+
+def test_a_record_is_the_same_bytes_in_any_page_and_a_no_change_full_resync_skips_all(
+    sync, site, connector, server
+):
+    import httpx
+
+    headers = {contract.KEY_HEADER: SIM_KEY}
+    article = site.ids("article")[5]
+    alone = httpx.get(f"{server.url}/api/v1/sync/articles/{article}", headers=headers).content
+    for per_page in (7, 100):  # the article is the 6th: on the first page of both sizes
+        listed = httpx.get(
+            f"{server.url}/api/v1/sync/articles",
+            params={"per_page": per_page, "include": ",".join(map(str, site.ids("article")))},
+            headers=headers,
+        ).content
+        assert alone in listed
+    site.schedule("article", site.clock.now() + timedelta(days=3))
+    site.clock.advance(SETTLE)
+    sync(connector)
+    again = sync(connector)
+    for entity_type in contract.ENTITY_TYPES:
+        counters = again.stats[entity_type]
+        assert counters["created"] == counters["updated"] == 0, (entity_type, counters)
