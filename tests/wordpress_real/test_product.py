@@ -102,9 +102,13 @@ def test_full_sync_imports_every_record_with_the_right_values(real_wp, api, conn
         assert counters["created"] + counters["failed"] == served, (entity_type, counters)
         model = RECORD_MODELS[entity_type]
         assert model.objects.filter(connector=connector).count() == counters["created"]
-        # the high-water mark is the newest modified_gmt WordPress served
-        newest = max(i["modified_gmt"] for i in api.get(endpoint).json()["items"])
-        assert connector.cursors[entity_type] == newest
+        # the high-water mark is the newest modified_gmt WordPress served, but never later
+        # than the site's clock (a scheduled post is dated in the future, contract §5.5)
+        listed = api.get(endpoint).json()
+        newest = max(i["modified_gmt"] for i in listed["items"])
+        cursor = connector.cursors[entity_type]
+        assert cursor == newest or newest > cursor, (entity_type, cursor, newest)
+        assert cursor <= listed["server_time_gmt"]
     # every seeded record is valid: nothing may fail on a healthy site
     failures = list(
         SyncLogEntry.objects.filter(job=job, status="FAILED").values_list("error", flat=True)

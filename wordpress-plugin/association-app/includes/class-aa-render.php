@@ -6,7 +6,10 @@
  * WordPress renders for one page view and keeps per-request state from one post to the next:
  * the [video], [audio] and [gallery] shortcodes number their instances with a static counter
  * (id="video-12-3", "?_=3", "#gallery-2") and print the old-IE shim only for the first one;
- * the loop globals ($post, $more, $page, $pages...) belong to whichever post was set up last.
+ * the loop globals ($post, $more, $page, $pages...) belong to whichever post was set up last;
+ * and do_blocks() takes wpautop off `the_content` for a post with blocks, then puts it back at
+ * the end of its priority, after shortcode_unautop: every classic post rendered after a block
+ * post gets its standalone shortcodes ([caption], [gallery]) wrapped in paragraphs.
  * Served in a list, the same post then renders differently after other posts than alone, and
  * the platform stores a spurious update. This class resets the globals for each record and
  * renumbers the instance counters per record, so the third video of a page renders exactly as
@@ -23,9 +26,13 @@ class AA_Render {
 	private static $instance = array();
 	/** Shortcode => how many times it ran for the record being rendered. */
 	private static $ordinal = array();
+	/** The `the_content` filters as the request had them before the first record. */
+	private static $content_filters = null;
 
 	/** Before a page of records: hooks that see every instance and rewrite its numbers. */
 	public static function start() {
+		global $wp_filter;
+		self::$content_filters = isset( $wp_filter['the_content'] ) ? clone $wp_filter['the_content'] : null;
 		add_filter( 'post_gallery', array( __CLASS__, 'gallery_instance' ), 0, 3 );
 		add_filter( 'wp_video_shortcode_override', array( __CLASS__, 'video_instance' ), 0, 4 );
 		add_filter( 'wp_audio_shortcode_override', array( __CLASS__, 'audio_instance' ), 0, 4 );
@@ -35,6 +42,8 @@ class AA_Render {
 	}
 
 	public static function stop() {
+		self::restore_content_filters();
+		self::$content_filters = null;
 		remove_filter( 'post_gallery', array( __CLASS__, 'gallery_instance' ), 0 );
 		remove_filter( 'wp_video_shortcode_override', array( __CLASS__, 'video_instance' ), 0 );
 		remove_filter( 'wp_audio_shortcode_override', array( __CLASS__, 'audio_instance' ), 0 );
@@ -56,6 +65,15 @@ class AA_Render {
 		$GLOBALS['more'] = 0; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 		setup_postdata( $item );
 		self::$ordinal = array();
+		self::restore_content_filters();
+	}
+
+	/** `the_content` as before the first record: filters and their order (see do_blocks). */
+	private static function restore_content_filters() {
+		global $wp_filter;
+		if ( null !== self::$content_filters ) {
+			$wp_filter['the_content'] = clone self::$content_filters; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
+		}
 	}
 
 	private static function note( $tag, $instance ) {
