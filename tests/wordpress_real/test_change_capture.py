@@ -36,12 +36,10 @@ def leaves_the_site_as_it_was(real_wp):
         f"""<?php
         require_once ABSPATH . 'wp-admin/includes/user.php';
         global $wpdb;
-        foreach ( $wpdb->get_col( "SELECT ID FROM {{$wpdb->posts}} WHERE ID > {before[0]}" ) as $id ) {{
-            wp_delete_post( (int) $id, true );
-        }}
-        foreach ( $wpdb->get_col( "SELECT ID FROM {{$wpdb->users}} WHERE ID > {before[1]}" ) as $id ) {{
-            wp_delete_user( (int) $id );
-        }}
+        $posts = $wpdb->get_col( "SELECT ID FROM {{$wpdb->posts}} WHERE ID > {before[0]}" );
+        foreach ( $posts as $id ) {{ wp_delete_post( (int) $id, true ); }}
+        $users = $wpdb->get_col( "SELECT ID FROM {{$wpdb->users}} WHERE ID > {before[1]}" );
+        foreach ( $users as $id ) {{ wp_delete_user( (int) $id ); }}
         $quiet = get_term_by( 'name', 'Renamed quietly', 'folder' );
         if ( $quiet ) {{ wp_delete_term( $quiet->term_id, 'folder' ); }}"""
     )
