@@ -141,6 +141,18 @@ def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, ap
         post_type="document", post_title="In a folder", backdate=60, terms={"folder": ["Quiet"]}
     )
     member = real_wp.create_user("quiet-role", role="member")
+    filed = real_wp.php(
+        """<?php
+        $att = wp_insert_attachment(
+            array( 'post_mime_type' => 'application/pdf', 'post_title' => 'Quiet file',
+                   'post_status' => 'inherit' ),
+            'quiet-v1.pdf'
+        );
+        $doc = wp_insert_post( array( 'post_type' => 'document', 'post_status' => 'publish',
+                                      'post_title' => 'Filed quietly' ) );
+        update_post_meta( $doc, '_association_file_id', $att );
+        echo wp_json_encode( array( $doc, $att ) );"""
+    )
     time.sleep(SETTLE)
     start = head(api)
     stamps = {
@@ -159,14 +171,16 @@ def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, ap
         set_post_thumbnail( {tagged}, {m["image"]["id"]} );
         $folder = get_term_by( 'name', 'Quiet', 'folder' );
         wp_update_term( $folder->term_id, 'folder', array( 'name' => 'Renamed quietly' ) );
-        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );
+        update_attached_file( {filed[1]}, 'quiet-v2.pdf' );   // the file replaced"""
     )
-    wait_until_settled(api, "articles", scheduled, start)
+    wait_until_settled(api, "documents", filed[0], start)  # the last change: all have settled
 
     articles, body = changed_after(api, "articles", start)
     assert {scheduled, tagged} <= set(articles)
     assert changed_after(api, "events", start)[0] == [event]
-    assert folder_doc in changed_after(api, "documents", start)[0]
+    assert {folder_doc, filed[0]} <= set(changed_after(api, "documents", start)[0])
+    assert api.get(f"documents/{filed[0]}").json()["file_name"] == "quiet-v2.pdf"
     assert member in changed_after(api, "members", start)[0]
     # None of those bumped modified_gmt; the records do show the changes.
     assert api.get(f"articles/{scheduled}").json()["modified_gmt"] == stamps["articles"][0]
