@@ -9,14 +9,20 @@ pages except counters and cursors.
 
 Phases run in the canonical entity order, enabled types only. An incremental run starts each
 type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
-worker's clock) minus the contract's overlap. A full or initial run reads every record and
+worker's clock, and never past the site's own clock: a scheduled post is dated in the future)
+minus the contract's overlap. Since contract 1.2 the same first request also brings the ids the
+plugin's change log recorded after the type's position in it (changes that leave `modified_gmt`
+alone: cron publishing, meta, terms, media, roles); the phase fetches those the pages did not
+bring, by id, and moves the position with them (§5.7). A position it cannot trust (the site's
+clock behind the mark, the log pruned past or restarted below the position) makes it log a line
+and read the whole type again, which is idempotent. A full or initial run reads every record and
 archives the platform records the source no longer serves. Both learn of deletions from the
 first list page of each type (contract 1.1, §5.6: the type's deletions since its own deletions
 cursor come inline, so a no-change incremental run costs one request per type); only a type
 whose site did not send them (a 1.0 plugin) or capped them reads the plugin's deletions feed,
-once per run after the phases. With two-way sync on, an incremental run also pushes, after
-each type's pages, the records edited only on the platform: WordPress does not send them
-again, so the pages alone would never push them.
+once per run after the phases. With two-way sync on, an incremental run also pushes, after each
+type's pages, the records edited only on the platform: WordPress does not send them again, so
+the pages alone would never push them.
 """
 
 from __future__ import annotations
