@@ -191,13 +191,28 @@ class AA_Changes {
 				$term_ids = array_merge( $term_ids, array_map( 'intval', $children ) );
 			}
 		}
-		$posts = $wpdb->get_col(
-			"SELECT DISTINCT r.object_id FROM {$wpdb->term_relationships} r
-			 INNER JOIN {$wpdb->term_taxonomy} t ON t.term_taxonomy_id = r.term_taxonomy_id
-			 WHERE t.term_id IN (" . implode( ',', $term_ids ) . ')' // phpcs:ignore WordPress.DB.PreparedSQL
-		);
-		foreach ( $posts as $post_id ) {
-			self::record_post( (int) $post_id );
+		// One INSERT ... SELECT per entity type: renaming a category of thousands of posts
+		// must not load them one by one in the editor's request.
+		$table    = self::table();
+		$now      = gmdate( 'Y-m-d H:i:s' );
+		$statuses = "'" . implode( "','", AA_Content::SERVED_STATUSES ) . "'";
+		foreach ( AA_Content::ENTITY_POST_TYPES as $entity => $post_types ) {
+			if ( ! in_array( $entity, AA_Settings::entity_types(), true ) ) {
+				continue;
+			}
+			$types = "'" . implode( "','", array_map( 'esc_sql', $post_types ) ) . "'";
+			$wpdb->query(
+				$wpdb->prepare(
+					"INSERT INTO {$table} (entity_type, object_id, changed_gmt)
+					 SELECT DISTINCT %s, p.ID, %s FROM {$wpdb->posts} p
+					 INNER JOIN {$wpdb->term_relationships} r ON r.object_id = p.ID
+					 INNER JOIN {$wpdb->term_taxonomy} t ON t.term_taxonomy_id = r.term_taxonomy_id
+					 WHERE t.term_id IN (" . implode( ',', $term_ids ) . ")
+					 AND p.post_type IN ({$types}) AND p.post_status IN ({$statuses})", // phpcs:ignore WordPress.DB.PreparedSQL
+					$entity,
+					$now
+				)
+			);
 		}
 	}
 
