@@ -357,6 +357,7 @@ def check_data(ctx: CheckContext) -> str:
     to_read = [t for t in enabled if t in served]
     totals: dict[str, int] = {}
     errors: list[str] = []
+    without_change_log = False
     for position, entity_type in enumerate(to_read):
         try:
             page = first_page(ctx.client, entity_type)
@@ -372,6 +373,8 @@ def check_data(ctx: CheckContext) -> str:
         totals[entity_type] = (
             max(page.total, len(page.items) + len(page.skipped)) if page is not None else 0
         )
+        # Contract 1.2 (§5.7): a plugin without a change log answers no change_seq.
+        without_change_log |= page is not None and getattr(page, "change_seq", 0) is None
     ctx.facts["totals"] = totals
 
     summary = ", ".join(f"{t} {n}" for t, n in totals.items())
@@ -383,6 +386,13 @@ def check_data(ctx: CheckContext) -> str:
         )
     if errors:
         notes.append("Could not read " + "; ".join(errors) + ".")
+    if without_change_log:
+        notes.append(
+            "The plugin predates change capture (sync API contract 1.2): changes WordPress makes "
+            "without a new modification date (the cron publishing a scheduled post, meta or "
+            "term edits outside a post save) reach the platform only with a full sync. Update "
+            "the Association App plugin to 1.2 or later."
+        )
     tail = (" " + " ".join(notes)) if notes else ""
 
     if any(totals.values()):

@@ -11,6 +11,11 @@ Plain Python (no Django). In-process use::
         site.tamper("article", 12, title="x")   # a direct SQL UPDATE: no incremental sees it
         site.inject("status", endpoint="articles", status=503, nth=2)   # faults
         site.bad_count("event")           # deliberately bad records (wpsim.data.BAD_RULES)
+        # WordPress's changes that leave modified_gmt alone reach only the change log (§5.7):
+        site.schedule("article", when)    # a scheduled post: its modified_gmt is `when`
+        site.cron_publish("article", 12)  # the cron publishes it, modified_gmt unchanged
+        site.change_quietly("event", 14, venue="B")  # meta/terms/role set outside a save
+        site.prune_changes(40); site.restart_change_log()   # a log with a gap, restarted
 
 Out of process: ``python manage.py wpsim --port 8089 --records 1000 --seed 1 --key KEY``
 (``--fault KIND[,opt=val...]``, ``--change-every SECONDS``, ``--rate-limit N``, ``--tls``).

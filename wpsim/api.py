@@ -16,7 +16,7 @@ from struct import pack
 
 from connectors.wordpress import contract
 
-from . import wp_json
+from . import data, wp_json
 from .site import invalid_params
 from .writes import valid_gmt
 
@@ -27,6 +27,8 @@ NO_CACHE = "no-cache, must-revalidate, max-age=0, no-store, private"
 SYNC_PREFIX = "/" + contract.API_PREFIX  # "/api/v1/sync/"
 REST_SYNC_PREFIX = f"/wp-json/{contract.REST_NAMESPACE}"  # + "/route"
 _INT = re.compile(r"^\d+$")
+# `include` (§5.7): comma-separated ids, or empty (no record, only the change log).
+_IDS = re.compile(r"^(?:[1-9]\d{0,19}(?:,[1-9]\d{0,19})*)?$")
 _GMT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z?$")
 _SINGLE = re.compile(r"^([a-z]+)/(\d+)$")
 _UPLOAD = re.compile(
@@ -369,18 +371,53 @@ def list_records(site, request: Request, entity_type: str) -> Reply:
     deleted_since = None
     if site.inline_deletions:
         deleted_since = _timestamp(request, contract.DELETED_SINCE_PARAM, errors)
+    changes_after = include = None
+    if site.change_log:
+        raw = request.param(contract.CHANGES_AFTER_PARAM)
+        if raw is not None:
+            if not _INT.match(raw):
+                errors["changes_after"] = (
+                    "rest_invalid_type",
+                    "changes_after is not of type integer.",
+                )
+            else:
+                changes_after = int(raw)
+        raw = request.param(contract.INCLUDE_PARAM)
+        if raw is not None:
+            if not _IDS.match(raw):
+                errors["include"] = ("rest_invalid_type", "include must be a list of ids.")
+            elif raw.count(",") >= contract.MAX_INCLUDE_IDS:
+                errors["include"] = ("rest_out_of_bounds", "include lists at most 100 ids.")
+            else:
+                include = [int(i) for i in raw.split(",") if i]
     if errors:
         return _invalid(errors)
+    # Read before the records, as the plugin does: an entry settled now is older than them.
+    head = site.change_head() if site.change_log else None
     items, total = site.query(
         entity_type,
         modified_after=modified_after,
         after_id=after_id,
         page=page,
         per_page=per_page,
+        include=include,
     )
     extra = b""
+    if site.change_log:
+        extra += b',"server_time_gmt":"%s","change_seq":%d' % (
+            data.gmt(site.clock.now()).encode(),
+            head,
+        )
     if deleted_since is not None:
-        extra = _inline_deletions(site, entity_type, deleted_since)
+        extra += _inline_deletions(site, entity_type, deleted_since)
+    if changes_after is not None:
+        ids, after, more = site.changes_after(entity_type, changes_after, head)
+        extra += b',"changed":%s,"changed_next":%d,"changed_more":%s,"change_log_from":%d' % (
+            json.dumps(ids, separators=(",", ":")).encode(),
+            after,
+            b"true" if more else b"false",
+            site.pruned_seq,
+        )
     return _list_reply(items, page, per_page, total, extra)
 
 

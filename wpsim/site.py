@@ -142,7 +142,7 @@ class SimulatedSite:
         entity_types: tuple[str, ...] | list[str] = contract.ENTITY_TYPES,
         timezone: str = "Europe/Berlin",
         gmt_offset: float = 1,
-        plugin_version: str = "1.1.0",
+        plugin_version: str = "1.2.0",
         wordpress_version: str = "6.1.9",
     ) -> None:
         self.key = key
@@ -158,6 +158,15 @@ class SimulatedSite:
         # Contract 1.1 (inline deletions, §5.6) from plugin 1.1.0; an older version is
         # simulated as it was, ignoring `deleted_since` like any unknown parameter.
         self.inline_deletions = _version(plugin_version) >= (1, 1)
+        # Contract 1.2 (§5.7) from plugin 1.2.0: list answers carry the site's clock and the
+        # change log's head, and serve the log (`changes_after`) and records by id (`include`).
+        self.change_log = _version(plugin_version) >= (1, 2)
+        # (seq, entity_type, id, stamp) of every change, as the plugin records them from
+        # WordPress's hooks; an entry is served once it is `change_settle` seconds old.
+        self._changes: list[tuple[int, str, int, str]] = []
+        self._next_seq = 1
+        self._pruned_seq = 0
+        self.change_settle = contract.CHANGE_SETTLE_SECONDS
         self.wordpress_version = wordpress_version
         self.base_url = "http://127.0.0.1"
         self.lock = threading.RLock()
@@ -240,12 +249,20 @@ class SimulatedSite:
         else:
             self._bad[entity_type].discard(record["id"])
 
-    def _touch(self, entity_type: str, record: dict) -> None:
-        """Bump modified_gmt to the site's clock and re-sort."""
+    def _touch(self, entity_type: str, record: dict, *, modified: str | None = None) -> None:
+        """Bump modified_gmt to the site's clock (or `modified`) and re-sort; log the change."""
         self._remove_from_order(entity_type, record)
-        record["modified_gmt"] = data.gmt(self.clock.now())
+        record["modified_gmt"] = modified or data.gmt(self.clock.now())
         bisect.insort(self._order[entity_type], (record["modified_gmt"], record["id"]))
+        self._changed(entity_type, record)
+
+    def _changed(self, entity_type: str, record: dict) -> None:
+        """A change the plugin's hooks see: the cached JSON goes, the change log grows."""
         self._json.pop((entity_type, record["id"]), None)
+        self._changes.append(
+            (self._next_seq, entity_type, record["id"], data.gmt(self.clock.now()))
+        )
+        self._next_seq += 1
 
     # --- reading -------------------------------------------------------------------
 
@@ -323,10 +340,15 @@ class SimulatedSite:
         after_id: int | None = None,
         page: int = 1,
         per_page: int = 100,
+        include: list[int] | None = None,
     ) -> tuple[list[bytes], int]:
-        """(JSON of the page's records, total matching) per §5.1/§5.4."""
+        """(JSON of the page's records, total matching) per §5.1/§5.4; `include` keeps only
+        those ids (§5.7)."""
         with self.lock:
             order = self._order[entity_type]
+            if include is not None:
+                wanted = set(include)
+                order = [key for key in order if key[1] in wanted]
             start = 0
             if modified_after is not None:
                 # Exclusive: (t, after_id) itself and everything before it are excluded.
@@ -395,8 +417,78 @@ class SimulatedSite:
                 if "status" in record:
                     record["status"] = "publish"
                 self._insert(entity_type, record, bad)
+                self._changed(entity_type, record)
                 added.append(rid)
             return added
+
+    def schedule(self, entity_type: str, publish_at: datetime) -> int:
+        """A new post scheduled for `publish_at`: WordPress stores the publish date as its
+        modification date too (wp_insert_post), so its modified_gmt is in the future."""
+        with self.lock:
+            rid = self._new_id(entity_type)
+            record, bad = self._gen.make(entity_type, rid, self.clock.now())
+            record.update(status="future", modified_gmt=data.gmt(publish_at))
+            record["date_gmt"] = data.gmt(publish_at)
+            self._insert(entity_type, record, bad)
+            self._changed(entity_type, record)
+            return rid
+
+    def cron_publish(self, entity_type: str, record_id: int) -> dict:
+        """WordPress's cron publishing a scheduled post (wp_publish_post): the status changes,
+        modified_gmt does not; only the plugin's change log sees it."""
+        with self.lock:
+            record = self._records[entity_type][record_id]
+            record["status"] = "publish"
+            self._changed(entity_type, record)
+            return self.record(entity_type, record_id)
+
+    def change_quietly(self, entity_type: str, record_id: int, **fields) -> dict:
+        """A change that does not bump modified_gmt: post meta or terms set outside a post
+        save (update_post_meta, wp_set_object_terms), a renamed term, a replaced image, a role
+        change. The plugin's hooks log it."""
+        with self.lock:
+            record = self._records[entity_type][record_id]
+            record.update(fields)
+            self._recheck(entity_type, record)
+            self._changed(entity_type, record)
+            return self.record(entity_type, record_id)
+
+    def prune_changes(self, through_seq: int) -> None:
+        """Retention deleted the change log's entries up to this number (a gap for a reader
+        positioned before it)."""
+        with self.lock:
+            self._changes = [c for c in self._changes if c[0] > through_seq]
+            self._pruned_seq = max(self._pruned_seq, through_seq)
+
+    def restart_change_log(self) -> None:
+        """The change log's table recreated empty (a restored backup): numbers start over."""
+        with self.lock:
+            self._changes, self._next_seq, self._pruned_seq = [], 1, 0
+
+    def change_head(self) -> int:
+        """The newest settled entry's number (§5.7)."""
+        with self.lock:
+            settled = data.gmt(self.clock.now() - timedelta(seconds=self.change_settle))
+            for seq, _, _, stamp in reversed(self._changes):
+                if stamp <= settled:
+                    return max(seq, self._pruned_seq)
+            return self._pruned_seq
+
+    def changes_after(self, entity_type: str, after: int, head: int) -> tuple[list[int], int, bool]:
+        """(ids, next, more) of one type's settled entries after `after`, as the plugin serves
+        them: at most 100 entries, ids in order of their first entry."""
+        with self.lock:
+            cap = contract.MAX_CHANGED_IDS
+            start = bisect.bisect_right(self._changes, (after, "~", 0, "~"))
+            rows = [c for c in self._changes[start:] if c[0] <= head and c[1] == entity_type]
+            more = len(rows) > cap
+            rows = rows[:cap]
+            ids = list(dict.fromkeys(rid for _, _, rid, _ in rows))
+            return ids, (rows[-1][0] if more else head), more
+
+    @property
+    def pruned_seq(self) -> int:
+        return self._pruned_seq
 
     def delete(self, entity_type: str, n: int = 1, *, ids=None) -> list[int]:
         """Delete ``n`` random records (or ``ids``); each gets a deletions-feed entry."""

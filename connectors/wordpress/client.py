@@ -96,6 +96,15 @@ class Page:
     skipped: list[dict] = field(default_factory=list)
     deleted: list[dict] | None = None
     deleted_more: bool = False
+    # Contract 1.2 (§5.7), None from an older plugin: the site's clock when it answered and
+    # the change log's head; with `changes_after`, the ids it names (`changed`, None when not
+    # asked or not served), where to continue, whether more follow, and where the log starts.
+    server_time: datetime | None = None
+    change_seq: int | None = None
+    changed: list[int] | None = None
+    changed_next: int | None = None
+    changed_more: bool = False
+    change_log_from: int = 0
 
 
 @dataclass
@@ -333,13 +342,15 @@ class WordPressClient:
         modified_after: datetime | None = None,
         per_page: int = contract.DEFAULT_PER_PAGE,
         deleted_since: datetime | None = None,
+        changes_after: int | None = None,
     ) -> Iterator[Page]:
         """Keyset paging per §5.5: yields one Page per successful list request.
 
         Records come in (modified_gmt, id) order; a record edited during the run moves to
         the end and is delivered again later, none is skipped. With ``deleted_since``, the
         first request also asks for the type's deletions after it (§5.6): the first page's
-        ``deleted`` holds them, or is None if the site does not serve them.
+        ``deleted`` holds them, or is None if the site does not serve them. With
+        ``changes_after``, likewise the change log's entries after that number (§5.7).
         """
         endpoint = self._endpoint(entity_type)
         if not contract.MIN_PER_PAGE <= per_page <= contract.MAX_PER_PAGE:
@@ -358,6 +369,8 @@ class WordPressClient:
             if first and deleted_since is not None:
                 # Only the first request: every page would repeat the same entries.
                 params[contract.DELETED_SINCE_PARAM] = contract.format_gmt(deleted_since)
+            if first and changes_after is not None:
+                params[contract.CHANGES_AFTER_PARAM] = changes_after
             url = self.api_url(endpoint)
             try:
                 result = self._call("GET", url, params=params)
@@ -405,6 +418,29 @@ class WordPressClient:
             cursor_t, cursor_id = new_cursor
             # After a halving, grow back so one oversized record does not slow the whole run.
             size = min(per_page, size * 2)
+
+    @_key_safe
+    def fetch_changed(
+        self, entity_type: str, ids: list[int], *, changes_after: int | None = None
+    ) -> Page:
+        """The records the change log named (§5.7): one list request for at most 100 ids,
+        which also brings the next entries after ``changes_after`` when given. A record no
+        longer served is simply absent from ``items``."""
+        if len(ids) > contract.MAX_INCLUDE_IDS:
+            raise ValueError(f"at most {contract.MAX_INCLUDE_IDS} ids per request")
+        params: dict[str, Any] = {
+            "per_page": contract.MAX_PER_PAGE,
+            # Empty: no record, only the next entries (§5.7).
+            contract.INCLUDE_PARAM: ",".join(str(self._record_id(i)) for i in ids),
+        }
+        if changes_after is not None:
+            params[contract.CHANGES_AFTER_PARAM] = changes_after
+        url = self.api_url(self._endpoint(entity_type))
+        start = self.request_count
+        result = self._call("GET", url, params=params)
+        page = self._list_page(result, url, keyed=True)
+        page.request_count = self.request_count - start
+        return page
 
     @_key_safe
     def iter_deletions(
@@ -968,7 +1004,7 @@ class WordPressClient:
                 raise bad(f"item {index} {problem}")
             if not keyed and not isinstance(item.get("entity_type"), str):
                 raise bad(f"item {index} has no 'entity_type'")
-        return Page(
+        page = Page(
             items=items,
             page=numbers["page"],
             per_page=per_page,
@@ -976,6 +1012,43 @@ class WordPressClient:
             total_pages=total_pages,
             request_count=result.requests,
         )
+        if keyed:
+            self._change_capture(data, page, bad)
+        return page
+
+    @staticmethod
+    def _change_capture(data: dict, page: Page, bad) -> None:
+        """The contract 1.2 keys of a list answer (§5.7); absent from an older plugin."""
+        stamp = data.get(contract.SERVER_TIME_KEY)
+        if stamp is not None:
+            try:
+                page.server_time = contract.parse_gmt(stamp)
+            except (TypeError, ValueError):
+                raise bad(f"'server_time_gmt' is {stamp!r}, not a GMT time") from None
+        for key, attr in (
+            (contract.CHANGE_SEQ_KEY, "change_seq"),
+            (contract.CHANGED_NEXT_KEY, "changed_next"),
+            (contract.CHANGE_LOG_FROM_KEY, "change_log_from"),
+        ):
+            value = data.get(key)
+            if value is None:
+                continue
+            if not _is_int(value) or value < 0:
+                raise bad(f"'{key}' is {value!r}, not a non-negative integer")
+            setattr(page, attr, value)
+        changed = data.get(contract.CHANGED_KEY)
+        if changed is None:
+            return
+        if not isinstance(changed, list) or not all(_is_int(i) and i > 0 for i in changed):
+            raise bad("'changed' is not a list of record ids")
+        if len(changed) > contract.MAX_CHANGED_IDS:
+            raise bad(f"'changed' has {len(changed)} ids, more than {contract.MAX_CHANGED_IDS}")
+        more = data.get(contract.CHANGED_MORE_KEY, False)
+        if not isinstance(more, bool):
+            raise bad(f"'changed_more' is {more!r}, not true or false")
+        if page.changed_next is None:
+            raise bad("'changed' comes without 'changed_next'")
+        page.changed, page.changed_more = changed, more
 
     def _inline_deletions(self, result: _Result, url: str) -> tuple[list[dict] | None, bool]:
         """A list answer's `deleted` / `deleted_more` (§5.6): (None, False) when the site

@@ -13,6 +13,12 @@ from datetime import UTC, date, datetime
 
 __all__ = [
     "API_PREFIX",
+    "CHANGED_KEY",
+    "CHANGED_MORE_KEY",
+    "CHANGED_NEXT_KEY",
+    "CHANGES_AFTER_PARAM",
+    "CHANGE_LOG_FROM_KEY",
+    "CHANGE_SEQ_KEY",
     "CONTRACT_REVISION",
     "CONTRACT_VERSION",
     "CONTRACT_VERSION_HEADER",
@@ -24,6 +30,7 @@ __all__ = [
     "ENTITY_ENDPOINTS",
     "ENTITY_TYPES",
     "GMT_FORMAT",
+    "INCLUDE_PARAM",
     "INLINE_DELETIONS_KEY",
     "INLINE_DELETIONS_MORE_KEY",
     "KEY_HEADER",
@@ -33,6 +40,7 @@ __all__ = [
     "MIN_PER_PAGE",
     "PING_ENDPOINT",
     "REST_NAMESPACE",
+    "SERVER_TIME_KEY",
     "TOTAL_HEADER",
     "TOTAL_PAGES_HEADER",
     "format_date",
@@ -45,8 +53,10 @@ __all__ = [
 # --- Versioning and paths ---------------------------------------------------
 
 CONTRACT_VERSION = 1
-#: The revision of contract 1 this code implements (§14): 1.1 adds inline deletions.
-CONTRACT_REVISION = "1.1"
+#: The revision of contract 1 this code implements (§14): 1.1 adds inline deletions, 1.2 the
+#: site's clock on list pages, the change log (`changes_after`, `include`) and deterministic
+#: rendering.
+CONTRACT_REVISION = "1.2"
 #: Path below the site URL, e.g. "https://example.org/" + API_PREFIX + "ping".
 API_PREFIX = "api/v1/sync/"
 #: The same routes are also registered in the WordPress REST API under this
@@ -121,6 +131,23 @@ DELETED_SINCE_PARAM = "deleted_since"
 INLINE_DELETIONS_KEY = "deleted"
 INLINE_DELETIONS_MORE_KEY = "deleted_more"
 MAX_INLINE_DELETIONS = 100
+#: Contract 1.2 (§5.7): every list answer carries the site's clock and the change log's head.
+SERVER_TIME_KEY = "server_time_gmt"
+CHANGE_SEQ_KEY = "change_seq"
+#: List query parameter: also answer the type's change-log entries numbered after this.
+CHANGES_AFTER_PARAM = "changes_after"
+#: ...answered as the ids changed (at most MAX_CHANGED_IDS entries' worth), the number to ask
+#: from next, whether more entries follow, and the number up to which retention deleted entries.
+CHANGED_KEY = "changed"
+CHANGED_NEXT_KEY = "changed_next"
+CHANGED_MORE_KEY = "changed_more"
+CHANGE_LOG_FROM_KEY = "change_log_from"
+MAX_CHANGED_IDS = 100
+#: List query parameter: only the records with these ids (comma-separated, at most 100).
+INCLUDE_PARAM = "include"
+MAX_INCLUDE_IDS = 100
+#: The plugin serves a change-log entry once it is this many seconds old (§5.7).
+CHANGE_SETTLE_SECONDS = 10
 
 # --- Enumerations ------------------------------------------------------------
 

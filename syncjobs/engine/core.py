@@ -9,7 +9,13 @@ pages except counters and cursors.
 
 Phases run in the canonical entity order, enabled types only. An incremental run starts each
 type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
-worker's clock) minus the contract's overlap. A full or initial run reads every record and
+worker's clock, and never past the site's own clock: a scheduled post is dated in the future)
+minus the contract's overlap. Since contract 1.2 the same first request also brings the ids the
+plugin's change log recorded after the type's position in it (changes that leave `modified_gmt`
+alone: cron publishing, meta, terms, media, roles); the phase fetches those the pages did not
+bring, by id, and moves the position with them (§5.7). A position it cannot trust (the site's
+clock behind the mark, the log pruned past or restarted below the position) makes it log a line
+and read the whole type again, which is idempotent. A full or initial run reads every record and
 archives the platform records the source no longer serves. Both learn of deletions from the
 first list page of each type (contract 1.1, §5.6: the type's deletions since its own deletions
 cursor come inline, so a no-change incremental run costs one request per type); only a type
@@ -70,6 +76,10 @@ DELETIONS_CURSOR = "deletions"
 # A type that never had a deletion asks for all of them: an empty answer costs nothing.
 NO_DELETIONS_YET = datetime(1970, 1, 1, tzinfo=UTC)
 OVERLAP = timedelta(seconds=contract.INCREMENTAL_OVERLAP_SECONDS)
+# The type's position in the site's change log (contract 1.2, §5.7): cursors["changes:article"].
+CHANGES_CURSOR = "changes"
+# A record dated this far after the site's clock, and not scheduled, points at a wrong clock.
+CLOCK_TOLERANCE = timedelta(days=1)
 # Push errors that concern one record; anything else (auth, site down) stops the job.
 # Of those, WordPress's answer to this version of the record, which a retry cannot change
 # (4xx other than 409 and 429: a validation error, a record that no longer exists): the
@@ -123,6 +133,10 @@ class Source(Protocol):
     ) -> Iterator[Page]: ...
 
     def iter_deletions(self, since: datetime | None) -> Iterator[Page]: ...
+
+    def fetch_changed(
+        self, entity_type: str, ids: list[int], *, changes_after: int | None = None
+    ) -> Page: ...
 
     def push_record(
         self,
@@ -318,6 +332,30 @@ class WrittenSlugs:
 
 
 @dataclass
+class FirstPage:
+    """What a phase's first list answer says besides its records: the inline deletions
+    (contract 1.1) and the site's clock and change log (1.2; None from an older plugin)."""
+
+    deleted: list | None = None
+    deleted_more: bool = False
+    server_time: datetime | None = None
+    change_seq: int | None = None
+    changed: list[int] | None = None
+    changed_next: int | None = None
+    changed_more: bool = False
+    change_log_from: int = 0
+
+    @classmethod
+    def of(cls, page) -> FirstPage:
+        return cls(**{key: getattr(page, key, default) for key, default in _FIRST_PAGE_KEYS})
+
+
+_FIRST_PAGE_KEYS = tuple(
+    (name, value.default) for name, value in FirstPage.__dataclass_fields__.items()
+)
+
+
+@dataclass
 class Plan:
     kind: str
     entity_types: list[str]
@@ -439,6 +477,11 @@ class SyncEngine:
         self.written_slugs: WrittenSlugs | None = None
         # A reconciliation's walk, after its catch-up sync logged some records in this job.
         self.caught_up = False
+        # Contract 1.2 (§5.7): the site's clock as its last list answer gave it, the first
+        # page's changed ids its pages have not brought yet, and records dated far ahead.
+        self.site_now: datetime | None = None
+        self.unseen_changed: set[str] = set()
+        self.ahead: list[tuple[str, datetime]] = []
 
     @property
     def full(self) -> bool:
@@ -485,13 +528,54 @@ class SyncEngine:
     # Entity phase -----------------------------------------------------------------------
 
     def _entity_phase(self, entity_type: str) -> None:
-        counters = self.stats[entity_type]
         modified_after = None
+        mark = _parse_cursor(self.cursors.get(entity_type))
         if not self.full:
-            mark = _parse_cursor(self.cursors.get(entity_type))
             modified_after = mark - OVERLAP if mark else None
+        else:
+            # A full listing sets the position anew: one an earlier version let pass the
+            # site's clock (a scheduled post's date) comes back to what the site served.
+            self.cursors.pop(entity_type, None)
         # Publish the phase before the first request so the progress shows where we are.
         self._commit(entity_type, [], [])
+        changes_after = None if self.full else self._changes_cursor(entity_type)
+        first = self._read_pages(
+            entity_type,
+            modified_after,
+            deleted_since=self._deleted_since(entity_type) or NO_DELETIONS_YET,
+            # A type without a position in the change log yet reads every retained entry.
+            changes_after=None if self.full else (changes_after or 0),
+        )
+        inline = (first.deleted, first.deleted_more) if first else (None, False)
+        logged = first is not None and first.change_seq is not None  # a contract 1.2 site
+        if logged and not self.full and self._must_reread(entity_type, first, mark, changes_after):
+            # Re-read the whole type (idempotent: what did not change is a SKIP).
+            self._read_pages(entity_type, None)
+            self._move_changes_cursor(entity_type, first.change_seq)
+        elif logged and not self.full and first.changed is not None:
+            self._changed_records(entity_type, first)
+        elif logged:
+            # The pages read everything the log held at the first page.
+            self._move_changes_cursor(entity_type, first.change_seq)
+        if self.full:
+            self._archive_unseen(entity_type)
+        # After the pages (a restored record came back in them, newer than its deletion),
+        # before the pushes (a deleted record is archived, not pushed in vain).
+        self._inline_deletions(entity_type, *inline)
+        if not self.full and self.plan.two_way:
+            self._push_pending(entity_type)
+
+    def _read_pages(
+        self,
+        entity_type: str,
+        modified_after: datetime | None,
+        *,
+        deleted_since: datetime | None = None,
+        changes_after: int | None = None,
+    ) -> FirstPage | None:
+        """Reads the type's list pages from `modified_after` and processes their records;
+        returns what the first page said besides its records (None if there was none)."""
+        counters = self.stats[entity_type]
         # Only this job writes this connector's records (one job in flight per connector):
         # if it has none of this type now, only those this phase creates can exist.
         has_records = getattr(self.store, "has_records", None)
@@ -503,13 +587,13 @@ class SyncEngine:
             and not has_records(entity_type, organisation=True)
         )
         self.written_slugs = WrittenSlugs() if cold_slugs else None
-        pages = source_pages = self.source.iter_pages(
-            entity_type,
-            modified_after=modified_after,
-            per_page=self.plan.per_page,
-            deleted_since=self._deleted_since(entity_type) or NO_DELETIONS_YET,
-        )
-        inline = None
+        kwargs = {"modified_after": modified_after, "per_page": self.plan.per_page}
+        if deleted_since is not None:
+            kwargs["deleted_since"] = deleted_since
+        if changes_after is not None:
+            kwargs["changes_after"] = changes_after
+        pages = source_pages = self.source.iter_pages(entity_type, **kwargs)
+        first: FirstPage | None = None
         specs = self.plan.specs[entity_type]
 
         mapper = None
@@ -529,13 +613,19 @@ class SyncEngine:
         else:
             pages = map(prepare, pages)
         try:
-            first = True
             for page, mapped_later in pages:
                 mapped = mapped_later()  # the page's records, once mapped
-                if first:
-                    counters["total"] = int(getattr(page, "total", 0) or 0)
-                    inline = getattr(page, "deleted", None), getattr(page, "deleted_more", False)
-                    first = False
+                if first is None:
+                    counters["total"] = max(counters["total"], int(getattr(page, "total", 0) or 0))
+                    first = FirstPage.of(page)
+                    self.site_now = first.server_time
+                    self.unseen_changed = set(map(str, first.changed or ()))
+                else:
+                    self.site_now = getattr(page, "server_time", None) or self.site_now
+                if self.unseen_changed:
+                    # The change log's first ids this page brought need no second fetch: the
+                    # page was read after their entries had settled (§5.7).
+                    self.unseen_changed -= {record.external_id for record in mapped}
                 self._process_page(entity_type, mapped, list(getattr(page, "skipped", None) or []))
         finally:
             # The source's iterator, whichever wrapper is around it.
@@ -547,17 +637,136 @@ class SyncEngine:
                 # The prefetch thread outlived close (a request in flight) and could still
                 # send a page: this mapping process stops, a later phase starts its own.
                 mapper.close()
-        if self.full:
-            self._archive_unseen(entity_type)
-        # After the pages (a restored record came back in them, newer than its deletion),
-        # before the pushes (a deleted record is archived, not pushed in vain).
-        self._inline_deletions(entity_type, *(inline or (None, False)))
-        if not self.full and self.plan.two_way:
-            self._push_pending(entity_type)
+        self._note_future_records(entity_type)
+        return first
+
+    # Change capture (contract 1.2, §5.7) ------------------------------------------------
+
+    @staticmethod
+    def changes_cursor_key(entity_type: str) -> str:
+        return f"{CHANGES_CURSOR}:{entity_type}"
+
+    def _changes_cursor(self, entity_type: str) -> int | None:
+        value = self.cursors.get(self.changes_cursor_key(entity_type))
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def _move_changes_cursor(self, entity_type: str, seq: int) -> None:
+        """Sets the type's change-log position, committed now if it moved."""
+        key = self.changes_cursor_key(entity_type)
+        if self.cursors.get(key) != seq:
+            self.cursors[key] = seq
+            self._commit(entity_type, [], [])
+
+    def _must_reread(
+        self, entity_type: str, first: FirstPage, mark: datetime | None, after: int | None
+    ) -> bool:
+        """Whether this incremental run cannot trust its positions and must read the whole
+        type: each case is logged, and the re-read loses nothing (unchanged records SKIP)."""
+        label = entity_type
+        problem = ""
+        if mark is not None and first.server_time is not None and mark > first.server_time:
+            problem = (
+                f"The site's clock says {_when(first.server_time)}, earlier than this "
+                f"connector's {entity_type} position ({_when(mark)}): the site's clock was wrong "
+                "or was set back (or a record dated in the future moved the position before "
+                f"contract 1.2). Every {label} record is read again, and the position is "
+                "kept at the site's time from now on."
+            )
+            self.cursors.pop(entity_type, None)
+        elif after is not None and first.change_seq < after:
+            problem = (
+                f"The site's change log restarted: its newest entry is number "
+                f"{first.change_seq}, this connector had read up to {after} (the log was "
+                f"emptied, or the site restored from a backup). Every {label} record is read "
+                "again."
+            )
+        elif after is not None and first.change_log_from > after:
+            problem = (
+                f"The site's change log no longer holds entries {after + 1} to "
+                f"{first.change_log_from} (deleted by its retention before this connector read "
+                f"them): changes in between may be missing. Every {label} record is read again."
+            )
+        if problem:
+            self._note(entity_type, problem)
+        return bool(problem)
+
+    def _changed_records(self, entity_type: str, first: FirstPage) -> None:
+        """Fetches the records the change log named and the pages did not bring, 100 at a
+        time; each request also asks for the next entries while there are more."""
+        # Neither those the pages brought, nor those the same answer reported deleted: a
+        # change then a deletion is the common end of a record, not worth a fetch and a note.
+        gone = {str(d.get("id")) for d in first.deleted or () if isinstance(d, dict)}
+        ids = [i for i in first.changed if str(i) in self.unseen_changed - gone]
+        after, more = first.changed_next, first.changed_more
+        specs = self.plan.specs[entity_type]
+        while ids or more:
+            page = self.source.fetch_changed(
+                entity_type, ids, changes_after=after if more else None
+            )
+            self.site_now = getattr(page, "server_time", None) or self.site_now
+            mapped = InlineMapper().submit(entity_type, specs, list(page.items or []))()
+            returned = {record.external_id for record in mapped}
+            notes = [
+                LogLine(
+                    entity_type,
+                    str(record_id),
+                    SKIP,
+                    SKIPPED,
+                    f"{record_label(entity_type, str(record_id))}: changed in WordPress, but no "
+                    "longer served when the platform fetched it (deleted, trashed or moved "
+                    "meanwhile); its deletion entry archives it.",
+                )
+                for record_id in ids
+                if str(record_id) not in returned
+            ]
+            # The entries up to `after` are read once this page is stored: same transaction.
+            self.cursors[self.changes_cursor_key(entity_type)] = after
+            self._process_page(entity_type, mapped, refetched=True, notes=notes)
+            if not more:
+                break
+            if page.changed is None or page.changed_next is None:
+                raise InvalidResponse(
+                    f"The site stopped serving its change log while {entity_type} entries "
+                    f"after number {after} were still to be read.",
+                    status_code=200,
+                    url=entity_type,
+                )
+            ids, after, more = list(page.changed), page.changed_next, page.changed_more
+        self._move_changes_cursor(entity_type, after)
+        self._note_future_records(entity_type)
+
+    def _note(self, entity_type: str, message: str) -> None:
+        """A sync-log line about the site rather than one record (no WordPress id)."""
+        self._commit(entity_type, [], [LogLine(entity_type, "", SKIP, SKIPPED, message)])
+
+    def _note_future_records(self, entity_type: str) -> None:
+        """One line per phase when records not scheduled are dated more than a day after the
+        site's own clock: that clock, or the dates it wrote, are wrong."""
+        ahead, self.ahead = self.ahead, []
+        if not ahead or self.site_now is None:
+            return
+        example_id, example_at = ahead[0]
+        self._note(
+            entity_type,
+            f"{len(ahead)} {entity_type} record(s) not scheduled for publication are dated more "
+            f"than a day after the site's clock ({_when(self.site_now)}), e.g. "
+            f"{record_label(entity_type, example_id)} at {_when(example_at)}: the site's clock "
+            "is probably wrong. They are stored; the sync position stays at the site's time, "
+            "so no later change is missed.",
+        )
 
     def _process_page(
-        self, entity_type: str, mapped: list[MappedRecord], oversized: list | None = None
+        self,
+        entity_type: str,
+        mapped: list[MappedRecord],
+        oversized: list | None = None,
+        *,
+        refetched: bool = False,
+        notes: list[LogLine] | None = None,
     ) -> None:
+        """Decides and stores one page. `refetched`: records the change log named, fetched
+        by id after the pages: they do not move the keyset position (they were not read in
+        its order), and may have been logged by this job's pages already."""
         counters = self.stats[entity_type]
         # Records the client could not download (larger than the response cap, §12): they
         # exist in WordPress, so they are reported as failed, never archived.
@@ -590,18 +799,22 @@ class SyncEngine:
                 self._fail(entity_type, record, ex, "; ".join(record.errors), logs)
                 continue
             self._decide(entity_type, record, ex, logs, writes)
-        logs = self._one_row_per_record(entity_type, mapped, existing, logs)
+        logs = self._one_row_per_record(entity_type, mapped, existing, logs, every=refetched)
+        logs += notes or []
 
         self._check_writes(entity_type, writes)
         self._count_writes(entity_type, writes)
         for write in writes:
             if self.written is not None and write.existing is None:
                 self.written.add(write.mapped.external_id)
-        if mapped:
+        if mapped and not refetched:
             self._advance_cursor(entity_type, mapped)
+        self._watch_clock(mapped)
         self._commit(entity_type, writes, logs)
 
-    def _one_row_per_record(self, entity_type, mapped, existing, logs) -> list[LogLine]:
+    def _one_row_per_record(
+        self, entity_type, mapped, existing, logs, *, every: bool = False
+    ) -> list[LogLine]:
         """One log row per record per job. A record edited in WordPress while the job lists
         its type (a push is such an edit) moves to the end of the keyset order (§5.5) and
         comes again: its version decided here replaces the row an earlier page wrote, or, if
@@ -616,7 +829,8 @@ class SyncEngine:
             for record in mapped
             if (ex := existing.get(record.external_id)) is not None
             and (
-                ex.synced_in_job
+                every
+                or ex.synced_in_job
                 or record.modified_gmt is None
                 or ex.source_modified_at is None
                 or record.modified_gmt > ex.source_modified_at
@@ -1001,8 +1215,27 @@ class SyncEngine:
             return
         current = _parse_cursor(self.cursors.get(entity_type))
         top = max(marks)
+        if self.site_now is not None and top > self.site_now:
+            # A record dated in the future (a scheduled post stores its publish date as its
+            # modification date) is stored, but the position never passes the site's "now":
+            # past it, every record edited until that date would be skipped (§5.5).
+            top = self.site_now
         if current is None or top > current:
             self.cursors[entity_type] = contract.format_gmt(top)
+
+    def _watch_clock(self, mapped: list[MappedRecord]) -> None:
+        """Collects the records of this page dated far after the site's clock, other than
+        scheduled ones (see _note_future_records)."""
+        if self.site_now is None:
+            return
+        limit = self.site_now + CLOCK_TOLERANCE
+        self.ahead += [
+            (record.external_id, record.modified_gmt)
+            for record in mapped
+            if record.modified_gmt is not None
+            and record.modified_gmt > limit
+            and record.values.get("status") != "future"
+        ]
 
     def _commit(self, entity_type, writes, logs) -> None:
         cancel = self.store.commit_page(

@@ -60,6 +60,7 @@ def test_healthy_simulator_passes(connector, site, alice, unchanged_platform_dat
     assert "Simulated Safety Association" in steps["api_key"]["message"]
     for entity_type in ("article", "member", "event", "document"):
         assert f"{entity_type} {site.count(entity_type)}" in steps["data"]["message"]
+    assert "predates change capture" not in steps["data"]["message"]  # plugin 1.2
     assert test.status == ConnectionTest.Status.PASSED
     assert AuditEvent.objects.get(action=AuditEvent.Action.CONNECTION_TESTED).changes[
         "outcome"
@@ -221,6 +222,20 @@ def test_server_error_on_every_list_endpoint(connector, site):
     message = steps_by_key(test)["data"]["message"]
     assert "No entity type could be read" in message
     assert "article: The site had a server error (HTTP 500)" in message
+
+
+def test_a_plugin_without_change_capture_passes_with_an_update_advice(
+    org_a, unchanged_platform_data
+):
+    site = SimulatedSite(records=20, seed=3, key=KEY, plugin_version="1.1.0")
+    with serve(site, host="127.0.0.1", port=0) as server:
+        connector = make_connector(org_a, site_url=server.url, api_key=KEY)
+        test = run_test(connector)
+    step = steps_by_key(test)["data"]
+    assert step["status"] == "pass"
+    assert "predates change capture" in step["message"]
+    assert "the cron publishing a scheduled post" in step["message"]
+    assert "Update the Association App plugin to 1.2 or later." in step["message"]
 
 
 def test_types_disabled_in_the_plugin(org_a, unchanged_platform_data):

@@ -70,10 +70,13 @@ def test_real_worker_runs_a_sync_started_by_the_service(org_a, site, server):
     assert job.stats["member"]["failed"] == site.bad_count("member")  # members have no slugs
     connector.refresh_from_db()
     assert connector.last_sync_at is not None
-    # A high-water mark per type; a deletions cursor only for a type WordPress deleted from.
+    # A high-water mark and a change-log position per type; a deletions cursor only for a type
+    # WordPress deleted from.
     assert {k for k in connector.cursors if not k.startswith("deletions:")} == {
         "member",
         "conference",
+        "changes:member",
+        "changes:conference",
     }
     assert {k.split(":")[1] for k in connector.cursors if ":" in k} <= {"member", "conference"}
     assert connector.cursors["member"] == site.high_water_mark("member")

@@ -599,6 +599,73 @@ def test_malformed_inline_deletions_are_invalid(mock, client, keys, reason):
         next(client.iter_pages("article", deleted_since=datetime(2024, 1, 1, tzinfo=UTC)))
 
 
+# --- the change log (contract 1.2, §5.7) ---------------------------------------------------
+
+CHANGE_KEYS = {"server_time_gmt": "2024-11-30T11:00:00", "change_seq": 42}
+
+
+def test_the_change_log_is_asked_on_the_first_request_and_read_from_the_answer(mock, client):
+    route = mock.get(API + "articles").mock(
+        side_effect=[
+            _with_deleted(
+                list_body([record(1)], total=2, per_page=1),
+                **CHANGE_KEYS,
+                changed=[5, 9],
+                changed_next=40,
+                changed_more=True,
+                change_log_from=3,
+            ),
+            _with_deleted(list_body([record(2, "2024-11-02T10:00:00")], per_page=1), **CHANGE_KEYS),
+        ]
+    )
+    first, second = client.iter_pages("article", per_page=1, changes_after=30)
+    assert (first.changed, first.changed_next, first.changed_more) == ([5, 9], 40, True)
+    assert (first.change_seq, first.change_log_from) == (42, 3)
+    assert first.server_time == datetime(2024, 11, 30, 11, 0, tzinfo=UTC)
+    assert second.changed is None and second.change_seq == 42
+    assert route.calls[0].request.url.params["changes_after"] == "30"
+    assert "changes_after" not in route.calls[1].request.url.params
+
+
+def test_an_older_plugin_answers_no_clock_and_no_change_log(mock, client):
+    mock.get(API + "articles").mock(return_value=list_body([record(1)]))
+    page = next(client.iter_pages("article", changes_after=0))
+    assert (page.server_time, page.change_seq, page.changed) == (None, None, None)
+
+
+def test_fetch_changed_asks_for_the_ids_and_the_next_entries(mock, client):
+    route = mock.get(API + "members").mock(
+        return_value=_with_deleted(
+            list_body([record(5)]), **CHANGE_KEYS, changed=[], changed_next=42, changed_more=False
+        )
+    )
+    page = client.fetch_changed("member", [5, 9], changes_after=40)
+    assert [item["id"] for item in page.items] == [5] and page.changed == []
+    params = route.calls.last.request.url.params
+    assert (params["include"], params["changes_after"], params["per_page"]) == ("5,9", "40", "100")
+    client.fetch_changed("member", [])
+    assert route.calls.last.request.url.params["include"] == ""
+    with pytest.raises(ValueError):
+        client.fetch_changed("member", list(range(1, 102)))
+
+
+@pytest.mark.parametrize(
+    ("keys", "reason"),
+    [
+        ({"server_time_gmt": "yesterday"}, "'server_time_gmt' is 'yesterday', not a GMT time"),
+        ({"change_seq": -1}, "'change_seq' is -1, not a non-negative integer"),
+        ({"changed": [1, "2"], "changed_next": 3}, "'changed' is not a list of record ids"),
+        ({"changed": [1]}, "'changed' comes without 'changed_next'"),
+        ({"changed": [], "changed_next": 1, "changed_more": 1}, "'changed_more' is 1"),
+        ({"changed": list(range(1, 102)), "changed_next": 1}, "'changed' has 101 ids"),
+    ],
+)
+def test_malformed_change_log_keys_are_invalid(mock, client, keys, reason):
+    mock.get(API + "articles").mock(return_value=_with_deleted(list_body([]), **keys))
+    with pytest.raises(InvalidResponse, match=re.escape(reason)):
+        next(client.iter_pages("article", changes_after=0))
+
+
 # --- writes ------------------------------------------------------------------------
 
 

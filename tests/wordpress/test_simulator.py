@@ -184,7 +184,11 @@ def test_page_number_paging_and_page_past_the_end(shared, connect):
     assert ids == shared.site.ids("company")
     past = client.probe("api/v1/sync/companies?page=9&per_page=25", with_key=True)
     assert past.status_code == 200
-    assert past.json() == {"items": [], "page": 9, "per_page": 25, "total": 80, "total_pages": 4}
+    body = past.json()
+    # Contract 1.2 (§5.7): every list answer also says the site's time and the change log's head.
+    assert contract.parse_gmt(body.pop("server_time_gmt"))
+    assert isinstance(body.pop("change_seq"), int)
+    assert body == {"items": [], "page": 9, "per_page": 25, "total": 80, "total_pages": 4}
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,7 @@ def test_ping_with_key(real_wp, api):
     assert "no-store" in response.headers["cache-control"]
     ping = response.json()
     assert ping["plugin"] == "association-app"
-    assert ping["plugin_version"] == "1.1.0"
+    assert ping["plugin_version"] == "1.2.0"
     assert ping["contract_version"] == 1
     assert ping["site_name"] == "Association Test Site"
     assert ping["home_url"] == real_wp.url
@@ -244,12 +244,17 @@ def test_lists_are_ordered_paginated_and_totalled(api):
     # page 1 of an empty result: 0 records, 0 pages (§5.2), headers included
     empty = api.get("articles", params={"modified_after": "2099-01-01T00:00:00"})
     assert empty.status_code == 200
-    assert empty.json() == {"items": [], "page": 1, "per_page": 100, "total": 0, "total_pages": 0}
+    body = empty.json()
+    # Contract 1.2 (§5.7): the site's clock and the change log's position, on every answer.
+    assert contract.parse_gmt(body.pop("server_time_gmt")) and body.pop("change_seq") >= 0
+    assert body == {"items": [], "page": 1, "per_page": 100, "total": 0, "total_pages": 0}
     assert (empty.headers["x-wp-total"], empty.headers["x-wp-totalpages"]) == ("0", "0")
     past = api.get("articles", params={"page": 99, "per_page": 10})
     assert past.status_code == 200
     assert past.headers["x-wp-total"] == str(len(everything))
-    assert past.json() == {
+    body = past.json()
+    del body["server_time_gmt"], body["change_seq"]
+    assert body == {
         "items": [],
         "page": 99,
         "per_page": 10,

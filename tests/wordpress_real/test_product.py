@@ -76,7 +76,7 @@ def test_connection_test_passes_all_five_steps(connector):
     assert len(finished.steps) == 5
     assert [step["status"] for step in finished.steps] == ["pass"] * 5, finished.steps
     text = " ".join(step["message"] for step in finished.steps)
-    assert "1.1.0" in text  # plugin version from ping
+    assert "1.2.0" in text  # plugin version from ping
 
 
 def test_connection_test_reports_a_wrong_key(org_a, real_wp, monkeypatch):
@@ -102,9 +102,13 @@ def test_full_sync_imports_every_record_with_the_right_values(real_wp, api, conn
         assert counters["created"] + counters["failed"] == served, (entity_type, counters)
         model = RECORD_MODELS[entity_type]
         assert model.objects.filter(connector=connector).count() == counters["created"]
-        # the high-water mark is the newest modified_gmt WordPress served
-        newest = max(i["modified_gmt"] for i in api.get(endpoint).json()["items"])
-        assert connector.cursors[entity_type] == newest
+        # the high-water mark is the newest modified_gmt WordPress served, but never later
+        # than the site's clock (a scheduled post is dated in the future, contract §5.5)
+        listed = api.get(endpoint).json()
+        newest = max(i["modified_gmt"] for i in listed["items"])
+        cursor = connector.cursors[entity_type]
+        assert cursor == newest or newest > cursor, (entity_type, cursor, newest)
+        assert cursor <= listed["server_time_gmt"]
     # every seeded record is valid: nothing may fail on a healthy site
     failures = list(
         SyncLogEntry.objects.filter(job=job, status="FAILED").values_list("error", flat=True)

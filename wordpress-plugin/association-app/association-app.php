@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       Association App
  * Description:       Connects this site to the Association App platform: a keyed JSON sync API (contract v1) for articles, members, events, documents, conferences, companies and notifications.
- * Version:           1.1.0
+ * Version:           1.2.0
  * Requires at least: 6.0
  * Requires PHP:      7.4
  * Author:            Association App
@@ -18,7 +18,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 	exit;
 }
 
-define( 'ASSOCIATION_APP_VERSION', '1.1.0' );
+define( 'ASSOCIATION_APP_VERSION', '1.2.0' );
 define( 'ASSOCIATION_APP_CONTRACT_VERSION', 1 );
 define( 'ASSOCIATION_APP_FILE', __FILE__ );
 define( 'ASSOCIATION_APP_NAMESPACE', 'association-app/v1' );
@@ -26,12 +26,15 @@ define( 'ASSOCIATION_APP_NAMESPACE', 'association-app/v1' );
 require_once __DIR__ . '/includes/class-aa-settings.php';
 require_once __DIR__ . '/includes/class-aa-content.php';
 require_once __DIR__ . '/includes/class-aa-deletions.php';
+require_once __DIR__ . '/includes/class-aa-changes.php';
+require_once __DIR__ . '/includes/class-aa-render.php';
 require_once __DIR__ . '/includes/class-aa-entities.php';
 require_once __DIR__ . '/includes/class-aa-api.php';
 require_once __DIR__ . '/includes/class-aa-admin.php';
 
 AA_Content::init();
 AA_Deletions::init();
+AA_Changes::init();
 AA_Api::init();
 if ( is_admin() ) {
 	AA_Admin::init();
@@ -41,7 +44,7 @@ register_activation_hook( __FILE__, 'association_app_activate' );
 register_deactivation_hook( __FILE__, 'association_app_deactivate' );
 
 /**
- * Activation: roles, the deletions table, default settings, member modification dates,
+ * Activation: roles, the deletions and changes tables, default settings, member modification dates,
  * and the rewrite rules for /api/v1/sync/ (registered first, then flushed).
  */
 function association_app_activate() {

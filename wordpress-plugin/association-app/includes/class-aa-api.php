@@ -14,6 +14,7 @@ class AA_Api {
 	const QUERY_VAR            = 'association_sync_route';
 	const MAX_BODY_BYTES       = 1048576;
 	const MAX_INLINE_DELETIONS = 100; // contract 1.1, §5.6
+	const MAX_INCLUDE          = 100; // contract 1.2, §5.7
 
 	public static function init() {
 		add_action( 'init', array( __CLASS__, 'add_rewrite_rules' ) );
@@ -139,6 +140,17 @@ class AA_Api {
 							'type'              => 'string',
 							'validate_callback' => array( __CLASS__, 'validate_gmt' ),
 						),
+						// Contract 1.2 (§5.7): the change log after this number comes with
+						// the page; `include` lists the records it named.
+						'changes_after'  => array(
+							'type'              => 'integer',
+							'minimum'           => 0,
+							'validate_callback' => 'rest_validate_request_arg',
+						),
+						'include'        => array(
+							'type'              => 'string',
+							'validate_callback' => array( __CLASS__, 'validate_include' ),
+						),
 					),
 				)
 			);
@@ -199,6 +211,17 @@ class AA_Api {
 		}
 		if ( null === $request->get_param( 'modified_after' ) ) {
 			return new WP_Error( 'rest_missing_dependency', 'after_id is only allowed together with modified_after.' );
+		}
+		return true;
+	}
+
+	public static function validate_include( $value, $request, $param ) {
+		// Empty is allowed: no record, only the change log's next entries (§5.7).
+		if ( ! is_string( $value ) || ! preg_match( '/^([1-9]\d{0,19}(,[1-9]\d{0,19})*)?$/', $value ) ) {
+			return new WP_Error( 'rest_invalid_type', 'include must be a comma-separated list of positive integer ids.' );
+		}
+		if ( count( explode( ',', $value ) ) > self::MAX_INCLUDE ) {
+			return new WP_Error( 'rest_out_of_bounds', sprintf( 'include lists at most %d ids.', self::MAX_INCLUDE ) );
 		}
 		return true;
 	}
@@ -330,16 +353,31 @@ class AA_Api {
 		$after                   = $request->get_param( 'modified_after' );
 		$after                   = null === $after ? null : AA_Entities::parse_gmt( $after );
 		$after_id                = null === $request->get_param( 'after_id' ) ? null : (int) $request->get_param( 'after_id' );
-		list( $items, $total )   = AA_Entities::list_page( $entity, $page, $per_page, $after, $after_id );
+		$include                 = $request->get_param( 'include' );
+		$include                 = null === $include ? null : array_map( 'intval', array_filter( explode( ',', $include ) ) );
+		// Read before the records: an entry settled now is older than what the page shows.
+		$head                    = AA_Changes::head();
+		list( $items, $total )   = AA_Entities::list_page( $entity, $page, $per_page, $after, $after_id, $include );
 		$response                = self::list_response( $items, $total, $page, $per_page );
+		$data                    = $response->get_data();
+		// Contract 1.2 (§5.7): the site's clock and the change log's position, on every page.
+		$data['server_time_gmt'] = gmdate( 'Y-m-d\TH:i:s' );
+		$data['change_seq']      = $head;
 		$deleted_since           = $request->get_param( 'deleted_since' );
 		if ( null !== $deleted_since ) {
 			list( $deleted, $more ) = AA_Deletions::since( $entity, AA_Entities::parse_gmt( $deleted_since ), self::MAX_INLINE_DELETIONS );
-			$data                   = $response->get_data();
 			$data['deleted']        = $deleted;
 			$data['deleted_more']   = $more;
-			$response->set_data( $data );
 		}
+		$changes_after = $request->get_param( 'changes_after' );
+		if ( null !== $changes_after ) {
+			list( $changed, $next, $more ) = AA_Changes::after( $entity, (int) $changes_after, $head );
+			$data['changed']               = $changed;
+			$data['changed_next']          = $next;
+			$data['changed_more']          = $more;
+			$data['change_log_from']       = AA_Changes::pruned();
+		}
+		$response->set_data( $data );
 		return $response;
 	}
 

@@ -10,7 +10,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 
 class AA_Deletions {
 
-	const DB_VERSION     = '2';
+	const DB_VERSION     = '3'; // 3: the change log (AA_Changes, contract 1.2)
 	const OPT_DB_VERSION = 'association_app_db_version';
 
 	/** (entity_type:id) pairs recorded in this request: trashing fires two of our hooks. */
@@ -49,6 +49,10 @@ class AA_Deletions {
   KEY entity_deleted (entity_type,deleted_gmt,object_id)
 ) {$charset};"
 		);
+		// The plugin's other table: one db version and one upgrade path for both, so an
+		// existing site that gets new plugin files (no activation) creates it on the next
+		// request (maybe_upgrade).
+		AA_Changes::install_table();
 		update_option( self::OPT_DB_VERSION, self::DB_VERSION );
 	}
 

@@ -165,15 +165,15 @@ class AA_Entities {
 	 *
 	 * @return array [records, total]
 	 */
-	public static function list_page( $entity, $page, $per_page, $modified_after, $after_id ) {
+	public static function list_page( $entity, $page, $per_page, $modified_after, $after_id, $include = null ) {
 		if ( 'member' === $entity ) {
-			return self::list_members( $page, $per_page, $modified_after, $after_id );
+			return self::list_members( $page, $per_page, $modified_after, $after_id, $include );
 		}
 		global $wpdb;
 		$types    = AA_Content::ENTITY_POST_TYPES[ $entity ];
 		$where    = self::in_clause( 'post_type', $types ) . ' AND ' . self::in_clause( 'post_status', AA_Content::SERVED_STATUSES );
 		$modified = self::post_modified_sql();
-		$where   .= self::keyset_clause( $modified, 'ID', $modified_after, $after_id );
+		$where   .= self::keyset_clause( $modified, 'ID', $modified_after, $after_id ) . self::include_clause( 'ID', $include );
 		$total    = (int) $wpdb->get_var( "SELECT COUNT(*) FROM {$wpdb->posts} WHERE {$where}" ); // phpcs:ignore WordPress.DB.PreparedSQL
 		$offset   = ( $page - 1 ) * $per_page;
 		$records  = array();
@@ -201,7 +201,7 @@ class AA_Entities {
 		return array( $records, $total );
 	}
 
-	private static function list_members( $page, $per_page, $modified_after, $after_id ) {
+	private static function list_members( $page, $per_page, $modified_after, $after_id, $include = null ) {
 		global $wpdb;
 		$modified = 'COALESCE(m.meta_value, u.user_registered)';
 		$join     = $wpdb->prepare(
@@ -215,7 +215,7 @@ class AA_Entities {
 				$wpdb->get_blog_prefix() . 'capabilities'
 			);
 		}
-		$where   = '1=1' . self::keyset_clause( $modified, 'u.ID', $modified_after, $after_id );
+		$where   = '1=1' . self::keyset_clause( $modified, 'u.ID', $modified_after, $after_id ) . self::include_clause( 'u.ID', $include );
 		$total   = (int) $wpdb->get_var( "SELECT COUNT(*) FROM {$wpdb->users} u {$join} WHERE {$where}" ); // phpcs:ignore WordPress.DB.PreparedSQL
 		$offset  = ( $page - 1 ) * $per_page;
 		$records = array();
@@ -258,6 +258,15 @@ class AA_Entities {
 		global $wpdb;
 		$placeholders = implode( ',', array_fill( 0, count( $values ), '%s' ) );
 		return $wpdb->prepare( "{$column} IN ({$placeholders})", $values ); // phpcs:ignore WordPress.DB.PreparedSQL
+	}
+
+	/** Contract 1.2 (§5.7): only these ids (the records the change log named). */
+	private static function include_clause( $id_col, $include ) {
+		if ( null === $include ) {
+			return '';
+		}
+		$ids = array_map( 'intval', (array) $include );
+		return $ids ? " AND {$id_col} IN (" . implode( ',', $ids ) . ')' : ' AND 1=0';
 	}
 
 	/** modified > T, or with after_id the keyset form modified > T OR (modified = T AND id > after_id) (§5.1). */
@@ -355,9 +364,10 @@ class AA_Entities {
 		global $post;
 		$previous = $post;
 		$records  = array();
+		// Each record renders as it would alone, whatever precedes it (§5.8).
+		AA_Render::start();
 		foreach ( $posts as $item ) {
-			$post = $item; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
-			setup_postdata( $item );
+			AA_Render::begin( $item );
 			/**
 			 * Filters one record before it is served (e.g. to add site-specific keys, which the
 			 * contract allows as additive changes). Removing or retyping contract keys breaks
@@ -369,6 +379,7 @@ class AA_Entities {
 			 */
 			$records[] = apply_filters( 'association_app_record', self::post_record( $entity, $item ), $entity, $item );
 		}
+		AA_Render::stop();
 		$post = $previous; // phpcs:ignore WordPress.WP.GlobalVariablesOverride
 		if ( $previous ) {
 			setup_postdata( $previous );

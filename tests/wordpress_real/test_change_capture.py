@@ -1,0 +1,337 @@
+"""Change capture on a real WordPress (contract 1.2): the cursor never passes the site's clock,
+every change WordPress makes reaches the next incremental sync (status transitions, cron
+publishing, meta and term changes, media, users), rendering is deterministic, and bad input
+(a wrong clock, a change log with gaps, a record gone before its fetch) is logged, not lost.
+
+The product engine runs against the real site as the worker would (services.start_sync →
+runner.run_job), as in test_product.py.
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.wordpress import contract
+from connectors.wordpress_client import client_for
+from records.models import Article, Company, Event, Member
+from syncjobs import services
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.runner import run_job
+from tests.conftest import make_connector
+
+pytestmark = pytest.mark.wordpress
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_site_as_it_was(real_wp):
+    """These tests add posts and users; later test modules count the seeded ones."""
+    before = real_wp.php(
+        """<?php global $wpdb; echo wp_json_encode( array(
+            (int) $wpdb->get_var( "SELECT MAX(ID) FROM {$wpdb->posts}" ),
+            (int) $wpdb->get_var( "SELECT MAX(ID) FROM {$wpdb->users}" ) ) );"""
+    )
+    yield
+    real_wp.php(
+        f"""<?php
+        require_once ABSPATH . 'wp-admin/includes/user.php';
+        global $wpdb;
+        $posts = $wpdb->get_col( "SELECT ID FROM {{$wpdb->posts}} WHERE ID > {before[0]}" );
+        foreach ( $posts as $id ) {{ wp_delete_post( (int) $id, true ); }}
+        $users = $wpdb->get_col( "SELECT ID FROM {{$wpdb->users}} WHERE ID > {before[1]}" );
+        foreach ( $users as $id ) {{ wp_delete_user( (int) $id ); }}
+        $quiet = get_term_by( 'name', 'Renamed quietly', 'folder' );
+        if ( $quiet ) {{ wp_delete_term( $quiet->term_id, 'folder' ); }}"""
+    )
+
+
+CAPTION_POST = (
+    "Intro paragraph.\n\n"
+    '[caption id="attachment_7" align="alignnone" width="300"]'
+    '<img class="size-medium wp-image-7" src="http://example.org/a.png" alt="" width="300" '
+    'height="200" /> A captioned picture[/caption]\n\n'
+    "Closing paragraph with &quot;quotes&quot;."
+)
+# Content that leaves per-request state behind in WordPress's renderers: an unclosed tag,
+# paging markers, galleries and media shortcodes (instance counters), a caption.
+NOISY_POSTS = (
+    # A block post: do_blocks() moves wpautop after shortcode_unautop for the posts after it.
+    "<!-- wp:paragraph -->\n<p>A block paragraph.</p>\n<!-- /wp:paragraph -->",
+    "<p>Unclosed <em>emphasis\n\nNext paragraph",
+    "Page one<!--nextpage-->Page two<!--more-->Rest",
+    '[gallery ids="1,2"]',
+    '[video src="http://example.org/v.mp4"][/video] [audio src="http://example.org/a.mp3"][/audio]',
+    CAPTION_POST,
+)
+
+
+def test_a_caption_post_renders_the_same_bytes_wherever_it_is_served(real_wp, api):
+    ids = [
+        real_wp.create_post(post_title=f"Noisy {n}", post_content=content, backdate=300 - n)
+        for n, content in enumerate(NOISY_POSTS * 2)
+    ]
+    target = real_wp.create_post(post_title="Caption", post_content=CAPTION_POST, backdate=200)
+    alone = api.get(f"articles/{target}").json()
+    listed = ",".join(map(str, [*ids, target]))
+    after_noise = api.get("articles", params={"include": listed}).json()["items"]
+    served = {item["id"]: item for item in after_noise}
+    assert list(served) == [*ids, target]  # in modification order: the target comes last
+    assert served[target]["content"] == alone["content"]
+    assert served[target]["excerpt"] == alone["excerpt"]
+    # the same holds for each noisy post: first on its own page or after the others
+    for post_id in ids:
+        single = api.get(f"articles/{post_id}").json()
+        assert (served[post_id]["content"], served[post_id]["excerpt"]) == (
+            single["content"],
+            single["excerpt"],
+        )
+
+
+# --- the plugin's change log (§5.7) ---------------------------------------------------------
+
+SETTLE = contract.CHANGE_SETTLE_SECONDS + 1
+
+
+def head(api, endpoint="articles"):
+    return api.get(endpoint, params={"per_page": 1}).json()["change_seq"]
+
+
+def changed_after(api, endpoint, after):
+    body = api.get(endpoint, params={"per_page": 1, "changes_after": after}).json()
+    return body["changed"], body
+
+
+def wait_until_settled(api, endpoint, post_id, after):
+    """The plugin serves an entry once it is SETTLE seconds old."""
+    deadline = time.monotonic() + SETTLE + 10
+    while post_id not in changed_after(api, endpoint, after)[0]:
+        assert time.monotonic() < deadline, f"{endpoint} {post_id} never reached the change log"
+        time.sleep(1)
+
+
+def test_list_answers_carry_the_sites_clock_and_the_change_logs_position(real_wp, api):
+    body = api.get("events", params={"per_page": 1}).json()
+    server_time = contract.parse_gmt(body["server_time_gmt"])
+    ping_time = contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
+    assert abs((ping_time - server_time).total_seconds()) < 5
+    assert isinstance(body["change_seq"], int) and "changed" not in body
+    with_log = api.get("events", params={"per_page": 1, "changes_after": 0}).json()
+    assert isinstance(with_log["changed"], list) and isinstance(with_log["changed_more"], bool)
+    assert with_log["changed_next"] == with_log["change_seq"] and with_log["change_log_from"] == 0
+    for bad in ("1,x", "0", ",", "1,,2", ",".join(["5"] * 101)):
+        answer = api.get("events", params={"include": bad})
+        assert answer.status_code == 400, bad
+        assert answer.json()["data"]["params"].keys() == {"include"}
+    assert api.get("events", params={"changes_after": -1}).status_code == 400
+
+
+def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, api):
+    m = real_wp.manifest
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    scheduled = real_wp.create_post(
+        post_title="Scheduled", post_status="future", post_date_gmt=tomorrow
+    )
+    record = api.get(f"articles/{scheduled}").json()
+    # WordPress stores the publish date as the modification date of a new scheduled post.
+    assert (record["status"], record["modified_gmt"]) == ("future", tomorrow.replace(" ", "T"))
+    event = real_wp.create_post(post_type="event", post_title="Quiet meta", backdate=60)
+    tagged = real_wp.create_post(post_title="Quiet terms", backdate=60)
+    folder_doc = real_wp.create_post(
+        post_type="document", post_title="In a folder", backdate=60, terms={"folder": ["Quiet"]}
+    )
+    member = real_wp.create_user("quiet-role", role="member")
+    filed = real_wp.php(
+        """<?php
+        $att = wp_insert_attachment(
+            array( 'post_mime_type' => 'application/pdf', 'post_title' => 'Quiet file',
+                   'post_status' => 'inherit' ),
+            'quiet-v1.pdf'
+        );
+        $doc = wp_insert_post( array( 'post_type' => 'document', 'post_status' => 'publish',
+                                      'post_title' => 'Filed quietly' ) );
+        update_post_meta( $doc, '_association_file_id', $att );
+        echo wp_json_encode( array( $doc, $att ) );"""
+    )
+    time.sleep(SETTLE)
+    start = head(api)
+    stamps = {
+        "articles": (
+            api.get(f"articles/{scheduled}").json()["modified_gmt"],
+            api.get(f"articles/{tagged}").json()["modified_gmt"],
+        ),
+        "events": api.get(f"events/{event}").json()["modified_gmt"],
+    }
+
+    real_wp.php(
+        f"""<?php
+        wp_publish_post( {scheduled} );                       // what the cron does
+        update_post_meta( {event}, '_association_event_venue', 'Hall Q' );
+        wp_set_object_terms( {tagged}, array( 'quiet-tag' ), 'post_tag' );
+        set_post_thumbnail( {tagged}, {m["image"]["id"]} );
+        $folder = get_term_by( 'name', 'Quiet', 'folder' );
+        wp_update_term( $folder->term_id, 'folder', array( 'name' => 'Renamed quietly' ) );
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );
+        update_attached_file( {filed[1]}, 'quiet-v2.pdf' );   // the file replaced"""
+    )
+    wait_until_settled(api, "documents", filed[0], start)  # the last change: all have settled
+
+    articles, body = changed_after(api, "articles", start)
+    assert {scheduled, tagged} <= set(articles)
+    assert changed_after(api, "events", start)[0] == [event]
+    assert {folder_doc, filed[0]} <= set(changed_after(api, "documents", start)[0])
+    assert api.get(f"documents/{filed[0]}").json()["file_name"] == "quiet-v2.pdf"
+    assert member in changed_after(api, "members", start)[0]
+    # None of those bumped modified_gmt; the records do show the changes.
+    assert api.get(f"articles/{scheduled}").json()["modified_gmt"] == stamps["articles"][0]
+    assert api.get(f"articles/{tagged}").json()["modified_gmt"] == stamps["articles"][1]
+    assert api.get(f"events/{event}").json()["modified_gmt"] == stamps["events"]
+    fetched = api.get(
+        "articles", params={"include": f"{scheduled},{tagged},999999", "per_page": 100}
+    ).json()
+    by_id = {item["id"]: item for item in fetched["items"]}
+    assert set(by_id) == {scheduled, tagged} and fetched["total"] == 2
+    assert by_id[scheduled]["status"] == "publish"
+    assert by_id[tagged]["tags"] == ["quiet-tag"]
+    assert by_id[tagged]["featured_image_url"] == m["image"]["url"]
+    doc = api.get(f"documents/{folder_doc}").json()
+    assert doc["folder_path"] == "Renamed quietly"
+    # An editor merely opening a post (its edit lock) is not a change.
+    after = body["change_seq"]
+    real_wp.php(f"<?php update_post_meta( {event}, '_edit_lock', time() . ':1' );")
+    time.sleep(SETTLE)
+    assert changed_after(api, "events", after)[0] == []
+
+
+def test_upgrading_from_plugin_1_1_creates_the_change_log_on_the_next_request(real_wp, api):
+    real_wp.php(
+        """<?php
+        global $wpdb;
+        $wpdb->query( "DROP TABLE {$wpdb->prefix}association_sync_changes" );
+        update_option( 'association_app_db_version', '2' );"""
+    )
+    # New plugin files on an existing site: no activation, the next request upgrades.
+    assert api.get("ping").status_code == 200
+    state = real_wp.php(
+        """<?php
+        global $wpdb;
+        echo wp_json_encode( array(
+            get_option( 'association_app_db_version' ),
+            $wpdb->get_var( "SHOW TABLES LIKE '{$wpdb->prefix}association_sync_changes'" ),
+        ) );"""
+    )
+    assert state[0] == "3" and state[1].endswith("association_sync_changes")
+    post = real_wp.create_post(post_title="After the upgrade", backdate=60)
+    wait_until_settled(api, "articles", post, 0)
+
+
+# --- the product's engine against the real site -----------------------------------------------
+
+
+@pytest.fixture
+def connector(org_a, real_wp, monkeypatch):
+    monkeypatch.setattr("syncjobs.tasks.run_sync_job.delay", lambda *args, **kwargs: None)
+    return make_connector(
+        org_a,
+        name="Real WordPress, change capture",
+        site_url=real_wp.url,
+        api_key=real_wp.key,
+        entity_types=list(contract.ENTITY_TYPES),
+    )
+
+
+def run(connector, kind):
+    """A job as the worker runs it, with the client kept for its request count."""
+    job = services.start_sync(connector, kind)
+    with client_for(connector) as client:
+        finished = run_job(job.pk, source=client)
+    assert finished.status == SyncJob.Status.COMPLETED, finished.error
+    connector.refresh_from_db()
+    return finished, client.request_count
+
+
+def stored(model, wp_id):
+    return model.objects.get(external_id=str(wp_id))
+
+
+def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change(
+    real_wp, api, connector
+):
+    m = real_wp.manifest
+    in_a_month = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    far = real_wp.create_post(
+        post_title="Next month", post_status="future", post_date_gmt=in_a_month
+    )
+    due = real_wp.create_post(post_title="Due soon", post_status="future", post_date_gmt=in_an_hour)
+    # Edited since it was scheduled: its modified_gmt is now the edit's, behind the cursor, so
+    # only the change log can tell the platform when the cron publishes it.
+    real_wp.update_post(due, post_title="Due soon (edited)")
+    edited = real_wp.create_post(post_title="To edit", backdate=120)
+    trashed = real_wp.create_post(post_title="To trash", backdate=120)
+    event = real_wp.create_post(
+        post_type="event",
+        post_title="Meta only",
+        backdate=120,
+        meta={
+            "_association_event_venue": "Room A",
+            "_association_event_start_gmt": "2027-01-01 09:00:00",
+        },
+    )
+    company = real_wp.create_post(post_type="company", post_title="Logo only", backdate=120)
+    member = real_wp.create_user("role-change", role="member")
+    time.sleep(SETTLE)  # the set-up's own entries settle: the full sync's position covers them
+    run(connector, SyncJob.Kind.FULL)
+    assert stored(Article, far).status == "future"
+    server_now = contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
+    # The scheduled posts' dates (their modified_gmt) did not carry the cursor into the future.
+    assert contract.parse_gmt(connector.cursors["article"]) <= server_now
+    due_modified = contract.parse_gmt(api.get(f"articles/{due}").json()["modified_gmt"])
+    assert due_modified <= contract.parse_gmt(connector.cursors["article"])
+
+    real_wp.update_post(edited, post_title="Edited in WordPress")
+    added = real_wp.create_post(post_title="Brand new")
+    real_wp.php(
+        f"""<?php
+        wp_trash_post( {trashed} );
+        wp_publish_post( {due} );                              // the cron's publishing
+        update_post_meta( {event}, '_association_event_venue', 'Room B' );
+        wp_set_object_terms( {edited}, array( 'late-tag' ), 'post_tag' );
+        set_post_thumbnail( {company}, {m["logo"]["id"]} );
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
+    )
+    time.sleep(SETTLE)
+    job, requests = run(connector, SyncJob.Kind.INCREMENTAL)
+
+    article = stored(Article, edited)
+    assert (article.title, article.tags) == ("Edited in WordPress", ["late-tag"])
+    assert stored(Article, added).title == "Brand new"
+    assert stored(Article, trashed).archived_at is not None
+    assert stored(Article, due).status == "publish"
+    assert stored(Article, far).status == "future"
+    assert stored(Event, event).venue == "Room B"
+    assert stored(Company, company).logo_url == m["logo"]["url"]
+    assert stored(Member, member).membership_status == "lapsed"
+    # Nothing logged twice, nothing created twice.
+    rows = SyncLogEntry.objects.filter(job=job).exclude(external_id="")
+    assert rows.count() == rows.values("entity_type", "external_id").distinct().count()
+    assert job.stats["article"]["created"] == 1, job.stats
+    # Scheduled posts are no sign of a wrong clock: no site-level line about articles.
+    assert not SyncLogEntry.objects.filter(job=job, external_id="", entity_type="article").exists()
+
+    # Nothing changed since: one request per type, and nothing written.
+    quiet, requests = run(connector, SyncJob.Kind.INCREMENTAL)
+    assert requests == len(contract.ENTITY_TYPES)
+    assert all(
+        quiet.stats[t]["created"] == quiet.stats[t]["updated"] == 0 for t in contract.ENTITY_TYPES
+    ), quiet.stats
+
+
+def test_a_no_change_full_resync_is_all_skips_with_shortcode_content(real_wp, connector):
+    for n, content in enumerate(NOISY_POSTS * 2):
+        real_wp.create_post(post_title=f"Shortcodes {n}", post_content=content, backdate=100 - n)
+    run(connector, SyncJob.Kind.FULL)
+    again, _ = run(connector, SyncJob.Kind.FULL)
+    for entity_type in contract.ENTITY_TYPES:
+        counters = again.stats[entity_type]
+        assert counters["created"] == counters["updated"] == 0, (entity_type, counters)
+        assert counters["skipped"] == counters["processed"] - counters["failed"], counters
