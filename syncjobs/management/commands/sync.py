@@ -25,6 +25,14 @@ def worker_available(timeout: float = 1.0) -> bool:
         return False
 
 
+def deliver_notifications_here() -> None:
+    """No worker will send the notifications the job causes either: tasks enqueued from now
+    on run in this process (after the job's commit, as they would in a worker)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+
+
 class Command(BaseCommand):
     help = "Start a sync of one connector; with --wait, run it to the end and print the summary."
 
@@ -54,6 +62,7 @@ class Command(BaseCommand):
             from syncjobs.runner import run_job
 
             self.stdout.write("No worker answered; running the job in this process.")
+            deliver_notifications_here()
             run_job(job.pk)
         else:
             deadline = time.monotonic() + options["timeout"]
