@@ -2,6 +2,7 @@
 loopback, started per test; syncs run against the simulator (wpsim) like the engine tests."""
 
 import email
+import email.policy
 import json
 import threading
 from datetime import timedelta
@@ -27,13 +28,13 @@ class Inbox:
         self.messages = []
 
     async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(
             {
                 "to": envelope.rcpt_tos,
-                "subject": message["Subject"],
-                "from": message["From"],
-                "body": message.get_payload(decode=True).decode(),
+                "subject": str(message["Subject"]),
+                "from": str(message["From"]),
+                "body": message.get_content(),
             }
         )
         return "250 Message accepted for delivery"
