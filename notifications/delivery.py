@@ -116,7 +116,7 @@ def send(delivery_id: int, *, final: bool) -> bool | None:
     cannot send it twice."""
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update(skip_locked=True)
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=delivery_id, status=Delivery.Status.PENDING)
             .select_related("webhook")
             .first()
@@ -234,7 +234,7 @@ def send_digests(now=None) -> int:
     for organisation_id, recipient in sorted(set(queued)):
         with transaction.atomic():
             items = list(
-                Delivery.objects.select_for_update(skip_locked=True)
+                Delivery.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(
                     organisation_id=organisation_id,
                     recipient=recipient,
