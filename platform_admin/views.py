@@ -35,6 +35,7 @@ def _querystring(filters: dict, **changes) -> str:
         "q": filters["search"],
         "status": filters["status"],
         "kind": filters["kind"],
+        "health": filters["health"],
         "sort": "" if filters["sort"] == queries.DEFAULT_SORT else filters["sort"],
     }
     params.update(changes)
@@ -79,7 +80,7 @@ def connectors(request):
         "querystring": _querystring(filters),
         "querystring_sort": "" if filters["sort"] == queries.DEFAULT_SORT else filters["sort"],
         "now": timezone.now(),
-        "filtered": any(filters[key] for key in ("search", "status", "kind")),
+        "filtered": any(filters[key] for key in ("search", "status", "kind", "health")),
     }
     # An htmx request from the filters, a column header or the pager swaps only the table;
     # a history restore (back button after a cache miss) needs the whole page.
@@ -91,6 +92,7 @@ def connectors(request):
         response["HX-Push-Url"] = f"{request.path}?{canonical}" if canonical else request.path
     else:
         context["summary"] = queries.summary()
+        context["health"] = queries.health_summary()
         response = render(request, "platform_admin/connectors.html", context)
     # Same URL, two representations: caches must key on the htmx header.
     patch_vary_headers(response, ("HX-Request",))
