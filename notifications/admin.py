@@ -14,8 +14,18 @@ class DeliveryAdmin(admin.ModelAdmin):
 class ConnectorHealthAdmin(admin.ModelAdmin):
     list_display = ["connector", "failing_since", "consecutive_failures", "failure_cause"]
 
+    def has_add_permission(self, request):
+        return False
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    # Added on the Notifications page, which shows the secret once; here only listed.
     list_display = ["url", "organisation", "created_at"]
     exclude = ["secret_encrypted"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
