@@ -252,28 +252,43 @@ def test_a_paused_connectors_failed_manual_sync_is_one_failed_notification(
     assert "The connector is paused" in smtp.messages[0]["body"]
 
 
-def test_sync_command_on_a_wrong_key_fails_and_mails_once(
-    alice, connector, smtp, settings, django_capture_on_commit_callbacks
-):
+@pytest.mark.django_db(transaction=True)
+def test_sync_command_on_a_wrong_key_fails_and_mails_once(alice, connector, smtp):
     """The operators' check: `manage.py sync <connector> --kind full --wait` with EMAIL_HOST
-    and EMAIL_PORT pointing at an SMTP server (here the loopback one), no worker running."""
+    and EMAIL_PORT pointing at an SMTP server (here the loopback one), no worker running.
+    Real commits (transaction=True), so the deliveries run when the command's do."""
     from config.celery import app
 
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     set_key(connector, "wrong-key-" + "y" * 30)
-    previous = app.conf.task_always_eager
-    try:
-        for _ in range(2):
-            # The command's job runs inside this test's transaction: the capture runs what
-            # it leaves for after the commit, as the real commit would.
-            with (
-                django_capture_on_commit_callbacks(execute=True),
-                pytest.raises(CommandError, match="failed"),
-            ):
-                call_command("sync", str(connector.pk), "--kind", "full", "--wait")
-    finally:
-        app.conf.task_always_eager = previous
+    for _ in range(2):
+        with pytest.raises(CommandError, match="failed"):
+            call_command("sync", str(connector.pk), "--kind", "full", "--wait")
+    assert app.conf.task_always_eager is False  # the command left the app as it found it
     assert SyncJob.objects.filter(status=SyncJob.Status.FAILED).count() == 2
     mails = smtp.to("alice@acme.example")
     assert len(mails) == 1
     assert mails[0]["subject"] == "[Association App] Acme main site: sync failed"
+
+
+def test_connectors_already_failing_at_deploy_are_not_announced_again(
+    alice, connector_a, connector_b, smtp, celery_eager, ended
+):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module(
+        "notifications.migrations.0002_health_of_connectors_already_failing"
+    )
+    Connector.objects.filter(pk=connector_a.pk).update(
+        status=Connector.Status.ERROR, last_sync_at=timezone.now() - timedelta(hours=2)
+    )
+    migration.already_failing(apps, None)
+    health = ConnectorHealth.objects.get()
+    assert health.connector_id == connector_a.pk
+    assert health.failing_since < timezone.now() - timedelta(hours=1)
+
+    ended(connector_a, SyncJob.Status.FAILED)
+    assert smtp.messages == []  # it was failing already
+    ended(connector_a, SyncJob.Status.COMPLETED)
+    assert subjects(smtp) == ["[Association App] Acme Association site: syncing again"]

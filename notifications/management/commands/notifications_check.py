@@ -15,9 +15,14 @@ class Command(BaseCommand):
         parser.add_argument("--digest", action="store_true", help="send the digests now")
 
     def handle(self, *args, **options):
-        if not worker_available():
+        if worker_available():
+            self._check(options)
+        else:
             self.stdout.write("No worker answered; notifications are sent from this process.")
-            deliver_notifications_here()
+            with deliver_notifications_here():
+                self._check(options)
+
+    def _check(self, options):
         stale = check_stale()
         resent = resend_pending()
         self.stdout.write(

@@ -1,6 +1,7 @@
 """Run a sync from the shell: `python manage.py sync <connector id or name> --kind full --wait`."""
 
 import time
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -25,12 +26,18 @@ def worker_available(timeout: float = 1.0) -> bool:
         return False
 
 
-def deliver_notifications_here() -> None:
-    """No worker will send the notifications the job causes either: tasks enqueued from now
-    on run in this process (after the job's commit, as they would in a worker)."""
+@contextmanager
+def deliver_notifications_here():
+    """No worker will send the notifications the job causes either: tasks enqueued inside
+    this block (after the job's commit, as in a worker) run in this process."""
     from config.celery import app
 
+    previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
 
 
 class Command(BaseCommand):
@@ -62,8 +69,8 @@ class Command(BaseCommand):
             from syncjobs.runner import run_job
 
             self.stdout.write("No worker answered; running the job in this process.")
-            deliver_notifications_here()
-            run_job(job.pk)
+            with deliver_notifications_here():
+                run_job(job.pk)
         else:
             deadline = time.monotonic() + options["timeout"]
             job.refresh_from_db()
