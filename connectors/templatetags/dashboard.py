@@ -185,7 +185,7 @@ def outcome(job=None, status=None, stats=None, started=True):
     failed = failed_records(stats) if status == "COMPLETED" else 0
     if failed:
         label = f"Completed with {failed} failure{'s' if failed != 1 else ''}"
-        modifier = "pending"
+        modifier = "pending badge-wrap"  # a longer label may wrap in a narrow column
     elif status == "CANCELLED" and not started:
         label = "Cancelled before it started"
     return format_html('<span class="badge badge-{}">{}</span>', modifier, label)
