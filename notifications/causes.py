@@ -12,7 +12,8 @@ Cause = ConnectorHealth.Cause
 # Most specific first: the first class the exception is an instance of decides.
 _BY_ERROR = [
     (errors.AuthenticationFailed, Cause.WRONG_KEY),
-    (crypto.SecretUnreadable, Cause.WRONG_KEY),
+    # The platform cannot decrypt the stored key (FIELD_ENCRYPTION_KEY changed): ours to fix.
+    (crypto.SecretUnreadable, Cause.INTERNAL),
     (errors.PluginMissing, Cause.PLUGIN_MISSING),
     (errors.SyncDisabled, Cause.PLUGIN_MISSING),
     (errors.RateLimited, Cause.RATE_LIMITED),

@@ -5,6 +5,7 @@ import email
 import email.policy
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -65,14 +66,18 @@ class Receiver:
     def __init__(self):
         self.requests = []
         self.status = 200
+        self.statuses = []  # answered first, one per request, before falling back to status
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
-                receiver.requests.append({"headers": dict(self.headers), "body": body})
-                self.send_response(receiver.status)
+                receiver.requests.append(
+                    {"headers": dict(self.headers), "body": body, "at": time.monotonic()}
+                )
+                status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                self.send_response(status)
                 self.end_headers()
                 self.wfile.write(b"ok")
 

@@ -292,3 +292,22 @@ def test_connectors_already_failing_at_deploy_are_not_announced_again(
     assert smtp.messages == []  # it was failing already
     ended(connector_a, SyncJob.Status.COMPLETED)
     assert subjects(smtp) == ["[Association App] Acme Association site: syncing again"]
+
+
+def test_failure_causes_come_from_the_error_classes():
+    from connectors import crypto
+    from connectors.wordpress import errors
+    from notifications.causes import cause_from_message, cause_of
+
+    assert cause_of(errors.AuthenticationFailed("401")) == "wrong_key"
+    assert cause_of(errors.PluginMissing("404")) == "plugin_missing"
+    assert cause_of(errors.SyncDisabled("403")) == "plugin_missing"
+    assert cause_of(errors.RateLimited("429")) == "rate_limited"
+    assert cause_of(errors.SiteUnreachable("dns")) == "unreachable"
+    assert cause_of(errors.RequestTimedOut("slow")) == "unreachable"
+    assert cause_of(errors.ServerError("500")) == "site_error"
+    assert cause_of(errors.InvalidResponse("junk")) == "site_error"
+    assert cause_of(crypto.SecretUnreadable("rotated")) == "internal"
+    assert cause_of(RuntimeError("bug")) == "internal"
+    assert cause_from_message("The connector's field mapping is invalid: x") == "mapping"
+    assert cause_from_message("The worker running this sync stopped responding") == "worker"
