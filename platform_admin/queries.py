@@ -170,6 +170,9 @@ def connector_rows(ids, *, sort=DEFAULT_SORT):
         )
         .annotate(
             last_job_status=Subquery(_latest_job().values("status")[:1]),
+            # For "Completed with N failures" and "Cancelled before it started".
+            last_job_stats=Subquery(_latest_job().values("stats")[:1]),
+            last_job_started_at=Subquery(_latest_job().values("started_at")[:1]),
             last_job_at=_last_job_at(),
         )
         .order_by(*_ordering(sort))

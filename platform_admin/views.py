@@ -11,10 +11,8 @@ from django.utils.cache import patch_vary_headers
 
 from platform_admin import queries
 from platform_admin.forms import ConnectorFilterForm
-from syncjobs.models import SyncJob
 
 PAGE_SIZE = 50
-JOB_STATUS_LABELS = dict(SyncJob.Status.choices)
 
 
 def platform_admin_required(view):
@@ -70,8 +68,6 @@ def connectors(request):
     paginator = Paginator(queries.connector_ids(**filters), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(queries.connector_rows(page.object_list, sort=filters["sort"]))
-    for row in page.object_list:
-        row.last_job_label = JOB_STATUS_LABELS.get(row.last_job_status, row.last_job_status)
     context = {
         "form": form,
         "page": page,

@@ -88,3 +88,11 @@ def test_a_real_wrong_key_failure_is_counted_as_wrong_key(
 
 def test_organisation_admins_do_not_get_the_platform_page(alice_client):
     assert alice_client.get(PAGE + "?health=failing").status_code == 404
+
+
+def test_the_platform_table_says_completed_with_failures(root_client, connector_a):
+    from tests.dashboard.conftest import make_job
+
+    make_job(connector_a, stats={"member": {"processed": 50, "failed": 2}})
+    page = flat(root_client.get(PAGE))
+    assert '<span class="badge badge-pending badge-wrap">Completed with 2 failures</span>' in page
