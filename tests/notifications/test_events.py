@@ -311,3 +311,23 @@ def test_failure_causes_come_from_the_error_classes():
     assert cause_of(RuntimeError("bug")) == "internal"
     assert cause_from_message("The connector's field mapping is invalid: x") == "mapping"
     assert cause_from_message("The worker running this sync stopped responding") == "worker"
+
+
+def test_a_job_swept_as_stale_is_one_failure_notification_with_the_worker_cause(
+    alice, connector_a, smtp, celery_eager, django_capture_on_commit_callbacks
+):
+    from syncjobs.scheduler import sweep_stale
+
+    old = timezone.now() - timedelta(hours=1)
+    SyncJob.objects.create(
+        connector=connector_a,
+        kind=SyncJob.Kind.INCREMENTAL,
+        status=SyncJob.Status.RUNNING,
+        started_at=old,
+        heartbeat_at=old,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_stale() == 1
+    assert subjects(smtp) == ["[Association App] Acme Association site: sync failed"]
+    assert "stopped responding" in smtp.messages[0]["body"]
+    assert ConnectorHealth.objects.get(connector=connector_a).failure_cause == "worker"
