@@ -98,7 +98,7 @@ def test_full_sync_with_a_real_worker(browser_page, alice, simulator, worker):
     job.refresh_from_db()
     failed = job.totals()["failed"]
     assert failed > 0
-    expect(badge(page)).to_have_text(f"Completed with {failed} failures")
+    expect(badge(page)).to_have_text(f"Completed with {failed} failure{'s' if failed != 1 else ''}")
     total = sum(site.count(t) for t in connector.entity_types)
     expect(status).to_contain_text(f"{total} / {total} records (100%)")
     expect(status).not_to_have_attribute("hx-trigger", "every 4s")

@@ -96,3 +96,21 @@ def test_the_platform_table_says_completed_with_failures(root_client, connector_
     make_job(connector_a, stats={"member": {"processed": 50, "failed": 2}})
     page = flat(root_client.get(PAGE))
     assert '<span class="badge badge-pending badge-wrap">Completed with 2 failures</span>' in page
+
+
+def test_the_health_card_costs_the_same_queries_at_any_fleet_size(root_client, org_a, org_b):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert root_client.get(PAGE).status_code == 200
+        return len(captured.captured_queries)
+
+    now = timezone.now()
+    unhealthy(org_a, "One", failing_since=now, failure_cause="wrong_key")
+    few = queries()
+    for i in range(12):
+        cause = ConnectorHealth.Cause.values[i % 5]
+        unhealthy(org_b, f"Many {i}", failing_since=now, failure_cause=cause, stale_since=now)
+    assert queries() == few
