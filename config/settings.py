@@ -207,8 +207,8 @@ LOGGING = {
 }
 
 # Notifications (notifications/): email through Django's email framework, configured with
-# Django's own variable names. Without EMAIL_HOST nothing is sent by SMTP: set EMAIL_BACKEND
-# (the demo writes the mails to files under var/mail).
+# Django's own variable names; by default SMTP on localhost:25. EMAIL_BACKEND picks another
+# backend (the demo writes the mails to files under var/mail).
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
