@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 import django
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "audit",
     "platform_admin",
     "axes",
+    "notifications",
 ]
 # Django 6 has template partials built in; 5.2 needs the package that became them.
 if django.VERSION < (6, 0):
@@ -234,6 +236,29 @@ LOGGING = {
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
+# Notifications (notifications/): email through Django's email framework, configured with
+# Django's own variable names; by default SMTP on localhost:25. EMAIL_BACKEND picks another
+# backend (the demo writes the mails to files under var/mail).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 15
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifications@localhost")
+# The dashboard's public address, for the links in notifications ("" = paths only).
+SITE_URL = os.environ.get("SITE_URL", "")
+# Webhook URLs are typed by organisation admins: private/loopback receivers are refused unless
+# this is on (by default it follows WORDPRESS_ALLOW_PRIVATE_HOSTS: demo and tests).
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", WORDPRESS_ALLOW_PRIVATE_HOSTS)
+NOTIFICATIONS_MAX_RETRIES = int(os.environ.get("NOTIFICATIONS_MAX_RETRIES", "5"))
+NOTIFICATIONS_RETRY_BASE_SECONDS = float(os.environ.get("NOTIFICATIONS_RETRY_BASE_SECONDS", "30"))
+# Stale data: no successful sync for twice the frequency plus this grace.
+NOTIFICATIONS_STALE_GRACE_SECONDS = int(os.environ.get("NOTIFICATIONS_STALE_GRACE_SECONDS", "900"))
+NOTIFICATIONS_CHECK_INTERVAL = float(os.environ.get("NOTIFICATIONS_CHECK_INTERVAL", "300"))
+
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-syncs": {
         "task": "syncjobs.tasks.dispatch_due_syncs",
@@ -242,6 +267,14 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {
         "task": "syncjobs.tasks.sweep_stale_jobs",
         "schedule": SYNC_SWEEP_INTERVAL,
+    },
+    "notifications-check": {
+        "task": "notifications.tasks.check",
+        "schedule": NOTIFICATIONS_CHECK_INTERVAL,
+    },
+    "notifications-digest": {
+        "task": "notifications.tasks.send_digests",
+        "schedule": crontab(hour=int(os.environ.get("NOTIFICATIONS_DIGEST_HOUR", "7")), minute=0),
     },
 }
 LOGIN_URL_PATH = "/accounts/login/"

@@ -12,5 +12,6 @@ urlpatterns = [
     path("o/<slug:org>/connectors/<int:connector>/jobs/", include("syncjobs.urls")),
     path("o/<slug:org>/connectors/<int:connector>/diagnostics/", include("diagnostics.urls")),
     path("o/<slug:org>/records/", include("records.urls")),
+    path("o/<slug:org>/notifications/", include("notifications.urls")),
     path("platform/", include("platform_admin.urls")),
 ]

@@ -9,6 +9,7 @@ from audit.models import AuditEvent
 from audit.services import diff, record, snapshot
 from connectors.models import Connector
 from syncjobs.engine.mapping import MAPPING_REVISION
+from notifications.alerts import clear_auto_pause
 from syncjobs.models import SyncJob
 
 # What the CREATED event lists: the configuration an admin chose (never the key).
@@ -112,6 +113,7 @@ def resume_connector(connector, *, user) -> Connector:
         current.status_message = ""
         current.next_sync_at = current.compute_next_sync_at()
         current.save(update_fields=["status", "status_message", "next_sync_at", "updated_at"])
+        clear_auto_pause(current)
         record(
             current,
             AuditEvent.Action.RESUMED,

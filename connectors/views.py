@@ -3,6 +3,7 @@ Settings) and the POST-only actions. Every object comes through accounts.tenancy
 done by connectors.services and syncjobs.services."""
 
 from datetime import timedelta
+from math import floor
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -20,6 +21,7 @@ from connectors import services
 from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
 from connectors.templatetags.dashboard import audit_label
+from notifications.alerts import last_success_subquery
 from records.models import RECORD_MODELS, EntityType, PublishStatus
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
@@ -51,6 +53,9 @@ def connector_list(request, org):
         .annotate(
             last_job_status=Subquery(finished.values("status")[:1]),
             last_job_finished_at=Subquery(finished.values("finished_at")[:1]),
+            last_job_stats=Subquery(finished.values("stats")[:1]),
+            last_job_started_at=Subquery(finished.values("started_at")[:1]),
+            last_success_at=last_success_subquery(),
             active_job_status=Subquery(
                 jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
             ),
@@ -114,8 +119,13 @@ def _status_context(connector) -> dict:
             or connector.jobs.filter(status=SyncJob.Status.COMPLETED).exists()
         )
     )
+    if last_finished is not None and last_finished.status == SyncJob.Status.COMPLETED:
+        last_success = last_finished
+    else:
+        last_success = connector.jobs.filter(status=SyncJob.Status.COMPLETED).first()
     return {
         "connector": connector,
+        "last_success": last_success,
         "active_job": active,
         "active_progress": job_progress(active) if active else None,
         "last_job": last_finished,
@@ -152,11 +162,15 @@ def _statistics(connector) -> dict:
                 }
             )
     recent = list(
-        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).order_by("-created_at", "-id")[
-            :RECENT_JOBS
-        ]
+        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
+        # A job cancelled before it started did not try, so it did not fail either.
+        .exclude(status=SyncJob.Status.CANCELLED, started_at__isnull=True)
+        .order_by("-created_at", "-id")[:RECENT_JOBS]
     )
     completed = [job for job in recent if job.status == SyncJob.Status.COMPLETED]
+    # Jobs alone flatter a connector whose syncs complete with many records failing.
+    processed = sum(job.totals().get("processed", 0) for job in recent)
+    failed = sum(job.totals().get("failed", 0) for job in recent)
     durations = [
         job.finished_at - job.started_at for job in recent if job.started_at and job.finished_at
     ]
@@ -202,6 +216,9 @@ def _statistics(connector) -> dict:
         "records_total": sum(item["count"] for item in counts),
         "recent_count": len(recent),
         "success_rate": round(100 * len(completed) / len(recent)) if recent else None,
+        "record_success_rate": (
+            floor(1000 * (processed - failed) / processed) / 10 if processed else None
+        ),
         "average_duration": (sum(durations, timedelta()) / len(durations)) if durations else None,
         "stats_job": last,
         "counter_labels": [label for _, label in counter_keys],

@@ -1,6 +1,7 @@
 from django import forms
 
 from connectors.models import Connector
+from notifications.models import ConnectorHealth
 from platform_admin.queries import DEFAULT_SORT, sort_choices
 
 
@@ -26,6 +27,17 @@ class ConnectorFilterForm(forms.Form):
         required=False,
         choices=[("", "Any type"), *Connector.Kind.choices],
     )
+    health = forms.ChoiceField(
+        label="Health",
+        required=False,
+        choices=[
+            ("", "Any health"),
+            ("failing", "Failing now"),
+            *((cause, f"Failing: {label}") for cause, label in ConnectorHealth.Cause.choices),
+            ("stale", "Stale data"),
+            ("auto_paused", "Paused automatically"),
+        ],
+    )
     sort = forms.ChoiceField(required=False, choices=sort_choices(), widget=forms.HiddenInput)
 
     def filters(self) -> dict[str, str]:
@@ -35,5 +47,6 @@ class ConnectorFilterForm(forms.Form):
             "search": data.get("q") or "",
             "status": data.get("status") or "",
             "kind": data.get("kind") or "",
+            "health": data.get("health") or "",
             "sort": data.get("sort") or DEFAULT_SORT,
         }

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from connectors.models import Connector
+from notifications.models import ConnectorHealth
 from syncjobs.models import SyncJob
 
 FAILED_JOBS_WINDOW = timedelta(hours=24)
@@ -87,7 +88,46 @@ def _ordering(sort: str) -> list:
     ]
 
 
-def connector_ids(*, search="", status="", kind="", sort=DEFAULT_SORT):
+# Platform health: what `?health=` accepts, each a filter on the connector's alert state
+# (notifications.models.ConnectorHealth): failing now (any cause or one cause), stale,
+# paused automatically.
+HEALTH_FILTERS = {
+    "failing": Q(health__failing_since__isnull=False),
+    **{
+        cause: Q(health__failing_since__isnull=False, health__failure_cause=cause)
+        for cause in ConnectorHealth.Cause.values
+    },
+    "stale": Q(health__stale_since__isnull=False) & ~Q(status=Connector.Status.PAUSED),
+    "auto_paused": Q(health__auto_paused_at__isnull=False, status=Connector.Status.PAUSED),
+}
+
+
+def health_summary() -> dict:
+    """The health cards: connectors failing now grouped by cause, stale, auto-paused. Two
+    queries whatever the fleet's size (a GROUP BY and one aggregate)."""
+    failing = (
+        Connector.objects.filter(HEALTH_FILTERS["failing"])
+        .values("health__failure_cause")
+        .annotate(count=Count("pk"))
+        .order_by("-count", "health__failure_cause")
+    )
+    labels = dict(ConnectorHealth.Cause.choices)
+    causes = [
+        {
+            "cause": row["health__failure_cause"] or "failing",
+            "label": labels.get(row["health__failure_cause"], "Unknown cause"),
+            "count": row["count"],
+        }
+        for row in failing
+    ]
+    counts = Connector.objects.aggregate(
+        stale=Count("pk", filter=HEALTH_FILTERS["stale"]),
+        auto_paused=Count("pk", filter=HEALTH_FILTERS["auto_paused"]),
+    )
+    return {"failing": sum(c["count"] for c in causes), "causes": causes, **counts}
+
+
+def connector_ids(*, search="", status="", kind="", health="", sort=DEFAULT_SORT):
     """The ids of every organisation's connectors, filtered and sorted: what the paginator
     counts and slices.
 
@@ -101,6 +141,8 @@ def connector_ids(*, search="", status="", kind="", sort=DEFAULT_SORT):
         ids = ids.filter(status=status)
     if kind:
         ids = ids.filter(kind=kind)
+    if health in HEALTH_FILTERS:
+        ids = ids.filter(HEALTH_FILTERS[health])
     if sort.removeprefix("-") == "last_sync":
         ids = ids.annotate(last_job_at=_last_job_at())
     return ids.order_by(*_ordering(sort)).values_list("pk", flat=True)
@@ -128,6 +170,9 @@ def connector_rows(ids, *, sort=DEFAULT_SORT):
         )
         .annotate(
             last_job_status=Subquery(_latest_job().values("status")[:1]),
+            # For "Completed with N failures" and "Cancelled before it started".
+            last_job_stats=Subquery(_latest_job().values("stats")[:1]),
+            last_job_started_at=Subquery(_latest_job().values("started_at")[:1]),
             last_job_at=_last_job_at(),
         )
         .order_by(*_ordering(sort))

@@ -11,10 +11,8 @@ from django.utils.cache import patch_vary_headers
 
 from platform_admin import queries
 from platform_admin.forms import ConnectorFilterForm
-from syncjobs.models import SyncJob
 
 PAGE_SIZE = 50
-JOB_STATUS_LABELS = dict(SyncJob.Status.choices)
 
 
 def platform_admin_required(view):
@@ -35,6 +33,7 @@ def _querystring(filters: dict, **changes) -> str:
         "q": filters["search"],
         "status": filters["status"],
         "kind": filters["kind"],
+        "health": filters["health"],
         "sort": "" if filters["sort"] == queries.DEFAULT_SORT else filters["sort"],
     }
     params.update(changes)
@@ -69,8 +68,6 @@ def connectors(request):
     paginator = Paginator(queries.connector_ids(**filters), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(queries.connector_rows(page.object_list, sort=filters["sort"]))
-    for row in page.object_list:
-        row.last_job_label = JOB_STATUS_LABELS.get(row.last_job_status, row.last_job_status)
     context = {
         "form": form,
         "page": page,
@@ -79,7 +76,7 @@ def connectors(request):
         "querystring": _querystring(filters),
         "querystring_sort": "" if filters["sort"] == queries.DEFAULT_SORT else filters["sort"],
         "now": timezone.now(),
-        "filtered": any(filters[key] for key in ("search", "status", "kind")),
+        "filtered": any(filters[key] for key in ("search", "status", "kind", "health")),
     }
     # An htmx request from the filters, a column header or the pager swaps only the table;
     # a history restore (back button after a cache miss) needs the whole page.
@@ -91,6 +88,7 @@ def connectors(request):
         response["HX-Push-Url"] = f"{request.path}?{canonical}" if canonical else request.path
     else:
         context["summary"] = queries.summary()
+        context["health"] = queries.health_summary()
         response = render(request, "platform_admin/connectors.html", context)
     # Same URL, two representations: caches must key on the htmx header.
     patch_vary_headers(response, ("HX-Request",))

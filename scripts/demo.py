@@ -43,6 +43,12 @@ def demo_environment() -> dict[str, str]:
     env.setdefault("WORDPRESS_ALLOW_PRIVATE_HOSTS", "1")
     env.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Notification mails are written to files, one per mail, instead of needing a server,
+    # unless an SMTP server was given (EMAIL_HOST).
+    if "EMAIL_HOST" not in env:
+        env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+        env.setdefault("EMAIL_FILE_PATH", str(VAR / "mail"))
+    env.setdefault("SITE_URL", f"http://127.0.0.1:{PORT}")
     return env
 
 
@@ -79,6 +85,7 @@ def main() -> None:
     root    platform admin (sees every organisation)
 
   Simulated WordPress sites: {", ".join(f"http://127.0.0.1:{p}/" for p, *_ in SITES)}
+  Notification mails: {env.get("EMAIL_FILE_PATH") or "SMTP " + env.get("EMAIL_HOST", "")}
   Ctrl-C stops everything.
 """,
         flush=True,

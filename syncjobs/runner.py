@@ -19,6 +19,8 @@ from django.utils import timezone
 from connectors import crypto
 from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
+from notifications import alerts
+from notifications.causes import cause_of
 from records.models import RECORD_MODELS
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
@@ -110,6 +112,7 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     try:
         client = source or client_for(connector)
     except (WordPressError, crypto.SecretUnreadable) as exc:
+        job.error_cause = cause_of(exc)  # for the notifications (Platform health groups by it)
         return SyncJob.Status.FAILED, str(exc)
     store = DjangoStore(job, connector)
     try:
@@ -121,6 +124,7 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
     except (WordPressError, crypto.SecretUnreadable) as exc:
+        job.error_cause = cause_of(exc)
         return SyncJob.Status.FAILED, str(exc)
     except Exception as exc:
         logger.exception("sync job %s crashed", job.pk)
@@ -184,6 +188,7 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
             connector.initial_import_done_at = now
             fields.append("initial_import_done_at")
         connector.save(update_fields=fields)
+    alerts.job_finished(job)  # notifications and auto-pause; never raises
     return True
 
 

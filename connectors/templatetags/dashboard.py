@@ -11,6 +11,7 @@ import django
 from django import template
 from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 register = template.Library()
@@ -161,3 +162,30 @@ def query_with(context, **params) -> str:
             query[key] = value
     encoded = query.urlencode()
     return "?" + encoded if encoded else "?"
+
+
+def failed_records(stats) -> int:
+    """Failed records summed over a job's per-entity-type counters."""
+    return sum(
+        counters.get("failed") or 0
+        for counters in (stats or {}).values()
+        if isinstance(counters, dict)
+    )
+
+
+@register.simple_tag
+def outcome(job=None, status=None, stats=None, started=True):
+    """A job's status badge that tells the truth: a COMPLETED job whose records partly failed
+    is "Completed with N failures" (amber, not plain green), and a job cancelled before it
+    started says so. Takes a job, or its status and stats (annotated list rows)."""
+    if job is not None:
+        status, stats, started = job.status, job.stats, job.started_at is not None
+    status = str(status or "")
+    label, modifier = status.capitalize(), BADGES.get(status, "neutral")
+    failed = failed_records(stats) if status == "COMPLETED" else 0
+    if failed:
+        label = f"Completed with {failed} failure{'s' if failed != 1 else ''}"
+        modifier = "pending badge-wrap"  # a longer label may wrap in a narrow column
+    elif status == "CANCELLED" and not started:
+        label = "Cancelled before it started"
+    return format_html('<span class="badge badge-{}">{}</span>', modifier, label)

@@ -141,6 +141,7 @@ def test_main_pages_fit_laptop_and_phone_widths(
         ("connection-test", f"{base}/diagnostics/connection-test/"),
         ("mapping", f"{base}/diagnostics/mapping/"),
         ("delete", f"{base}/delete/"),
+        ("notifications", f"/o/{org_a.slug}/notifications/"),
     ]
     record = RECORD_MODELS[failed_log.entity_type].objects.filter(connector=connector).first()
     if record is None:

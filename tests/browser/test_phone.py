@@ -33,10 +33,10 @@ def test_connectors_list_stacks_on_a_phone(chromium, live_server, alice, connect
         assert wrap.evaluate("(el) => el.scrollWidth <= el.clientWidth")  # nothing off-screen
         row = page.locator("tbody tr").first
         last, following = (
-            row.locator("td[data-label='Last sync:']"),
+            row.locator("td[data-label='Last attempt:']"),
             row.locator("td[data-label='Next sync:']"),
         )
-        assert last.evaluate(LABEL_JS) == '"Last sync: "'
+        assert last.evaluate(LABEL_JS) == '"Last attempt: "'
         assert following.evaluate(LABEL_JS) == '"Next sync: "'
         assert "Completed" in last.inner_text() and "just now" in last.inner_text()
         assert following.inner_text().startswith("in 1")

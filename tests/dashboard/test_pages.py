@@ -51,7 +51,7 @@ def test_overview_statistics(alice_client, connector_a, org_a):
     assert '<span class="stat-value">0</span><span class="stat-label">Events</span>' in stats
     assert "4 total" in stats
     assert (
-        '<span class="stat-value">75%</span><span class="stat-label">Success rate</span>' in stats
+        '<span class="stat-value">75%</span><span class="stat-label">Jobs completed</span>' in stats
     )
     assert (
         '<span class="stat-value">2m 00s</span><span class="stat-label">Average duration</span>'

@@ -94,6 +94,8 @@ def object_values_for(
             name == "pk" and "diagnostics/" in route
         ):
             values[name] = populated["test"].pk
+        elif name == "webhook":
+            values[name] = populated["webhook"].pk
         elif name in ("event", "audit", "audit_event"):
             values[name] = populated["event"].pk
         elif name == "pk" and "jobs/" in route:
@@ -112,6 +114,7 @@ def state_snapshot() -> dict:
     """Row counts and the mutable columns of every connector/job: equal before and after a
     request means the request changed nothing."""
     from diagnostics.models import ConnectionTest
+    from notifications.models import EmailMute, Preference, WebhookEndpoint
 
     snap = {
         "connectors": list(
@@ -136,6 +139,9 @@ def state_snapshot() -> dict:
         "log": SyncLogEntry.objects.count(),
         "audit": AuditEvent.objects.count(),
         "tests": ConnectionTest.objects.count(),
+        "webhooks": list(WebhookEndpoint.objects.order_by("pk").values_list("pk", "url")),
+        "mutes": EmailMute.objects.count(),
+        "preferences": list(Preference.objects.values_list("pk", "enabled")),
     }
     for entity_type, model in RECORD_MODELS.items():
         snap[entity_type] = list(
@@ -175,6 +181,7 @@ def populated(org_a, alice, connector_a):
     """Org A with one of everything: a finished job with log rows, a record of every type, a
     connection test and audit events. Returned as {url kwarg name: value} plus the objects."""
     from diagnostics.models import ConnectionTest
+    from notifications.models import WebhookEndpoint
 
     connector_a.api_key = API_KEY_A
     connector_a.save()
@@ -210,7 +217,11 @@ def populated(org_a, alice, connector_a):
         connector=connector_a, status=ConnectionTest.Status.PASSED, finished_at=now
     )
     event = record_audit(connector_a, AuditEvent.Action.UPDATED, actor=alice, changes={})
+    webhook = WebhookEndpoint(organisation=org_a, url="https://hooks.example.org/acme")
+    webhook.set_secret("acme-webhook-secret")
+    webhook.save()
     return {
+        "webhook": webhook,
         "connector": connector_a,
         "job": job,
         "running": running,

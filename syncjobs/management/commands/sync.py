@@ -1,6 +1,7 @@
 """Run a sync from the shell: `python manage.py sync <connector id or name> --kind full --wait`."""
 
 import time
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -24,6 +25,20 @@ def worker_available(timeout: float = 1.0) -> bool:
         return bool(app.control.ping(timeout=timeout))
     except Exception:  # filesystem broker, broker down: no worker we can count on
         return False
+
+
+@contextmanager
+def deliver_notifications_here():
+    """No worker will send the notifications the job causes either: tasks enqueued inside
+    this block (after the job's commit, as in a worker) run in this process."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
 
 
 class Command(BaseCommand):
@@ -55,7 +70,8 @@ class Command(BaseCommand):
             from syncjobs.runner import run_job
 
             self.stdout.write("No worker answered; running the job in this process.")
-            run_job(job.pk)
+            with deliver_notifications_here():
+                run_job(job.pk)
         else:
             deadline = time.monotonic() + options["timeout"]
             job.refresh_from_db()
