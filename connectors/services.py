@@ -8,8 +8,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import diff, record, snapshot
 from connectors.models import Connector
-from syncjobs.engine.mapping import MAPPING_REVISION
 from notifications.alerts import clear_auto_pause
+from syncjobs.engine.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 
 # What the CREATED event lists: the configuration an admin chose (never the key).
