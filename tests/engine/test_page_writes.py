@@ -228,19 +228,22 @@ def test_a_skip_still_being_written_is_not_logged_twice(org_a, monkeypatch):
     SyncJob.objects.filter(pk=first.pk).update(status="COMPLETED")
     existing, write_page = DjangoStore.existing, DjangoStore._write_page
     page_two_decided = threading.Event()
-    pages_decided = []
+    decisions, statements = [], []
 
     def existing_then_release(self, entity_type, external_ids):
-        # Page 2's decision starts with this read: from here page 1 may be written.
-        pages_decided.append(external_ids)
-        if len(pages_decided) == 2:
+        # A page's decision starts with this read: page 2's releases page 1's statement.
+        decisions.append(external_ids)
+        if len(decisions) == 2:
             page_two_decided.set()
         return existing(self, entity_type, external_ids)
 
     def held_write(self, entity_type, statement):
-        # Page 1's statement waits in the writer thread until page 2 is being decided, so
-        # page 2 is surely decided while page 1 is still in flight.
-        assert page_two_decided.wait(timeout=30), "page 2 was never decided"
+        # The writer thread runs the statements in order: the phase's opening commit, then
+        # page 1's, which waits until page 2 is being decided, so page 2 is surely decided
+        # while page 1 is still in flight.
+        statements.append(statement)
+        if len(statements) == 2:
+            assert page_two_decided.wait(timeout=30), "page 2 was never decided"
         return write_page(self, entity_type, statement)
 
     monkeypatch.setattr(DjangoStore, "existing", existing_then_release)
