@@ -205,13 +205,10 @@ def wait_for(job, condition, seconds=120, worker=None):
         job.refresh_from_db()
         return condition(job)
 
-    wait_until(
-        reached,
-        timeout=seconds,
-        interval=0.1,
-        what=f"job #{job.pk} (still {job.status} {job.stats})",
-        detail=worker.output if worker else str,
-    )
+    def detail():
+        return f"it is {job.status} {job.stats}\n" + (worker.output() if worker else "")
+
+    wait_until(reached, timeout=seconds, interval=0.1, what=f"job #{job.pk}", detail=detail)
     return job
 
 
