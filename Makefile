@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint format bench install clean
 
-# `make test` runs the suite in this many pytest-xdist worker processes (0: one process, for
-# --pdb or -x). Each worker has its own test database, Redis database and Celery queue
+# `make test` runs the suite in this many pytest-xdist worker processes (0: one process, e.g.
+# for --pdb). Each worker has its own test database, Redis database and Celery queue
 # (config/test_settings.py); the real-WordPress tests share one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
 

@@ -94,7 +94,7 @@ def root_client(root):
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marker to group the tests
 def pytest_collection_modifyitems(config, items):
     """Under `--dist loadgroup` every test on the real WordPress runs on one xdist worker: the
-    site is built once per process (a minute of work), and its tests share its options and
+    site is built once per process (half a minute of work), and its tests share its options and
     records in file order."""
     for item in items:
         if "real_wp" in getattr(item, "fixturenames", ()):
