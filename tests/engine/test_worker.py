@@ -170,6 +170,13 @@ def mapping_worker(tmp_path):
 
 
 @pytest.fixture
+def prefork_worker(tmp_path):
+    """Celery's default pool, as production runs it: its main process answers pings while a
+    pool process runs a task (a solo worker cannot until the task ends)."""
+    yield from running_worker(tmp_path, pool="prefork")
+
+
+@pytest.fixture
 def prefork_mapping_worker(tmp_path):
     """Celery's default pool (tasks in daemonic child processes), mapping in a child."""
     yield from running_worker(tmp_path, pool="prefork", SYNC_MAPPER_PROCESS_MIN="0")
@@ -414,7 +421,11 @@ def test_scheduler_and_worker_run_an_incremental_after_edits_and_skip_paused(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sync_command_waits_for_the_worker_and_prints_the_summary(org_a, site, server, worker):
+def test_sync_command_waits_for_the_worker_and_prints_the_summary(
+    org_a, site, server, prefork_worker
+):
+    # The command pings the workers after it queued the job: a solo worker may already be
+    # running it and not answer in time (the command then runs it itself, and finds it claimed).
     from io import StringIO
 
     from django.core.management import CommandError, call_command
