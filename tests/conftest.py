@@ -91,6 +91,16 @@ def root_client(root):
     return _client_for(root)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marker to group the tests
+def pytest_collection_modifyitems(config, items):
+    """Under `--dist loadgroup` every test on the real WordPress runs on one xdist worker: the
+    site is built once per process (half a minute of work), and its tests share its options and
+    records in file order."""
+    for item in items:
+        if "real_wp" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("real_wordpress"))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """In CI a skipped test is a failure: nothing may pass by not running."""
     if not os.environ.get("CI"):

@@ -323,7 +323,7 @@ def test_time_budget_skips_steps_not_started_in_time(site, connector, monkeypatc
     import time
 
     def slow_index(request):
-        time.sleep(0.4)
+        time.sleep(0.4)  # the slow site itself: this step must overrun the 0.3 s budget
         return httpx.Response(200, json=real_wp_index(with_plugin=True))
 
     site.routes["index"].mock(side_effect=slow_index)

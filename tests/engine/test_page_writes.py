@@ -6,6 +6,7 @@ run with real transactions (transaction=True); the engine tests with the `db` fi
 inside a test transaction, where the store writes on the test's own connection instead.
 """
 
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -225,15 +226,28 @@ def test_a_skip_still_being_written_is_not_logged_twice(org_a, monkeypatch):
     # page 1 wrote, even while that row is still in the writer thread.
     first, _ = run(org_a, [article(1), article(2)])
     SyncJob.objects.filter(pk=first.pk).update(status="COMPLETED")
-    write_page = DjangoStore._write_page
+    existing, write_page = DjangoStore.existing, DjangoStore._write_page
+    page_two_decided = threading.Event()
+    decisions, statements = [], []
 
-    def slow_write(self, entity_type, statement):
-        import time
+    def existing_then_release(self, entity_type, external_ids):
+        # A page's decision starts with this read: page 2's releases page 1's statement.
+        decisions.append(external_ids)
+        if len(decisions) == 2:
+            page_two_decided.set()
+        return existing(self, entity_type, external_ids)
 
-        time.sleep(0.3)  # page 2 is decided while page 1 is surely still in flight
+    def held_write(self, entity_type, statement):
+        # The writer thread runs the statements in order: the phase's opening commit, then
+        # page 1's, which waits until page 2 is being decided, so page 2 is surely decided
+        # while page 1 is still in flight.
+        statements.append(statement)
+        if len(statements) == 2:
+            assert page_two_decided.wait(timeout=30), "page 2 was never decided"
         return write_page(self, entity_type, statement)
 
-    monkeypatch.setattr(DjangoStore, "_write_page", slow_write)
+    monkeypatch.setattr(DjangoStore, "existing", existing_then_release)
+    monkeypatch.setattr(DjangoStore, "_write_page", held_write)
     pages = Pages([article(1), article(2)], [article(1, modified_gmt="2024-03-01T11:00:00")])
     job, engine = run_on(first.connector, pages)
 

@@ -13,6 +13,7 @@ from syncjobs.models import SyncJob
 from syncjobs.runner import finish
 from syncjobs.scheduler import dispatch_due, sweep_stale
 from tests.conftest import make_connector
+from tests.waiting import wait_until
 
 
 def due(organisation, name, **fields):
@@ -159,8 +160,6 @@ def test_cancelled_pending_job_is_never_run(org_a):
 
 @pytest.mark.django_db(transaction=True)
 def test_heartbeat_thread_keeps_a_long_page_alive(org_a):
-    import time
-
     from syncjobs.runner import Heartbeat
 
     connector = make_connector(org_a)
@@ -170,13 +169,13 @@ def test_heartbeat_thread_keeps_a_long_page_alive(org_a):
     SyncJob.objects.filter(pk=job.pk).update(heartbeat_at=old)
     heartbeat = Heartbeat(job, interval=0.05)
     heartbeat.start()
+
+    def beaten():
+        job.refresh_from_db()
+        return job.heartbeat_at > old
+
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.heartbeat_at > old:
-                break
-            time.sleep(0.05)
+        wait_until(beaten, timeout=10, what="the heartbeat thread to beat")
     finally:
         heartbeat.stop()
     assert job.heartbeat_at > old

@@ -28,6 +28,7 @@ from syncjobs import services
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.scheduler import dispatch_due, sweep_stale
 from tests.conftest import make_connector
+from tests.waiting import wait_until
 
 from .conftest import SIM_KEY, log_for
 
@@ -52,13 +53,7 @@ def test_real_worker_runs_a_sync_started_by_the_service(org_a, site, server):
     )
     app.control.purge()  # messages other tests left for jobs that no longer exist
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        job = services.start_sync(connector, SyncJob.Kind.FULL)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.is_terminal:
-                break
-            time.sleep(0.2)
+        job = wait_for(services.start_sync(connector, SyncJob.Kind.FULL), finished)
     connections.close_all()
 
     assert job.status == SyncJob.Status.COMPLETED, job.error
@@ -178,6 +173,13 @@ def mapping_worker(tmp_path):
 
 
 @pytest.fixture
+def prefork_worker(tmp_path):
+    """Celery's default pool, as production runs it: its main process answers pings while a
+    pool process runs a task (a solo worker cannot until the task ends)."""
+    yield from running_worker(tmp_path, pool="prefork")
+
+
+@pytest.fixture
 def prefork_mapping_worker(tmp_path):
     """Celery's default pool (tasks in daemonic child processes), mapping in a child."""
     yield from running_worker(tmp_path, pool="prefork", SYNC_MAPPER_PROCESS_MIN="0")
@@ -209,14 +211,15 @@ def ended(pid: int) -> bool:
 
 
 def wait_for(job, condition, seconds=120, worker=None):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def reached():
         job.refresh_from_db()
-        if condition(job):
-            return job
-        time.sleep(0.1)
-    detail = worker.output() if worker else ""
-    raise AssertionError(f"job #{job.pk} still {job.status} {job.stats}\n{detail}")
+        return condition(job)
+
+    def detail():
+        return f"it is {job.status} {job.stats}\n" + (worker.output() if worker else "")
+
+    wait_until(reached, timeout=seconds, interval=0.1, what=f"job #{job.pk}", detail=detail)
+    return job
 
 
 def finished(job):
@@ -262,20 +265,19 @@ def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates
     worker.kill()
 
     # The child sees its input end when the worker dies, and stops: no orphan left mapping.
-    deadline = time.monotonic() + 10
-    while not ended(mappers[0]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert ended(mappers[0])
+    wait_until(lambda: ended(mappers[0]), timeout=10, what="the mapping process to end")
     committed = Article.objects.filter(connector=connector).count()
     assert 0 < committed < big_site.count("article")  # the first page(s) stay committed
     job.refresh_from_db()
     assert job.status == SyncJob.Status.RUNNING  # nobody could finish it: the worker is dead
     beat = job.heartbeat_at
-    time.sleep(STALE_AFTER + 1)
+    # Time passing is what this checks: a live worker would beat every second (STALE_AFTER / 6)
+    time.sleep(2.5)
     job.refresh_from_db()
     assert job.heartbeat_at == beat  # nothing beats for a dead worker
 
-    assert sweep_stale() == 1
+    # The sweeper as it runs once the heartbeat is STALE_AFTER old (rather than waiting for it).
+    assert sweep_stale(now=beat + timedelta(seconds=STALE_AFTER + 1)) == 1
 
     job.refresh_from_db()
     assert job.status == SyncJob.Status.FAILED
@@ -422,7 +424,11 @@ def test_scheduler_and_worker_run_an_incremental_after_edits_and_skip_paused(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sync_command_waits_for_the_worker_and_prints_the_summary(org_a, site, server, worker):
+def test_sync_command_waits_for_the_worker_and_prints_the_summary(
+    org_a, site, server, prefork_worker
+):
+    # The command pings the workers after it queued the job: a solo worker may already be
+    # running it and not answer in time (the command then runs it itself, and finds it claimed).
     from io import StringIO
 
     from django.core.management import CommandError, call_command

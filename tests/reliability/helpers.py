@@ -13,14 +13,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def enqueued_tasks(queue: str = "celery") -> list[dict]:
+def enqueued_tasks() -> list[dict]:
     """Messages waiting in the real broker queue, decoded: [{"task", "args", "kwargs"}]."""
     from config.celery import app
 
     out = []
     with app.connection_for_write() as conn:
         client = conn.default_channel.client  # the redis-py client of the kombu channel
-        for raw in client.lrange(queue, 0, -1):
+        # The app's own queue: each xdist worker has one (config/test_settings.py).
+        for raw in client.lrange(app.conf.task_default_queue, 0, -1):
             message = json.loads(raw)
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
@@ -32,11 +33,11 @@ def enqueued_tasks(queue: str = "celery") -> list[dict]:
     return out
 
 
-def purge_broker(queue: str = "celery") -> None:
+def purge_broker() -> None:
     from config.celery import app
 
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete(queue)
+        conn.default_channel.client.delete(app.conf.task_default_queue)
 
 
 def site_order(site, entity_type) -> list[dict]:

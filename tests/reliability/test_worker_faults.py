@@ -27,6 +27,7 @@ from records.models import RECORD_MODELS
 from syncjobs.models import SyncJob
 from syncjobs.services import start_sync
 from tests.conftest import make_connector
+from tests.waiting import wait_until
 from wpsim import SimulatedSite, serve
 
 from .helpers import free_port, good_ids, purge_broker
@@ -69,16 +70,16 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
         import redis
 
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             try:
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return self
+                return redis.Redis(port=self.port, socket_timeout=0.5).ping()
             except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                return False
+
+        wait_until(answers, timeout=10, what=f"redis-server to answer on port {self.port}")
+        return self
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -230,14 +231,13 @@ def enqueue(job: SyncJob, broker_url: str) -> None:
 
 
 def wait_for(predicate, timeout: float, what: str, worker=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    detail = f"\n--- worker log ---\n{worker.output()}" if worker else ""
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{detail}")
+    return wait_until(
+        predicate,
+        timeout=timeout,
+        interval=0.1,
+        what=what,
+        detail=(lambda: f"--- worker log ---\n{worker.output()}") if worker else str,
+    )
 
 
 def job_state(job):
@@ -300,9 +300,10 @@ def test_redis_restarted_during_a_sync(connector, slow_site, worker_factory, own
     job = start_sync(connector, SyncJob.Kind.FULL)
     enqueue(job, own_redis.url)
     wait_for(lambda: processed(job) > 0, 60, "the job to start", worker)
+    # stop() returns once redis-server has exited: the worker's connection is cut and every
+    # message is gone; start() returns once the new, empty server answers on the same port.
     own_redis.stop()
-    time.sleep(0.5)
-    own_redis.start()  # same port, empty: everything in the broker is gone
+    own_redis.start()
 
     state = wait_for(lambda: finished(job), 60, "the job to end after the restart", worker)
     assert state["status"] == SyncJob.Status.COMPLETED, state["error"]

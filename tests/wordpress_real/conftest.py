@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 
+from tests.waiting import wait_until
 from tests.wordpress_real.harness import HarnessError, build_site, php_str, session_db_name
 
 
@@ -109,3 +110,17 @@ def wp_option(real_wp):
                 f"<?php update_option( '{name}',"
                 f" json_decode( {php_str(json.dumps(value))}, true ) );"
             )
+
+
+def wait_for_the_next_wordpress_second(api, after: str | None = None) -> None:
+    """Wait until the site's clock (the ping's `server_time_gmt`, one-second resolution) is
+    past `after` (default: the second it shows now), so what the site writes from here on is
+    strictly newer than what it wrote before."""
+    if after is None:
+        after = api.get("ping").json()["server_time_gmt"]
+    wait_until(
+        lambda: api.get("ping").json()["server_time_gmt"] > after,
+        timeout=10,
+        interval=0.1,
+        what=f"the WordPress clock to pass {after}",
+    )

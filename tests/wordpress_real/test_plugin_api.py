@@ -5,13 +5,13 @@ seeded records keep their values for every other test.
 """
 
 import json
-import time
 from datetime import timedelta
 
 import httpx
 import pytest
 
 from connectors.wordpress import contract
+from tests.wordpress_real.conftest import wait_for_the_next_wordpress_second
 
 pytestmark = pytest.mark.wordpress
 
@@ -632,7 +632,7 @@ def test_a_page_costs_the_same_sql_queries_for_2_and_for_20_records(real_wp, api
     # `modified_after` is exclusive at one-second resolution: wait out the second of the previous
     # test's writes so its records (which may carry images or authors that prime another cache
     # batch) do not slip into the pages and make the two counts differ by content.
-    time.sleep(1.1)
+    wait_for_the_next_wordpress_second(api)
     cutoff = contract.format_gmt(
         contract.parse_gmt(api.get("ping").json()["server_time_gmt"]) - timedelta(seconds=1)
     )
@@ -725,7 +725,8 @@ def test_deletions_feed_records_trash_delete_user_and_type_change(real_wp, api):
 
 def test_list_answers_carry_the_types_deletions_since_deleted_since(real_wp, api):
     """Contract 1.1 (§5.6)."""
-    time.sleep(1.1)  # the previous test's deletions stay out of `since` (exclusive, 1 s steps)
+    # the previous test's deletions stay out of `since` (exclusive, 1 s steps)
+    wait_for_the_next_wordpress_second(api)
     since = contract.format_gmt(
         contract.parse_gmt(api.get("ping").json()["server_time_gmt"]) - timedelta(seconds=1)
     )

@@ -6,7 +6,6 @@ one test runs the connection test and a full sync through a real Celery worker.
 Tests that edit content use records they create, so the seeded ones keep their values.
 """
 
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -31,6 +30,8 @@ from syncjobs import services
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.runner import run_job
 from tests.conftest import make_connector
+from tests.waiting import wait_until
+from tests.wordpress_real.conftest import wait_for_the_next_wordpress_second
 
 pytestmark = pytest.mark.wordpress
 
@@ -240,15 +241,6 @@ def test_a_wordpress_edit_is_picked_up_by_the_next_incremental_sync(real_wp, con
     )
 
 
-def wait_for_the_next_wordpress_second(api, after: str) -> None:
-    """Timestamps have one-second resolution and a deletion wins a tie with an edit (§8.1), so a
-    restore that should count as newer has to happen in a later second than the deletion."""
-    deadline = time.monotonic() + 10
-    while api.get("ping").json()["server_time_gmt"] <= after:
-        assert time.monotonic() < deadline, "the WordPress clock does not move"
-        time.sleep(0.1)
-
-
 def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(
     real_wp, api, connector
 ):
@@ -269,6 +261,8 @@ def test_a_post_trashed_in_wordpress_is_archived_by_the_next_incremental_sync(
     # restored in WordPress (after the second of the deletion): live again on the platform
     feed = api.get("deletions", params={"since": before_trash, "per_page": 100}).json()
     trashed_at = max(e["deleted_gmt"] for e in feed["items"] if e["id"] == post)
+    # Timestamps have one-second resolution and a deletion wins a tie with an edit (§8.1), so
+    # a restore that should count as newer has to happen in a later second than the deletion.
     wait_for_the_next_wordpress_second(api, trashed_at)
     real_wp.php(f"<?php wp_untrash_post( {post} );")
     restored = sync(connector, SyncJob.Kind.INCREMENTAL)
@@ -507,13 +501,12 @@ def test_connection_test_explains_an_inactive_plugin_and_stale_permalinks(real_w
 
 
 def wait_until_terminal(obj, is_done, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def done():
         obj.refresh_from_db()
-        if is_done(obj):
-            return obj
-        time.sleep(0.2)
-    raise AssertionError(f"{obj!r} did not finish within {timeout} s")
+        return is_done(obj)
+
+    wait_until(done, timeout=timeout, interval=0.2, what=f"{obj!r} to finish")
+    return obj
 
 
 @pytest.mark.django_db(transaction=True)
