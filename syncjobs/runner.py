@@ -16,10 +16,12 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
+from config.logs import log_context
 from connectors import crypto
 from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
+from syncjobs import metrics
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
@@ -184,6 +186,7 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
             connector.initial_import_done_at = now
             fields.append("initial_import_done_at")
         connector.save(update_fields=fields)
+    metrics.job_finished(job)
     return True
 
 
@@ -202,13 +205,26 @@ def freeze_startup_heap() -> None:
         _heap_frozen = True
 
 
-def run_job(job_id: int, *, source=None) -> SyncJob | None:
-    """Claim, run and finish one job. A job that is not PENDING any more is left alone."""
+def run_job(job_id: int, *, source=None, due_at=None) -> SyncJob | None:
+    """Claim, run and finish one job. A job that is not PENDING any more is left alone.
+    `due_at`: when the scheduler found it due (the schedule lag metric)."""
     freeze_startup_heap()
-    job = SyncJob.claim(job_id)
-    if job is None:
-        logger.info("sync job %s not claimed (already taken, cancelled or gone)", job_id)
-        return None
+    with log_context(job_id=job_id):
+        job = SyncJob.claim(job_id)
+        if job is None:
+            logger.info("sync job %s not claimed (already taken, cancelled or gone)", job_id)
+            return None
+        metrics.job_started(job, due_at)
+        with log_context(
+            connector_id=job.connector_id, organisation=job.connector.organisation.slug
+        ):
+            logger.info("sync job %s (%s) started", job.pk, job.kind)
+            job = _run_claimed(job, source)
+            logger.info("sync job %s ended %s", job.pk, job.status)
+            return job
+
+
+def _run_claimed(job: SyncJob, source) -> SyncJob:
     heartbeat = Heartbeat(job)
     heartbeat.start()
     try:

@@ -44,12 +44,16 @@ def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]
                 .order_by("next_sync_at", "pk")[:batch_size]
             )
             for connector in due:
+                due_at = connector.next_sync_at
                 connector.next_sync_at = connector.compute_next_sync_at(now)
                 connector.save(update_fields=["next_sync_at", "updated_at"])
                 try:
                     jobs.append(
                         start_sync(
-                            connector, SyncJob.Kind.INCREMENTAL, trigger=SyncJob.Trigger.SCHEDULER
+                            connector,
+                            SyncJob.Kind.INCREMENTAL,
+                            trigger=SyncJob.Trigger.SCHEDULER,
+                            due_at=due_at,
                         )
                     )
                 except SyncRefused as exc:
@@ -80,12 +84,16 @@ def dispatch_reconciliations(now=None, *, batch_size: int = DISPATCH_BATCH) -> l
                 .order_by("next_reconcile_at", "pk")[:batch_size]
             )
             for connector in due:
+                due_at = connector.next_reconcile_at
                 connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
                 connector.save(update_fields=["next_reconcile_at", "updated_at"])
                 try:
                     jobs.append(
                         start_sync(
-                            connector, SyncJob.Kind.RECONCILE, trigger=SyncJob.Trigger.SCHEDULER
+                            connector,
+                            SyncJob.Kind.RECONCILE,
+                            trigger=SyncJob.Trigger.SCHEDULER,
+                            due_at=due_at,
                         )
                     )
                 except SyncRefused as exc:
