@@ -44,11 +44,11 @@ class RequestLogContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        token = _context.set(dict(_context.get() or {}))
-        try:
-            return self.get_response(request)
-        finally:
-            _context.reset(token)
+        # A fresh context per request, deliberately not reset on the way out: Django logs a
+        # 4xx/5xx response ("Not Found: …") after every middleware has returned, and that
+        # line belongs to this request. The next request on this thread starts afresh.
+        _context.set({})
+        return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         fields = _context.get()

@@ -237,6 +237,12 @@ PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise RuntimeError(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+if LOG_FORMAT == "json":
+    # Python's warnings (Celery's "running as superuser", deprecations) would be printed as
+    # bare text lines: route them through logging, and so through the JSON formatter.
+    import logging
+
+    logging.captureWarnings(True)
 
 LOGGING = {
     "version": 1,
