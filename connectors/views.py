@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Lower
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -55,7 +56,8 @@ def connector_list(request, org):
                 jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
             ),
         )
-        .order_by("name")
+        # "acme events" next to "Acme main site", not after every capitalised name.
+        .order_by(Lower("name"), "pk")
     )
     return render(
         request,

@@ -164,8 +164,14 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
         connector = Connector.objects.select_for_update().get(pk=job.connector_id)
         now = job.finished_at or timezone.now()
         connector.last_sync_at = now
-        connector.next_sync_at = connector.compute_next_sync_at(now)
-        fields = ["last_sync_at", "next_sync_at", "updated_at"]
+        fields = ["last_sync_at", "updated_at"]
+        # A manual sync keeps the schedule's rhythm: a scheduled run still ahead stays where
+        # it is (the one it ran over is the manual sync itself, so that one moves on).
+        if job.trigger != SyncJob.Trigger.MANUAL or not (
+            connector.next_sync_at and connector.next_sync_at > now
+        ):
+            connector.next_sync_at = connector.compute_next_sync_at(now)
+            fields.append("next_sync_at")
         if connector.next_reconcile_at is None and status == SyncJob.Status.COMPLETED:
             # The first reconciliation, one period after the first completed sync (before
             # it there is nothing to compare); the scheduler sets the next ones.

@@ -97,8 +97,11 @@ def start_sync(
                 )
             # robust: the job row is committed by now; if the broker is down, the click
             # still lands on the job page and the sweeper re-sends it (scheduler.resend_lost).
-            due = due_at.isoformat() if due_at else None
-            transaction.on_commit(lambda: run_sync_job.delay(job.pk, due_at=due), robust=True)
+            if due_at is None:
+                transaction.on_commit(lambda: run_sync_job.delay(job.pk), robust=True)
+            else:
+                due = due_at.isoformat()
+                transaction.on_commit(lambda: run_sync_job.delay(job.pk, due_at=due), robust=True)
     except IntegrityError:
         running = SyncJob.objects.filter(
             connector=connector, status__in=SyncJob.ACTIVE_STATUSES

@@ -57,7 +57,10 @@ def test_two_dispatchers_racing_create_one_job_per_connector(org_a, monkeypatch)
     from syncjobs import tasks
 
     enqueued = []
-    monkeypatch.setattr(tasks.run_sync_job, "delay", enqueued.append)
+    # due_at: when the connector was due (the schedule lag metric).
+    monkeypatch.setattr(
+        tasks.run_sync_job, "delay", lambda job_id, due_at=None: enqueued.append(job_id)
+    )
     connectors = [due(org_a, f"site {i}") for i in range(20)]
     barrier = threading.Barrier(4)
     errors = []
@@ -182,3 +185,28 @@ def test_heartbeat_thread_keeps_a_long_page_alive(org_a):
     assert job.heartbeat_at > old
     assert sweep_stale() == 0  # a beating job is never swept
     assert not heartbeat.is_alive()
+
+
+@pytest.mark.django_db
+def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
+    from syncjobs import services, tasks
+    from syncjobs.runner import finish
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id: None)
+    now = timezone.now()
+    ahead = now + timedelta(minutes=40)
+    connector = due(org_a, "hourly", next_sync_at=ahead)
+
+    job = SyncJob.claim(services.start_sync(connector, SyncJob.Kind.FULL).pk)
+    assert finish(job, SyncJob.Status.COMPLETED)
+    connector.refresh_from_db()
+    assert connector.next_sync_at == ahead  # not pushed to an hour after the manual sync
+    assert connector.last_sync_at >= now
+
+    # A manual sync that ran over the scheduled time was that run: the next one is an hour on.
+    Connector.objects.filter(pk=connector.pk).update(next_sync_at=now - timedelta(minutes=1))
+    connector.refresh_from_db()
+    job = SyncJob.claim(services.start_sync(connector, SyncJob.Kind.FULL).pk)
+    assert finish(job, SyncJob.Status.COMPLETED)
+    connector.refresh_from_db()
+    assert connector.next_sync_at > now + timedelta(minutes=59)
