@@ -83,17 +83,26 @@ class LogFilters:
         self.status = params.get("status", "")
         if self.status not in SyncLogEntry.Status.values:
             self.status = ""
+        # "failed" counts the records a sync could not store, not the pushes WordPress
+        # refused (push_failed): the card's link to them leaves SYNC rows out.
+        self.not_operation = params.get("not_operation", "")
+        if self.not_operation not in SyncLogEntry.Operation.values:
+            self.not_operation = ""
         self.q = (params.get("q") or "").replace("\x00", "").strip()[:64]
 
     @property
     def active(self) -> bool:
-        return bool(self.entity_type or self.operation or self.status or self.q)
+        return bool(
+            self.entity_type or self.operation or self.not_operation or self.status or self.q
+        )
 
     def apply(self, queryset):
         if self.entity_type:
             queryset = queryset.filter(entity_type=self.entity_type)
         if self.operation:
             queryset = queryset.filter(operation=self.operation)
+        if self.not_operation:
+            queryset = queryset.exclude(operation=self.not_operation)
         if self.status:
             queryset = queryset.filter(status=self.status)
         if self.q:
