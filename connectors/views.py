@@ -22,6 +22,7 @@ from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
 from connectors.templatetags.dashboard import audit_label
 from records.models import RECORD_MODELS, EntityType, PublishStatus
+from syncjobs.charts import recent_job_charts
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
 from syncjobs.views import LogFilters, _parse_id, job_progress, keyset_page
@@ -232,6 +233,7 @@ def connector_detail(request, org, connector):
             **org_context(request, organisation),
             **_status_context(connector),
             **_statistics(connector),
+            "job_charts": recent_job_charts(connector),
             "tab": "overview",
         },
     )
@@ -303,6 +305,7 @@ def connector_history(request, org, connector):
             "rows": rows,
             "show_push": show_push,
             "counter_labels": [label for _key, label in HISTORY_COUNTERS],
+            "job_charts": recent_job_charts(connector),
             "tab": "history",
         },
     )

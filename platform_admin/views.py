@@ -9,8 +9,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
+from connectors.models import Connector
 from platform_admin import queries
 from platform_admin.forms import ConnectorFilterForm
+from syncjobs.charts import platform_charts
 from syncjobs.models import SyncJob
 
 PAGE_SIZE = 50
@@ -91,6 +93,7 @@ def connectors(request):
         response["HX-Push-Url"] = f"{request.path}?{canonical}" if canonical else request.path
     else:
         context["summary"] = queries.summary()
+        context["charts"] = platform_charts(Connector.objects.all())
         response = render(request, "platform_admin/connectors.html", context)
     # Same URL, two representations: caches must key on the htmx header.
     patch_vary_headers(response, ("HX-Request",))
