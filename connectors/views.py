@@ -86,6 +86,8 @@ def connector_create(request, org):
             f"Connector “{connector.name}” created. Test the connection, then run the "
             "initial import to bring in your WordPress content.",
         )
+        for warning in services.overlaps(connector):
+            messages.warning(request, warning)
         return redirect(connector.get_absolute_url())
     return render(
         request,
@@ -493,6 +495,7 @@ def connector_settings(request, org, connector):
             **org_context(request, organisation),
             "connector": connector,
             "form": form,
+            "overlaps": services.overlaps(connector),
             "tab": "settings",
         },
     )
