@@ -47,3 +47,20 @@ def test_the_readme_gives_the_demo_sites_sync_keys():
     readme = (ROOT / "README.md").read_text()
     for port, _records, _seed, key in demo.SITES:
         assert f"`http://127.0.0.1:{port}` | `{key}`" in readme
+
+
+@pytest.mark.django_db
+def test_the_overview_says_when_the_first_import_will_run(alice_client, org_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    connector = make_connector(org_a, name="New", next_sync_at=timezone.now() + timedelta(hours=1))
+    url = reverse("connectors:detail", args=["acme", connector.pk])
+    html = alice_client.get(url).text
+    assert "That sync is the <strong>initial import</strong>" in html
+    assert "Run Initial Import" in html
+
+    connector.initial_import_done_at = timezone.now()
+    connector.save()
+    assert "That sync is the" not in alice_client.get(url).text

@@ -35,7 +35,8 @@ def test_dispatch_picks_due_connectors_only(org_a):
 
     assert sorted(job.connector.name for job in jobs) == ["broken", "ready"]
     job = SyncJob.objects.get(connector=ready)
-    assert (job.kind, job.trigger, job.status) == ("INCREMENTAL", "scheduler", "PENDING")
+    # Never imported: the scheduled sync is its initial import, and is named so.
+    assert (job.kind, job.trigger, job.status) == ("INITIAL", "scheduler", "PENDING")
     ready.refresh_from_db()
     assert ready.next_sync_at == now + timedelta(hours=1)  # moved on by the frequency
     for skipped in (paused, manual, later):
@@ -210,3 +211,18 @@ def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
     assert finish(job, SyncJob.Status.COMPLETED)
     connector.refresh_from_db()
     assert connector.next_sync_at > now + timedelta(minutes=59)
+
+
+@pytest.mark.django_db
+def test_once_imported_the_scheduler_runs_incremental_syncs(org_a, monkeypatch):
+    from syncjobs import tasks
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None: None)
+    imported = due(org_a, "imported", initial_import_done_at=timezone.now())
+    legacy = due(org_a, "legacy")  # imported before the stamp: its history says so
+    SyncJob.objects.create(
+        connector=legacy, kind="FULL", status="COMPLETED", finished_at=timezone.now()
+    )
+    kinds = {job.connector.name: job.kind for job in dispatch_due()}
+    assert kinds == {"imported": "INCREMENTAL", "legacy": "INCREMENTAL"}
+    assert imported.jobs.get().get_kind_display() == "Incremental sync"
