@@ -40,7 +40,13 @@ def nice_ceiling(value: float) -> float:
 
 
 def bar_chart(
-    key: str, title: str, bars: list[dict], series: list[tuple[str, str]], *, unit: str = ""
+    key: str,
+    title: str,
+    bars: list[dict],
+    series: list[tuple[str, str]],
+    *,
+    unit: str = "",
+    x_label: str = "Job",
 ) -> dict:
     """A stacked bar chart. `bars`: [{"label": str, "href": str | None, "values": {series key:
     number}}], left to right; `series`: [(key, label)], bottom to top (the CSS class is
@@ -85,6 +91,7 @@ def bar_chart(
     return {
         "key": key,
         "title": title,
+        "x_label": x_label,
         "unit": unit,
         "width": WIDTH,
         "height": HEIGHT,
@@ -226,6 +233,7 @@ def platform_charts(connectors, now=None) -> dict:
             bars,
             [("completed", "Completed"), ("failed", "Failed"), ("cancelled", "Cancelled")],
             unit="jobs",
+            x_label="Hour",
         ),
         "causes": [
             {"cause": cause, "count": n, "percent": round(100 * n / biggest)}
