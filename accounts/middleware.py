@@ -2,7 +2,8 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 
 # Paths reachable without a session: the login page itself, static files, health check.
-PUBLIC_PREFIXES = ("/accounts/login/", "/static/", "/healthz", "/admin/login/")
+# /metrics has its own bearer token (syncjobs/metrics.py).
+PUBLIC_PREFIXES = ("/accounts/login/", "/static/", "/healthz", "/admin/login/", "/metrics")
 
 
 class LoginRequiredMiddleware:

@@ -71,6 +71,7 @@ if django.VERSION < (6, 0):
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.logs.RequestLogContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -227,11 +228,44 @@ SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180")
 _mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
 SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
 
+# Metrics (syncjobs/metrics.py, docs/metrics.md): /metrics answers only with this bearer token.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Where gunicorn's and Celery's processes write their metric values (prometheus-client reads
+# the same variable at import); the scrape sums the files. Unset: one process's values only.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+# LOG_FORMAT=json: one JSON object per line, with job_id / connector_id / organisation where
+# they apply (config/logs.py); Celery's worker and beat use this configuration too.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise RuntimeError(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+if LOG_FORMAT == "json":
+    # Python's warnings (Celery's "running as superuser", deprecations) would be printed as
+    # bare text lines: route them through logging, and so through the JSON formatter.
+    import logging
+
+    logging.captureWarnings(True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -147,3 +147,28 @@ def delete_connector(connector, *, user) -> None:
             },
         )
         current.delete()
+
+
+def overlaps(connector) -> list[str]:
+    """Warnings, one per other connector of the organisation that syncs a type this one syncs,
+    from the same site: both would import the same records, and the second one's copies fail
+    (a slug is unique per organisation) or overwrite each other's."""
+    from records.models import EntityType
+
+    mine = set(connector.entity_types or [])
+    others = Connector.objects.filter(
+        organisation_id=connector.organisation_id, site_url=connector.site_url
+    ).exclude(pk=connector.pk)
+    warnings = []
+    for other in others.order_by("name"):
+        shared = [
+            EntityType(t).label for t in EntityType.values if t in mine and t in other.entity_types
+        ]
+        if shared:
+            warnings.append(
+                f"“{other.name}” already syncs {', '.join(shared)} from {connector.site_url}. "
+                "Both connectors would import the same records, and one of them fails on each "
+                "(a record's slug is unique in the organisation): turn these types off in one "
+                "of the two connectors' Settings."
+            )
+    return warnings

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.connector_list, name="list"),
     path("new/", views.connector_create, name="create"),
     path("audit/", views.organisation_audit, name="organisation_audit"),
+    path("activity/", views.organisation_activity, name="organisation_activity"),
     path("<int:connector>/", views.connector_detail, name="detail"),
     path("<int:connector>/status/", views.connector_status, name="status"),
     path("<int:connector>/history/", views.connector_history, name="history"),

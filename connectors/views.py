@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Lower
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,9 +24,10 @@ from connectors.models import Connector
 from connectors.templatetags.dashboard import audit_label
 from notifications.alerts import last_success_subquery
 from records.models import RECORD_MODELS, EntityType, PublishStatus
+from syncjobs.charts import recent_job_charts
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
-from syncjobs.views import _parse_id, job_progress, keyset_page
+from syncjobs.views import LogFilters, _parse_id, job_progress, keyset_page
 
 # Success rate and average duration are measured over this many recent finished jobs.
 RECENT_JOBS = 20
@@ -60,7 +62,8 @@ def connector_list(request, org):
                 jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
             ),
         )
-        .order_by("name")
+        # "acme events" next to "Acme main site", not after every capitalised name.
+        .order_by(Lower("name"), "pk")
     )
     return render(
         request,
@@ -88,6 +91,8 @@ def connector_create(request, org):
             f"Connector “{connector.name}” created. Test the connection, then run the "
             "initial import to bring in your WordPress content.",
         )
+        for warning in services.overlaps(connector):
+            messages.warning(request, warning)
         return redirect(connector.get_absolute_url())
     return render(
         request,
@@ -247,6 +252,7 @@ def connector_detail(request, org, connector):
             **org_context(request, organisation),
             **_status_context(connector),
             **_statistics(connector),
+            "job_charts": recent_job_charts(connector),
             "tab": "overview",
         },
     )
@@ -318,27 +324,24 @@ def connector_history(request, org, connector):
             "rows": rows,
             "show_push": show_push,
             "counter_labels": [label for _key, label in HISTORY_COUNTERS],
+            "job_charts": recent_job_charts(connector),
             "tab": "history",
         },
     )
 
 
-def _activity_events(connector, page, before):
+def _activity_events(log, jobs, page, before):
     """Job started/finished events that fall inside the time span of this page of log rows,
     so the feed reads as one timeline. Spans of consecutive pages meet at the cursor row."""
     rows = page["rows"]
     upper = None
     if before is not None:
-        upper = (
-            SyncLogEntry.objects.filter(connector=connector, id=before)
-            .values_list("processed_at", flat=True)
-            .first()
-        )
+        upper = log.filter(id=before).values_list("processed_at", flat=True).first()
     elif page["has_newer"] and rows:
         upper = rows[0].processed_at
     lower = rows[-1].processed_at if rows and page["has_older"] else None
     events = []
-    jobs = connector.jobs.select_related("triggered_by")
+    jobs = jobs.select_related("triggered_by", "connector")
     for field, kind in (("started_at", "started"), ("finished_at", "finished")):
         scoped = jobs.filter(**{f"{field}__isnull": False})
         if upper is not None:
@@ -350,29 +353,92 @@ def _activity_events(connector, page, before):
     return events
 
 
-@require_GET
-def connector_activity(request, org, connector):
-    organisation, connector = _load(request, org, connector)
+def _unchanged(jobs, page, filters) -> dict | None:
+    """The SKIP rows the feed hides, as "and N unchanged records": summed from the job
+    counters of the jobs this page shows rows of (never a COUNT over the log)."""
+    job_ids = {row.job_id for row in page["rows"]}
+    if not job_ids:
+        job_ids = set(jobs.order_by("-id").values_list("id", flat=True)[:5])
+    skipped = 0
+    for stats in jobs.filter(id__in=job_ids).values_list("stats", flat=True):
+        for entity_type, counters in (stats or {}).items():
+            if filters.entity_type and entity_type != filters.entity_type:
+                continue
+            if isinstance(counters, dict):
+                skipped += int(counters.get("skipped") or 0)
+    if not skipped:
+        return None
+    return {"count": skipped, "jobs": sorted(job_ids)}
+
+
+def _activity(request, organisation, log, jobs, template, context):
+    """The activity feed (a connector's, or the organisation's): log rows and job events in
+    one timeline, with the job log's filters. Unchanged records (SKIP) are hidden unless
+    asked for (?skips=1, or a filter on them): they are most rows, and say nothing happened."""
+    filters = LogFilters(request.GET)
+    show_skips = (
+        request.GET.get("skips") == "1"
+        or filters.operation == SyncLogEntry.Operation.SKIP
+        or filters.status == SyncLogEntry.Status.SKIPPED
+    )
+    rows = filters.apply(log)
+    if not show_skips:
+        rows = rows.exclude(operation=SyncLogEntry.Operation.SKIP)
     before = _parse_id(request.GET.get("before"))
     page = keyset_page(
-        SyncLogEntry.objects.filter(connector=connector),
+        rows.select_related("connector"),
         before=before,
         after=_parse_id(request.GET.get("after")),
         size=ACTIVITY_PAGE_SIZE,
     )
     feed = [{"at": row.processed_at, "kind": "log", "entry": row} for row in page["rows"]]
-    feed += _activity_events(connector, page, before)
+    if not (filters.active or show_skips):
+        # Job events are the unfiltered timeline's; a filtered feed shows only its rows.
+        feed += _activity_events(log, jobs, page, before)
     feed.sort(key=lambda item: item["at"], reverse=True)
     return render(
         request,
-        "connectors/activity.html",
+        template,
         {
             **org_context(request, organisation),
-            "connector": connector,
+            **context,
             "page": page,
             "feed": feed,
-            "tab": "activity",
+            "filters": filters,
+            "show_skips": show_skips,
+            "unchanged": None if show_skips else _unchanged(jobs, page, filters),
+            "entity_types": EntityType.choices,
+            "operations": SyncLogEntry.Operation.choices,
+            "statuses": SyncLogEntry.Status.choices,
         },
+    )
+
+
+@require_GET
+def connector_activity(request, org, connector):
+    organisation, connector = _load(request, org, connector)
+    return _activity(
+        request,
+        organisation,
+        SyncLogEntry.objects.filter(connector=connector),
+        connector.jobs.all(),
+        "connectors/activity.html",
+        {"connector": connector, "tab": "activity"},
+    )
+
+
+@require_GET
+def organisation_activity(request, org):
+    """Every connector's activity in one feed, for an organisation with several."""
+    organisation = get_organisation_for(request.user, org)
+    connectors = connectors_for(request.user, organisation)
+    return _activity(
+        request,
+        organisation,
+        SyncLogEntry.objects.filter(connector__in=connectors.values("pk")),
+        SyncJob.objects.filter(connector__in=connectors.values("pk")),
+        "connectors/organisation_activity.html",
+        {"show_connector": True},
     )
 
 
@@ -446,6 +512,7 @@ def connector_settings(request, org, connector):
             **org_context(request, organisation),
             "connector": connector,
             "form": form,
+            "overlaps": services.overlaps(connector),
             "tab": "settings",
         },
     )

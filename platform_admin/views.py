@@ -9,8 +9,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
+from connectors.models import Connector
 from platform_admin import queries
 from platform_admin.forms import ConnectorFilterForm
+from syncjobs.charts import platform_charts
 
 PAGE_SIZE = 50
 
@@ -89,6 +91,7 @@ def connectors(request):
     else:
         context["summary"] = queries.summary()
         context["health"] = queries.health_summary()
+        context["charts"] = platform_charts(Connector.objects.all())
         response = render(request, "platform_admin/connectors.html", context)
     # Same URL, two representations: caches must key on the htmx header.
     patch_vary_headers(response, ("HX-Request",))

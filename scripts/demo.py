@@ -7,6 +7,7 @@ One process manager (honcho) runs all of it; Ctrl-C stops all of it.
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,12 @@ def demo_environment() -> dict[str, str]:
         env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
         env.setdefault("EMAIL_FILE_PATH", str(VAR / "mail"))
     env.setdefault("SITE_URL", f"http://127.0.0.1:{PORT}")
+    # web, worker and beat are separate processes: /metrics (with METRICS_TOKEN set) sums the
+    # values each writes here. Emptied at every start, as a fresh stack's counters are zero.
+    metrics_dir = VAR / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     return env
 
 

@@ -16,12 +16,14 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
+from config.logs import log_context
 from connectors import crypto
 from connectors.models import Connector
 from connectors.wordpress.errors import WordPressError
 from notifications import alerts
 from notifications.causes import cause_of
 from records.models import RECORD_MODELS
+from syncjobs import metrics
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
@@ -166,8 +168,14 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
         connector = Connector.objects.select_for_update().get(pk=job.connector_id)
         now = job.finished_at or timezone.now()
         connector.last_sync_at = now
-        connector.next_sync_at = connector.compute_next_sync_at(now)
-        fields = ["last_sync_at", "next_sync_at", "updated_at"]
+        fields = ["last_sync_at", "updated_at"]
+        # A manual sync keeps the schedule's rhythm: a scheduled run still ahead stays where
+        # it is (the one it ran over is the manual sync itself, so that one moves on).
+        if job.trigger != SyncJob.Trigger.MANUAL or not (
+            connector.next_sync_at and connector.next_sync_at > now
+        ):
+            connector.next_sync_at = connector.compute_next_sync_at(now)
+            fields.append("next_sync_at")
         if connector.next_reconcile_at is None and status == SyncJob.Status.COMPLETED:
             # The first reconciliation, one period after the first completed sync (before
             # it there is nothing to compare); the scheduler sets the next ones.
@@ -189,6 +197,7 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
             fields.append("initial_import_done_at")
         connector.save(update_fields=fields)
     alerts.job_finished(job)  # notifications and auto-pause; never raises
+    metrics.job_finished(job)
     return True
 
 
@@ -207,13 +216,26 @@ def freeze_startup_heap() -> None:
         _heap_frozen = True
 
 
-def run_job(job_id: int, *, source=None) -> SyncJob | None:
-    """Claim, run and finish one job. A job that is not PENDING any more is left alone."""
+def run_job(job_id: int, *, source=None, due_at=None) -> SyncJob | None:
+    """Claim, run and finish one job. A job that is not PENDING any more is left alone.
+    `due_at`: when the scheduler found it due (the schedule lag metric)."""
     freeze_startup_heap()
-    job = SyncJob.claim(job_id)
-    if job is None:
-        logger.info("sync job %s not claimed (already taken, cancelled or gone)", job_id)
-        return None
+    with log_context(job_id=job_id):
+        job = SyncJob.claim(job_id)
+        if job is None:
+            logger.info("sync job %s not claimed (already taken, cancelled or gone)", job_id)
+            return None
+        metrics.job_started(job, due_at)
+        with log_context(
+            connector_id=job.connector_id, organisation=job.connector.organisation.slug
+        ):
+            logger.info("sync job %s (%s) started", job.pk, job.kind)
+            job = _run_claimed(job, source)
+            logger.info("sync job %s ended %s", job.pk, job.status)
+            return job
+
+
+def _run_claimed(job: SyncJob, source) -> SyncJob:
     heartbeat = Heartbeat(job)
     heartbeat.start()
     try:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from connectors.models import Connector
 from syncjobs.models import SyncJob
 from syncjobs.runner import finish
-from syncjobs.services import SyncRefused, start_sync
+from syncjobs.services import InitialImportAlreadyDone, SyncRefused, start_sync
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,9 @@ SCHEDULED_STATUSES = (Connector.Status.ACTIVE, Connector.Status.ERROR)
 
 
 def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]:
-    """Create an INCREMENTAL job for every due connector and move its next_sync_at on.
+    """Create an INCREMENTAL job for every due connector and move its next_sync_at on (an
+    INITIAL one for a connector whose first import has not run: that is what it is, and
+    its name says so instead of "Incremental sync #1").
 
     Rows are locked with FOR UPDATE SKIP LOCKED in batches: two beats (or a beat and a manual
     dispatcher) running at once each take different connectors, and a connector locked by one
@@ -44,14 +46,25 @@ def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]
                 .order_by("next_sync_at", "pk")[:batch_size]
             )
             for connector in due:
+                due_at = connector.next_sync_at
                 connector.next_sync_at = connector.compute_next_sync_at(now)
                 connector.save(update_fields=["next_sync_at", "updated_at"])
+                first = connector.initial_import_done_at is None
+                kind = SyncJob.Kind.INITIAL if first else SyncJob.Kind.INCREMENTAL
                 try:
-                    jobs.append(
-                        start_sync(
-                            connector, SyncJob.Kind.INCREMENTAL, trigger=SyncJob.Trigger.SCHEDULER
+                    try:
+                        job = start_sync(
+                            connector, kind, trigger=SyncJob.Trigger.SCHEDULER, due_at=due_at
                         )
-                    )
+                    except InitialImportAlreadyDone:
+                        # Imported before the stamp existed (the job history says so).
+                        job = start_sync(
+                            connector,
+                            SyncJob.Kind.INCREMENTAL,
+                            trigger=SyncJob.Trigger.SCHEDULER,
+                            due_at=due_at,
+                        )
+                    jobs.append(job)
                 except SyncRefused as exc:
                     logger.info("connector %s not dispatched: %s", connector.pk, exc)
         if len(due) < batch_size:
@@ -80,12 +93,16 @@ def dispatch_reconciliations(now=None, *, batch_size: int = DISPATCH_BATCH) -> l
                 .order_by("next_reconcile_at", "pk")[:batch_size]
             )
             for connector in due:
+                due_at = connector.next_reconcile_at
                 connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
                 connector.save(update_fields=["next_reconcile_at", "updated_at"])
                 try:
                     jobs.append(
                         start_sync(
-                            connector, SyncJob.Kind.RECONCILE, trigger=SyncJob.Trigger.SCHEDULER
+                            connector,
+                            SyncJob.Kind.RECONCILE,
+                            trigger=SyncJob.Trigger.SCHEDULER,
+                            due_at=due_at,
                         )
                     )
                 except SyncRefused as exc:

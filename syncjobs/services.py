@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
+from syncjobs import metrics
 from syncjobs.models import SyncJob
 
 
@@ -61,14 +62,15 @@ def first_import_done_at(connector):
 
 
 def start_sync(
-    connector, kind: str, *, user=None, trigger: str = SyncJob.Trigger.MANUAL
+    connector, kind: str, *, user=None, trigger: str = SyncJob.Trigger.MANUAL, due_at=None
 ) -> SyncJob:
     """Create a PENDING job for the connector and enqueue it after commit.
 
     Raises SyncAlreadyRunning when a job is PENDING or RUNNING (the partial unique index
     decides, so concurrent clicks cannot both win), InitialImportAlreadyDone for a second
     initial import and NothingToReconcile for a reconciliation before the first import.
-    Manual syncs are allowed while the connector is paused.
+    Manual syncs are allowed while the connector is paused. `due_at`: when the scheduler
+    found the sync due (the schedule lag metric measures from it).
     """
     from syncjobs.tasks import run_sync_job
 
@@ -95,7 +97,11 @@ def start_sync(
                 )
             # robust: the job row is committed by now; if the broker is down, the click
             # still lands on the job page and the sweeper re-sends it (scheduler.resend_lost).
-            transaction.on_commit(lambda: run_sync_job.delay(job.pk), robust=True)
+            if due_at is None:
+                transaction.on_commit(lambda: run_sync_job.delay(job.pk), robust=True)
+            else:
+                due = due_at.isoformat()
+                transaction.on_commit(lambda: run_sync_job.delay(job.pk, due_at=due), robust=True)
     except IntegrityError:
         running = SyncJob.objects.filter(
             connector=connector, status__in=SyncJob.ACTIVE_STATUSES
@@ -128,4 +134,7 @@ def request_cancel(job: SyncJob, *, user=None) -> SyncJob:
             actor=user,
             changes={"job": job.pk, "kind": job.kind},
         )
+    if job.status == SyncJob.Status.CANCELLED:
+        # It ended here, never reaching the runner's finish(), which counts the others.
+        metrics.job_finished(job)
     return job

@@ -4,10 +4,13 @@ from celery import shared_task
 
 
 @shared_task(name="syncjobs.tasks.run_sync_job", acks_late=True)
-def run_sync_job(job_id: int) -> None:
+def run_sync_job(job_id: int, due_at: str | None = None) -> None:
+    """`due_at` (ISO 8601): when a scheduled job was due, for the schedule lag metric."""
+    from datetime import datetime
+
     from syncjobs.runner import run_job
 
-    run_job(job_id)
+    run_job(job_id, due_at=datetime.fromisoformat(due_at) if due_at else None)
 
 
 @shared_task(name="syncjobs.tasks.dispatch_due_syncs", ignore_result=True)

@@ -36,6 +36,6 @@ def test_compose_web_keeps_connections_and_its_database():
     # A service's own `environment:` replaces the anchor's whole mapping (YAML merge is not
     # deep), so web must repeat the anchor's database and broker, identically.
     anchor = re.search(r"x-app: &app\n(.*?)\n\n", compose, re.S).group(1)
-    for name in ("DATABASE_URL", "REDIS_URL"):
+    for name in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
         line = re.search(rf"^\s+{name}: .*$", anchor, re.M).group(0).strip()
         assert line in web, name

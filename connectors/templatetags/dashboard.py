@@ -5,7 +5,7 @@ django-template-partials, so templates never `{% load partials %}`: on Django 6 
 tags are built in and the templates move over unchanged.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import django
 from django import template
@@ -147,6 +147,21 @@ def audit_value(value, name: str) -> str:
         model_field = _connector_field(name)
         if model_field is not None and model_field.choices and isinstance(value, str):
             value = dict(model_field.flatchoices).get(value, value)
+    if isinstance(value, str) and name.endswith("_at"):
+        # A moment stored as ISO 8601 ("deleted_at"): shown as the other times of the
+        # dashboard are, a <time> the browser puts in the viewer's zone (static/js/app.js).
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return as_text(value)
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, UTC)
+        utc = moment.astimezone(UTC)
+        return format_html(
+            '<time datetime="{}">{}</time>',
+            utc.isoformat(),
+            utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
     return as_text(value)
 
 

@@ -5,6 +5,9 @@
  * - details.menu: closes on outside click and Escape.
  * - [hx-trigger^="every"] (a PENDING/RUNNING job's status card): no poll while the tab is
  *   hidden; one refresh as soon as it is shown again.
+ * - time[datetime]: the server writes UTC ("2026-12-07 00:16:01 UTC"); such a text is
+ *   rewritten in the browser's time zone, and every time's tooltip gives both the viewer's
+ *   time and UTC (relative ones, "3 min ago", keep their text).
  * Loaded with `defer` under a strict CSP (script-src 'self'): no inline handlers anywhere. */
 (function () {
   "use strict";
@@ -92,8 +95,58 @@
     });
   });
 
-  document.addEventListener("DOMContentLoaded", tickCountdowns);
+  var UTC_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? UTC$/;
+
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
+  function zoneName(date) {
+    try {
+      var part = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" })
+        .formatToParts(date)
+        .filter(function (p) { return p.type === "timeZoneName"; })[0];
+      return part ? part.value : "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  // "2026-12-07 01:16:01 CET": the server's layout, in the viewer's zone.
+  function formatLocal(date, seconds) {
+    var text = date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+      " " + pad(date.getHours()) + ":" + pad(date.getMinutes());
+    if (seconds) text += ":" + pad(date.getSeconds());
+    var zone = zoneName(date);
+    return zone ? text + " " + zone : text;
+  }
+
+  function formatUTC(date) {
+    return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  }
+
+  function localTimes() {
+    document.querySelectorAll("time[datetime]").forEach(function (el) {
+      if (el.dataset.localised) return;
+      var value = el.getAttribute("datetime");
+      if (!/T\d{2}:\d{2}/.test(value)) return; // a date alone has no zone
+      var date = new Date(value);
+      if (isNaN(date.getTime())) return;
+      el.dataset.localised = "1";
+      var text = el.textContent.trim();
+      if (UTC_TEXT.test(text)) el.textContent = formatLocal(date, text.split(":").length > 2);
+      el.title = formatLocal(date, true) + " (" + formatUTC(date) + ")";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tickCountdowns();
+    localTimes();
+  });
   // htmx swaps new status cards in: refresh their countdowns at once.
-  document.addEventListener("htmx:afterSettle", tickCountdowns);
+  document.addEventListener("htmx:afterSettle", function () {
+    tickCountdowns();
+    localTimes(); // the times already done are marked, so this only touches the new ones
+  });
   window.setInterval(tickCountdowns, 1000);
 })();

@@ -218,7 +218,7 @@ def test_overview_history_and_countdown(browser_page, alice, connector_a):
     screenshot(page, "overview")
 
     page.get_by_role("link", name="Sync History").click()
-    expect(page.locator("table tbody tr")).to_have_count(3)
+    expect(page.locator(".history-table tbody tr")).to_have_count(3)
     screenshot(page, "history")
     # The whole row is clickable (app.js), not just the link in it.
     page.locator("tr.table-clickable").nth(1).locator("td").nth(1).click()

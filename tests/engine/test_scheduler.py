@@ -36,7 +36,8 @@ def test_dispatch_picks_due_connectors_only(org_a):
 
     assert sorted(job.connector.name for job in jobs) == ["broken", "ready"]
     job = SyncJob.objects.get(connector=ready)
-    assert (job.kind, job.trigger, job.status) == ("INCREMENTAL", "scheduler", "PENDING")
+    # Never imported: the scheduled sync is its initial import, and is named so.
+    assert (job.kind, job.trigger, job.status) == ("INITIAL", "scheduler", "PENDING")
     ready.refresh_from_db()
     assert ready.next_sync_at == now + timedelta(hours=1)  # moved on by the frequency
     for skipped in (paused, manual, later):
@@ -58,7 +59,10 @@ def test_two_dispatchers_racing_create_one_job_per_connector(org_a, monkeypatch)
     from syncjobs import tasks
 
     enqueued = []
-    monkeypatch.setattr(tasks.run_sync_job, "delay", enqueued.append)
+    # due_at: when the connector was due (the schedule lag metric).
+    monkeypatch.setattr(
+        tasks.run_sync_job, "delay", lambda job_id, due_at=None: enqueued.append(job_id)
+    )
     connectors = [due(org_a, f"site {i}") for i in range(20)]
     barrier = threading.Barrier(4)
     errors = []
@@ -181,3 +185,43 @@ def test_heartbeat_thread_keeps_a_long_page_alive(org_a):
     assert job.heartbeat_at > old
     assert sweep_stale() == 0  # a beating job is never swept
     assert not heartbeat.is_alive()
+
+
+@pytest.mark.django_db
+def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
+    from syncjobs import services, tasks
+    from syncjobs.runner import finish
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id: None)
+    now = timezone.now()
+    ahead = now + timedelta(minutes=40)
+    connector = due(org_a, "hourly", next_sync_at=ahead)
+
+    job = SyncJob.claim(services.start_sync(connector, SyncJob.Kind.FULL).pk)
+    assert finish(job, SyncJob.Status.COMPLETED)
+    connector.refresh_from_db()
+    assert connector.next_sync_at == ahead  # not pushed to an hour after the manual sync
+    assert connector.last_sync_at >= now
+
+    # A manual sync that ran over the scheduled time was that run: the next one is an hour on.
+    Connector.objects.filter(pk=connector.pk).update(next_sync_at=now - timedelta(minutes=1))
+    connector.refresh_from_db()
+    job = SyncJob.claim(services.start_sync(connector, SyncJob.Kind.FULL).pk)
+    assert finish(job, SyncJob.Status.COMPLETED)
+    connector.refresh_from_db()
+    assert connector.next_sync_at > now + timedelta(minutes=59)
+
+
+@pytest.mark.django_db
+def test_once_imported_the_scheduler_runs_incremental_syncs(org_a, monkeypatch):
+    from syncjobs import tasks
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None: None)
+    imported = due(org_a, "imported", initial_import_done_at=timezone.now())
+    legacy = due(org_a, "legacy")  # imported before the stamp: its history says so
+    SyncJob.objects.create(
+        connector=legacy, kind="FULL", status="COMPLETED", finished_at=timezone.now()
+    )
+    kinds = {job.connector.name: job.kind for job in dispatch_due()}
+    assert kinds == {"imported": "INCREMENTAL", "legacy": "INCREMENTAL"}
+    assert imported.jobs.get().get_kind_display() == "Incremental sync"
