@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 
-# Paths reachable without a session: the login page itself, static files, health check.
-PUBLIC_PREFIXES = ("/accounts/login/", "/static/", "/healthz", "/admin/login/")
+# Paths reachable without a session: the login page itself, static files, health check, and
+# the push endpoint (WordPress signs its requests with HMAC instead: push/services.py).
+PUBLIC_PREFIXES = ("/accounts/login/", "/static/", "/healthz", "/admin/login/", "/push/")
 
 
 class LoginRequiredMiddleware:

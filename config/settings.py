@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "diagnostics",
     "audit",
     "platform_admin",
+    "push",
     "axes",
 ]
 # Django 6 has template partials built in; 5.2 needs the package that became them.
@@ -224,6 +225,14 @@ SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180")
 # another core (syncjobs/engine/mapper.py); "off": always in the worker itself.
 _mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
 SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
+# Push from WordPress (push app): the platform's public base URL the plugin posts to (push is
+# off without it), the debounce (a burst of saves becomes one sync this long after the
+# first), pushes accepted per connector per minute, and how far a push's timestamp may be
+# from our clock.
+PLATFORM_URL = os.environ.get("PLATFORM_URL", "").strip()
+PUSH_DEBOUNCE_SECONDS = float(os.environ.get("PUSH_DEBOUNCE_SECONDS", "2"))
+PUSH_RATE_LIMIT = int(os.environ.get("PUSH_RATE_LIMIT", "60"))
+PUSH_REPLAY_WINDOW = int(os.environ.get("PUSH_REPLAY_WINDOW", "300"))
 
 LOGGING = {
     "version": 1,

@@ -13,4 +13,5 @@ urlpatterns = [
     path("o/<slug:org>/connectors/<int:connector>/diagnostics/", include("diagnostics.urls")),
     path("o/<slug:org>/records/", include("records.urls")),
     path("platform/", include("platform_admin.urls")),
+    path("push/", include("push.urls")),
 ]

@@ -31,6 +31,7 @@ class SyncJob(models.Model):
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
         SCHEDULER = "scheduler", "Scheduler"
+        PUSH = "push", "WordPress change"  # the plugin announced a change (push app)
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"

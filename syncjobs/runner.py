@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from connectors import crypto
 from connectors.models import Connector
+from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
@@ -111,6 +112,10 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         client = source or client_for(connector)
     except (WordPressError, crypto.SecretUnreadable) as exc:
         return SyncJob.Status.FAILED, str(exc)
+    if isinstance(client, WordPressClient):  # not a test's wrapped source
+        from push.services import ensure_subscribed
+
+        ensure_subscribed(connector, client)  # once per connector (push from WordPress)
     store = DjangoStore(job, connector)
     try:
         stats = SyncEngine(client, store, plan).run()

@@ -492,6 +492,14 @@ class WordPressClient:
         self._check_record(result.data, url)
         return result.data
 
+    @_key_safe
+    def subscribe_push(self, url: str, secret: str, *, test: bool = False) -> dict:
+        """POST push (§14.2): tell the plugin where to send this connector's change
+        notifications and the HMAC secret to sign them with. With `test`, the plugin sends
+        a test push at once and answers whether it reached `url` ("reachable", "error")."""
+        body = {"url": url, "secret": secret, "test": test}
+        return self._call("POST", self.api_url(contract.PUSH_ENDPOINT), json_body=body).data
+
     # --- internals: requests -----------------------------------------------------
 
     def _endpoint(self, entity_type: str) -> str:
