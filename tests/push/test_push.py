@@ -1,6 +1,7 @@
 """Push from WordPress (docs §14): the receiving endpoint's refusals, the debounce, tenancy,
 and the round trip with the simulator (its plugin side sends the signed POST on edits)."""
 
+import json
 import time
 
 import pytest
@@ -28,7 +29,7 @@ def enqueued(monkeypatch):
 
 
 def post(connector, *, event="changes", secret=None, stamp=None, signature=None, url_id=None):
-    body = ('{"event": "%s"}' % event).encode()
+    body = json.dumps({"event": event}).encode()
     stamp = stamp or f"{time.time():.6f}"
     secret = secret or PushChannel.for_connector(connector).secret
     headers = {
