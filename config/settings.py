@@ -216,6 +216,13 @@ CELERY_TASK_ACKS_LATE = (
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
+# Fairness (syncjobs/routing.py): long walks (initial, full, reconcile) on their own queue,
+# incrementals and the rest on the default one. Both are declared so that a worker started
+# without -Q consumes both; docker-compose.yml runs one worker per queue.
+SYNC_BULK_QUEUE = "bulk"
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, SYNC_BULK_QUEUE: {}}
+CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
 # Seconds between scheduler ticks and stale-job sweeps (see syncjobs/tasks.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
