@@ -214,3 +214,31 @@ def test_a_plugin_without_push_is_told_apart(settings, org_a):
     assert result["supported"] is False
     assert "does not support push" in result["error"]
     assert PushChannel.objects.get(connector=connector).subscribed_url == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_connection_test_says_whether_the_site_reaches_the_platform(
+    live_server, sim, settings, org_a
+):
+    from diagnostics import checks
+    from diagnostics.services import build_context
+
+    site, server = sim
+    connector = make_connector(org_a, site_url=server.url, api_key=site.key)
+
+    def key_step():
+        context = build_context(connector)
+        try:
+            results = checks.run_checks(context)
+        finally:
+            context.client.close()
+        return next(r for r in results if r.key == "api_key")
+
+    settings.PLATFORM_URL = live_server.url
+    step = key_step()
+    assert step.status == checks.PASS
+    assert "The site reached the platform: its edits arrive within seconds" in step.message
+    settings.PLATFORM_URL = "http://127.0.0.1:9"
+    step = key_step()
+    assert step.status == checks.PASS  # push is a speed-up: the connector works without it
+    assert "could not notify the platform" in step.message
