@@ -2,6 +2,7 @@
 and the round trip with the simulator (its plugin side sends the signed POST on edits)."""
 
 import json
+import re
 import time
 
 import pytest
@@ -132,6 +133,28 @@ def test_a_pushed_sync_waits_for_the_running_job(connector_a):
     start_sync(connector_a, SyncJob.Kind.FULL)
     with pytest.raises(SyncAlreadyRunning):
         services.start_pushed_sync(connector_a.pk)
+
+
+def test_push_is_on_by_default_and_an_admin_turns_it_off_in_settings(alice_client, connector_a):
+    from audit.models import AuditEvent
+
+    url = reverse("connectors:settings", args=["acme", connector_a.pk])
+    page = alice_client.get(url).text
+    [checkbox] = re.findall(r'<input[^>]*name="push_enabled"[^>]*>', page)
+    assert "checked" in checkbox
+    data = {
+        "name": connector_a.name,
+        "site_url": connector_a.site_url,
+        "frequency": connector_a.frequency,
+        "entity_types": connector_a.entity_types,
+        "conflict_policy": connector_a.conflict_policy,
+        "sync_direction": connector_a.sync_direction,
+        "reconcile_frequency": connector_a.reconcile_frequency,
+    }  # push_enabled unticked
+    assert alice_client.post(url, data).status_code == 302
+    assert PushChannel.objects.get(connector=connector_a).enabled is False
+    event = AuditEvent.objects.get(connector=connector_a, action="UPDATED")
+    assert event.changes == {"push_enabled": {"before": True, "after": False}}
 
 
 def test_get_is_not_allowed(connector_a):
