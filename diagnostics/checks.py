@@ -49,7 +49,7 @@ class CheckContext:
     enabled_entity_types: list[str]
     key_problem: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
-    # Push (§14): subscribes the plugin and asks it to push once to the platform; returns
+    # Push (§15): subscribes the plugin and asks it to push once to the platform; returns
     # push.services.subscribe()'s answer. None: not asked (no connector behind the test).
     push_round_trip: Callable[[], dict] | None = None
 

@@ -1,5 +1,5 @@
 """Receiving a push (authenticate, reject replays, rate-limit, debounce) and subscribing the
-plugin to pushes. The view and the runner call these; see docs/wordpress-sync-api.md §14.
+plugin to pushes. The view and the runner call these; see docs/wordpress-sync-api.md §15.
 
 A push carries nothing but "this connector's site has changes": the platform answers it by
 scheduling the connector's ordinary incremental sync, which reads what changed from the site's
@@ -69,7 +69,7 @@ def receive(connector_id: int, timestamp: str, signature: str, body: bytes, now=
         event = json.loads(body or b"{}").get("event")
     except (ValueError, AttributeError):
         return Outcome(400, 'The body is not a JSON object such as {"event": "changes"}.')
-    test = event == "test"  # the connection test's round trip (§14.3): never a sync
+    test = event == "test"  # the connection test's round trip (§15.3): never a sync
     with transaction.atomic():
         channel = PushChannel.objects.select_for_update().get(pk=channel.pk)
         # Replay: every accepted push is newer than the last one. A replayed push (or one
@@ -152,7 +152,7 @@ def push_url(connector) -> str | None:
 
 
 def subscribe(connector, client, *, test: bool = False) -> dict:
-    """Give the plugin this connector's push URL and secret (§14.2). With `test`, the plugin
+    """Give the plugin this connector's push URL and secret (§15.2). With `test`, the plugin
     also sends a test push at once and reports whether it reached us.
 
     Returns {"supported", "subscribed", "reachable", "error"}; never raises for a site that

@@ -1,4 +1,4 @@
-"""The endpoint WordPress posts to when a synced record changed (docs §14)."""
+"""The endpoint WordPress posts to when a synced record changed (docs §15)."""
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt

@@ -282,7 +282,7 @@ def handle_sync(site, request: Request, family: str, route: str) -> Reply:
 
 
 def subscribe_push(site, request: Request) -> Reply:
-    """POST push (§14.2): store the platform's URL and secret; with "test", push once now."""
+    """POST push (§15.2): store the platform's URL and secret; with "test", push once now."""
     try:
         body = json.loads(request.body.decode("utf-8")) if request.body else None
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -1,4 +1,4 @@
-"""The plugin's push (contract §14), simulated: subscriptions and the signed change POSTs.
+"""The plugin's push (contract §15), simulated: subscriptions and the signed change POSTs.
 
 The plugin sends at most one push per WordPress request, after the request finished. The
 simulator has no requests around its edits (tests call SimulatedSite.edit() directly), so a

@@ -170,7 +170,7 @@ class SimulatedSite:
         self._pruned_seq = 0
         self.change_settle = contract.CHANGE_SETTLE_SECONDS
         self.wordpress_version = wordpress_version
-        # Push (§14): the plugin posts "changes" to subscribed platforms after each change.
+        # Push (§15): the plugin posts "changes" to subscribed platforms after each change.
         # False simulates a plugin without it (its route answers rest_no_route).
         self.push_supported = push
         self.pusher = Pusher()

@@ -494,7 +494,7 @@ class WordPressClient:
 
     @_key_safe
     def subscribe_push(self, url: str, secret: str, *, test: bool = False) -> dict:
-        """POST push (§14.2): tell the plugin where to send this connector's change
+        """POST push (§15.2): tell the plugin where to send this connector's change
         notifications and the HMAC secret to sign them with. With `test`, the plugin sends
         a test push at once and answers whether it reached `url` ("reachable", "error")."""
         body = {"url": url, "secret": secret, "test": test}

@@ -102,7 +102,7 @@ ENDPOINT_ENTITY_TYPES = {v: k for k, v in ENTITY_ENDPOINTS.items()}
 
 PING_ENDPOINT = "ping"
 DELETIONS_ENDPOINT = "deletions"
-#: §14: the plugin's subscription endpoint, and the headers of the push it sends us.
+#: §15: the plugin's subscription endpoint, and the headers of the push it sends us.
 PUSH_ENDPOINT = "push"
 PUSH_TIMESTAMP_HEADER = "X-Association-Push-Timestamp"
 PUSH_SIGNATURE_HEADER = "X-Association-Push-Signature"

@@ -1,4 +1,4 @@
-"""Push from WordPress (docs §14): the receiving endpoint's refusals, the debounce, tenancy,
+"""Push from WordPress (docs §15): the receiving endpoint's refusals, the debounce, tenancy,
 and the round trip with the simulator (its plugin side sends the signed POST on edits)."""
 
 import json

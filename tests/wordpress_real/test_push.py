@@ -1,4 +1,4 @@
-"""Push on a real WordPress (contract §14): the plugin subscribes the platform, answers the
+"""Push on a real WordPress (contract §15): the plugin subscribes the platform, answers the
 connection test's round trip, and after a real edit sends one signed POST once the request
 ended (the shutdown hook), however many records the request changed; the platform's
 endpoint accepts it and the pushed incremental sync brings the edit."""

@@ -1,6 +1,6 @@
 <?php
 /**
- * Push (contract §14): tells the platforms subscribed to this site that records changed, so
+ * Push (contract §15): tells the platforms subscribed to this site that records changed, so
  * an edit reaches them in seconds instead of at their next scheduled sync.
  *
  * A platform subscribes with POST push {url, secret[, test]} (key-guarded like every route).
@@ -46,7 +46,7 @@ class AA_Push {
 		return is_array( $subscriptions ) ? $subscriptions : array();
 	}
 
-	/** The signed POST (§14.1): HMAC-SHA256 of "{timestamp}." + body with the shared secret. */
+	/** The signed POST (§15.1): HMAC-SHA256 of "{timestamp}." + body with the shared secret. */
 	public static function send( $url, $secret, $event, $blocking ) {
 		$body  = wp_json_encode( array( 'event' => $event ) );
 		$stamp = sprintf( '%.6F', microtime( true ) );
