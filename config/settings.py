@@ -232,6 +232,9 @@ SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180")
 # another core (syncjobs/engine/mapper.py); "off": always in the worker itself.
 _mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
 SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
+# Politeness (connectors/wordpress/hostlimit.py): concurrent requests per WordPress host
+# across all workers (needs Redis; 0: no limit).
+WORDPRESS_HOST_CONCURRENCY = int(os.environ.get("WORDPRESS_HOST_CONCURRENCY", "4"))
 # Push from WordPress (push app): the platform's public base URL the plugin posts to (push is
 # off without it), the debounce (a burst of saves becomes one sync this long after the
 # first), pushes accepted per connector per minute, and how far a push's timestamp may be

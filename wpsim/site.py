@@ -181,6 +181,8 @@ class SimulatedSite:
         self.writes: list[dict] = []
         self.request_log: deque = deque(maxlen=2000)
         self.request_count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once since creation
         self._rate_window: deque = deque()
         self._records: dict[str, dict[int, dict]] = {t: {} for t in contract.ENTITY_TYPES}
         self._order: dict[str, list[tuple[str, int]]] = {t: [] for t in contract.ENTITY_TYPES}
@@ -666,6 +668,15 @@ class SimulatedSite:
                     chosen = fault
             self.faults = [f for f in self.faults if not f.exhausted]
         return chosen
+
+    def request_started(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def request_ended(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def log_request(self, method: str, path: str, status: int, headers: dict) -> None:
         with self.lock:
