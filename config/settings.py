@@ -232,6 +232,9 @@ SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180")
 # another core (syncjobs/engine/mapper.py); "off": always in the worker itself.
 _mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
 SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
+# Per-record sync log rows are removed this many days after their job finished (FAILED and
+# CONFLICT rows: twice as long; job rows and counters are kept); 0 keeps them for ever.
+SYNC_LOG_RETENTION_DAYS = int(os.environ.get("SYNC_LOG_RETENTION_DAYS", "90"))
 # Politeness (connectors/wordpress/hostlimit.py): concurrent requests per WordPress host
 # across all workers (needs Redis; 0: no limit).
 WORDPRESS_HOST_CONCURRENCY = int(os.environ.get("WORDPRESS_HOST_CONCURRENCY", "4"))
@@ -262,5 +265,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncjobs.tasks.sweep_stale_jobs",
         "schedule": SYNC_SWEEP_INTERVAL,
     },
+    "prune-sync-logs": {"task": "syncjobs.tasks.prune_sync_logs", "schedule": 3600.0},
 }
 LOGIN_URL_PATH = "/accounts/login/"
