@@ -127,3 +127,17 @@ def test_a_sync_running_meanwhile_completes_with_its_whole_log(org_a, settings):
     assert SyncLogEntry.objects.filter(job=job).count() == 600
     assert pruned[0].rows == 30 * 8
     assert all(statuses(j) == [] for j in old)
+
+
+def test_the_job_page_says_how_long_log_rows_are_kept(alice_client, connector_a, settings):
+    from django.urls import reverse
+
+    settings.SYNC_LOG_RETENTION_DAYS = 90
+    ancient = job_aged(connector_a, 200)
+    prune()
+    url = reverse("syncjobs:detail", args=["acme", connector_a.pk, ancient.pk])
+    page = alice_client.get(url).text
+    assert "Log rows older than 90 days are removed (failed and conflict rows after 180 days)" in (
+        page
+    )
+    assert "This job's log rows were removed after 180 days" in page
