@@ -48,13 +48,13 @@ def receive(connector_id: int, timestamp: str, signature: str, body: bytes, now=
     channel = (
         PushChannel.objects.select_related("connector").filter(connector_id=connector_id).first()
     )
-    # The same answer for "no such connector" and "bad signature": the endpoint does not
-    # tell a stranger which connector ids exist.
+    # The same answer for "no such connector" and "bad signature", a 404 as for any object
+    # of another tenant: the endpoint does not tell a stranger which connector ids exist.
     if channel is None or not signature:
-        return Outcome(401, "Unknown connector or invalid signature.")
+        return Outcome(404, "Unknown connector or invalid signature.")
     expected = sign(channel.secret, timestamp, body)
     if not hmac.compare_digest(expected, signature.strip().lower()):
-        return Outcome(401, "Unknown connector or invalid signature.")
+        return Outcome(404, "Unknown connector or invalid signature.")
     try:
         stamp = Decimal(timestamp)
     except InvalidOperation:

@@ -5,5 +5,5 @@ from push import views
 app_name = "push"
 
 urlpatterns = [
-    path("wordpress/<int:connector_id>/", views.receive_push, name="receive"),
+    path("wordpress/<int:connector>/", views.receive_push, name="receive"),
 ]

@@ -12,11 +12,11 @@ MAX_BODY = 4096  # a push is a few bytes; nothing bigger is read
 
 @csrf_exempt  # signed by the plugin (HMAC), not a browser form
 @require_POST
-def receive_push(request, connector_id: int):
+def receive_push(request, connector: int):
     if len(request.body) > MAX_BODY:
         return JsonResponse({"ok": False, "message": "Body too large."}, status=413)
     outcome = receive(
-        connector_id,
+        connector,
         request.headers.get(contract.PUSH_TIMESTAMP_HEADER, ""),
         request.headers.get(contract.PUSH_SIGNATURE_HEADER, ""),
         request.body,

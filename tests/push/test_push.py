@@ -75,7 +75,7 @@ def test_bad_signature_and_unknown_connector_are_refused_alike(connector_a, enqu
     unknown = post(connector_a, url_id=connector_a.pk + 1000)
     missing = post(connector_a, signature=" ")
     for response in (forged, unknown, missing):
-        assert response.status_code == 401
+        assert response.status_code == 404
         assert response.json()["message"] == "Unknown connector or invalid signature."
     assert enqueued == [] and not SyncJob.objects.exists()
 
@@ -96,7 +96,7 @@ def test_a_push_signed_for_another_organisations_connector_does_nothing(
     """Tenancy: the secret is per connector, so Globex's plugin cannot sync Acme's."""
     b_secret = PushChannel.for_connector(connector_b).secret
     response = post(connector_a, secret=b_secret)
-    assert response.status_code == 401
+    assert response.status_code == 404
     assert enqueued == []
 
 

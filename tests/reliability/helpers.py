@@ -13,14 +13,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def enqueued_tasks(queue: str = "celery") -> list[dict]:
-    """Messages waiting in the real broker queue, decoded: [{"task", "args", "kwargs"}]."""
+# Both Celery queues (syncjobs/routing.py: full syncs and imports wait in "bulk").
+QUEUES = ("celery", "bulk")
+
+
+def enqueued_tasks(queues: tuple[str, ...] = QUEUES) -> list[dict]:
+    """Messages waiting in the real broker queues, decoded: [{"task", "args", "kwargs"}]."""
     from config.celery import app
 
     out = []
     with app.connection_for_write() as conn:
         client = conn.default_channel.client  # the redis-py client of the kombu channel
-        for raw in client.lrange(queue, 0, -1):
+        raws = [raw for queue in queues for raw in client.lrange(queue, 0, -1)]
+        for raw in raws:
             message = json.loads(raw)
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
@@ -32,11 +37,11 @@ def enqueued_tasks(queue: str = "celery") -> list[dict]:
     return out
 
 
-def purge_broker(queue: str = "celery") -> None:
+def purge_broker(queues: tuple[str, ...] = QUEUES) -> None:
     from config.celery import app
 
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete(queue)
+        conn.default_channel.client.delete(*queues)
 
 
 def site_order(site, entity_type) -> list[dict]:

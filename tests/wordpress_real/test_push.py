@@ -99,5 +99,5 @@ def test_a_push_with_another_secret_is_refused_by_the_platform(connector, real_w
         f"""<?php $r = AA_Push::send( '{url}', 'not-the-secret', 'changes', true );
         echo wp_json_encode( wp_remote_retrieve_response_code( $r ) );"""
     )
-    assert answer == 401
+    assert answer == 404
     assert PushChannel.objects.get(connector=connector).sync_due_at is None
