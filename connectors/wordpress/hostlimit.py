@@ -6,17 +6,23 @@ and a fleet's workers would otherwise hit one small host with as many requests a
 there are workers. The slots live in Redis, shared by all workers: a sorted set per host whose
 members are the requests in flight, each scored with the time it expires. A worker killed in
 the middle of a request cannot leak its slot: the slot expires (HOST_SLOT_TTL, longer than
-any request may take) and the next acquirer drops it. Plain Python (redis-py), no Django.
+any request may take) and the next acquirer drops it. With Redis down, requests go out
+without a slot (fail open): politeness must not stop syncs. Plain Python (redis-py), no Django.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+
+from redis.exceptions import RedisError
 
 from connectors.wordpress.errors import WordPressError
+
+logger = logging.getLogger(__name__)
 
 # Atomically: drop expired slots; take one if fewer than the limit are held and the host did
 # not ask everyone to wait (its Retry-After, stored as `{key}:until`). Returns 0 when taken,
@@ -80,9 +86,15 @@ class HostLimiter:
         keys = self._keys(host)
         deadline = time.monotonic() + self.max_wait
         while True:
-            answer = float(
-                self._acquire(keys=keys, args=[time.time(), self.limit, self.ttl, token])
-            )
+            try:
+                answer = float(
+                    self._acquire(keys=keys, args=[time.time(), self.limit, self.ttl, token])
+                )
+            except RedisError:
+                # Fail open: politeness must not stop a sync while Redis restarts.
+                logger.warning("host slots unavailable (Redis): request sent without a slot")
+                yield
+                return
             if answer == 0:
                 break
             if time.monotonic() >= deadline:
@@ -91,10 +103,12 @@ class HostLimiter:
         try:
             yield
         finally:
-            self.redis.zrem(keys[0], token)
+            with suppress(RedisError):  # else the slot expires by itself (HOST_SLOT_TTL)
+                self.redis.zrem(keys[0], token)
 
     def back_off(self, host: str, seconds: float) -> None:
         """The host answered Retry-After: no worker sends it anything for that long."""
         if seconds > 0:
             until = time.time() + seconds
-            self.redis.set(self._keys(host)[1], repr(until), ex=int(seconds) + 1)
+            with suppress(RedisError):  # else this worker still waits, the others are not told
+                self.redis.set(self._keys(host)[1], repr(until), ex=int(seconds) + 1)

@@ -112,3 +112,21 @@ def test_a_retry_after_holds_back_every_worker_of_the_host(r):
             client.ping()  # 429 with Retry-After: 1, then the retry succeeds
     assert site.request_count == 2
     assert len(waits) == 1 and 0.8 < waits[0] < 2.5
+
+
+def test_with_redis_down_requests_go_out_without_a_slot():
+    """Fail open: a Redis restart must not fail the syncs running meanwhile."""
+    from wpsim import SimulatedSite, serve
+
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    limiter = HostLimiter(unreachable, 1, prefix="test-slots:")
+    site = SimulatedSite(records=10, key=KEY)
+    site.inject("status", "ping", status=429, retry_after=1)
+    with (
+        serve(site, host="127.0.0.1", port=0) as server,
+        WordPressClient(
+            server.url, KEY, allow_private=True, host_limiter=limiter, sleep=lambda s: None
+        ) as client,
+    ):
+        assert client.ping()["plugin"] == "association-app"
+    assert site.request_count == 2
