@@ -35,6 +35,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+# A scheduled pushed sync that has not started this long after its due time is presumed lost
+# (the broker was down when it was enqueued, or its task gave up waiting for a long job): the
+# next push schedules a new one instead of joining it for ever.
+SCHEDULED_GIVE_UP = timedelta(minutes=5)
+
+
 @dataclass
 class Outcome:
     status: int  # the HTTP status the endpoint answers
@@ -95,7 +101,7 @@ def receive(connector_id: int, timestamp: str, signature: str, body: bytes, now=
             outcome = Outcome(202, "Push is off for this connector: ignored.")
         elif connector.status == Connector.Status.PAUSED:
             outcome = Outcome(202, "The connector is paused: ignored.")
-        elif channel.sync_due_at is not None:
+        elif channel.sync_due_at is not None and now - channel.sync_due_at < SCHEDULED_GIVE_UP:
             outcome = Outcome(202, "A sync is already scheduled: this push joins it.")
         else:
             channel.sync_due_at = now + timedelta(seconds=settings.PUSH_DEBOUNCE_SECONDS)

@@ -69,6 +69,22 @@ def test_a_burst_of_fifty_saves_becomes_one_sync(
     assert len(enqueued) == 2
 
 
+def test_a_scheduled_sync_whose_message_was_lost_does_not_swallow_later_pushes(
+    connector_a, enqueued, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    PushChannel.for_connector(connector_a)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    PushChannel.objects.filter(connector=connector_a).update(sync_due_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(connector_a)
+    assert response.json()["message"] == "Incremental sync scheduled."
+    assert len(enqueued) == 1
+
+
 def test_bad_signature_and_unknown_connector_are_refused_alike(connector_a, enqueued):
     PushChannel.for_connector(connector_a)
     forged = post(connector_a, secret="not-the-secret")
