@@ -1,9 +1,17 @@
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 
-# Paths reachable without a session: the login page itself, static files, health check.
-# /metrics has its own bearer token (syncjobs/metrics.py).
-PUBLIC_PREFIXES = ("/accounts/login/", "/static/", "/healthz", "/admin/login/", "/metrics")
+# Paths reachable without a session: the login page itself, static files, health check,
+# /metrics (its own bearer token: syncjobs/metrics.py) and the push endpoint (WordPress signs
+# its requests with HMAC instead: push/services.py).
+PUBLIC_PREFIXES = (
+    "/accounts/login/",
+    "/static/",
+    "/healthz",
+    "/admin/login/",
+    "/metrics",
+    "/push/",
+)
 
 
 class LoginRequiredMiddleware:

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "diagnostics",
     "audit",
     "platform_admin",
+    "push",
     "axes",
     "notifications",
 ]
@@ -218,6 +219,13 @@ CELERY_TASK_ACKS_LATE = (
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
+# Fairness (syncjobs/routing.py): long walks (initial, full, reconcile) on their own queue,
+# incrementals and the rest on the default one. Both are declared so that a worker started
+# without -Q consumes both; docker-compose.yml runs one worker per queue.
+SYNC_BULK_QUEUE = "bulk"
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, SYNC_BULK_QUEUE: {}}
+CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
 # Seconds between scheduler ticks and stale-job sweeps (see syncjobs/tasks.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
@@ -227,6 +235,20 @@ SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180")
 # another core (syncjobs/engine/mapper.py); "off": always in the worker itself.
 _mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
 SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
+# Per-record sync log rows are removed this many days after their job finished (FAILED and
+# CONFLICT rows: twice as long; job rows and counters are kept); 0 keeps them for ever.
+SYNC_LOG_RETENTION_DAYS = int(os.environ.get("SYNC_LOG_RETENTION_DAYS", "90"))
+# Politeness (connectors/wordpress/hostlimit.py): concurrent requests per WordPress host
+# across all workers (needs Redis; 0: no limit).
+WORDPRESS_HOST_CONCURRENCY = int(os.environ.get("WORDPRESS_HOST_CONCURRENCY", "4"))
+# Push from WordPress (push app): the platform's public base URL the plugin posts to (push is
+# off without it), the debounce (a burst of saves becomes one sync this long after the
+# first), pushes accepted per connector per minute, and how far a push's timestamp may be
+# from our clock.
+PLATFORM_URL = os.environ.get("PLATFORM_URL", "").strip()
+PUSH_DEBOUNCE_SECONDS = float(os.environ.get("PUSH_DEBOUNCE_SECONDS", "2"))
+PUSH_RATE_LIMIT = int(os.environ.get("PUSH_RATE_LIMIT", "60"))
+PUSH_REPLAY_WINDOW = int(os.environ.get("PUSH_REPLAY_WINDOW", "300"))
 
 # Metrics (syncjobs/metrics.py, docs/metrics.md): /metrics answers only with this bearer token.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
@@ -310,5 +332,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.send_digests",
         "schedule": crontab(hour=int(os.environ.get("NOTIFICATIONS_DIGEST_HOUR", "7")), minute=0),
     },
+    "prune-sync-logs": {"task": "syncjobs.tasks.prune_sync_logs", "schedule": 3600.0},
 }
 LOGIN_URL_PATH = "/accounts/login/"

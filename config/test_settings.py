@@ -47,4 +47,6 @@ if XDIST_WORKER:
     # Its own queue name as well: the filesystem broker (no REDIS_URL) has one folder for all,
     # and a Redis database that wrapped round to one in use elsewhere still never shares a queue.
     CELERY_TASK_DEFAULT_QUEUE = f"celery-{XDIST_WORKER}"
+    SYNC_BULK_QUEUE = f"bulk-{XDIST_WORKER}"
+    CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, SYNC_BULK_QUEUE: {}}
     MEDIA_ROOT = MEDIA_ROOT / XDIST_WORKER

@@ -16,4 +16,5 @@ urlpatterns = [
     path("o/<slug:org>/records/", include("records.urls")),
     path("o/<slug:org>/notifications/", include("notifications.urls")),
     path("platform/", include("platform_admin.urls")),
+    path("push/", include("push.urls")),
 ]

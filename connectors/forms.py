@@ -240,6 +240,16 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         required=False,
         help_text="Turning a type off stops syncing it; records already imported stay.",
     )
+    # Stored on the connector's push channel (push app), not on the connector.
+    push_enabled = forms.BooleanField(
+        label="Receive changes from WordPress as they happen",
+        required=False,
+        help_text=(
+            "The plugin notifies the platform after each edit and an incremental sync follows "
+            "within seconds; the schedule stays as the safety net. Needs plugin 1.2 with push "
+            "(Test Connection says whether the site reaches the platform)."
+        ),
+    )
     field_mapping_overrides = forms.CharField(
         label="Field mapping overrides",
         required=False,
@@ -297,7 +307,11 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             "Enter the address of your WordPress site."
         )
         if not self.is_bound:
+            from push.models import PushChannel
+
             self.initial["site_url"] = self.instance.site_url
+            channel = PushChannel.objects.filter(connector=self.instance).first()
+            self.initial["push_enabled"] = channel.enabled if channel else True
             overrides = self.instance.field_mapping_overrides
             self.initial["field_mapping_overrides"] = (
                 json.dumps(overrides, indent=2, sort_keys=True) if overrides else ""
@@ -335,4 +349,5 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         values = {name: self.cleaned_data[name] for name in self.Meta.fields}
         values["site_url"] = self.cleaned_data["site_url"]
         values["field_mapping_overrides"] = self.cleaned_data["field_mapping_overrides"]
+        values["push_enabled"] = self.cleaned_data["push_enabled"]
         return values

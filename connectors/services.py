@@ -67,6 +67,8 @@ def create_connector(
 def update_connector(connector, *, user, values: dict, api_key: str = "") -> dict:
     """Apply settings from the next sync on. Returns the recorded field-level diff
     (empty when nothing changed, in which case no event is recorded)."""
+    values = dict(values)
+    push_enabled = values.pop("push_enabled", None)
     with transaction.atomic():
         current = _locked(connector)
         before = snapshot(current)
@@ -79,6 +81,14 @@ def update_connector(connector, *, user, values: dict, api_key: str = "") -> dic
         if current.reconcile_frequency != before["reconcile_frequency"]:
             current.next_reconcile_at = current.compute_next_reconcile_at()
         changes = diff(before, snapshot(current))
+        if push_enabled is not None:
+            from push.models import PushChannel
+
+            channel = PushChannel.for_connector(current)
+            if channel.enabled != push_enabled:
+                channel.enabled = push_enabled
+                channel.save(update_fields=["enabled"])
+                changes["push_enabled"] = {"before": not push_enabled, "after": push_enabled}
         if not changes:
             return {}
         current.save()

@@ -49,6 +49,9 @@ class CheckContext:
     enabled_entity_types: list[str]
     key_problem: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    # Push (§15): subscribes the plugin and asks it to push once to the platform; returns
+    # push.services.subscribe()'s answer. None: not asked (no connector behind the test).
+    push_round_trip: Callable[[], dict] | None = None
 
 
 @dataclass
@@ -328,7 +331,31 @@ def check_api_key(ctx: CheckContext) -> str:
         f"Key accepted by “{ping.get('site_name', '')}”: Association App "
         f"{ping.get('plugin_version', '?')} (contract v{ping.get('contract_version')}), "
         f"WordPress {ping.get('wordpress_version', '?')}, timezone {ping.get('timezone', '?')}; "
-        f"serves {served}."
+        f"serves {served}." + _push_note(ctx, ping)
+    )
+
+
+def _push_note(ctx: CheckContext, ping: dict) -> str:
+    """Whether the site can reach the platform (a round trip the plugin performs). Never a
+    failure: without push, edits still arrive with the scheduled syncs."""
+    if ctx.push_round_trip is None:
+        return ""
+    if not ping.get("push"):
+        return (
+            " This plugin version cannot notify the platform of changes: edits arrive with "
+            "the scheduled syncs. Update the Association App plugin for changes in seconds."
+        )
+    result = ctx.push_round_trip()
+    if not result.get("subscribed"):
+        return (
+            f" Push is not set up ({result.get('error')}): edits arrive with the scheduled syncs."
+        )
+    if result.get("reachable"):
+        return " The site reached the platform: its edits arrive within seconds (push)."
+    return (
+        " The site could not notify the platform of changes "
+        f"({result.get('error') or 'no answer'}): edits arrive with the scheduled syncs. "
+        "Check that the site can open connections to the platform's address (PLATFORM_URL)."
     )
 
 

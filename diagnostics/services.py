@@ -94,6 +94,10 @@ def build_context(connector) -> checks.CheckContext:
     except WordPressError as exc:
         # The client refuses the site URL itself; step 1 reports it.
         context.facts["client_error"] = exc
+    if context.client is not None and not context.key_problem:
+        from push import services as push
+
+        context.push_round_trip = lambda: push.subscribe(connector, context.client, test=True)
     return context
 
 

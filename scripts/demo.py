@@ -69,7 +69,9 @@ def main() -> None:
     procfile = VAR / "Procfile.demo"
     lines = [
         f"web: {PYTHON} manage.py runserver 127.0.0.1:{PORT} --noreload",
-        f"worker: {PYTHON} -m celery -A config worker --loglevel INFO --concurrency 2",
+        # Both queues (syncjobs/routing.py): the demo's one worker runs imports and incrementals.
+        f"worker: {PYTHON} -m celery -A config worker --queues celery,bulk --loglevel INFO"
+        " --concurrency 2",
         f"beat: {PYTHON} -m celery -A config beat --loglevel INFO"
         f" --schedule {VAR / 'celerybeat-schedule'}",
     ]

@@ -31,6 +31,7 @@ class SyncJob(models.Model):
     class Trigger(models.TextChoices):
         MANUAL = "manual", "Manual"
         SCHEDULER = "scheduler", "Scheduler"
+        PUSH = "push", "WordPress change"  # the plugin announced a change (push app)
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"
@@ -64,6 +65,15 @@ class SyncJob(models.Model):
     # each a change the incremental syncs missed (set by the runner). None for other jobs,
     # and for a reconciliation that re-stored records after a mapping change (not drift).
     drift = models.PositiveIntegerField(null=True, blank=True)
+
+    class LogKept(models.TextChoices):
+        ALL = "all", "All rows"
+        FAILURES = "failures", "Failed and conflict rows only"
+        NONE = "none", "None"
+
+    # How much of this job's per-record log retention left (syncjobs/retention.py); the job
+    # row and its counters are always kept.
+    log_kept = models.CharField(max_length=8, choices=LogKept.choices, default=LogKept.ALL)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from config.logs import log_context
 from connectors import crypto
 from connectors.models import Connector
+from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import WordPressError
 from notifications import alerts
 from notifications.causes import cause_of
@@ -116,6 +117,10 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     except (WordPressError, crypto.SecretUnreadable) as exc:
         job.error_cause = cause_of(exc)  # for the notifications (Platform health groups by it)
         return SyncJob.Status.FAILED, str(exc)
+    if isinstance(client, WordPressClient):  # not a test's wrapped source
+        from push.services import ensure_subscribed
+
+        ensure_subscribed(connector, client)  # once per connector (push from WordPress)
     store = DjangoStore(job, connector)
     try:
         stats = SyncEngine(client, store, plan).run()

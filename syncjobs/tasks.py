@@ -26,3 +26,11 @@ def sweep_stale_jobs() -> int:
 
     resend_lost()
     return sweep_stale()
+
+
+@shared_task(name="syncjobs.tasks.prune_sync_logs", ignore_result=True)
+def prune_sync_logs() -> int:
+    from syncjobs.retention import prune
+
+    # Bounded: a backlog (the first run after an upgrade) is worked off over several runs.
+    return prune(pause=0.01, max_seconds=600).rows

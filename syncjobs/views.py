@@ -8,6 +8,7 @@ DESC LIMIT n"), each served by one of the (job, column, -id) indexes in syncjobs
 import csv
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
@@ -303,6 +304,7 @@ def job_detail(request, org, connector, job):
         "entity_types": EntityType.choices,
         "operations": SyncLogEntry.Operation.choices,
         "statuses": SyncLogEntry.Status.choices,
+        "log_retention_days": settings.SYNC_LOG_RETENTION_DAYS,  # syncjobs/retention.py
     }
     if request.htmx and request.htmx.target == "job-log":
         # Filters, pagination and the end-of-job refresh swap only the log table.

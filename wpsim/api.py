@@ -216,6 +216,8 @@ def handle_sync(site, request: Request, family: str, route: str) -> Reply:
         kind = "ping"
     elif route == contract.DELETIONS_ENDPOINT and method == "GET":
         kind = "deletions"
+    elif route == contract.PUSH_ENDPOINT and method == "POST" and site.push_supported:
+        kind = "push"
     elif route in contract.ENDPOINT_ENTITY_TYPES and method == "GET":
         kind, entity_type = "list", contract.ENDPOINT_ENTITY_TYPES[route]
     else:
@@ -257,6 +259,8 @@ def handle_sync(site, request: Request, family: str, route: str) -> Reply:
         return list_records(site, request, entity_type)
     if kind == "deletions":
         return list_deletions(site, request)
+    if kind == "push":
+        return subscribe_push(site, request)
     if kind == "single":
         if not site.has(entity_type, record_id):
             return plugin_reply(404, site.not_found(entity_type, record_id))
@@ -274,6 +278,25 @@ def handle_sync(site, request: Request, family: str, route: str) -> Reply:
             ),
         )
     status, payload = site.write(entity_type, record_id, body)
+    return plugin_reply(status, payload)
+
+
+def subscribe_push(site, request: Request) -> Reply:
+    """POST push (§15.2): store the platform's URL and secret; with "test", push once now."""
+    try:
+        body = json.loads(request.body.decode("utf-8")) if request.body else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        return plugin_reply(
+            400,
+            error_body(
+                400, contract.ERROR_INVALID_JSON, "The request body is not a valid JSON object."
+            ),
+        )
+    status, payload = site.pusher.subscribe(
+        str(body.get("url") or ""), str(body.get("secret") or ""), bool(body.get("test"))
+    )
     return plugin_reply(status, payload)
 
 

@@ -69,6 +69,15 @@ class Handler(BaseHTTPRequestHandler):
     # --- dispatch --------------------------------------------------------------------
 
     def dispatch(self, method: str) -> None:
+        # Requests in flight, so tests can see how many a fleet of workers sends at once.
+        site: SimulatedSite = self.server.site
+        site.request_started()
+        try:
+            self._dispatch(method)
+        finally:
+            site.request_ended()
+
+    def _dispatch(self, method: str) -> None:
         site: SimulatedSite = self.server.site
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)

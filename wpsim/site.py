@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from connectors.wordpress import contract
 
 from . import data
+from .push import Pusher
 from .writes import apply_update
 
 __all__ = ["FAULT_KINDS", "Fault", "SimulatedSite", "SiteClock"]
@@ -144,6 +145,7 @@ class SimulatedSite:
         gmt_offset: float = 1,
         plugin_version: str = "1.2.0",
         wordpress_version: str = "6.1.9",
+        push: bool = True,
     ) -> None:
         self.key = key
         self.admin_key = key  # guards /__sim/ control routes, survives key rotation
@@ -168,6 +170,10 @@ class SimulatedSite:
         self._pruned_seq = 0
         self.change_settle = contract.CHANGE_SETTLE_SECONDS
         self.wordpress_version = wordpress_version
+        # Push (§15): the plugin posts "changes" to subscribed platforms after each change.
+        # False simulates a plugin without it (its route answers rest_no_route).
+        self.push_supported = push
+        self.pusher = Pusher()
         self.base_url = "http://127.0.0.1"
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
@@ -175,6 +181,8 @@ class SimulatedSite:
         self.writes: list[dict] = []
         self.request_log: deque = deque(maxlen=2000)
         self.request_count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once since creation
         self._rate_window: deque = deque()
         self._records: dict[str, dict[int, dict]] = {t: {} for t in contract.ENTITY_TYPES}
         self._order: dict[str, list[tuple[str, int]]] = {t: [] for t in contract.ENTITY_TYPES}
@@ -263,6 +271,7 @@ class SimulatedSite:
             (self._next_seq, entity_type, record["id"], data.gmt(self.clock.now()))
         )
         self._next_seq += 1
+        self.pusher.changed()
 
     # --- reading -------------------------------------------------------------------
 
@@ -660,6 +669,15 @@ class SimulatedSite:
             self.faults = [f for f in self.faults if not f.exhausted]
         return chosen
 
+    def request_started(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def request_ended(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
     def log_request(self, method: str, path: str, status: int, headers: dict) -> None:
         with self.lock:
             self.request_count += 1
@@ -684,6 +702,7 @@ class SimulatedSite:
             "max_per_page": contract.MAX_PER_PAGE,
             "deletions_retention_days": contract.MIN_DELETIONS_RETENTION_DAYS,
             "server_time_gmt": data.gmt(self.clock.now()),
+            **({"push": True} if self.push_supported else {}),
         }
 
     def state(self) -> dict:

@@ -213,6 +213,7 @@ class WordPressClient:
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
         retry_after_max: float = RETRY_AFTER_MAX,
+        host_limiter=None,
     ) -> None:
         # parse_url raises BlockedAddress for a URL it cannot use (never an httpx or IDNA
         # exception) and gives the host in the ASCII form every request is built from. Whether
@@ -233,6 +234,8 @@ class WordPressClient:
         self.sleep = sleep
         self.request_count = 0
         self.guard = OutboundGuard(allow_private=allow_private, resolver=resolver)
+        #: hostlimit.HostLimiter shared by every worker (None: no per-host limit).
+        self.host_limiter = host_limiter
         self._http = httpx.Client(
             transport=transport or GuardedTransport(self.guard, verify=verify),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -492,7 +495,20 @@ class WordPressClient:
         self._check_record(result.data, url)
         return result.data
 
+    @_key_safe
+    def subscribe_push(self, url: str, secret: str, *, test: bool = False) -> dict:
+        """POST push (§15.2): tell the plugin where to send this connector's change
+        notifications and the HMAC secret to sign them with. With `test`, the plugin sends
+        a test push at once and answers whether it reached `url` ("reachable", "error")."""
+        body = {"url": url, "secret": secret, "test": test}
+        return self._call("POST", self.api_url(contract.PUSH_ENDPOINT), json_body=body).data
+
     # --- internals: requests -----------------------------------------------------
+
+    def _host_slot(self):
+        if self.host_limiter is None:
+            return contextlib.nullcontext()
+        return self.host_limiter.slot(self._site_host)
 
     def _endpoint(self, entity_type: str) -> str:
         try:
@@ -563,14 +579,15 @@ class WordPressClient:
         while True:
             before = self.request_count
             try:
-                response, body, final_url = self._send(
-                    method,
-                    url,
-                    params=params,
-                    json_body=json_body,
-                    with_key=with_key,
-                    follow=not is_put,
-                )
+                with self._host_slot():
+                    response, body, final_url = self._send(
+                        method,
+                        url,
+                        params=params,
+                        json_body=json_body,
+                        with_key=with_key,
+                        follow=not is_put,
+                    )
             except (RequestTimedOut, SiteUnreachable) as exc:
                 requests += self.request_count - before
                 if exc.retryable and attempt < self.max_retries:
@@ -591,6 +608,9 @@ class WordPressClient:
                 # PUT is retried only when the site asks for it (§12).
                 if not is_put or (status in (429, 503) and retry_after is not None):
                     delay = retry_after if retry_after is not None else self._backoff(attempt)
+                    if retry_after is not None and self.host_limiter is not None:
+                        # Every worker waits, not only this one (several connectors, one host).
+                        self.host_limiter.back_off(self._site_host, retry_after)
                     logger.info("%s %s answered %s; retry in %.1fs", method, url, status, delay)
                     self.sleep(delay)
                     attempt += 1

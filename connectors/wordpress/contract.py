@@ -39,6 +39,9 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "MIN_PER_PAGE",
     "PING_ENDPOINT",
+    "PUSH_ENDPOINT",
+    "PUSH_SIGNATURE_HEADER",
+    "PUSH_TIMESTAMP_HEADER",
     "REST_NAMESPACE",
     "SERVER_TIME_KEY",
     "TOTAL_HEADER",
@@ -99,6 +102,10 @@ ENDPOINT_ENTITY_TYPES = {v: k for k, v in ENTITY_ENDPOINTS.items()}
 
 PING_ENDPOINT = "ping"
 DELETIONS_ENDPOINT = "deletions"
+#: §15: the plugin's subscription endpoint, and the headers of the push it sends us.
+PUSH_ENDPOINT = "push"
+PUSH_TIMESTAMP_HEADER = "X-Association-Push-Timestamp"
+PUSH_SIGNATURE_HEADER = "X-Association-Push-Signature"
 
 #: WordPress post type(s) behind each post-based entity type (members are users).
 ENTITY_POST_TYPES = {

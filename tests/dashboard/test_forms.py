@@ -127,6 +127,7 @@ def settings_data(connector, **overrides):
         "reconcile_frequency": connector.reconcile_frequency,
         "api_key": "",
         "field_mapping_overrides": "",
+        "push_enabled": "on",
     }
     if connector.mirror_images:
         data["mirror_images"] = "on"

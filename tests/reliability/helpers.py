@@ -13,15 +13,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def queues() -> tuple[str, ...]:
+    """Both Celery queues of this process (syncjobs/routing.py: full syncs and imports wait in
+    the bulk one); each xdist worker has its own pair (config/test_settings.py)."""
+    from django.conf import settings
+
+    return (settings.CELERY_TASK_DEFAULT_QUEUE, settings.SYNC_BULK_QUEUE)
+
+
 def enqueued_tasks() -> list[dict]:
-    """Messages waiting in the real broker queue, decoded: [{"task", "args", "kwargs"}]."""
+    """Messages waiting in the real broker queues, decoded: [{"task", "args", "kwargs"}]."""
     from config.celery import app
 
     out = []
     with app.connection_for_write() as conn:
         client = conn.default_channel.client  # the redis-py client of the kombu channel
-        # The app's own queue: each xdist worker has one (config/test_settings.py).
-        for raw in client.lrange(app.conf.task_default_queue, 0, -1):
+        raws = [raw for queue in queues() for raw in client.lrange(queue, 0, -1)]
+        for raw in raws:
             message = json.loads(raw)
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
@@ -37,7 +45,7 @@ def purge_broker() -> None:
     from config.celery import app
 
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete(app.conf.task_default_queue)
+        conn.default_channel.client.delete(*queues())
 
 
 def site_order(site, entity_type) -> list[dict]:

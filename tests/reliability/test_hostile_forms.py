@@ -128,6 +128,7 @@ def settings_data(connector, **changes):
         "conflict_policy": connector.conflict_policy,
         "sync_direction": connector.sync_direction,
         "reconcile_frequency": connector.reconcile_frequency,
+        "push_enabled": "on",
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}

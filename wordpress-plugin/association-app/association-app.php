@@ -27,6 +27,7 @@ require_once __DIR__ . '/includes/class-aa-settings.php';
 require_once __DIR__ . '/includes/class-aa-content.php';
 require_once __DIR__ . '/includes/class-aa-deletions.php';
 require_once __DIR__ . '/includes/class-aa-changes.php';
+require_once __DIR__ . '/includes/class-aa-push.php';
 require_once __DIR__ . '/includes/class-aa-render.php';
 require_once __DIR__ . '/includes/class-aa-entities.php';
 require_once __DIR__ . '/includes/class-aa-api.php';

@@ -22,6 +22,7 @@ foreach ( array(
 	'association_app_rate_log',
 	'association_app_db_version',
 	'association_app_changes_pruned_seq',
+	'association_app_push_subscriptions',
 ) as $option ) {
 	delete_option( $option );
 }

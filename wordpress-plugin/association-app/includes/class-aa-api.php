@@ -98,6 +98,15 @@ class AA_Api {
 		);
 		register_rest_route(
 			$ns,
+			'/push',
+			array(
+				'methods'             => 'POST',
+				'callback'            => self::guarded( array( 'AA_Push', 'subscribe' ) ),
+				'permission_callback' => '__return_true',
+			)
+		);
+		register_rest_route(
+			$ns,
 			'/deletions',
 			array(
 				'methods'             => 'GET',
@@ -323,6 +332,7 @@ class AA_Api {
 			'max_per_page'             => 100,
 			'deletions_retention_days' => AA_Settings::RETENTION_DAYS,
 			'server_time_gmt'          => gmdate( 'Y-m-d\TH:i:s' ),
+			'push'                     => true, // §14: POST push subscribes the platform
 		);
 	}
 

@@ -107,6 +107,7 @@ class AA_Changes {
 			return;
 		}
 		self::$recorded[ $marker ] = $now;
+		AA_Push::changed();
 		$wpdb->insert(
 			self::table(),
 			array(

@@ -69,6 +69,7 @@ class AA_Deletions {
 			return;
 		}
 		self::$recorded[ $marker ] = true;
+		AA_Push::changed();
 		$now                       = gmdate( 'Y-m-d H:i:s' );
 		$wpdb->insert(
 			self::table(),

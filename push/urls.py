@@ -1,0 +1,9 @@
+from django.urls import path
+
+from push import views
+
+app_name = "push"
+
+urlpatterns = [
+    path("wordpress/<int:connector>/", views.receive_push, name="receive"),
+]
