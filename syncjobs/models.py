@@ -64,6 +64,15 @@ class SyncJob(models.Model):
     # each a change the incremental syncs missed (set by the runner). None for other jobs,
     # and for a reconciliation that re-stored records after a mapping change (not drift).
     drift = models.PositiveIntegerField(null=True, blank=True)
+    # A partial job (the repair tools, see syncjobs.services): {"entity_types": [..]} for a
+    # full sync of those types only, {"records": {type: [wordpress ids]}} for some records
+    # fetched by id, with "retry_of": job id when they are another job's failed records.
+    # Empty for a normal job.
+    scope = models.JSONField(default=dict, blank=True)
+    # A preview: the full walk decides every record and counts, but writes nothing to records,
+    # cursors or the record log. Its first failures' reasons per type: {type: [[id, reason]]}.
+    dry_run = models.BooleanField(default=False)
+    preview_failures = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -92,6 +101,26 @@ class SyncJob(models.Model):
         return reverse(
             "syncjobs:detail", args=[self.connector.organisation.slug, self.connector_id, self.pk]
         )
+
+    @property
+    def is_partial(self) -> bool:
+        """A repair or preview job: it says nothing of the connector's state as a whole."""
+        return bool(self.scope) or self.dry_run
+
+    @property
+    def description(self) -> str:
+        """What the job does, in words (Sync History, the job page, the shell)."""
+        scope = self.scope or {}
+        if self.dry_run:
+            return "Preview of a full sync (nothing written)"
+        if scope.get("retry_of"):
+            return f"Retry of job #{scope['retry_of']}'s failed records"
+        if scope.get("records"):
+            ids = [f"{t} {i}" for t, values in scope["records"].items() for i in values]
+            return "Sync of " + ", ".join(ids[:3]) + (" …" if len(ids) > 3 else "")
+        if scope.get("entity_types"):
+            return f"{self.get_kind_display()} of {', '.join(scope['entity_types'])} only"
+        return self.get_kind_display()
 
     @property
     def is_active(self) -> bool:

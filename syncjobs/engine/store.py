@@ -980,6 +980,15 @@ class DjangoStore:
         Index-driven queries per batch, whatever the table statistics (see _probe): an
         anti-join against a log that was just written can be planned as a nested loop over it.
         """
+        doomed, after = self._unseen(entity_type, after, limit)
+        if doomed:
+            RECORD_MODELS[entity_type].objects.filter(
+                pk__in=[pk for _, pk in doomed], archived_at__isnull=True
+            ).update(archived_at=timezone.now())
+        return doomed, after
+
+    def _unseen(self, entity_type: str, after: Any, limit: int):
+        """One batch of the walk archive_unseen does, without archiving (a preview's too)."""
         model = RECORD_MODELS[entity_type]
         postgres = connection.vendor == "postgresql"
         if postgres:
@@ -996,10 +1005,6 @@ class DjangoStore:
             return [], None
         logged = self._logged(entity_type, [external_id for _, external_id in batch])
         doomed = [(external_id, pk) for pk, external_id in batch if external_id not in logged]
-        if doomed:
-            model.objects.filter(pk__in=[pk for _, pk in doomed], archived_at__isnull=True).update(
-                archived_at=timezone.now()
-            )
         return doomed, (batch[-1][1] if len(batch) == limit else None)
 
     def _logged(self, entity_type: str, external_ids: list[str]) -> set[str]:
@@ -1054,6 +1059,17 @@ class DjangoStore:
     def archive_deleted(
         self, entity_type: str, entries: list[tuple[str, datetime]]
     ) -> list[tuple[str, Any]]:
+        doomed = self._deletable(entity_type, entries)
+        if doomed:
+            RECORD_MODELS[entity_type].objects.filter(pk__in=[pk for _, pk in doomed]).update(
+                archived_at=timezone.now()
+            )
+        return doomed
+
+    def _deletable(
+        self, entity_type: str, entries: list[tuple[str, datetime]]
+    ) -> list[tuple[str, Any]]:
+        """The live records these deletion entries archive (read only; a preview's too)."""
         model = RECORD_MODELS[entity_type]
         deleted_at: dict[str, datetime] = {}
         for external_id, deleted in entries:
@@ -1074,8 +1090,6 @@ class DjangoStore:
                 or deleted_at[row["external_id"]] >= row["source_modified_at"]
             )
         ]
-        if doomed:
-            model.objects.filter(pk__in=[pk for _, pk in doomed]).update(archived_at=timezone.now())
         return doomed
 
 
