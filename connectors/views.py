@@ -148,6 +148,7 @@ def _statistics(connector) -> dict:
                     "label": capfirst(name),
                     "count": count,
                     "type": entity_type,
+                    "enabled": entity_type in enabled,  # offers "Re-sync this type"
                     "unpublished": count - published if published is not None else 0,
                 }
             )
