@@ -3,6 +3,8 @@ current values on the platform beside what WordPress serves now (fetched by id, 
 
 from __future__ import annotations
 
+import nh3
+
 from connectors import crypto
 from connectors.wordpress.errors import WordPressError
 from syncjobs.engine.mapping import map_record, mapping_for
@@ -45,6 +47,10 @@ def side_by_side(connector, record, *, source=None) -> tuple[list[dict], str]:
     for spec in specs:
         theirs = wordpress.get(spec.name) if wordpress is not None else None
         ours = platform[spec.name]
+        if spec.type == "html":
+            # Shown as text, sanitised first as the Content card does: markup an attacker
+            # put in WordPress is not even echoed escaped (tests/reliability XSS checks).
+            ours, theirs = _clean(ours), _clean(theirs)
         rows.append(
             {
                 "name": spec.name,
@@ -79,6 +85,10 @@ def _fetch(connector, record, specs, source):
             mapped.errors
         )
     return mapped.values, ""
+
+
+def _clean(value):
+    return nh3.clean(value) if isinstance(value, str) else value
 
 
 def _comparable(value):
