@@ -22,4 +22,5 @@ urlpatterns = [
     path("<int:connector>/preview/", repair_views.preview, name="preview"),
     path("<int:connector>/resync-type/", repair_views.resync_type, name="resync_type"),
     path("<int:connector>/sync-record/", repair_views.sync_record, name="sync_record"),
+    path("<int:connector>/held-deletions/", repair_views.held_deletions, name="held_deletions"),
 ]

@@ -21,6 +21,7 @@ from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
 from connectors.templatetags.dashboard import audit_label
 from records.models import RECORD_MODELS, EntityType, PublishStatus
+from syncjobs.deletion_guard import pending as pending_held
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
 from syncjobs.views import _parse_id, job_progress, keyset_page
@@ -110,8 +111,11 @@ def _status_context(connector) -> dict:
     imported = bool(connector.initial_import_done_at) or (
         last_finished is not None
         and (
-            last_finished.status == SyncJob.Status.COMPLETED
-            or connector.jobs.filter(status=SyncJob.Status.COMPLETED).exists()
+            (last_finished.status == SyncJob.Status.COMPLETED and not last_finished.is_partial)
+            # A preview or a repair job imports nothing whole (syncjobs.services).
+            or connector.jobs.filter(
+                status=SyncJob.Status.COMPLETED, scope={}, dry_run=False
+            ).exists()
         )
     )
     return {
@@ -197,7 +201,9 @@ def _statistics(connector) -> dict:
         .order_by("-finished_at", "-id")
         .first()
     )
+    held = list(pending_held(connector).values_list("external_ids", flat=True))
     return {
+        "held_pending": sum(len(ids) for ids in held),
         "reconciliation": reconciliation,
         "record_counts": counts,
         "records_total": sum(item["count"] for item in counts),

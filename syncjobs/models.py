@@ -103,6 +103,11 @@ class SyncJob(models.Model):
         )
 
     @property
+    def held_count(self) -> int:
+        """Deletions this job held for review (the deletion guard)."""
+        return sum(held.count for held in self.held_deletions.all())
+
+    @property
     def is_partial(self) -> bool:
         """A repair or preview job: it says nothing of the connector's state as a whole."""
         return bool(self.scope) or self.dry_run
@@ -249,3 +254,41 @@ class SyncLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_type} {self.external_id}: {self.operation}/{self.status}"
+
+
+class HeldDeletion(models.Model):
+    """Archives a full walk held back by the deletion guard (syncjobs.deletion_guard): the
+    records of one type WordPress stopped serving, too many at once to trust (a plugin
+    misconfiguration, an emptied site). Kept in the database, so a restart loses nothing;
+    an administrator approves (archives them) or discards, once."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "APPROVED", "Approved: archived"
+        DISCARDED = "DISCARDED", "Discarded: kept"
+
+    connector = models.ForeignKey(
+        "connectors.Connector", models.CASCADE, related_name="held_deletions"
+    )
+    job = models.ForeignKey(SyncJob, models.CASCADE, related_name="held_deletions")
+    entity_type = models.CharField(max_length=20, choices=EntityType.choices)
+    # WordPress ids of the records the walk would have archived.
+    external_ids = models.JSONField(default=list)
+    # The type's live records when the walk held them (the threshold's base).
+    live_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    archived = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{len(self.external_ids)} {self.entity_type} deletions held by job #{self.job_id}"
+
+    @property
+    def count(self) -> int:
+        return len(self.external_ids)

@@ -5,11 +5,13 @@ already in flight, a disabled type, a bad id) comes back as a message where the 
 Objects come through accounts.tenancy: another organisation's connector or job is a 404."""
 
 from django.contrib import messages
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.tenancy import get_connector_for, get_organisation_for
-from syncjobs import services
+from accounts.tenancy import get_connector_for, get_organisation_for, org_context
+from syncjobs import deletion_guard, services
+from syncjobs.models import HeldDeletion
 from syncjobs.views import _load as load_job
 
 
@@ -71,4 +73,42 @@ def preview(request, org, connector):
         request,
         lambda: services.preview_sync(connector, user=request.user),
         connector.get_absolute_url(),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def held_deletions(request, org, connector):
+    """The deletion guard's review page: held batches to approve (archive) or discard."""
+    organisation = get_organisation_for(request.user, org)
+    connector = get_connector_for(request.user, organisation, connector)
+    here = reverse("connectors:held_deletions", args=[organisation.slug, connector.pk])
+    if request.method == "POST":
+        decision = request.POST.get("decision")
+        held_id = request.POST.get("held", "")
+        if decision not in ("approve", "discard") or not held_id.isdigit():
+            messages.error(request, "Choose Approve or Discard for one held batch.")
+            return redirect(here)
+        try:
+            held = deletion_guard.decide(
+                connector, int(held_id), approve=decision == "approve", user=request.user
+            )
+        except services.SyncRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            if held.decision == HeldDeletion.Decision.APPROVED:
+                messages.success(request, f"{held.archived} {held.entity_type} records archived.")
+            else:
+                messages.success(request, f"{held.count} {held.entity_type} records kept.")
+        return redirect(here)
+    return render(
+        request,
+        "syncjobs/held_deletions.html",
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "held": HeldDeletion.objects.filter(connector=connector).select_related(
+                "job", "decided_by"
+            )[:50],
+            "tab": "overview",
+        },
     )

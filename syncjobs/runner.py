@@ -92,6 +92,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
         count_drift=connector.mapping_revision == MAPPING_REVISION,
         dry_run=job.dry_run,
+        deletion_guard=(connector.deletion_guard_percent, connector.deletion_guard_minimum),
     )
 
 
@@ -140,6 +141,14 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
             )
         if not job.is_partial:
             _walked(job, plan, stats)
+        if engine.held:
+            # COMPLETED, and says so where the job's outcome is read (its page, the history,
+            # the shell): the deletions wait for an administrator (syncjobs.deletion_guard).
+            held = sum(engine.held.values())
+            return (
+                SyncJob.Status.COMPLETED,
+                f"{held} deletion{'s' if held != 1 else ''} held for review",
+            )
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
     except (WordPressError, crypto.SecretUnreadable) as exc:

@@ -376,6 +376,10 @@ class Plan:
     count_drift: bool = True
     # A preview (SyncJob.dry_run): decide everything, push nothing (the store writes nothing).
     dry_run: bool = False
+    # The deletion guard: (percent, minimum). A full walk that would archive more than
+    # `percent` % of a type's live records, and at least `minimum`, holds them instead
+    # (Store.hold_unseen). None: no guard.
+    deletion_guard: tuple[int, int] | None = None
 
 
 def fresh_counters() -> dict[str, int]:
@@ -484,6 +488,8 @@ class SyncEngine:
         self.site_now: datetime | None = None
         self.unseen_changed: set[str] = set()
         self.ahead: list[tuple[str, datetime]] = []
+        # Archives held back by the deletion guard, per type (see _guarded).
+        self.held: dict[str, int] = {}
 
     @property
     def full(self) -> bool:
@@ -1329,6 +1335,8 @@ class SyncEngine:
         "Seen" is "has a log row in this job": every record the listing returned got one
         (skipped and failed ones too), so nothing extra is written per record to know it.
         """
+        if self._guarded(entity_type):
+            return
         after = None
         while True:
             archived, after = self.store.archive_unseen(entity_type, after, 1000)
@@ -1339,6 +1347,27 @@ class SyncEngine:
                 self._log_archived(entity_type, archived, reason)
             if after is None:
                 return
+
+    def _guarded(self, entity_type: str) -> bool:
+        """The deletion guard: too many records to archive at once are held for review
+        instead (one line in the log says so); returns whether they were held."""
+        guard = self.plan.deletion_guard
+        if guard is None or self.plan.dry_run:
+            return False
+        percent, minimum = guard
+        live, unseen = self.store.count_unseen(entity_type)
+        if unseen < max(minimum, 1) or unseen * 100 <= percent * live:
+            return False
+        held = self.store.hold_unseen(entity_type, live)
+        self.held[entity_type] = held
+        self._note(
+            entity_type,
+            f"{held} of {live} {entity_type} records are no longer served by WordPress: more "
+            f"than the deletion guard allows at once ({percent} % and at least {minimum}). "
+            "They were not archived; they are held for review (approve or discard on the "
+            "connector's Overview).",
+        )
+        return True
 
     @staticmethod
     def deletions_cursor(entity_type: str) -> str:
