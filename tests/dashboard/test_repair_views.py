@@ -160,3 +160,34 @@ def test_record_page_traces_the_record_and_compares_it_with_wordpress(
         f"Full sync #{first.pk}"
     )
     assert "differs" not in page
+
+
+def test_held_deletions_shown_on_the_overview_and_decided_once(
+    alice_client, bob_client, connector_a
+):
+    from syncjobs.models import HeldDeletion
+    from tests.reliability.conftest import make_record
+
+    job = make_job(connector_a, error="2 deletions held for review")
+    for external_id in ("41", "42"):
+        make_record("member", connector_a, external_id=external_id)
+    held = HeldDeletion.objects.create(
+        connector=connector_a,
+        job=job,
+        entity_type="member",
+        external_ids=["41", "42"],
+        live_count=3,
+    )
+    assert "2 deletions held for review" in alice_client.get(connector_a.get_absolute_url()).text
+    assert "Review them" in alice_client.get(job.get_absolute_url()).text
+    url = reverse("connectors:held_deletions", args=["acme", connector_a.pk])
+    page = alice_client.get(url).text
+    assert "Approve: archive 2" in page and "2 of 3 records" in page
+
+    assert bob_client.post(url, {"held": held.pk, "decision": "approve"}).status_code == 404
+    response = alice_client.post(url, {"held": held.pk, "decision": "approve"})
+    assert messages_of(response) == ["2 member records archived."]
+    assert Member.objects.filter(archived_at__isnull=False).count() == 2
+    response = alice_client.post(url, {"held": held.pk, "decision": "discard"})
+    assert "already decided by alice (approved: archived)" in messages_of(response)[-1]
+    assert "held for review" not in alice_client.get(connector_a.get_absolute_url()).text

@@ -285,3 +285,54 @@ def test_sync_command_options_through_a_real_worker(org_a, site, server, worker)
         sync("--kind", "full", "--only", "event")
     with pytest.raises(CommandError, match="--record takes TYPE:WORDPRESS_ID"):
         sync("--record", "member")
+
+
+def test_deletion_guard_holds_too_many_archives_until_an_admin_decides(site, small, alice):
+    from audit.models import AuditEvent
+    from syncjobs import deletion_guard
+    from syncjobs.models import HeldDeletion
+
+    small.deletion_guard_minimum = 5
+    small.save()
+    run(services.start_sync(small, SyncJob.Kind.FULL))
+    live = Member.objects.filter(connector=small, archived_at__isnull=True).count()
+    # Below the guard (2 of ~59): archived as usual.
+    few = good(site, "member")[:2]
+    for member_id in few:
+        site.tamper_delete("member", member_id)
+    job = run(services.start_sync(small, SyncJob.Kind.FULL))
+    assert job.error == "" and job.stats["member"]["archived"] == 2
+    # An emptied type (10 of the rest, over 10 % and at least 5): held.
+    many = good(site, "member")[:10]
+    for member_id in many:
+        site.tamper_delete("member", member_id)
+    held_job = run(services.start_sync(small, SyncJob.Kind.FULL))
+
+    assert held_job.status == SyncJob.Status.COMPLETED
+    assert held_job.error == "10 deletions held for review"
+    assert held_job.stats["member"]["archived"] == 0
+    assert Member.objects.filter(external_id__in=map(str, many), archived_at=None).count() == 10
+    note = logs(held_job, entity_type="member", external_id="").get()
+    assert f"10 of {live - 2} member records are no longer served" in note.error
+    (held,) = deletion_guard.pending(small)
+    assert sorted(held.external_ids) == sorted(map(str, many)) and held.job_id == held_job.pk
+    # The next sync holds them again (a new batch): nothing is archived behind the admin's back.
+    again = run(services.start_sync(small, SyncJob.Kind.FULL))
+    assert again.error == "10 deletions held for review"
+    first, second = HeldDeletion.objects.order_by("pk")
+    deletion_guard.decide(small, second.pk, approve=False, user=alice)
+
+    decided = deletion_guard.decide(small, first.pk, approve=True, user=alice)
+    assert (decided.decision, decided.archived) == ("APPROVED", 10)
+    assert not Member.objects.filter(external_id__in=map(str, many), archived_at=None).exists()
+    archive_row = log_for(held_job, "member", many[0])
+    assert (archive_row.operation, archive_row.status) == ("ARCHIVE", "SUCCESS")
+    assert "archived when Alice approved" in archive_row.error
+    with pytest.raises(services.SyncRefused, match="already decided by alice"):
+        deletion_guard.decide(small, first.pk, approve=False, user=alice)
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.UPDATED, actor=alice)
+    assert {next(iter(e.changes.values()))["after"] for e in events} == {
+        "approved: 10 archived",
+        "discarded: records kept",
+    }
+    assert not deletion_guard.pending(small).exists()
