@@ -191,3 +191,18 @@ def test_held_deletions_shown_on_the_overview_and_decided_once(
     response = alice_client.post(url, {"held": held.pk, "decision": "discard"})
     assert "already decided by alice (approved: archived)" in messages_of(response)[-1]
     assert "held for review" not in alice_client.get(connector_a.get_absolute_url()).text
+
+
+def test_settings_offer_a_resync_per_enabled_type(alice_client, connector_a):
+    url = reverse("connectors:settings", args=["acme", connector_a.pk])
+    page = alice_client.get(url).text
+    for entity_type in connector_a.enabled_entity_types():
+        assert f'value="{entity_type}">Re-sync {entity_type}</button>' in page
+    # The button submits the settings form to the re-sync URL (formaction): only the type counts.
+    alice_client.post(
+        reverse("connectors:resync_type", args=["acme", connector_a.pk]),
+        {"name": "Ignored", "entity_type": "event"},
+    )
+    assert SyncJob.objects.get().scope == {"entity_types": ["event"]}
+    connector_a.refresh_from_db()
+    assert connector_a.name != "Ignored"
