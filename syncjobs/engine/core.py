@@ -1350,15 +1350,34 @@ class SyncEngine:
 
     def _guarded(self, entity_type: str) -> bool:
         """The deletion guard: too many records to archive at once are held for review
-        instead (one line in the log says so); returns whether they were held."""
+        instead (one line in the log says so); returns whether it took over the archiving.
+
+        One walk of the live records (the archive walk's own, index-driven batches) collects
+        what it would archive, then they are held or archived: counting them first with an
+        anti-join against the log just written was planned as a nested loop over it."""
         guard = self.plan.deletion_guard
         if guard is None or self.plan.dry_run:
             return False
         percent, minimum = guard
-        live, unseen = self.store.count_unseen(entity_type)
-        if unseen < max(minimum, 1) or unseen * 100 <= percent * live:
-            return False
-        held = self.store.hold_unseen(entity_type, live)
+        doomed: list[tuple[str, Any]] = []
+        after = None
+        while True:
+            batch, after = self.store.unseen(entity_type, after, 1000)
+            doomed += batch
+            if after is None:
+                break
+        if not doomed:
+            return True
+        live = self.store.live_count(entity_type)
+        if len(doomed) < max(minimum, 1) or len(doomed) * 100 <= percent * live:
+            reason = "Not served by WordPress any more"
+            if self.reconciling and self.plan.count_drift:
+                reason += " (a deletion missed by the incremental syncs: drift)"
+            for start in range(0, len(doomed), 1000):
+                archived = self.store.archive_records(entity_type, doomed[start : start + 1000])
+                self._log_archived(entity_type, archived, reason)
+            return True
+        held = self.store.hold(entity_type, [external_id for external_id, _ in doomed], live)
         self.held[entity_type] = held
         self._note(
             entity_type,

@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DataError, IntegrityError, connection, connections, transaction
-from django.db.models import Exists, F, JSONField, OuterRef, Q
+from django.db.models import F, JSONField, Q
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -987,35 +987,40 @@ class DjangoStore:
             ).update(archived_at=timezone.now())
         return doomed, after
 
-    def count_unseen(self, entity_type: str) -> tuple[int, int]:
-        """(live records of the type, those without a log row in this job): what a full
-        walk's archive_unseen would archive, counted before it does (the deletion guard)."""
-        live = RECORD_MODELS[entity_type].objects.filter(
-            connector_id=self.connector.pk, archived_at__isnull=True
-        )
-        seen = SyncLogEntry.objects.filter(
-            job_id=self.job.pk, entity_type=entity_type, external_id=OuterRef("external_id")
-        )
-        return live.count(), live.exclude(Exists(seen)).count()
+    def unseen(self, entity_type: str, after: Any, limit: int):
+        """One batch of the archive walk, archiving nothing: (external_id, pk) of the live
+        records without a log row in this job, and where to continue (the deletion guard)."""
+        return self._unseen(entity_type, after, limit)
 
-    def hold_unseen(self, entity_type: str, live: int) -> int:
-        """Instead of archive_unseen: keep the records it would archive as a HeldDeletion,
-        for an administrator to decide (syncjobs.deletion_guard). Returns how many."""
-        ids: list[str] = []
-        after = None
-        while True:
-            batch, after = self._unseen(entity_type, after, 1000)
-            ids += [external_id for external_id, _ in batch]
-            if after is None:
-                break
+    def live_count(self, entity_type: str) -> int:
+        return (
+            RECORD_MODELS[entity_type]
+            .objects.filter(connector_id=self.connector.pk, archived_at__isnull=True)
+            .count()
+        )
+
+    def archive_records(self, entity_type: str, doomed: list[tuple[str, Any]]):
+        """Archive these (external_id, pk) records, those still live; returns them."""
+        model = RECORD_MODELS[entity_type]
+        live = set(
+            model.objects.filter(
+                pk__in=[pk for _, pk in doomed], archived_at__isnull=True
+            ).values_list("pk", flat=True)
+        )
+        model.objects.filter(pk__in=live).update(archived_at=timezone.now())
+        return [(external_id, pk) for external_id, pk in doomed if pk in live]
+
+    def hold(self, entity_type: str, external_ids: list[str], live: int) -> int:
+        """Keep the records a full walk would archive as a HeldDeletion, for an
+        administrator to decide (syncjobs.deletion_guard). Returns how many."""
         HeldDeletion.objects.create(
             connector_id=self.connector.pk,
             job_id=self.job.pk,
             entity_type=entity_type,
-            external_ids=ids,
+            external_ids=external_ids,
             live_count=live,
         )
-        return len(ids)
+        return len(external_ids)
 
     def _unseen(self, entity_type: str, after: Any, limit: int):
         """One batch of the walk archive_unseen does, without archiving (a preview's too)."""
