@@ -13,6 +13,8 @@ BENCH_DATABASE_URL another server), this prints:
   upserts, one log row per record) and its ratio to the mean of the two baselines (target
   ≥ 0.5);
 - no-change full re-sync records/s (every record hashed and skipped);
+- no-change preview (a dry run of a full sync: the same walk, nothing written) records/s
+  (target: at least the re-sync's);
 - no-change incremental: requests made (target: one per enabled entity type — 7 for 7 types;
   each type's deletions come with its first list page, contract 1.1);
 - incremental with 1 % of every type changed: requests and seconds;
@@ -113,7 +115,11 @@ def worker(connector_id: int, kind: str) -> None:
 
     connector = Connector.objects.get(pk=connector_id)
     # Created directly (not through services.start_sync) so no Celery message is sent.
-    job = SyncJob.objects.create(connector=connector, kind=kind)
+    # "PREVIEW": a dry run of a full sync (SyncJob.dry_run).
+    preview = kind == "PREVIEW"
+    job = SyncJob.objects.create(
+        connector=connector, kind=SyncJob.Kind.FULL if preview else kind, dry_run=preview
+    )
     client = client_for(connector)
     watch = ChildMemory()
     started, cpu = time.perf_counter(), time.process_time()
@@ -359,6 +365,13 @@ def run(records: int) -> None:
         print(
             f"  no-change full re-sync       {again['seconds']:8.1f} s  {again_rate:9,.0f} "
             f"records/s  [skipped {again['totals']['skipped']:,}]",
+            flush=True,
+        )
+        dry = _check(_child("--worker", str(connector.pk), "PREVIEW"), "no-change preview")
+        print(
+            f"  no-change preview (dry run)  {dry['seconds']:8.1f} s  "
+            f"{_rate(records, dry['seconds']):9,.0f} records/s  [would skip "
+            f"{dry['totals']['skipped']:,}] (target: at least the re-sync's rate)",
             flush=True,
         )
         idle = _check(_child("--worker", str(connector.pk), "INCREMENTAL"), "no-change incr.")

@@ -209,7 +209,9 @@ class ConnectorCreateForm(ConnectorFieldsMixin, forms.ModelForm):
         # would build Django's URLField too, with its assume_scheme deprecation warning.
         fields = ["name", "frequency"]
         labels = {"frequency": "Sync frequency"}
-        help_texts = {"frequency": "How often the platform fetches changes after the import."}
+        help_texts = {
+            "frequency": "How often the platform fetches changes after the import.",
+        }
 
     def __init__(self, *args, organisation, **kwargs):
         super().__init__(*args, **kwargs)
@@ -271,6 +273,8 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             "conflict_policy",
             "sync_direction",
             "reconcile_frequency",
+            "deletion_guard_percent",
+            "deletion_guard_minimum",
         ]
         labels = {
             "frequency": "Sync frequency",
@@ -279,8 +283,16 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             "conflict_policy": "When both sides changed a record",
             "sync_direction": "Sync direction",
             "reconcile_frequency": "Reconciliation",
+            "deletion_guard_percent": "Deletion guard: hold more than (% of a type)",
+            "deletion_guard_minimum": "Deletion guard: and at least (records)",
         }
         help_texts = {
+            "deletion_guard_percent": (
+                "A full sync that would archive more than this share of a type's records "
+                "(and at least the number below) holds those archives for your review on the "
+                "Overview: protects against an emptied site or a plugin misconfiguration. "
+                "100 turns the guard off."
+            ),
             "store_protected_content": (
                 "Off: a password-protected post is imported with its title and status, and "
                 "its body is not stored (the platform would show it without the password). "
@@ -297,6 +309,8 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.organisation = self.instance.organisation
         self.fields["name"].error_messages["required"] = "Give the connector a name."
+        for name in ("deletion_guard_percent", "deletion_guard_minimum"):
+            self.fields[name].required = False
         self.fields["api_key"].widget.attrs["placeholder"] = (
             # Short enough to read whole in the box on a phone (the longer one was cut off).
             "A key is stored: type to replace it"
@@ -316,6 +330,18 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             self.initial["field_mapping_overrides"] = (
                 json.dumps(overrides, indent=2, sort_keys=True) if overrides else ""
             )
+
+    def clean_deletion_guard_percent(self):
+        value = self.cleaned_data["deletion_guard_percent"]
+        if value is None:  # left out (an older form, a script): keeps the current setting
+            return self.instance.deletion_guard_percent
+        if not 0 <= value <= 100:
+            raise forms.ValidationError("A share between 0 and 100 %.")
+        return value
+
+    def clean_deletion_guard_minimum(self):
+        value = self.cleaned_data["deletion_guard_minimum"]
+        return self.instance.deletion_guard_minimum if value is None else value
 
     def clean_api_key(self):
         key = self.cleaned_data.get("api_key") or ""

@@ -71,6 +71,10 @@ class Connector(models.Model):
     # unchanged in WordPress are rewritten by the next full walk, and a reconciliation that
     # does it counts no drift (syncjobs.runner).
     mapping_revision = models.PositiveIntegerField(default=0)
+    # The deletion guard (syncjobs.deletion_guard): a full walk that would archive more than
+    # this share of a type's live records, and at least this many, holds them for review.
+    deletion_guard_percent = models.PositiveSmallIntegerField(default=10)
+    deletion_guard_minimum = models.PositiveIntegerField(default=20)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     status_message = models.TextField(blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)

@@ -24,6 +24,8 @@ CONFIGURATION_FIELDS = [
     "mirror_images",
     "store_protected_content",
     "reconcile_frequency",
+    "deletion_guard_percent",
+    "deletion_guard_minimum",
     "field_mapping_overrides",
 ]
 

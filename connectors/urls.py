@@ -1,6 +1,7 @@
 from django.urls import path
 
 from connectors import views
+from syncjobs import repair_views
 
 app_name = "connectors"
 
@@ -19,4 +20,8 @@ urlpatterns = [
     path("<int:connector>/pause/", views.connector_pause, name="pause"),
     path("<int:connector>/resume/", views.connector_resume, name="resume"),
     path("<int:connector>/delete/", views.connector_delete, name="delete"),
+    path("<int:connector>/preview/", repair_views.preview, name="preview"),
+    path("<int:connector>/resync-type/", repair_views.resync_type, name="resync_type"),
+    path("<int:connector>/sync-record/", repair_views.sync_record, name="sync_record"),
+    path("<int:connector>/held-deletions/", repair_views.held_deletions, name="held_deletions"),
 ]

@@ -25,6 +25,7 @@ from connectors.templatetags.dashboard import audit_label
 from notifications.alerts import last_success_subquery
 from records.models import RECORD_MODELS, EntityType, PublishStatus
 from syncjobs.charts import recent_job_charts
+from syncjobs.deletion_guard import pending as pending_held
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
 from syncjobs.views import LogFilters, _parse_id, job_progress, keyset_page
@@ -120,8 +121,11 @@ def _status_context(connector) -> dict:
     imported = bool(connector.initial_import_done_at) or (
         last_finished is not None
         and (
-            last_finished.status == SyncJob.Status.COMPLETED
-            or connector.jobs.filter(status=SyncJob.Status.COMPLETED).exists()
+            (last_finished.status == SyncJob.Status.COMPLETED and not last_finished.is_partial)
+            # A preview or a repair job imports nothing whole (syncjobs.services).
+            or connector.jobs.filter(
+                status=SyncJob.Status.COMPLETED, scope={}, dry_run=False
+            ).exists()
         )
     )
     if last_finished is not None and last_finished.status == SyncJob.Status.COMPLETED:
@@ -163,6 +167,7 @@ def _statistics(connector) -> dict:
                     "label": capfirst(name),
                     "count": count,
                     "type": entity_type,
+                    "enabled": entity_type in enabled,  # offers "Re-sync this type"
                     "unpublished": count - published if published is not None else 0,
                 }
             )
@@ -215,7 +220,9 @@ def _statistics(connector) -> dict:
         .order_by("-finished_at", "-id")
         .first()
     )
+    held = list(pending_held(connector).values_list("external_ids", flat=True))
     return {
+        "held_pending": sum(len(ids) for ids in held),
         "reconciliation": reconciliation,
         "record_counts": counts,
         "records_total": sum(item["count"] for item in counts),

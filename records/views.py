@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.tenancy import connectors_for, get_organisation_for, org_context
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
+from records.trace import log_rows, side_by_side
 from syncjobs.engine.mapping import MAPPINGS
 
 BOOKKEEPING = [field.name for field in PlatformRecord._meta.local_fields]
@@ -80,6 +81,8 @@ def record_detail(request, org, entity_type, pk):
         connector = (
             connectors_for(request.user, organisation).filter(pk=record.connector_id).first()
         )
+    trace = log_rows(record)
+    values, values_error = side_by_side(connector, record) if connector else ([], "")
     return render(
         request,
         "records/detail.html",
@@ -90,5 +93,8 @@ def record_detail(request, org, entity_type, pk):
             "connector": connector,
             "fields": _content_fields(record),
             "visibility": _visibility(record),
+            "trace": trace,
+            "values": values,
+            "values_error": values_error,
         },
     )

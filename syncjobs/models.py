@@ -65,6 +65,15 @@ class SyncJob(models.Model):
     # each a change the incremental syncs missed (set by the runner). None for other jobs,
     # and for a reconciliation that re-stored records after a mapping change (not drift).
     drift = models.PositiveIntegerField(null=True, blank=True)
+    # A partial job (the repair tools, see syncjobs.services): {"entity_types": [..]} for a
+    # full sync of those types only, {"records": {type: [wordpress ids]}} for some records
+    # fetched by id, with "retry_of": job id when they are another job's failed records.
+    # Empty for a normal job.
+    scope = models.JSONField(default=dict, blank=True)
+    # A preview: the full walk decides every record and counts, but writes nothing to records,
+    # cursors or the record log. Its first failures' reasons per type: {type: [[id, reason]]}.
+    dry_run = models.BooleanField(default=False)
+    preview_failures = models.JSONField(default=dict, blank=True)
 
     class LogKept(models.TextChoices):
         ALL = "all", "All rows"
@@ -102,6 +111,31 @@ class SyncJob(models.Model):
         return reverse(
             "syncjobs:detail", args=[self.connector.organisation.slug, self.connector_id, self.pk]
         )
+
+    @property
+    def held_count(self) -> int:
+        """Deletions this job held for review (the deletion guard)."""
+        return sum(held.count for held in self.held_deletions.all())
+
+    @property
+    def is_partial(self) -> bool:
+        """A repair or preview job: it says nothing of the connector's state as a whole."""
+        return bool(self.scope) or self.dry_run
+
+    @property
+    def description(self) -> str:
+        """What the job does, in words (Sync History, the job page, the shell)."""
+        scope = self.scope or {}
+        if self.dry_run:
+            return "Preview of a full sync (nothing written)"
+        if scope.get("retry_of"):
+            return f"Retry of job #{scope['retry_of']}'s failed records"
+        if scope.get("records"):
+            ids = [f"{t} {i}" for t, values in scope["records"].items() for i in values]
+            return "Sync of " + ", ".join(ids[:3]) + (" …" if len(ids) > 3 else "")
+        if scope.get("entity_types"):
+            return f"{self.get_kind_display()} of {', '.join(scope['entity_types'])} only"
+        return self.get_kind_display()
 
     @property
     def is_active(self) -> bool:
@@ -230,3 +264,41 @@ class SyncLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entity_type} {self.external_id}: {self.operation}/{self.status}"
+
+
+class HeldDeletion(models.Model):
+    """Archives a full walk held back by the deletion guard (syncjobs.deletion_guard): the
+    records of one type WordPress stopped serving, too many at once to trust (a plugin
+    misconfiguration, an emptied site). Kept in the database, so a restart loses nothing;
+    an administrator approves (archives them) or discards, once."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "APPROVED", "Approved: archived"
+        DISCARDED = "DISCARDED", "Discarded: kept"
+
+    connector = models.ForeignKey(
+        "connectors.Connector", models.CASCADE, related_name="held_deletions"
+    )
+    job = models.ForeignKey(SyncJob, models.CASCADE, related_name="held_deletions")
+    entity_type = models.CharField(max_length=20, choices=EntityType.choices)
+    # WordPress ids of the records the walk would have archived.
+    external_ids = models.JSONField(default=list)
+    # The type's live records when the walk held them (the threshold's base).
+    live_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    archived = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{len(self.external_ids)} {self.entity_type} deletions held by job #{self.job_id}"
+
+    @property
+    def count(self) -> int:
+        return len(self.external_ids)

@@ -27,6 +27,7 @@ from records.models import RECORD_MODELS
 from syncjobs import metrics
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
+from syncjobs.engine.preview import PreviewStore
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
 from syncjobs.models import SyncJob, drift_of
 
@@ -71,6 +72,12 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
     """The engine's plan. Raises ValueError for invalid field mapping overrides."""
     overrides = connector.field_mapping_overrides or {}
     entity_types = connector.enabled_entity_types()
+    scope = job.scope or {}
+    if scope.get("records") or scope.get("entity_types"):
+        # A repair job: only its types (checked enabled when it was started, and again here:
+        # a type disabled meanwhile is not synced).
+        wanted = set(scope.get("records") or scope["entity_types"])
+        entity_types = [t for t in entity_types if t in wanted]
     specs = {
         t: mapping_for(t, overrides.get(t), protected_content=connector.store_protected_content)
         for t in entity_types
@@ -89,6 +96,8 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
         mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
         count_drift=connector.mapping_revision == MAPPING_REVISION,
+        dry_run=job.dry_run,
+        deletion_guard=(connector.deletion_guard_percent, connector.deletion_guard_minimum),
     )
 
 
@@ -121,13 +130,35 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         from push.services import ensure_subscribed
 
         ensure_subscribed(connector, client)  # once per connector (push from WordPress)
-    store = DjangoStore(job, connector)
+    store = PreviewStore(job, connector) if job.dry_run else DjangoStore(job, connector)
+    records = (job.scope or {}).get("records")
     try:
-        stats = SyncEngine(client, store, plan).run()
+        engine = SyncEngine(client, store, plan)
+        if records:
+            stats = engine.run_records({t: records[t] for t in plan.entity_types})
+        else:
+            stats = engine.run()
         # The last page may still be in the store's writer thread: the job is complete (or
         # cancelled, or failed) only once it is stored.
         store.flush()
-        _walked(job, plan, stats)
+        if job.dry_run:
+            store.publish(None, stats)
+        if records and engine.not_found and not job.scope.get("retry_of"):
+            entity_type, external_id = engine.not_found[0]
+            return SyncJob.Status.FAILED, (
+                f"WordPress has no {entity_type} with id {external_id} (or does not publish it "
+                "to the sync API), and the platform has no such record: check the id."
+            )
+        if not job.is_partial:
+            _walked(job, plan, stats)
+        if engine.held:
+            # COMPLETED, and says so where the job's outcome is read (its page, the history,
+            # the shell): the deletions wait for an administrator (syncjobs.deletion_guard).
+            held = sum(engine.held.values())
+            return (
+                SyncJob.Status.COMPLETED,
+                f"{held} deletion{'s' if held != 1 else ''} held for review",
+            )
     except JobCancelled:
         return SyncJob.Status.CANCELLED, CANCELLED_MESSAGE
     except (WordPressError, crypto.SecretUnreadable) as exc:
@@ -169,6 +200,10 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
     with transaction.atomic():
         if not job.terminate(status, error):
             return False
+        if job.is_partial:
+            # A preview, one type or a few records: says nothing of the connector as a whole,
+            # so its status, schedule and first import are left as they are.
+            return True
         # Locked so a concurrent settings save or pause cannot interleave with these fields.
         connector = Connector.objects.select_for_update().get(pk=job.connector_id)
         now = job.finished_at or timezone.now()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import record
+from records.models import EntityType
 from syncjobs import metrics
 from syncjobs.models import SyncJob
 
@@ -54,6 +55,7 @@ def first_import_done_at(connector):
         return connector.initial_import_done_at
     first = (
         SyncJob.objects.filter(connector=connector, status=SyncJob.Status.COMPLETED)
+        .filter(scope={}, dry_run=False)  # a preview or a repair job imports nothing whole
         .order_by("finished_at")
         .values_list("finished_at", flat=True)
         .first()
@@ -62,7 +64,14 @@ def first_import_done_at(connector):
 
 
 def start_sync(
-    connector, kind: str, *, user=None, trigger: str = SyncJob.Trigger.MANUAL, due_at=None
+    connector,
+    kind: str,
+    *,
+    user=None,
+    trigger: str = SyncJob.Trigger.MANUAL,
+    scope: dict | None = None,
+    dry_run: bool = False,
+    due_at=None,
 ) -> SyncJob:
     """Create a PENDING job for the connector and enqueue it after commit.
 
@@ -87,14 +96,14 @@ def start_sync(
                 kind=kind,
                 trigger=trigger,
                 triggered_by=user if user is not None and user.is_authenticated else None,
+                scope=scope or {},
+                dry_run=dry_run,
             )
             if trigger == SyncJob.Trigger.MANUAL:
-                record(
-                    connector,
-                    AuditEvent.Action.SYNC_TRIGGERED,
-                    actor=user,
-                    changes={"kind": kind, "job": job.pk},
-                )
+                changes = {"kind": kind, "job": job.pk}
+                if scope or dry_run:
+                    changes |= {"what": job.description, "scope": scope or {}}
+                record(connector, AuditEvent.Action.SYNC_TRIGGERED, actor=user, changes=changes)
             # robust: the job row is committed by now; if the broker is down, the click
             # still lands on the job page and the sweeper re-sends it (scheduler.resend_lost).
             if due_at is None:
@@ -108,6 +117,82 @@ def start_sync(
         ).first()
         raise SyncAlreadyRunning(running) from None
     return job
+
+
+# The repair tools (each a normal job: see SyncJob.scope and SyncJob.dry_run) ---------------
+
+
+def _enabled(connector, entity_types) -> list[str]:
+    """The types, checked: known and enabled on the connector, in the connector's order."""
+    enabled = connector.enabled_entity_types()
+    wanted = list(dict.fromkeys(entity_types))
+    if not wanted:
+        raise SyncRefused("Choose at least one entity type.")
+    for entity_type in wanted:
+        if entity_type not in EntityType.values:
+            raise SyncRefused(
+                f"Unknown entity type {entity_type!r}: one of {', '.join(EntityType.values)}."
+            )
+        if entity_type not in enabled:
+            raise SyncRefused(
+                f"{entity_type.capitalize()} is not enabled for this connector: enable it in "
+                "Settings → What to Sync first."
+            )
+    return [t for t in enabled if t in wanted]
+
+
+def resync_types(connector, entity_types, *, user=None) -> SyncJob:
+    """A full sync of these entity types only; the others are untouched."""
+    types = _enabled(connector, entity_types)
+    return start_sync(connector, SyncJob.Kind.FULL, user=user, scope={"entity_types": types})
+
+
+def sync_record(connector, entity_type: str, wordpress_id, *, user=None) -> SyncJob:
+    """Fetch, decide and store one record now, by its WordPress id."""
+    _enabled(connector, [entity_type])
+    text = str(wordpress_id).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise SyncRefused(f"{text!r} is not a WordPress id: a positive whole number is.")
+    scope = {"records": {entity_type: [str(int(text))]}}
+    return start_sync(connector, SyncJob.Kind.FULL, user=user, scope=scope)
+
+
+def retry_failed(job: SyncJob, *, user=None) -> SyncJob:
+    """A new job that fetches by id only the records that failed in `job` (their create or
+    update; a failed push is retried by the next sync on its own)."""
+    from syncjobs.models import SyncLogEntry
+
+    rows = (
+        SyncLogEntry.objects.filter(
+            job=job,
+            status=SyncLogEntry.Status.FAILED,
+            operation__in=[SyncLogEntry.Operation.CREATE, SyncLogEntry.Operation.UPDATE],
+        )
+        .exclude(external_id="")
+        .order_by("id")
+        .values_list("entity_type", "external_id")
+    )
+    records: dict[str, list[str]] = {}
+    for entity_type, external_id in rows:
+        if external_id.isdigit():
+            records.setdefault(entity_type, []).append(external_id)
+    if not records:
+        raise SyncRefused(f"Job #{job.pk} has no failed records to retry.")
+    enabled = set(job.connector.enabled_entity_types())
+    records = {t: ids for t, ids in records.items() if t in enabled}
+    if not records:
+        raise SyncRefused(
+            f"The failed records of job #{job.pk} are of types no longer enabled for this "
+            "connector."
+        )
+    scope = {"records": records, "retry_of": job.pk}
+    return start_sync(job.connector, SyncJob.Kind.FULL, user=user, scope=scope)
+
+
+def preview_sync(connector, *, user=None, entity_types=None) -> SyncJob:
+    """A dry run: what a full sync would do, per type, with nothing written."""
+    scope = {"entity_types": _enabled(connector, entity_types)} if entity_types else None
+    return start_sync(connector, SyncJob.Kind.FULL, user=user, scope=scope, dry_run=True)
 
 
 def request_cancel(job: SyncJob, *, user=None) -> SyncJob:

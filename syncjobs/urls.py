@@ -1,6 +1,6 @@
 from django.urls import path
 
-from syncjobs import views
+from syncjobs import repair_views, views
 
 app_name = "syncjobs"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("<int:job>/status/", views.job_status, name="status"),
     path("<int:job>/log.csv", views.job_log_csv, name="log_csv"),
     path("<int:job>/cancel/", views.job_cancel, name="cancel"),
+    path("<int:job>/retry-failed/", repair_views.retry_failed, name="retry_failed"),
 ]

@@ -305,6 +305,13 @@ def job_detail(request, org, connector, job):
         "operations": SyncLogEntry.Operation.choices,
         "statuses": SyncLogEntry.Status.choices,
         "log_retention_days": settings.SYNC_LOG_RETENTION_DAYS,  # syncjobs/retention.py
+        # "Retry failed records": a finished job with failed creates or updates.
+        "can_retry": job.is_terminal
+        and SyncLogEntry.objects.filter(
+            job=job,
+            status=SyncLogEntry.Status.FAILED,
+            operation__in=[SyncLogEntry.Operation.CREATE, SyncLogEntry.Operation.UPDATE],
+        ).exists(),
     }
     if request.htmx and request.htmx.target == "job-log":
         # Filters, pagination and the end-of-job refresh swap only the log table.

@@ -374,6 +374,12 @@ class Plan:
     # A reconciliation's writes are drift, noted as such in the log; not when it re-stores
     # records after a mapping change (see mapping.MAPPING_REVISION).
     count_drift: bool = True
+    # A preview (SyncJob.dry_run): decide everything, push nothing (the store writes nothing).
+    dry_run: bool = False
+    # The deletion guard: (percent, minimum). A full walk that would archive more than
+    # `percent` % of a type's live records, and at least `minimum`, holds them instead
+    # (Store.hold_unseen). None: no guard.
+    deletion_guard: tuple[int, int] | None = None
 
 
 def fresh_counters() -> dict[str, int]:
@@ -482,6 +488,8 @@ class SyncEngine:
         self.site_now: datetime | None = None
         self.unseen_changed: set[str] = set()
         self.ahead: list[tuple[str, datetime]] = []
+        # Archives held back by the deletion guard, per type (see _guarded).
+        self.held: dict[str, int] = {}
 
     @property
     def full(self) -> bool:
@@ -514,6 +522,72 @@ class SyncEngine:
         # cursors, so the next incremental reads only new entries.
         self._deletions_phase()
         return self.stats
+
+    def run_records(self, records: dict[str, list[str]]) -> dict:
+        """Fetch these records by WordPress id (the `include=` list parameter, at most 100 a
+        request, §5.7) and decide each with the usual rules, instead of the phases: the
+        repair tools' retry of a job's failed records and "sync this record". A record
+        WordPress no longer serves is archived if the platform has it (as a full sync would),
+        else logged as not found (`self.not_found`). Returns the stats."""
+        self.not_found: list[tuple[str, str]] = []
+        for entity_type, ids in records.items():
+            self.stats[entity_type]["total"] = len(ids)
+            self._commit(entity_type, [], [])
+            specs = self.plan.specs[entity_type]
+            for start in range(0, len(ids), contract.MAX_INCLUDE_IDS):
+                wanted = [str(i) for i in ids[start : start + contract.MAX_INCLUDE_IDS]]
+                page = self.source.fetch_changed(entity_type, [int(i) for i in wanted])
+                items = list(page.items or [])
+                stray = {str(item.get("id")) for item in items if isinstance(item, dict)}
+                if stray - set(wanted):
+                    # A site older than contract 1.2 ignores `include` and serves its first
+                    # page: what it left out would look deleted, and be archived wrongly.
+                    raise InvalidResponse(
+                        "The site ignored the request for records by id (`include`, sync API "
+                        "contract 1.2): update the Association App plugin to use this tool.",
+                        status_code=200,
+                        url=entity_type,
+                    )
+                self.site_now = getattr(page, "server_time", None) or self.site_now
+                mapped = InlineMapper().submit(entity_type, specs, items)()
+                oversized = list(getattr(page, "skipped", None) or [])
+                served = {r.external_id for r in mapped} | {str(e.get("id")) for e in oversized}
+                self._process_page(entity_type, mapped, oversized, refetched=True)
+                self._not_served(entity_type, [i for i in wanted if i not in served])
+        return self.stats
+
+    def _not_served(self, entity_type: str, ids: list[str]) -> None:
+        """Records asked for by id that WordPress did not return: deleted (or no longer
+        published to the sync API) meanwhile."""
+        if not ids:
+            return
+        deleted_at = max(self.site_now or datetime.now(UTC), datetime.now(UTC))
+        archived = self.store.archive_deleted(entity_type, [(i, deleted_at) for i in ids])
+        if archived:
+            self._log_archived(
+                entity_type, archived, "Not served by WordPress any more when fetched by id"
+            )
+        gone = set(ids) - {external_id for external_id, _ in archived}
+        known = self.store.existing(entity_type, sorted(gone)) if gone else {}
+        lines = []
+        for external_id in sorted(gone):
+            self.stats[entity_type]["processed"] += 1
+            self.stats[entity_type]["skipped"] += 1
+            if external_id not in known:
+                self.not_found.append((entity_type, external_id))
+            lines.append(
+                LogLine(
+                    entity_type,
+                    external_id,
+                    SKIP,
+                    SKIPPED,
+                    f"{record_label(entity_type, external_id)}: WordPress does not serve this "
+                    "record (deleted, trashed, or never published to the sync API)"
+                    + ("; it was archived before." if external_id in known else "; nothing to do."),
+                    known[external_id].pk if external_id in known else None,
+                )
+            )
+        self._commit(entity_type, [], lines)
 
     def _mapper_for(self, total: int) -> InlineMapper | ProcessMapper:
         """Where a phase of `total` records maps its pages: a child process pays for its
@@ -1013,6 +1087,11 @@ class SyncEngine:
         counters = self.stats[entity_type]
         specs = self.plan.specs[entity_type]
         external_id = ex.external_id
+        if self.plan.dry_run:
+            # A preview must not change WordPress either: it counts the push it would make.
+            counters["pushed"] += 1
+            logs.append(LogLine(entity_type, external_id, SYNC, SUCCESS, "", ex.pk))
+            return
         body = reverse_map(entity_type, values, specs)
         if not body:
             counters["push_failed"] += 1
@@ -1256,6 +1335,8 @@ class SyncEngine:
         "Seen" is "has a log row in this job": every record the listing returned got one
         (skipped and failed ones too), so nothing extra is written per record to know it.
         """
+        if self._guarded(entity_type):
+            return
         after = None
         while True:
             archived, after = self.store.archive_unseen(entity_type, after, 1000)
@@ -1266,6 +1347,46 @@ class SyncEngine:
                 self._log_archived(entity_type, archived, reason)
             if after is None:
                 return
+
+    def _guarded(self, entity_type: str) -> bool:
+        """The deletion guard: too many records to archive at once are held for review
+        instead (one line in the log says so); returns whether it took over the archiving.
+
+        One walk of the live records (the archive walk's own, index-driven batches) collects
+        what it would archive, then they are held or archived: counting them first with an
+        anti-join against the log just written was planned as a nested loop over it."""
+        guard = self.plan.deletion_guard
+        if guard is None or self.plan.dry_run:
+            return False
+        percent, minimum = guard
+        doomed: list[tuple[str, Any]] = []
+        after = None
+        while True:
+            batch, after = self.store.unseen(entity_type, after, 1000)
+            doomed += batch
+            if after is None:
+                break
+        if not doomed:
+            return True
+        live = self.store.live_count(entity_type)
+        if len(doomed) < max(minimum, 1) or len(doomed) * 100 <= percent * live:
+            reason = "Not served by WordPress any more"
+            if self.reconciling and self.plan.count_drift:
+                reason += " (a deletion missed by the incremental syncs: drift)"
+            for start in range(0, len(doomed), 1000):
+                archived = self.store.archive_records(entity_type, doomed[start : start + 1000])
+                self._log_archived(entity_type, archived, reason)
+            return True
+        held = self.store.hold(entity_type, [external_id for external_id, _ in doomed], live)
+        self.held[entity_type] = held
+        self._note(
+            entity_type,
+            f"{held} of {live} {entity_type} records are no longer served by WordPress: more "
+            f"than the deletion guard allows at once ({percent} % and at least {minimum}). "
+            "They were not archived; they are held for review (approve or discard on the "
+            "connector's Overview).",
+        )
+        return True
 
     @staticmethod
     def deletions_cursor(entity_type: str) -> str:

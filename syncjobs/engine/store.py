@@ -56,7 +56,7 @@ from syncjobs.engine.core import (
     record_label,
 )
 from syncjobs.engine.mapping import MAPPINGS, content_payload
-from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.models import HeldDeletion, SyncJob, SyncLogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -980,6 +980,50 @@ class DjangoStore:
         Index-driven queries per batch, whatever the table statistics (see _probe): an
         anti-join against a log that was just written can be planned as a nested loop over it.
         """
+        doomed, after = self._unseen(entity_type, after, limit)
+        if doomed:
+            RECORD_MODELS[entity_type].objects.filter(
+                pk__in=[pk for _, pk in doomed], archived_at__isnull=True
+            ).update(archived_at=timezone.now())
+        return doomed, after
+
+    def unseen(self, entity_type: str, after: Any, limit: int):
+        """One batch of the archive walk, archiving nothing: (external_id, pk) of the live
+        records without a log row in this job, and where to continue (the deletion guard)."""
+        return self._unseen(entity_type, after, limit)
+
+    def live_count(self, entity_type: str) -> int:
+        return (
+            RECORD_MODELS[entity_type]
+            .objects.filter(connector_id=self.connector.pk, archived_at__isnull=True)
+            .count()
+        )
+
+    def archive_records(self, entity_type: str, doomed: list[tuple[str, Any]]):
+        """Archive these (external_id, pk) records, those still live; returns them."""
+        model = RECORD_MODELS[entity_type]
+        live = set(
+            model.objects.filter(
+                pk__in=[pk for _, pk in doomed], archived_at__isnull=True
+            ).values_list("pk", flat=True)
+        )
+        model.objects.filter(pk__in=live).update(archived_at=timezone.now())
+        return [(external_id, pk) for external_id, pk in doomed if pk in live]
+
+    def hold(self, entity_type: str, external_ids: list[str], live: int) -> int:
+        """Keep the records a full walk would archive as a HeldDeletion, for an
+        administrator to decide (syncjobs.deletion_guard). Returns how many."""
+        HeldDeletion.objects.create(
+            connector_id=self.connector.pk,
+            job_id=self.job.pk,
+            entity_type=entity_type,
+            external_ids=external_ids,
+            live_count=live,
+        )
+        return len(external_ids)
+
+    def _unseen(self, entity_type: str, after: Any, limit: int):
+        """One batch of the walk archive_unseen does, without archiving (a preview's too)."""
         model = RECORD_MODELS[entity_type]
         postgres = connection.vendor == "postgresql"
         if postgres:
@@ -996,10 +1040,6 @@ class DjangoStore:
             return [], None
         logged = self._logged(entity_type, [external_id for _, external_id in batch])
         doomed = [(external_id, pk) for pk, external_id in batch if external_id not in logged]
-        if doomed:
-            model.objects.filter(pk__in=[pk for _, pk in doomed], archived_at__isnull=True).update(
-                archived_at=timezone.now()
-            )
         return doomed, (batch[-1][1] if len(batch) == limit else None)
 
     def _logged(self, entity_type: str, external_ids: list[str]) -> set[str]:
@@ -1054,6 +1094,17 @@ class DjangoStore:
     def archive_deleted(
         self, entity_type: str, entries: list[tuple[str, datetime]]
     ) -> list[tuple[str, Any]]:
+        doomed = self._deletable(entity_type, entries)
+        if doomed:
+            RECORD_MODELS[entity_type].objects.filter(pk__in=[pk for _, pk in doomed]).update(
+                archived_at=timezone.now()
+            )
+        return doomed
+
+    def _deletable(
+        self, entity_type: str, entries: list[tuple[str, datetime]]
+    ) -> list[tuple[str, Any]]:
+        """The live records these deletion entries archive (read only; a preview's too)."""
         model = RECORD_MODELS[entity_type]
         deleted_at: dict[str, datetime] = {}
         for external_id, deleted in entries:
@@ -1074,8 +1125,6 @@ class DjangoStore:
                 or deleted_at[row["external_id"]] >= row["source_modified_at"]
             )
         ]
-        if doomed:
-            model.objects.filter(pk__in=[pk for _, pk in doomed]).update(archived_at=timezone.now())
         return doomed
 
 

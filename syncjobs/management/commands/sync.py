@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand, CommandError
 
 from connectors.models import Connector
+from syncjobs import services
 from syncjobs.models import SyncJob
 from syncjobs.services import SyncRefused, start_sync
 
@@ -56,14 +57,28 @@ class Command(BaseCommand):
             "--in-process", action="store_true", help="with --wait: never wait for a worker"
         )
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait")
+        parser.add_argument(
+            "--only", metavar="TYPE[,TYPE]", help="with --kind full: only these entity types"
+        )
+        parser.add_argument(
+            "--retry-failed", metavar="JOB_ID", type=int, help="only the records that job failed"
+        )
+        parser.add_argument(
+            "--record", metavar="TYPE:WORDPRESS_ID", help="fetch, decide and store one record"
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="with --kind full: count what the sync would do, write nothing",
+        )
 
     def handle(self, *args, **options):
         connector = self._connector(options["connector"])
         try:
-            job = start_sync(connector, KINDS[options["kind"]])
+            job = self._start(connector, options)
         except SyncRefused as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Job #{job.pk} ({job.get_kind_display()}) queued for {connector}.")
+        self.stdout.write(f"Job #{job.pk} ({job.description}) queued for {connector}.")
         if not options["wait"]:
             return
         if options["in_process"] or not worker_available():
@@ -84,6 +99,33 @@ class Command(BaseCommand):
         self._summary(job)
         if job.status == SyncJob.Status.FAILED:
             raise CommandError(f"Job #{job.pk} failed: {job.error}")
+
+    def _start(self, connector: Connector, options) -> SyncJob:
+        """The job the options ask for; CommandError for options that do not go together."""
+        only, retry, one = options["only"], options["retry_failed"], options["record"]
+        dry_run, kind = options["dry_run"], options["kind"]
+        if sum(bool(x) for x in (only or dry_run, retry, one)) > 1:
+            raise CommandError("--retry-failed and --record go alone (not with --only, --dry-run).")
+        if (only or dry_run) and kind != "full":
+            raise CommandError("--only and --dry-run need --kind full.")
+        types = [t.strip() for t in (only or "").split(",") if t.strip()]
+        if dry_run:
+            return services.preview_sync(connector, entity_types=types or None)
+        if only:
+            return services.resync_types(connector, types)
+        if retry:
+            job = SyncJob.objects.filter(pk=retry, connector=connector).first()
+            if job is None:
+                raise CommandError(f"Connector {connector} has no job #{retry}.")
+            return services.retry_failed(job)
+        if one:
+            entity_type, _, wordpress_id = one.partition(":")
+            if not wordpress_id:
+                raise CommandError(
+                    f"--record takes TYPE:WORDPRESS_ID (e.g. member:42), not {one!r}."
+                )
+            return services.sync_record(connector, entity_type.strip(), wordpress_id)
+        return start_sync(connector, KINDS[kind])
 
     def _connector(self, ref: str) -> Connector:
         queryset = Connector.objects.select_related("organisation")
@@ -116,6 +158,11 @@ class Command(BaseCommand):
                 f"{entity_type:<14}{counters.get('total', 0):>8}{counters.get('processed', 0):>10}"
                 + "".join(f"{counters.get(k, 0):>12}" for k in keys)
             )
+        for entity_type, failures in (job.preview_failures or {}).items():
+            for external_id, reason in failures:
+                self.stdout.write(f"Would fail: {entity_type} {external_id}: {reason}")
+        if job.dry_run:
+            self.stdout.write("Preview only: no record and no sync log row was written.")
         if job.drift is not None:
             self.stdout.write(f"Drift: {job.drift} change(s) missed by incremental syncs")
         if job.duration is not None:

@@ -1,0 +1,114 @@
+"""The repair tools' buttons (POST only, CSRF-protected like every form): retry a job's failed
+records, re-sync one entity type, sync one record, preview a full sync. Each starts a normal job
+through syncjobs.services (which audits who started what) and opens its page; a refusal (a job
+already in flight, a disabled type, a bad id) comes back as a message where the button was.
+Objects come through accounts.tenancy: another organisation's connector or job is a 404."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.tenancy import get_connector_for, get_organisation_for, org_context
+from syncjobs import deletion_guard, services
+from syncjobs.models import HeldDeletion
+from syncjobs.views import _load as load_job
+
+
+def _connector(request, org, connector):
+    return get_connector_for(request.user, get_organisation_for(request.user, org), connector)
+
+
+def _started(request, start, back: str):
+    try:
+        job = start()
+    except services.SyncRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(request.POST.get("next") or back) if _safe(request) else redirect(back)
+    messages.success(request, f"{job.description} queued (job #{job.pk}).")
+    return redirect(job.get_absolute_url())
+
+
+def _safe(request) -> bool:
+    """A `next` back to a page of this site only (the record page, mapping diagnostics)."""
+    target = request.POST.get("next") or ""
+    return target.startswith("/") and not target.startswith("//")
+
+
+@require_POST
+def retry_failed(request, org, connector, job):
+    _organisation, _connector_obj, job = load_job(request, org, connector, job)
+    return _started(
+        request, lambda: services.retry_failed(job, user=request.user), job.get_absolute_url()
+    )
+
+
+@require_POST
+def resync_type(request, org, connector):
+    connector = _connector(request, org, connector)
+    entity_type = request.POST.get("entity_type", "")
+    return _started(
+        request,
+        lambda: services.resync_types(connector, [entity_type], user=request.user),
+        connector.get_absolute_url(),
+    )
+
+
+@require_POST
+def sync_record(request, org, connector):
+    connector = _connector(request, org, connector)
+    entity_type = request.POST.get("entity_type", "")
+    wordpress_id = request.POST.get("wordpress_id", "")
+    return _started(
+        request,
+        lambda: services.sync_record(connector, entity_type, wordpress_id, user=request.user),
+        connector.get_absolute_url(),
+    )
+
+
+@require_POST
+def preview(request, org, connector):
+    connector = _connector(request, org, connector)
+    return _started(
+        request,
+        lambda: services.preview_sync(connector, user=request.user),
+        connector.get_absolute_url(),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def held_deletions(request, org, connector):
+    """The deletion guard's review page: held batches to approve (archive) or discard."""
+    organisation = get_organisation_for(request.user, org)
+    connector = get_connector_for(request.user, organisation, connector)
+    here = reverse("connectors:held_deletions", args=[organisation.slug, connector.pk])
+    if request.method == "POST":
+        decision = request.POST.get("decision")
+        held_id = request.POST.get("held", "")
+        if decision not in ("approve", "discard") or not held_id.isdigit():
+            messages.error(request, "Choose Approve or Discard for one held batch.")
+            return redirect(here)
+        try:
+            held = deletion_guard.decide(
+                connector, int(held_id), approve=decision == "approve", user=request.user
+            )
+        except services.SyncRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            if held.decision == HeldDeletion.Decision.APPROVED:
+                messages.success(request, f"{held.archived} {held.entity_type} records archived.")
+            else:
+                messages.success(request, f"{held.count} {held.entity_type} records kept.")
+        return redirect(here)
+    return render(
+        request,
+        "syncjobs/held_deletions.html",
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "held": HeldDeletion.objects.filter(connector=connector).select_related(
+                "job", "decided_by"
+            )[:50],
+            "tab": "overview",
+        },
+    )

@@ -1,0 +1,74 @@
+"""The repair tools in headless Chromium: Retry failed records, Preview sync, the deletion
+guard's review."""
+
+import re
+
+from playwright.sync_api import expect
+
+from records.models import Member
+from syncjobs.models import HeldDeletion, SyncJob, SyncLogEntry
+from syncjobs.runner import run_job
+from tests.conftest import make_connector
+from tests.dashboard.conftest import make_job, make_log
+from tests.engine.conftest import SIM_KEY, server, site  # noqa: F401  (fixtures)
+from tests.reliability.conftest import make_record
+
+from .conftest import login, screenshot
+
+
+def test_retry_button_starts_a_retry_job(browser_page, alice, connector_a):
+    page = browser_page
+    job = make_job(connector_a)
+    make_log(job, 3, entity_type="member", status="FAILED", error="member: email is null")
+    login(page, alice)
+    page.goto(job.get_absolute_url())
+    page.get_by_role("button", name="Retry failed records").click()
+    expect(page.locator(".messages")).to_contain_text(f"Retry of job #{job.pk}'s failed records")
+    retry = SyncJob.objects.get(status="PENDING")
+    expect(page).to_have_url(re.compile(f"/jobs/{retry.pk}/$"))
+    expect(page.locator("h1")).to_contain_text(f"Retry of job #{job.pk}'s failed records")
+    assert retry.scope["records"] == {"member": ["1000", "1001", "1002"]}
+    screenshot(page, "retry-job")
+
+
+def test_preview_from_the_overview_shows_what_a_full_sync_would_do(
+    browser_page,
+    alice,
+    org_a,
+    site,  # noqa: F811
+    server,  # noqa: F811
+):
+    page = browser_page
+    connector = make_connector(
+        org_a, name="Preview site", site_url=server.url, api_key=SIM_KEY, entity_types=["member"]
+    )
+    login(page, alice)
+    page.goto(connector.get_absolute_url())
+    page.get_by_role("button", name="Preview sync").click()
+    expect(page.locator("h1")).to_contain_text("Preview of a full sync (nothing written)")
+    preview = SyncJob.objects.get(dry_run=True)
+    run_job(preview.pk)  # the worker's part, in this process
+    page.reload()
+    card = page.locator("section", has_text="Preview: what a full sync would do")
+    expect(card).to_contain_text("First member failures")
+    expect(card).to_contain_text("email")
+    expect(page.locator("main")).to_contain_text(str(site.count("member") - 1))
+    assert not Member.objects.exists() and not SyncLogEntry.objects.exists()
+    screenshot(page, "preview-job")
+
+
+def test_held_deletions_are_reviewed_from_the_overview(browser_page, alice, connector_a):
+    page = browser_page
+    job = make_job(connector_a, error="2 deletions held for review")
+    for external_id in ("41", "42"):
+        make_record("member", connector_a, external_id=external_id)
+    HeldDeletion.objects.create(
+        connector=connector_a, job=job, entity_type="member", external_ids=["41", "42"]
+    )
+    login(page, alice)
+    page.goto(connector_a.get_absolute_url())
+    page.get_by_role("link", name="Review them").click()
+    page.get_by_role("button", name="Discard: keep them").click()
+    expect(page.locator(".messages")).to_contain_text("2 member records kept.")
+    expect(page.locator("table")).to_contain_text("Discarded: kept by alice")
+    assert Member.objects.filter(archived_at__isnull=True).count() == 2
