@@ -128,10 +128,14 @@ def _status_context(connector) -> dict:
             ).exists()
         )
     )
-    if last_finished is not None and last_finished.status == SyncJob.Status.COMPLETED:
+    if (
+        last_finished is not None
+        and last_finished.status == SyncJob.Status.COMPLETED
+        and not last_finished.dry_run  # a preview writes nothing: no successful sync
+    ):
         last_success = last_finished
     else:
-        last_success = connector.jobs.filter(status=SyncJob.Status.COMPLETED).first()
+        last_success = connector.jobs.filter(status=SyncJob.Status.COMPLETED, dry_run=False).first()
     return {
         "connector": connector,
         "last_success": last_success,

@@ -53,9 +53,12 @@ def job_finished(job: SyncJob) -> None:
 
 
 def last_success_subquery(outer="pk"):
-    """When the connector's latest COMPLETED job finished (for annotations)."""
+    """When the connector's latest COMPLETED job finished (for annotations). A preview
+    (dry run) writes nothing, so it is no successful sync."""
     return Subquery(
-        SyncJob.objects.filter(connector=OuterRef(outer), status=SyncJob.Status.COMPLETED)
+        SyncJob.objects.filter(
+            connector=OuterRef(outer), status=SyncJob.Status.COMPLETED, dry_run=False
+        )
         .order_by("-finished_at")
         .values("finished_at")[:1]
     )
