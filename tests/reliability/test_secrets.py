@@ -123,7 +123,8 @@ def test_connection_test_with_a_wrong_key_does_not_quote_it(org_a, caplog):
 def test_every_kind_of_task_message_carries_ids_only(org_a, alice):
     """Beyond Run Full Sync: the scheduler's dispatch and the connection test also enqueue
     an id and nothing else; neither the key nor its ciphertext travels through Redis."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta
+    from unittest.mock import ANY
 
     from django.utils import timezone
 
@@ -140,12 +141,16 @@ def test_every_kind_of_task_message_carries_ids_only(org_a, alice):
     test = request_connection_test(connector, user=alice)
     tasks = enqueued_tasks()
     purge_broker()
+    # The scheduled run also carries when it was due (for the schedule-lag metric): a time,
+    # not a secret.
     assert sorted((t["task"], t["args"], t["kwargs"]) for t in tasks) == sorted(
         [
-            ("syncjobs.tasks.run_sync_job", [job.pk], {}),
+            ("syncjobs.tasks.run_sync_job", [job.pk], {"due_at": ANY}),
             ("diagnostics.tasks.run_connection_test", [test.pk], {}),
         ]
     )
+    [sync_message] = [t for t in tasks if t["task"] == "syncjobs.tasks.run_sync_job"]
+    assert datetime.fromisoformat(sync_message["kwargs"]["due_at"]) <= timezone.now()
     for task in tasks:
         assert NEW_KEY.encode() not in task["raw"]
         assert NEW_KEY[:12].encode() not in task["raw"]
