@@ -59,6 +59,11 @@ class SyncJob(models.Model):
     #  "conflicts": n, "failed": n, "archived": n, "pushed": n, "push_failed": n}}
     # Kept on the job so the status endpoint never counts log rows.
     stats = models.JSONField(default=dict, blank=True)
+    # {entity_type: records the site served last time}: what a full walk expects of a type
+    # before it reaches it (the site says a type's size only when the walk gets there), so
+    # the progress estimate weighs each type by its records (syncjobs.views.job_progress).
+    # Set by the runner from the connector's previous full walk; empty when there was none.
+    expected_sizes = models.JSONField(default=dict, blank=True)
     current_entity_type = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
     # A completed reconciliation's drift: the records it had to create, update or archive,

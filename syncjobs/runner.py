@@ -120,7 +120,10 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         )
     # Every phase shows (at zero) from the start. JSON objects keep no key order in
     # PostgreSQL: display in connector.enabled_entity_types() order.
-    SyncJob.objects.filter(pk=job.pk).update(stats={t: fresh_counters() for t in plan.entity_types})
+    job.expected_sizes = expected_sizes(job, plan.entity_types)
+    SyncJob.objects.filter(pk=job.pk).update(
+        stats={t: fresh_counters() for t in plan.entity_types}, expected_sizes=job.expected_sizes
+    )
     try:
         client = source or client_for(connector)
     except (WordPressError, crypto.SecretUnreadable) as exc:
@@ -172,6 +175,35 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         if source is None:
             client.close()  # a client we opened; a caller's source is the caller's to close
     return SyncJob.Status.COMPLETED, ""
+
+
+FULL_WALKS = (SyncJob.Kind.INITIAL, SyncJob.Kind.FULL, SyncJob.Kind.RECONCILE)
+
+
+def expected_sizes(job: SyncJob, entity_types: list[str]) -> dict[str, int]:
+    """Each type's size as the connector's previous completed full walk found it (one query).
+    Only a full walk needs it: an incremental's size is what changed, unknown until asked."""
+    if job.kind not in FULL_WALKS or job.dry_run or job.scope:
+        return {}
+    previous = (
+        SyncJob.objects.filter(
+            connector_id=job.connector_id,
+            kind__in=FULL_WALKS,
+            status=SyncJob.Status.COMPLETED,
+            scope={},
+            dry_run=False,
+        )
+        .exclude(pk=job.pk)
+        .order_by("-finished_at")
+        .values_list("stats", flat=True)
+        .first()
+    ) or {}
+    sizes = {}
+    for entity_type in entity_types:
+        total = (previous.get(entity_type) or {}).get("total")
+        if isinstance(total, int):
+            sizes[entity_type] = total
+    return sizes
 
 
 def internal_error(exc: BaseException) -> str:

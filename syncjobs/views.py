@@ -130,6 +130,7 @@ STATUS_FIELDS = (
     "finished_at",
     "cancel_requested_at",
     "stats",
+    "expected_sizes",
     "current_entity_type",
     "error",
     "connector",
@@ -205,14 +206,6 @@ def job_progress(job: SyncJob) -> dict:
             # A type with figures has started, whatever current_entity_type says.
             row["waiting"] = index > current and not (row["total"] or row["processed"])
     waiting = sum(1 for row in rows if row["waiting"])
-    done = 0.0
-    for row in rows:
-        if row["waiting"]:
-            continue
-        if row["total"]:
-            done += min(row["processed"] / row["total"], 1.0)
-        elif not (row["current"] and job.is_active):
-            done += 1.0  # a type with nothing to sync is done once passed
     totals = job.totals()
     elapsed = job.duration.total_seconds() if job.duration else 0
     processed = totals.get("processed", 0)
@@ -228,9 +221,34 @@ def job_progress(job: SyncJob) -> dict:
         "percent": percent(processed, totals.get("total", 0)),
         "totals_known": bool(rows) and not waiting,
         "types_started": len(rows) - waiting,
-        "estimate": round(100 * done / len(rows)) if rows else 0,
+        "estimate": _estimate(job, rows),
         "rate": round(processed / elapsed, 1) if elapsed > 0 and processed else None,
     }
+
+
+def _estimate(job: SyncJob, rows: list[dict]) -> int:
+    """Percent done while some types' sizes are still unknown. Weighed by records: a type not
+    reached yet counts with the size the previous full walk found (job.expected_sizes), so
+    1,000 articles done of 1,000 with 3,000 members to come is 25 %, not "1 of 2 types". Only
+    when a waiting type has no such size does it fall back to a share per type."""
+    expected = job.expected_sizes or {}
+    if all(not row["waiting"] or isinstance(expected.get(row["entity_type"]), int) for row in rows):
+        size = done = 0
+        for row in rows:
+            row_size = expected[row["entity_type"]] if row["waiting"] else row["total"]
+            size += row_size
+            done += min(row["processed"], row_size)
+        if size:
+            return round(100 * done / size)
+    done = 0.0
+    for row in rows:
+        if row["waiting"]:
+            continue
+        if row["total"]:
+            done += min(row["processed"] / row["total"], 1.0)
+        elif not (row["current"] and job.is_active):
+            done += 1.0  # a type with nothing to sync is done once passed
+    return round(100 * done / len(rows)) if rows else 0
 
 
 def _status_context(job) -> dict:
