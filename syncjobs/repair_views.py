@@ -5,13 +5,16 @@ already in flight, a disabled type, a bad id) comes back as a message where the 
 Objects come through accounts.tenancy: another organisation's connector or job is a 404."""
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.tenancy import get_connector_for, get_organisation_for, org_context
-from syncjobs import deletion_guard, services
-from syncjobs.models import HeldDeletion
+from records.models import RECORD_MODELS
+from records.trace import side_by_side
+from syncjobs import conflicts, deletion_guard, services
+from syncjobs.models import ConflictResolution, HeldDeletion, SyncLogEntry
 from syncjobs.views import _load as load_job
 
 
@@ -112,3 +115,74 @@ def held_deletions(request, org, connector):
             "tab": "overview",
         },
     )
+
+
+# Conflicts shown with their diff: each diff asks WordPress for the record (one request).
+CONFLICTS_SHOWN = 20
+ACTIONS = {
+    "keep": ConflictResolution.Action.KEEP_PLATFORM,
+    "take": ConflictResolution.Action.TAKE_WORDPRESS,
+    "dismiss": ConflictResolution.Action.DISMISSED,
+}
+
+
+@require_http_methods(["GET", "POST"])
+def conflict_inbox(request, org, connector):
+    """The conflict inbox: open conflicts with their field-level diff, answered one by one
+    (a row's buttons send `single=<action>:<id>`) or for a ticked selection."""
+    organisation = get_organisation_for(request.user, org)
+    connector = get_connector_for(request.user, organisation, connector)
+    here = reverse("connectors:conflicts", args=[organisation.slug, connector.pk])
+    if request.method == "POST":
+        return _answer(request, connector, here)
+    shown = list(conflicts.unresolved(connector).order_by("-id")[:CONFLICTS_SHOWN])
+    items = []
+    for row in shown:
+        model = RECORD_MODELS.get(row.entity_type)
+        rec = model.objects.filter(pk=row.internal_id).first() if model else None
+        diff, error = side_by_side(connector, rec) if rec else ([], "The record is gone.")
+        items.append({"row": row, "record": rec, "diff": diff, "error": error})
+    return render(
+        request,
+        "syncjobs/conflicts.html",
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "items": items,
+            "total": conflicts.unresolved(connector).count(),
+            "two_way": connector.sync_direction == connector.Direction.TWO_WAY,
+            "resolved": ConflictResolution.objects.filter(connector=connector).select_related(
+                "resolved_by", "job"
+            )[:20],
+            "tab": "overview",
+        },
+    )
+
+
+def _answer(request, connector, here):
+    if request.POST.get("single"):
+        action, _sep, one = request.POST["single"].partition(":")
+        ids = [one]
+    else:
+        action, ids = request.POST.get("action", ""), request.POST.getlist("conflict")
+    if action not in ACTIONS or not ids or not all(i.isdigit() for i in ids):
+        messages.error(request, "Tick at least one conflict and choose what to do with it.")
+        return redirect(here)
+    ids = sorted({int(i) for i in ids})
+    mine = SyncLogEntry.objects.filter(
+        connector=connector, status=SyncLogEntry.Status.CONFLICT, pk__in=ids
+    ).count()
+    if mine != len(ids):
+        raise Http404("No such conflict")  # another connector's, or not a conflict at all
+    try:
+        done, job, refused = conflicts.resolve(connector, ids, ACTIONS[action], user=request.user)
+    except services.SyncRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(here)
+    for reason in refused:
+        messages.error(request, reason)
+    if done:
+        what = done[0].get_action_display().lower()
+        text = f"{len(done)} conflict{'s' if len(done) != 1 else ''} resolved: {what}."
+        messages.success(request, text + (f" Job #{job.pk} carries it out." if job else ""))
+    return redirect(here)
