@@ -319,7 +319,10 @@ class ConflictResolution(models.Model):
     connector = models.ForeignKey(
         "connectors.Connector", models.CASCADE, related_name="conflict_resolutions"
     )
-    # CASCADE: log retention deletes old CONFLICT rows, and their answers with them.
+    # No database constraint: log retention (syncjobs.retention) deletes old log rows with
+    # plain SQL, which such a constraint would refuse; the answer then outlives its row, and
+    # still says which record it was about (entity_type, external_id below). Deleting a job
+    # or a connector goes through Django's collector, which deletes the answers (CASCADE).
     log_entry = models.OneToOneField(
         SyncLogEntry, models.CASCADE, related_name="resolution", db_constraint=False
     )
