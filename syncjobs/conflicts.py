@@ -28,15 +28,19 @@ Action = ConflictResolution.Action
 
 
 def unresolved(connector):
-    """The connector's open conflicts (CONFLICT log rows), newest first."""
+    """The connector's open conflicts (CONFLICT log rows). Through the connector's jobs, as
+    records.trace does, so the log's (job, status) and (job, external_id) indexes serve both
+    lookups instead of a walk of the connector's whole log (the Overview counts them)."""
+    jobs = SyncJob.objects.filter(connector_id=connector.pk).values("pk")
     later = SyncLogEntry.objects.filter(
-        connector_id=OuterRef("connector_id"),
-        entity_type=OuterRef("entity_type"),
+        job__in=jobs,
+        job_id__gte=OuterRef("job_id"),
         external_id=OuterRef("external_id"),
+        entity_type=OuterRef("entity_type"),
         id__gt=OuterRef("id"),
     )
     return SyncLogEntry.objects.filter(
-        connector=connector, status=SyncLogEntry.Status.CONFLICT, resolution__isnull=True
+        job__in=jobs, status=SyncLogEntry.Status.CONFLICT, resolution__isnull=True
     ).exclude(Exists(later))
 
 
