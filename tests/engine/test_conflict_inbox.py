@@ -142,3 +142,25 @@ def test_bulk_take_wordpress_is_one_job(sync, site, connector, alice):
     assert SyncLogEntry.objects.filter(job=job, status="SUCCESS").count() == 3
     assert not Article.objects.filter(title="Platform").exists()
     assert set(ConflictResolution.objects.values_list("job", flat=True)) == {job.pk}
+
+
+def test_a_conflict_a_later_sync_settled_is_not_open_any_more(sync, site, connector, alice):
+    article_id, row = _conflict(sync, site, connector)
+    # The admin fixes it by hand: drops the platform edit, then syncs the record.
+    Article.objects.filter(external_id=str(article_id)).update(platform_modified_at=None)
+    _run(sync, services.sync_record(connector, "article", article_id))
+    assert list(conflicts.unresolved(connector)) == []
+    done, job, refused = conflicts.resolve(connector, [row.pk], Action.DISMISSED, user=alice)
+    assert (done, job) == ([], None)
+    assert refused == [
+        f"The conflict on article {article_id} is no longer open: a later sync settled it."
+    ]
+
+
+def test_keep_platform_refused_when_two_way_policy_is_wordpress_wins(sync, site, two_way, alice):
+    _article_id, row = _conflict(sync, site, two_way, refused=True)
+    two_way.conflict_policy = Connector.ConflictPolicy.WORDPRESS_WINS
+    two_way.save()
+    with pytest.raises(services.SyncRefused, match="conflict policy is WordPress wins"):
+        conflicts.resolve(two_way, [row.pk], Action.KEEP_PLATFORM, user=alice)
+    assert list(conflicts.unresolved(two_way)) == [row]
