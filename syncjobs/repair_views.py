@@ -4,6 +4,8 @@ through syncjobs.services (which audits who started what) and opens its page; a 
 already in flight, a disabled type, a bad id) comes back as a message where the button was.
 Objects come through accounts.tenancy: another organisation's connector or job is a 404."""
 
+import re
+
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -165,7 +167,8 @@ def _answer(request, connector, here):
         ids = [one]
     else:
         action, ids = request.POST.get("action", ""), request.POST.getlist("conflict")
-    if action not in ACTIONS or not ids or not all(i.isdigit() for i in ids):
+    # ASCII digits, at most 18 (a bigint): "²" is a digit to str.isdigit, not to int().
+    if action not in ACTIONS or not ids or not all(re.fullmatch(r"[0-9]{1,18}", i) for i in ids):
         messages.error(request, "Tick at least one conflict and choose what to do with it.")
         return redirect(here)
     ids = sorted({int(i) for i in ids})

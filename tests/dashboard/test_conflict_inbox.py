@@ -92,4 +92,14 @@ def test_inbox_is_post_only_for_answers_csrf_protected_and_scoped(
     # Alice's conflict id through Bob's own connector: not his, a 404 too.
     own = reverse("connectors:conflicts", args=[connector_b.organisation.slug, connector_b.pk])
     assert bob_client.post(own, {"single": f"dismiss:{row.pk}"}).status_code == 404
+    # Hostile ids: a clear message, nothing answered.
+    for bad in (
+        {"single": "dismiss:²"},
+        {"single": "keep:"},
+        {"action": "take", "conflict": "9" * 30},
+    ):
+        response = relaxed.post(url, bad)
+        assert messages_of(response)[-1] == (
+            "Tick at least one conflict and choose what to do with it."
+        )
     assert not ConflictResolution.objects.exists()
