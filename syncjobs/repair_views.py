@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.tenancy import get_connector_for, get_organisation_for, org_context
+from connectors import crypto
+from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
 from records.trace import side_by_side
 from syncjobs import conflicts, deletion_guard, services
@@ -137,20 +139,16 @@ def conflict_inbox(request, org, connector):
     here = reverse("connectors:conflicts", args=[organisation.slug, connector.pk])
     if request.method == "POST":
         return _answer(request, connector, here)
-    shown = list(conflicts.unresolved(connector).order_by("-id")[:CONFLICTS_SHOWN])
-    items = []
-    for row in shown:
-        model = RECORD_MODELS.get(row.entity_type)
-        rec = model.objects.filter(pk=row.internal_id).first() if model else None
-        diff, error = side_by_side(connector, rec) if rec else ([], "The record is gone.")
-        items.append({"row": row, "record": rec, "diff": diff, "error": error})
+    shown = list(
+        conflicts.unresolved(connector).select_related("job").order_by("-id")[:CONFLICTS_SHOWN]
+    )
     return render(
         request,
         "syncjobs/conflicts.html",
         {
             **org_context(request, organisation),
             "connector": connector,
-            "items": items,
+            "items": _diffs(connector, shown),
             "total": conflicts.unresolved(connector).count(),
             "two_way": connector.sync_direction == connector.Direction.TWO_WAY,
             "resolved": ConflictResolution.objects.filter(connector=connector).select_related(
@@ -159,6 +157,41 @@ def conflict_inbox(request, org, connector):
             "tab": "overview",
         },
     )
+
+
+def _diffs(connector, rows) -> list[dict]:
+    """Each conflict with its field-level diff. One client for the page, and once WordPress
+    could not be asked the rest are not asked either: a site that is down costs the page one
+    timeout, not one per conflict."""
+    from connectors.wordpress_client import client_for
+
+    items, unreachable, client = [], "", None
+    try:
+        for row in rows:
+            model = RECORD_MODELS.get(row.entity_type)
+            rec = model.objects.filter(pk=row.internal_id).first() if model else None
+            if rec is None:
+                items.append(
+                    {"row": row, "record": None, "diff": [], "error": "The record is gone."}
+                )
+                continue
+            if unreachable:
+                items.append({"row": row, "record": rec, "diff": [], "error": unreachable})
+                continue
+            try:
+                client = client or client_for(connector, max_retries=0, timeout=10)
+            except (WordPressError, crypto.SecretUnreadable) as exc:
+                unreachable = f"WordPress could not be asked: {exc}"
+                items.append({"row": row, "record": rec, "diff": [], "error": unreachable})
+                continue
+            diff, error = side_by_side(connector, rec, source=client)
+            if error.startswith("WordPress could not be asked"):
+                unreachable = error
+            items.append({"row": row, "record": rec, "diff": diff, "error": error})
+    finally:
+        if client is not None:
+            client.close()
+    return items
 
 
 def _answer(request, connector, here):

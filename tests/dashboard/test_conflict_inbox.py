@@ -103,3 +103,20 @@ def test_inbox_is_post_only_for_answers_csrf_protected_and_scoped(
             "Tick at least one conflict and choose what to do with it."
         )
     assert not ConflictResolution.objects.exists()
+
+
+@pytest.mark.django_db
+def test_inbox_lists_conflicts_when_wordpress_cannot_be_asked(
+    org_a,
+    alice_client,
+    site,  # noqa: F811
+    server,  # noqa: F811
+):
+    connector, ids = make_conflicts(org_a, site, server)
+    connector.site_url = "http://127.0.0.1:9"  # nothing listens there: connection refused
+    connector.save()
+    page = alice_client.get(reverse("connectors:conflicts", args=["acme", connector.pk])).text
+    assert "Conflict inbox (2)" in page
+    assert page.count("WordPress could not be asked") == 2  # said for each conflict
+    for article_id in ids:
+        assert f"Conflict on article {article_id}" in page
