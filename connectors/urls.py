@@ -23,5 +23,6 @@ urlpatterns = [
     path("<int:connector>/preview/", repair_views.preview, name="preview"),
     path("<int:connector>/resync-type/", repair_views.resync_type, name="resync_type"),
     path("<int:connector>/sync-record/", repair_views.sync_record, name="sync_record"),
+    path("<int:connector>/conflicts/", repair_views.conflict_inbox, name="conflicts"),
     path("<int:connector>/held-deletions/", repair_views.held_deletions, name="held_deletions"),
 ]

@@ -25,6 +25,7 @@ from connectors.templatetags.dashboard import audit_label
 from notifications.alerts import last_success_subquery
 from records.models import RECORD_MODELS, EntityType, PublishStatus
 from syncjobs.charts import recent_job_charts
+from syncjobs.conflicts import unresolved as unresolved_conflicts
 from syncjobs.deletion_guard import pending as pending_held
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, start_sync
@@ -227,6 +228,7 @@ def _statistics(connector) -> dict:
     held = list(pending_held(connector).values_list("external_ids", flat=True))
     return {
         "held_pending": sum(len(ids) for ids in held),
+        "conflicts_open": unresolved_conflicts(connector).count(),
         "reconciliation": reconciliation,
         "record_counts": counts,
         "records_total": sum(item["count"] for item in counts),

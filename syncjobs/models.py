@@ -307,3 +307,42 @@ class HeldDeletion(models.Model):
     @property
     def count(self) -> int:
         return len(self.external_ids)
+
+
+class ConflictResolution(models.Model):
+    """An administrator's answer to one CONFLICT log row (syncjobs.conflicts): keep the
+    platform version, take WordPress's, or dismiss. The conflict inbox is derived from the
+    log (a record whose newest log row is a CONFLICT with no resolution); this row is only
+    the answer, and its unique log_entry is what makes "resolved once" hold when two admins
+    click at the same moment: the second INSERT fails."""
+
+    class Action(models.TextChoices):
+        KEEP_PLATFORM = "KEEP_PLATFORM", "Kept the platform version"
+        TAKE_WORDPRESS = "TAKE_WORDPRESS", "Took WordPress's version"
+        DISMISSED = "DISMISSED", "Dismissed"
+
+    connector = models.ForeignKey(
+        "connectors.Connector", models.CASCADE, related_name="conflict_resolutions"
+    )
+    # No database constraint: log retention (syncjobs.retention) deletes old log rows with
+    # plain SQL, which such a constraint would refuse; the answer then outlives its row, and
+    # still says which record it was about (entity_type, external_id below). Deleting a job
+    # or a connector goes through Django's collector, which deletes the answers (CASCADE).
+    log_entry = models.OneToOneField(
+        SyncLogEntry, models.CASCADE, related_name="resolution", db_constraint=False
+    )
+    entity_type = models.CharField(max_length=20, choices=EntityType.choices)
+    external_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    # The job that carries it out (take WordPress's version; keep the platform's, two-way).
+    job = models.ForeignKey(SyncJob, models.SET_NULL, null=True, blank=True, related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-resolved_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.entity_type} {self.external_id}: {self.get_action_display()}"

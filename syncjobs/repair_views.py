@@ -4,14 +4,21 @@ through syncjobs.services (which audits who started what) and opens its page; a 
 already in flight, a disabled type, a bad id) comes back as a message where the button was.
 Objects come through accounts.tenancy: another organisation's connector or job is a 404."""
 
+import re
+
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.tenancy import get_connector_for, get_organisation_for, org_context
-from syncjobs import deletion_guard, services
-from syncjobs.models import HeldDeletion
+from connectors import crypto
+from connectors.wordpress.errors import WordPressError
+from records.models import RECORD_MODELS
+from records.trace import side_by_side
+from syncjobs import conflicts, deletion_guard, services
+from syncjobs.models import ConflictResolution, HeldDeletion, SyncLogEntry
 from syncjobs.views import _load as load_job
 
 
@@ -112,3 +119,106 @@ def held_deletions(request, org, connector):
             "tab": "overview",
         },
     )
+
+
+# Conflicts shown with their diff: each diff asks WordPress for the record (one request).
+CONFLICTS_SHOWN = 20
+ACTIONS = {
+    "keep": ConflictResolution.Action.KEEP_PLATFORM,
+    "take": ConflictResolution.Action.TAKE_WORDPRESS,
+    "dismiss": ConflictResolution.Action.DISMISSED,
+}
+
+
+@require_http_methods(["GET", "POST"])
+def conflict_inbox(request, org, connector):
+    """The conflict inbox: open conflicts with their field-level diff, answered one by one
+    (a row's buttons send `single=<action>:<id>`) or for a ticked selection."""
+    organisation = get_organisation_for(request.user, org)
+    connector = get_connector_for(request.user, organisation, connector)
+    here = reverse("connectors:conflicts", args=[organisation.slug, connector.pk])
+    if request.method == "POST":
+        return _answer(request, connector, here)
+    shown = list(
+        conflicts.unresolved(connector).select_related("job").order_by("-id")[:CONFLICTS_SHOWN]
+    )
+    return render(
+        request,
+        "syncjobs/conflicts.html",
+        {
+            **org_context(request, organisation),
+            "connector": connector,
+            "items": _diffs(connector, shown),
+            "total": conflicts.unresolved(connector).count(),
+            "two_way": connector.sync_direction == connector.Direction.TWO_WAY,
+            "resolved": ConflictResolution.objects.filter(connector=connector).select_related(
+                "resolved_by", "job"
+            )[:20],
+            "tab": "overview",
+        },
+    )
+
+
+def _diffs(connector, rows) -> list[dict]:
+    """Each conflict with its field-level diff. One client for the page, and once WordPress
+    could not be asked the rest are not asked either: a site that is down costs the page one
+    timeout, not one per conflict."""
+    from connectors.wordpress_client import client_for
+
+    items, unreachable, client = [], "", None
+    try:
+        for row in rows:
+            model = RECORD_MODELS.get(row.entity_type)
+            rec = model.objects.filter(pk=row.internal_id).first() if model else None
+            if rec is None:
+                items.append(
+                    {"row": row, "record": None, "diff": [], "error": "The record is gone."}
+                )
+                continue
+            if unreachable:
+                items.append({"row": row, "record": rec, "diff": [], "error": unreachable})
+                continue
+            try:
+                client = client or client_for(connector, max_retries=0, timeout=10)
+            except (WordPressError, crypto.SecretUnreadable) as exc:
+                unreachable = f"WordPress could not be asked: {exc}"
+                items.append({"row": row, "record": rec, "diff": [], "error": unreachable})
+                continue
+            diff, error = side_by_side(connector, rec, source=client)
+            if error.startswith("WordPress could not be asked"):
+                unreachable = error
+            items.append({"row": row, "record": rec, "diff": diff, "error": error})
+    finally:
+        if client is not None:
+            client.close()
+    return items
+
+
+def _answer(request, connector, here):
+    if request.POST.get("single"):
+        action, _sep, one = request.POST["single"].partition(":")
+        ids = [one]
+    else:
+        action, ids = request.POST.get("action", ""), request.POST.getlist("conflict")
+    # ASCII digits, at most 18 (a bigint): "²" is a digit to str.isdigit, not to int().
+    if action not in ACTIONS or not ids or not all(re.fullmatch(r"[0-9]{1,18}", i) for i in ids):
+        messages.error(request, "Tick at least one conflict and choose what to do with it.")
+        return redirect(here)
+    ids = sorted({int(i) for i in ids})
+    mine = SyncLogEntry.objects.filter(
+        connector=connector, status=SyncLogEntry.Status.CONFLICT, pk__in=ids
+    ).count()
+    if mine != len(ids):
+        raise Http404("No such conflict")  # another connector's, or not a conflict at all
+    try:
+        done, job, refused = conflicts.resolve(connector, ids, ACTIONS[action], user=request.user)
+    except services.SyncRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(here)
+    for reason in refused:
+        messages.error(request, reason)
+    if done:
+        what = done[0].get_action_display().lower()
+        text = f"{len(done)} conflict{'s' if len(done) != 1 else ''} resolved: {what}."
+        messages.success(request, text + (f" Job #{job.pk} carries it out." if job else ""))
+    return redirect(here)

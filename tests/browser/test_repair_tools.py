@@ -1,11 +1,11 @@
 """The repair tools in headless Chromium: Retry failed records, Preview sync, the deletion
-guard's review."""
+guard's review, the conflict inbox."""
 
 import re
 
 from playwright.sync_api import expect
 
-from records.models import Member
+from records.models import Article, Member
 from syncjobs.models import HeldDeletion, SyncJob, SyncLogEntry
 from syncjobs.runner import run_job
 from tests.conftest import make_connector
@@ -72,3 +72,35 @@ def test_held_deletions_are_reviewed_from_the_overview(browser_page, alice, conn
     expect(page.locator(".messages")).to_contain_text("2 member records kept.")
     expect(page.locator("table")).to_contain_text("Discarded: kept by alice")
     assert Member.objects.filter(archived_at__isnull=True).count() == 2
+
+
+def test_conflict_inbox_takes_wordpress_version_for_a_selection(
+    browser_page,
+    alice,
+    org_a,
+    site,  # noqa: F811
+    server,  # noqa: F811
+):
+    from tests.dashboard.test_conflict_inbox import make_conflicts
+
+    page = browser_page
+    connector, ids = make_conflicts(org_a, site, server, n=2)
+    login(page, alice)
+    page.goto(connector.get_absolute_url())
+    page.get_by_role("link", name="Open the conflict inbox").click()
+    expect(page.locator("h2", has_text="Conflict inbox")).to_contain_text("(2)")
+    first = page.get_by_role("article", name=f"Conflict on article {ids[0]}")
+    expect(first).to_contain_text("Edited on the platform")
+    expect(first).to_contain_text(site.record("article", ids[0])["title"])
+    screenshot(page, "conflict-inbox")
+    for article_id in ids:
+        page.get_by_role("article", name=f"Conflict on article {article_id}").get_by_role(
+            "checkbox"
+        ).check()
+    page.get_by_role("button", name="Take WordPress version").click()
+    expect(page.locator(".messages")).to_contain_text("2 conflicts resolved")
+    expect(page.locator("h2", has_text="Conflict inbox")).to_contain_text("(0)")
+    job = SyncJob.objects.get(status="PENDING")
+    assert set(job.scope["records"]["article"]) == {str(i) for i in ids}
+    run_job(job.pk)
+    assert not Article.objects.filter(title="Edited on the platform").exists()
