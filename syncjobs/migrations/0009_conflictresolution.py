@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("connectors", "0003_connector_deletion_guard_minimum_and_more"),
-        ("syncjobs", "0007_merge_push_and_repair_tools"),
+        ("syncjobs", "0008_job_expected_sizes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
