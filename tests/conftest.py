@@ -6,9 +6,11 @@
 """
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from django.db.backends.signals import connection_created
 from django.test import Client
 
 from accounts.models import Membership, Organisation, User
@@ -99,6 +101,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "real_wp" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("real_wordpress"))
+
+
+def _deadlocks_end_the_server_request(sender, connection, **kwargs):
+    """A page still polling when a live-server test ends has a request in flight (inside its
+    ATOMIC_REQUESTS transaction) while the test's teardown flushes the tables: PostgreSQL then
+    sees a deadlock and cancels whichever backend checks first, at deadlock_timeout (1 s).
+    Connections outside the live server's request threads check after 10 s, so it is the
+    abandoned request that gives way, never the flush (which would fail the next test)."""
+    if connection.vendor == "postgresql" and (
+        "process_request_thread" not in threading.current_thread().name
+    ):
+        with connection.cursor() as cursor:
+            cursor.execute("SET deadlock_timeout = '10s'")
+
+
+connection_created.connect(_deadlocks_end_the_server_request)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -15,15 +15,18 @@ from tests.wordpress import host_limit_worker
 
 KEY = "host-limit-test-key-0123456789abcdef0123456789"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# xdist workers share REDIS_URL's database here: each keeps to its own keys, or one's clean-up
+# would free another's "crashed" slot early.
+PREFIX = f"test-slots-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}:"
 
 
 @pytest.fixture
 def r():
     client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter("test-slots:*"):
+    for key in client.scan_iter(PREFIX + "*"):
         client.delete(key)
     yield client
-    for key in client.scan_iter("test-slots:*"):
+    for key in client.scan_iter(PREFIX + "*"):
         client.delete(key)
 
 
@@ -67,7 +70,7 @@ def test_without_the_limit_two_workers_do_overlap(slow_site):
 
 
 def test_a_crashed_holders_slot_expires(r):
-    limiter = HostLimiter(r, 1, ttl=0.5, prefix="test-slots:")
+    limiter = HostLimiter(r, 1, ttl=0.5, prefix=PREFIX)
     crashed = limiter.slot("wp.example.org")
     crashed.__enter__()  # a worker killed mid-request: never released
     started = time.monotonic()
@@ -77,7 +80,7 @@ def test_a_crashed_holders_slot_expires(r):
 
 
 def test_no_slot_within_the_wait_fails_with_a_message(r):
-    limiter = HostLimiter(r, 1, max_wait=0.3, prefix="test-slots:")
+    limiter = HostLimiter(r, 1, max_wait=0.3, prefix=PREFIX)
     with (
         limiter.slot("wp.example.org"),
         pytest.raises(HostBusy) as caught,
@@ -94,7 +97,7 @@ def test_a_retry_after_holds_back_every_worker_of_the_host(r):
 
     site = SimulatedSite(records=10, key=KEY)
     site.inject("status", "ping", status=429, retry_after=1)
-    other = HostLimiter(r, 4, prefix="test-slots:")  # another worker process's limiter
+    other = HostLimiter(r, 4, prefix=PREFIX)  # another worker process's limiter
     waits = []
 
     def sleep(seconds):
@@ -103,7 +106,7 @@ def test_a_retry_after_holds_back_every_worker_of_the_host(r):
         with other.slot(host):
             waits.append(time.monotonic() - started)
 
-    limiter = HostLimiter(r, 4, prefix="test-slots:")
+    limiter = HostLimiter(r, 4, prefix=PREFIX)
     with serve(site, host="127.0.0.1", port=0) as server:
         host = server.url.split("//")[1].split(":")[0]
         with WordPressClient(
@@ -119,7 +122,7 @@ def test_with_redis_down_requests_go_out_without_a_slot():
     from wpsim import SimulatedSite, serve
 
     unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    limiter = HostLimiter(unreachable, 1, prefix="test-slots:")
+    limiter = HostLimiter(unreachable, 1, prefix=PREFIX)
     site = SimulatedSite(records=10, key=KEY)
     site.inject("status", "ping", status=429, retry_after=1)
     with (
