@@ -293,9 +293,6 @@ def _live_log(request, organisation, connector, job, filters):
             "since": rows[0].id if rows else since,
             "shown": shown,
             "live_rows": rows,
-            # The page showed "No records processed yet" (it had no row when rendered, so
-            # the edge started from 0): the first rows take that line away.
-            "live_first": bool(rows) and since == 0,
             "live_more": more,
             "live_full": shown >= LIVE_ROWS_MAX,
         },

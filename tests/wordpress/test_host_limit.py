@@ -42,9 +42,12 @@ def slow_site():
 
 def run_two_workers(server, limit):
     spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(2)
     workers = [
         spawn.Process(
-            target=host_limit_worker.ping_repeatedly, args=(server.url, KEY, REDIS_URL, limit, 5)
+            target=host_limit_worker.ping_repeatedly,
+            # Their own prefix: another xdist worker's test on 127.0.0.1 must not take a slot.
+            args=(server.url, KEY, REDIS_URL, limit, 5, PREFIX, start),
         )
         for _ in range(2)
     ]
@@ -55,14 +58,14 @@ def run_two_workers(server, limit):
         assert worker.exitcode == 0
 
 
-def test_two_worker_processes_share_one_slot_per_host(slow_site, monkeypatch):
+def test_two_worker_processes_share_one_slot_per_host(slow_site, r):
     site, server = slow_site
     run_two_workers(server, limit=1)
     assert site.request_count == 10
     assert site.max_in_flight == 1  # never two requests at once, though two workers asked
 
 
-def test_without_the_limit_two_workers_do_overlap(slow_site):
+def test_without_the_limit_two_workers_do_overlap(slow_site, r):
     """The control: the limit above is what kept them apart."""
     site, server = slow_site
     run_two_workers(server, limit=2)
