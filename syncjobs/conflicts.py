@@ -12,14 +12,26 @@ one-job sync of those records (the scope the "Sync one record" tool uses), so ea
 log row and the engine's usual rules: the platform edit is dropped first (WordPress's version
 is then an ordinary UPDATE), or WordPress's refusal is forgotten (the edit is then pushed
 through the engine's push path, with its 409 check). Every answer is audit-logged.
+
+Keeping the platform version (import only) and dismissing write nothing, so the next full
+sync would meet the same WordPress version and decide CONFLICT again. The answer therefore
+records the WordPress version it was about (fetched by id when the admin answers: the version
+the inbox's diff showed), and the engine asks remembered_answer() before it raises a
+conflict: the same version is a SKIP that names the answer; a later WordPress edit is a new
+conflict.
 """
+
+from datetime import UTC
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 
 from audit.models import AuditEvent
 from audit.services import record
+from connectors import crypto
 from connectors.models import Connector
+from connectors.wordpress import contract
+from connectors.wordpress.errors import WordPressError
 from records.models import RECORD_MODELS
 from syncjobs import services
 from syncjobs.models import ConflictResolution, SyncJob, SyncLogEntry
@@ -45,9 +57,9 @@ def unresolved(connector):
 
 
 def resolve(connector, log_ids, action: str, *, user=None):
-    """Answer these conflicts with `action`. Returns (resolutions, job or None, refusals in
-    words). Raises SyncRefused, writing nothing, when the job cannot start (one in flight)
-    or the answer makes no sense for the connector."""
+    """Answer these conflicts with `action`. Returns (resolutions, job or None, refusals and
+    warnings in words). Raises SyncRefused, writing nothing, when the job cannot start (one in
+    flight) or the answer makes no sense for the connector."""
     two_way = connector.sync_direction == Connector.Direction.TWO_WAY
     if (
         action == Action.KEEP_PLATFORM
@@ -60,11 +72,18 @@ def resolve(connector, log_ids, action: str, *, user=None):
             "platform version. Set it to Platform wins to push it, or dismiss the conflict."
         )
     needs_job = action == Action.TAKE_WORDPRESS or (action == Action.KEEP_PLATFORM and two_way)
+    versions, unasked = {}, ""
+    if not needs_job:
+        # Asked before the transaction: no network wait while it holds its locks.
+        versions, unasked = wordpress_versions(connector, log_ids)
     done, refused = [], []
     with transaction.atomic():
         open_ids = set(unresolved(connector).filter(pk__in=log_ids).values_list("pk", flat=True))
         for row in SyncLogEntry.objects.filter(connector=connector, pk__in=log_ids).order_by("id"):
             label = f"{row.entity_type} {row.external_id}"
+            wordpress_hash, wordpress_modified_at = versions.get(
+                (row.entity_type, row.external_id), ("", None)
+            )
             try:
                 with transaction.atomic():
                     if row.pk not in open_ids:
@@ -77,12 +96,19 @@ def resolve(connector, log_ids, action: str, *, user=None):
                             external_id=row.external_id,
                             action=action,
                             resolved_by=user if getattr(user, "is_authenticated", False) else None,
+                            wordpress_hash=wordpress_hash,
+                            wordpress_modified_at=wordpress_modified_at,
                         )
                     )
             except IntegrityError:
                 refused.append(_why_closed(row, label))
         if not done:
             return [], None, refused
+        if unasked:
+            refused.append(
+                f"{unasked} The answer is recorded, but without the WordPress version it was "
+                "about: the next full sync raises the conflict again."
+            )
         job = None
         if needs_job:
             records: dict[str, list[str]] = {}
@@ -122,3 +148,88 @@ def _why_closed(row, label: str) -> str:
         what = answer.get_action_display().lower()
         return f"The conflict on {label} was already resolved by {who} ({what})."
     return f"The conflict on {label} is no longer open: a later sync settled it."
+
+
+def wordpress_versions(connector, log_ids) -> tuple[dict, str]:
+    """WordPress's current version of each of these conflicts' records, {(type, id): (content
+    hash, modified_gmt)}, mapped and hashed as the engine does (the runner's mapping), and
+    an error in words when WordPress could not be asked. A record WordPress no longer
+    serves, or serves unmappable, has no version (the next sync archives or fails it)."""
+    from connectors.wordpress_client import client_for
+    from syncjobs.engine.mapping import content_hash, map_record, mapping_for
+
+    wanted: dict[str, list[str]] = {}
+    rows = SyncLogEntry.objects.filter(
+        connector=connector, pk__in=log_ids, status=SyncLogEntry.Status.CONFLICT
+    ).values_list("entity_type", "external_id")
+    for entity_type, external_id in rows:
+        if external_id.isdigit() and entity_type in RECORD_MODELS:
+            wanted.setdefault(entity_type, [])
+            if external_id not in wanted[entity_type]:
+                wanted[entity_type].append(external_id)
+    if not wanted:
+        return {}, ""
+    overrides = connector.field_mapping_overrides or {}
+    versions = {}
+    try:
+        client = client_for(connector, max_retries=0, timeout=10)
+    except (WordPressError, crypto.SecretUnreadable) as exc:
+        return {}, f"WordPress could not be asked: {exc}"
+    try:
+        for entity_type, ids in wanted.items():
+            specs = mapping_for(
+                entity_type,
+                overrides.get(entity_type),
+                protected_content=connector.store_protected_content,
+            )
+            for start in range(0, len(ids), contract.MAX_INCLUDE_IDS):
+                chunk = ids[start : start + contract.MAX_INCLUDE_IDS]
+                page = client.fetch_changed(entity_type, [int(i) for i in chunk])
+                for item in page.items or []:
+                    mapped = map_record(entity_type, item, specs, detail=False)
+                    if mapped.ok and mapped.external_id in chunk:
+                        versions[(entity_type, mapped.external_id)] = (
+                            content_hash(mapped.values),
+                            mapped.modified_gmt,
+                        )
+    except WordPressError as exc:
+        return {}, f"WordPress could not be asked: {exc}"
+    finally:
+        client.close()
+    return versions, ""
+
+
+def remembered_answer(connector):
+    """The engine's memory of answered conflicts (Plan.conflict_answer): a function of
+    (entity type, WordPress id, content hash of the WordPress version met) that returns, in
+    words for the record's log row, the answer that already settled that same version (kept
+    the platform version, or dismissed), or "" to raise the conflict as usual.
+
+    Only the record's newest answer counts (a later "take WordPress's version" ends what an
+    earlier dismissal said). One indexed query per conflicting record, and only for those:
+    a sync that meets no conflict never asks."""
+    answers = ConflictResolution.objects.filter(connector_id=connector.pk).select_related(
+        "resolved_by"
+    )
+
+    def answer(entity_type: str, external_id: str, digest: str) -> str:
+        newest = (
+            answers.filter(entity_type=entity_type, external_id=external_id).order_by("-id").first()
+        )
+        if (
+            newest is None
+            or newest.action == Action.TAKE_WORDPRESS
+            or not newest.wordpress_hash
+            or newest.wordpress_hash != digest
+        ):
+            return ""
+        who = newest.resolved_by.username if newest.resolved_by else "an administrator"
+        when = newest.resolved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"Conflict already answered by {who} on {when} "
+            f"({newest.get_action_display().lower()}) for this WordPress version: "
+            "not raised again, the WordPress data was not written. A later WordPress edit "
+            "raises it again."
+        )
+
+    return answer

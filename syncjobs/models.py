@@ -340,9 +340,24 @@ class ConflictResolution(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
     resolved_at = models.DateTimeField(default=timezone.now)
+    # The WordPress version the administrator decided about (the one the inbox's diff showed,
+    # fetched when they answered): its content hash as the sync engine computes it, and its
+    # modified_gmt. A sync that meets that same version again does not raise the conflict
+    # again after "keep the platform version" or "dismiss" (conflicts.remembered_answer); a
+    # later WordPress edit does. Empty when WordPress could not be asked (or no longer serves
+    # the record): the conflict then comes back at the next full sync, as it was told.
+    wordpress_hash = models.CharField(max_length=64, blank=True)
+    wordpress_modified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-resolved_at", "-id"]
+        indexes = [
+            # The engine's question for a conflicting record: the newest answer about it.
+            models.Index(
+                fields=["connector", "entity_type", "external_id", "-id"],
+                name="conflict_answer_record_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.entity_type} {self.external_id}: {self.get_action_display()}"

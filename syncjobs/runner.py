@@ -25,6 +25,7 @@ from notifications import alerts
 from notifications.causes import cause_of
 from records.models import RECORD_MODELS
 from syncjobs import metrics
+from syncjobs.conflicts import remembered_answer
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.preview import PreviewStore
@@ -98,6 +99,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         count_drift=connector.mapping_revision == MAPPING_REVISION,
         dry_run=job.dry_run,
         deletion_guard=(connector.deletion_guard_percent, connector.deletion_guard_minimum),
+        conflict_answer=remembered_answer(connector),
     )
 
 

@@ -380,6 +380,9 @@ class Plan:
     # `percent` % of a type's live records, and at least `minimum`, holds them instead
     # (Store.hold_unseen). None: no guard.
     deletion_guard: tuple[int, int] | None = None
+    # An administrator's answer to a conflict on this same WordPress version, in words, or ""
+    # (entity type, WordPress id, content hash): syncjobs.conflicts.remembered_answer.
+    conflict_answer: Callable[[str, str, str], str] = lambda entity_type, external_id, digest: ""
 
 
 def fresh_counters() -> dict[str, int]:
@@ -979,6 +982,8 @@ class SyncEngine:
 
         An edit WordPress refused for good (Existing.push_refused) is not pushed again: the
         record is decided as with import only, until it is edited on the platform again.
+        A conflict an administrator already answered on this same WordPress version (kept the
+        platform's, or dismissed: Plan.conflict_answer) is a SKIP naming that answer.
         """
         counters = self.stats[entity_type]
         digest = record.digest or content_hash(record.values)
@@ -997,6 +1002,17 @@ class SyncEngine:
         if unchanged and not ex.mirror_missing and not push:
             counters["skipped"] += 1
             logs.append(LogLine(entity_type, record.external_id, SKIP, SKIPPED, "", ex.pk))
+            return
+        if (
+            conflict
+            and not push
+            and self.plan.conflict_policy != WORDPRESS_WINS
+            and (answer := self.plan.conflict_answer(entity_type, record.external_id, digest))
+        ):
+            # The admin kept the platform version or dismissed the conflict on this very
+            # WordPress version: it is not theirs to answer again (a later edit is).
+            counters["skipped"] += 1
+            logs.append(LogLine(entity_type, record.external_id, SKIP, SKIPPED, answer, ex.pk))
             return
         if conflict and not unchanged:
             counters["conflicts"] += 1

@@ -19,14 +19,16 @@ from .conftest import log_for
 Action = ConflictResolution.Action
 
 
-def _conflict(sync, site, connector, *, refused=False):
+def _conflict(sync, site, connector, *, refused=False, ahead=timedelta(seconds=5)):
     """One article edited in WordPress, then on the platform: the next sync logs CONFLICT.
     `refused`: two-way, WordPress refused the platform edit for good (a 4xx), the state in
-    which a two-way connector keeps the edit without pushing it (SyncEngine._decide)."""
+    which a two-way connector keeps the edit without pushing it (SyncEngine._decide).
+    `ahead`: how far the platform edit is dated after now (a WordPress edit made before that
+    is a conflict; after it, simply newer)."""
     sync(connector)
     article_id = next(i for i in site.ids("article") if i not in site.bad_ids("article"))
     site.edit("article", ids=[article_id])
-    edited = timezone.now() + timedelta(seconds=5)
+    edited = timezone.now() + ahead
     fields = {"title": "Edited on the platform", "platform_modified_at": edited}
     if refused:
         fields["push_refused_at"] = edited
@@ -164,3 +166,79 @@ def test_keep_platform_refused_when_two_way_policy_is_wordpress_wins(sync, site,
     with pytest.raises(services.SyncRefused, match="conflict policy is WordPress wins"):
         conflicts.resolve(two_way, [row.pk], Action.KEEP_PLATFORM, user=alice)
     assert list(conflicts.unresolved(two_way)) == [row]
+
+
+# The answer is remembered: the next full sync meets the same WordPress version ----------------
+
+
+def _full(sync, connector, article_id):
+    job = sync(connector, SyncJob.Kind.FULL)
+    assert job.status == SyncJob.Status.COMPLETED, job.error
+    return job, log_for(job, "article", article_id)
+
+
+@pytest.mark.parametrize("action", [Action.KEEP_PLATFORM, Action.DISMISSED])
+def test_kept_or_dismissed_conflict_does_not_come_back_until_wordpress_changes(
+    sync, site, connector, alice, action
+):
+    article_id, row = _conflict(sync, site, connector, ahead=timedelta(hours=1))
+    done, job, notes = conflicts.resolve(connector, [row.pk], action, user=alice)
+    assert job is None and notes == []
+    (answer,) = done
+    assert answer.wordpress_hash and answer.wordpress_modified_at is not None
+
+    # The same WordPress version, met again by a full walk (and by a preview): no conflict.
+    job, entry = _full(sync, connector, article_id)
+    assert (entry.operation, entry.status) == ("SKIP", "SKIPPED")
+    assert "Conflict already answered by alice" in entry.error
+    assert answer.get_action_display().lower() in entry.error
+    assert job.stats["article"]["conflicts"] == 0
+    assert list(conflicts.unresolved(connector)) == []
+    assert Article.objects.get(external_id=str(article_id)).title == "Edited on the platform"
+    dry = services.preview_sync(connector)
+    dry = _run(sync, dry)
+    assert dry.stats["article"]["conflicts"] == 0
+
+    # WordPress edits the record again (before the platform edit's time): a new conflict.
+    site.update("article", article_id, title="Rewritten in WordPress")
+    job, entry = _full(sync, connector, article_id)
+    assert (entry.operation, entry.status) == ("UPDATE", "CONFLICT")
+    assert job.stats["article"]["conflicts"] == 1
+    assert list(conflicts.unresolved(connector)) == [entry]
+    assert Article.objects.get(external_id=str(article_id)).title == "Edited on the platform"
+
+
+def test_taken_wordpress_version_is_applied_and_the_next_sync_raises_nothing(
+    sync, site, connector, alice
+):
+    article_id, row = _conflict(sync, site, connector, ahead=timedelta(hours=1))
+    _done, job, _notes = conflicts.resolve(connector, [row.pk], Action.TAKE_WORDPRESS, user=alice)
+    _run(sync, job)
+    wordpress_title = site.record("article", article_id)["title"]
+    assert Article.objects.get(external_id=str(article_id)).title == wordpress_title
+
+    job, entry = _full(sync, connector, article_id)
+    assert (entry.operation, entry.status) == ("SKIP", "SKIPPED") and entry.error == ""
+    assert job.stats["article"]["conflicts"] == 0
+    assert list(conflicts.unresolved(connector)) == []
+
+
+def test_an_answer_made_while_wordpress_cannot_be_asked_says_the_conflict_comes_back(
+    sync, site, connector, alice
+):
+    article_id, row = _conflict(sync, site, connector, ahead=timedelta(hours=1))
+    site_url = connector.site_url
+    connector.site_url = "http://127.0.0.1:9"  # nothing listens there: connection refused
+    connector.save()
+    done, job, notes = conflicts.resolve(connector, [row.pk], Action.DISMISSED, user=alice)
+    assert len(done) == 1 and job is None
+    (note,) = notes
+    assert note.startswith("WordPress could not be asked")
+    assert "the next full sync raises the conflict again" in note
+    assert done[0].wordpress_hash == ""
+
+    connector.site_url = site_url
+    connector.save()
+    job, entry = _full(sync, connector, article_id)
+    assert entry.status == "CONFLICT"  # as the admin was told
+    assert list(conflicts.unresolved(connector)) == [entry]
