@@ -1,8 +1,9 @@
 """The repair tools in headless Chromium: Retry failed records, Preview sync, the deletion
-guard's review, the conflict inbox."""
+guard's review, the conflict inbox, and "Sync this record" from mapping diagnostics."""
 
 import re
 
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from records.models import Article, Member
@@ -104,3 +105,39 @@ def test_conflict_inbox_takes_wordpress_version_for_a_selection(
     assert set(job.scope["records"]["article"]) == {str(i) for i in ids}
     run_job(job.pk)
     assert not Article.objects.filter(title="Edited on the platform").exists()
+
+
+def test_mapping_diagnostics_syncs_the_record_it_checked(
+    browser_page,
+    alice,
+    org_a,
+    site,  # noqa: F811
+    server,  # noqa: F811
+):
+    page = browser_page
+    connector = make_connector(
+        org_a, name="Mapping site", site_url=server.url, api_key=SIM_KEY, entity_types=["member"]
+    )
+    member_id = next(i for i in site.ids("member") if i not in site.bad_ids("member"))
+    login(page, alice)
+    page.goto(reverse("diagnostics:mapping", args=[org_a.slug, connector.pk]))
+    page.get_by_label("Entity type").select_option("member")
+    page.get_by_label("WordPress ID", exact=True).fill(str(member_id))
+    page.get_by_role("button", name="Check mapping").click()
+    report = page.locator("#mapping-member")
+    expect(report).to_contain_text(f"WordPress ID {member_id}")
+    expect(report).to_contain_text("This record would sync.")
+    report.get_by_role("button", name="Sync this record").click()
+
+    expect(page.locator("h1")).to_contain_text(f"Sync of member {member_id}")
+    job = SyncJob.objects.get(status="PENDING")
+    expect(page).to_have_url(re.compile(f"/jobs/{job.pk}/$"))
+    assert job.scope == {"records": {"member": [str(member_id)]}}
+    run_job(job.pk)  # the worker's part, in this process; the open page follows it live
+    rows = page.locator("#job-log tr.log-row")
+    expect(rows).to_have_count(1, timeout=20_000)
+    expect(rows.first).to_contain_text(str(member_id))
+    expect(rows.first).to_contain_text("Create")
+    expect(rows.first).to_contain_text("Success")
+    assert Member.objects.filter(connector=connector, external_id=str(member_id)).count() == 1
+    screenshot(page, "sync-one-record-from-mapping")
