@@ -371,7 +371,8 @@ def run(records: int) -> None:
         print(
             f"  no-change preview (dry run)  {dry['seconds']:8.1f} s  "
             f"{_rate(records, dry['seconds']):9,.0f} records/s  [would skip "
-            f"{dry['totals']['skipped']:,}] (target: at least the re-sync's rate)",
+            f"{dry['totals']['skipped']:,}] ratio to the re-sync's rate "
+            f"{_rate(records, dry['seconds']) / again_rate:.2f} (target >= 1.00)",
             flush=True,
         )
         idle = _check(_child("--worker", str(connector.pk), "INCREMENTAL"), "no-change incr.")

@@ -92,9 +92,11 @@ def held_deletions(request, org, connector):
     if request.method == "POST":
         decision = request.POST.get("decision")
         held_id = request.POST.get("held", "")
-        if decision not in ("approve", "discard") or not held_id.isdigit():
+        if decision not in ("approve", "discard") or not re.fullmatch(r"[0-9]{1,18}", held_id):
             messages.error(request, "Choose Approve or Discard for one held batch.")
             return redirect(here)
+        if not HeldDeletion.objects.filter(connector=connector, pk=int(held_id)).exists():
+            raise Http404("No such held deletion")  # another connector's: as for a conflict
         try:
             held = deletion_guard.decide(
                 connector, int(held_id), approve=decision == "approve", user=request.user

@@ -206,3 +206,43 @@ def test_settings_offer_a_resync_per_enabled_type(alice_client, connector_a):
     assert SyncJob.objects.get().scope == {"entity_types": ["event"]}
     connector_a.refresh_from_db()
     assert connector_a.name != "Ignored"
+
+
+def test_every_repair_url_is_a_404_for_another_organisations_objects(
+    alice_client, bob_client, connector_a, connector_b
+):
+    """Through Alice's URLs (Bob is no member of Acme), and with Alice's ids through Bob's own
+    connector's URLs: a 404 each time, and nothing started, decided or answered."""
+    from syncjobs.models import HeldDeletion
+    from tests.reliability.conftest import make_record
+
+    job = make_job(connector_a)
+    make_log(job, 1, entity_type="member", status="FAILED")
+    record = make_record("member", connector_a, external_id="41")
+    held = HeldDeletion.objects.create(
+        connector=connector_a, job=job, entity_type="member", external_ids=["41"]
+    )
+    acme, a = "acme", connector_a.pk
+    pages = [
+        reverse("connectors:held_deletions", args=[acme, a]),
+        reverse("connectors:conflicts", args=[acme, a]),
+        reverse("records:detail", args=[acme, "member", record.pk]),
+    ]
+    for url in pages:
+        assert alice_client.get(url).status_code == 200, url
+        assert bob_client.get(url).status_code == 404, url
+    data = {"entity_type": "member", "wordpress_id": "41", "held": held.pk, "decision": "approve"}
+    for url in [*repair_urls(connector_a, job), *pages[:2]]:
+        assert bob_client.post(url, data).status_code == 404, url
+
+    globex, b = connector_b.organisation.slug, connector_b.pk
+    own_retry = reverse("syncjobs:retry_failed", args=[globex, b, job.pk])
+    assert bob_client.post(own_retry).status_code == 404
+    own_held = reverse("connectors:held_deletions", args=[globex, b])
+    assert bob_client.post(own_held, {"held": held.pk, "decision": "approve"}).status_code == 404
+    own_record = reverse("records:detail", args=[globex, "member", record.pk])
+    assert bob_client.get(own_record).status_code == 404
+
+    assert SyncJob.objects.count() == 1
+    held.refresh_from_db()
+    assert held.decision == "" and Member.objects.get(pk=record.pk).archived_at is None
