@@ -117,6 +117,14 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     except ValueError as exc:
         return SyncJob.Status.FAILED, f"The connector's field mapping is invalid: {exc}"
     if not plan.entity_types:
+        wanted = (job.scope or {}).get("records") or (job.scope or {}).get("entity_types")
+        if wanted and connector.enabled_entity_types():
+            # A repair job whose types were disabled after it was queued: say which.
+            verb = "is" if len(wanted) == 1 else "are"
+            return SyncJob.Status.FAILED, (
+                f"{', '.join(wanted).capitalize()} {verb} no longer enabled for this connector: "
+                "nothing was synced. Enable it in Settings → What to Sync first."
+            )
         return SyncJob.Status.FAILED, (
             "No entity type is enabled for this connector: enable at least one in its settings."
         )

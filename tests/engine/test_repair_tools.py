@@ -336,3 +336,39 @@ def test_deletion_guard_holds_too_many_archives_until_an_admin_decides(site, sma
         "discarded: records kept",
     }
     assert not deletion_guard.pending(small).exists()
+
+
+def test_repair_tools_refuse_types_that_are_not_enabled(site, small):
+    """Refused when asked, and a repair job whose type was disabled while it waited for a
+    worker syncs nothing and says why."""
+    first = run(services.start_sync(small, SyncJob.Kind.FULL))
+    assert logs(first, entity_type="member", status="FAILED").exists()
+    resync = services.resync_types(small, ["member"])
+    small.entity_types = ["event", "document"]  # member disabled meanwhile
+    small.save()
+    before = snapshot(small)
+    resync = run(resync)
+    assert resync.status == SyncJob.Status.FAILED
+    assert resync.error == (
+        "Member is no longer enabled for this connector: nothing was synced. "
+        "Enable it in Settings → What to Sync first."
+    )
+    assert snapshot(small)[:2] == before[:2] and not logs(resync).exists()
+
+    for start in (
+        lambda: services.resync_types(small, ["member"]),
+        lambda: services.sync_record(small, "member", good(site, "member")[0]),
+        lambda: services.preview_sync(small, entity_types=["member"]),
+    ):
+        with pytest.raises(services.SyncRefused, match="Member is not enabled for this connector"):
+            start()
+    # A retry leaves out the failed records of types disabled since; of none, it is refused.
+    small.entity_types = ["conference"]
+    small.save()
+    with pytest.raises(services.SyncRefused, match="of types no longer enabled"):
+        services.retry_failed(SyncJob.objects.get(pk=first.pk))
+    small.entity_types = ["event", "document"]
+    small.save()
+    retry = services.retry_failed(SyncJob.objects.get(pk=first.pk))
+    assert set(retry.scope["records"]) == {"event", "document"}
+    assert SyncJob.objects.filter(connector=small).count() == 3
