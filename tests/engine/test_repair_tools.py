@@ -372,3 +372,50 @@ def test_repair_tools_refuse_types_that_are_not_enabled(site, small):
     retry = services.retry_failed(SyncJob.objects.get(pk=first.pk))
     assert set(retry.scope["records"]) == {"event", "document"}
     assert SyncJob.objects.filter(connector=small).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deletion_guard_through_a_real_worker_survives_its_restart(
+    org_a, site, server, worker, alice
+):
+    from syncjobs import deletion_guard
+
+    from .test_worker import finished, wait_for
+
+    connector = make_connector(
+        org_a,
+        name="Guarded site",
+        site_url=server.url,
+        api_key=SIM_KEY,
+        entity_types=["member"],
+        deletion_guard_minimum=5,
+    )
+
+    def full():
+        job = wait_for(services.start_sync(connector, SyncJob.Kind.FULL), finished, worker=worker)
+        assert job.status == SyncJob.Status.COMPLETED, job.error
+        return job
+
+    full()
+    many = good(site, "member")[:10]
+    for member_id in many:
+        site.tamper_delete("member", member_id)
+    held_job = full()
+    assert held_job.error == "10 deletions held for review"
+    assert held_job.stats["member"]["archived"] == 0
+
+    worker.stop()  # a redeploy: the held batch is in PostgreSQL, not in the worker
+    worker.start()
+    (held,) = deletion_guard.pending(connector)
+    assert held.job_id == held_job.pk and sorted(held.external_ids) == sorted(map(str, many))
+    assert full().error == "10 deletions held for review"  # held again, still not archived
+    assert Member.objects.filter(external_id__in=map(str, many), archived_at=None).count() == 10
+
+    first, second = deletion_guard.pending(connector).order_by("pk")
+    assert deletion_guard.decide(connector, first.pk, approve=True, user=alice).archived == 10
+    deletion_guard.decide(connector, second.pk, approve=False, user=alice)
+    assert not Member.objects.filter(external_id__in=map(str, many), archived_at=None).exists()
+    with pytest.raises(services.SyncRefused, match="already decided by alice"):
+        deletion_guard.decide(connector, first.pk, approve=False, user=alice)
+    # Decided: the next sync through the worker has nothing left to hold.
+    assert full().error == "" and not deletion_guard.pending(connector).exists()
