@@ -74,6 +74,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         connector = self._connector(options["connector"])
+        # Asked before the job is queued: a solo-pool worker already running it answers no
+        # ping until it ends, so a job longer than the ping's timeout looked workerless (this
+        # process then found it claimed and printed it unfinished).
+        in_process = options["wait"] and (options["in_process"] or not worker_available())
         try:
             job = self._start(connector, options)
         except SyncRefused as exc:
@@ -81,7 +85,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Job #{job.pk} ({job.description}) queued for {connector}.")
         if not options["wait"]:
             return
-        if options["in_process"] or not worker_available():
+        if in_process:
             from syncjobs.runner import run_job
 
             self.stdout.write("No worker answered; running the job in this process.")
