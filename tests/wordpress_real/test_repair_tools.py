@@ -3,6 +3,8 @@ records and syncing one record by its WordPress id each ask the plugin for exact
 records (its `include=` parameter, contract 1.2) in one request, and nothing else. Jobs run in
 this process (services start them, runner.run_job runs them)."""
 
+from datetime import timedelta
+
 import pytest
 
 from connectors.wordpress_client import client_for
@@ -125,3 +127,43 @@ def test_sync_one_record_by_its_wordpress_id_and_one_that_does_not_exist(real_wp
     assert "WordPress has no company with id 987654" in missing.error
     assert not Company.objects.filter(external_id="987654").exists()
     real_wp.php(f"<?php wp_delete_post( {company}, true );")
+
+
+def test_a_dismissed_conflict_stays_answered_until_wordpress_edits_the_record(
+    real_wp, connector, alice
+):
+    """The version the answer records (fetched by id with `include=`) hashes as the version
+    a full walk's list pages bring: the real plugin serves both alike."""
+    from django.utils import timezone
+
+    from syncjobs import conflicts
+    from syncjobs.models import ConflictResolution
+
+    post = real_wp.create_post(
+        post_title="Answered once", post_content="<p>Body &amp; <em>markup</em></p>", backdate=120
+    )
+    run(services.start_sync(connector, SyncJob.Kind.FULL))
+    real_wp.update_post(post, post_title="Changed in WordPress")
+    Article.objects.filter(external_id=str(post)).update(
+        title="Changed on the platform", platform_modified_at=timezone.now() + timedelta(hours=1)
+    )
+    job = run(services.start_sync(connector, SyncJob.Kind.FULL))
+    (row,) = conflicts.unresolved(connector)
+    assert (row.job_id, row.external_id) == (job.pk, str(post))
+
+    done, _job, notes = conflicts.resolve(
+        connector, [row.pk], ConflictResolution.Action.DISMISSED, user=alice
+    )
+    assert notes == [] and done[0].wordpress_hash
+    again = run(services.start_sync(connector, SyncJob.Kind.FULL))
+    entry = SyncLogEntry.objects.get(job=again, entity_type="article", external_id=str(post))
+    assert (entry.operation, entry.status) == ("SKIP", "SKIPPED"), entry.error
+    assert again.stats["article"]["conflicts"] == 0
+    assert list(conflicts.unresolved(connector)) == []
+
+    real_wp.update_post(post, post_title="Changed in WordPress again")
+    later = run(services.start_sync(connector, SyncJob.Kind.FULL))
+    entry = SyncLogEntry.objects.get(job=later, entity_type="article", external_id=str(post))
+    assert entry.status == "CONFLICT"
+    assert Article.objects.get(external_id=str(post)).title == "Changed on the platform"
+    real_wp.php(f"<?php wp_delete_post( {post}, true );")
