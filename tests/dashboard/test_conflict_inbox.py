@@ -115,8 +115,18 @@ def test_inbox_lists_conflicts_when_wordpress_cannot_be_asked(
     connector, ids = make_conflicts(org_a, site, server)
     connector.site_url = "http://127.0.0.1:9"  # nothing listens there: connection refused
     connector.save()
-    page = alice_client.get(reverse("connectors:conflicts", args=["acme", connector.pk])).text
+    url = reverse("connectors:conflicts", args=["acme", connector.pk])
+    page = alice_client.get(url).text
     assert "Conflict inbox (2)" in page
     assert page.count("WordPress could not be asked") == 2  # said for each conflict
+    # Dismissed all the same, and told that it cannot be remembered for that version.
+    rows = list(conflicts.unresolved(connector).order_by("id"))
+    said = messages_of(alice_client.post(url, {"single": f"dismiss:{rows[0].pk}"}))
+    assert said[0].startswith("WordPress could not be asked")
+    assert said[0].endswith(
+        "The answer is recorded, but without the WordPress version it was about: the next "
+        "full sync raises the conflict again."
+    )
+    assert said[1] == "1 conflict resolved: dismissed."
     for article_id in ids:
         assert f"Conflict on article {article_id}" in page
