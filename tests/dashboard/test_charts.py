@@ -132,3 +132,28 @@ def test_platform_charts_are_drawn_at_most_once_a_minute(root, client, connector
     cache.clear()  # the minute is over
     third, _ = load()
     assert "Failures by cause (2 failed jobs)" in third
+
+
+def test_platform_causes_count_every_job_of_a_repeated_message(root, client, connector_a):
+    """Messages are grouped in the database before they are reduced to causes: a message
+    that many jobs share still counts each of those jobs."""
+    now = timezone.now()
+    for minutes in (10, 20, 30):
+        make_job(
+            connector_a,
+            status="FAILED",
+            finished_at=now - timedelta(minutes=minutes),
+            error="WordPress answered 502",
+        )
+    make_job(
+        connector_a,
+        status="FAILED",
+        finished_at=now - timedelta(minutes=40),
+        error="WordPress answered 502 (job #9).",
+    )
+    client.force_login(root)
+    html = client.get(reverse("platform_admin:connectors")).text
+    causes = html[html.index('<figure class="chart chart-causes">') :]
+    assert "Failures by cause (4 failed jobs)" in causes
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td>", causes)
+    assert rows == [("WordPress answered 502", "3"), ("WordPress answered 502 ….", "1")]
