@@ -224,7 +224,8 @@ def test_every_page_keeps_the_csp_without_a_violation(walk, settings, alice, roo
     expect(page.locator("#job-status .card-header .badge")).to_contain_text(
         "Completed", timeout=9_000
     )
-    page.wait_for_timeout(500)  # the log's reload after the job-finished event
+    # The log reloads on the job-finished event: a finished job's log has no live row.
+    expect(page.locator("#log-live")).to_have_count(0, timeout=9_000)
     walk.collect()
 
     # Error pages: another organisation's connector (404), and a crash (500).
