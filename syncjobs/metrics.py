@@ -66,13 +66,33 @@ def job_started(job, due_at: datetime | None) -> None:
     SCHEDULE_LAG.observe(max(0.0, (job.started_at - due_at).total_seconds()))
 
 
+# The status label of a job that COMPLETED while some of its records failed: the job page's
+# "Completed with N failures". Its own label, so "jobs that did everything" stays COMPLETED
+# and an alert on partial syncs needs no second metric.
+COMPLETED_WITH_FAILURES = "COMPLETED_WITH_FAILURES"
+
+
+def job_status_label(job) -> str:
+    """The job's terminal status, or COMPLETED_WITH_FAILURES. Reads the stats the engine
+    saved (the runner's copy of the job predates them): one query, and only when COMPLETED."""
+    from syncjobs.models import SyncJob
+
+    if job.status != SyncJob.Status.COMPLETED:
+        return job.status
+    stats = SyncJob.objects.filter(pk=job.pk).values_list("stats", flat=True).first() or {}
+    failed = sum(
+        counters.get("failed") or 0 for counters in stats.values() if isinstance(counters, dict)
+    )
+    return COMPLETED_WITH_FAILURES if failed else job.status
+
+
 def job_finished(job) -> None:
     """A job ended (called once, by whoever ended it). Never raises: metrics must not turn a
     finished sync into a failed one."""
     from syncjobs.models import SyncLogEntry
 
     try:
-        JOBS.labels(kind=job.kind, status=job.status).inc()
+        JOBS.labels(kind=job.kind, status=job_status_label(job)).inc()
         if job.started_at and job.finished_at:
             seconds = (job.finished_at - job.started_at).total_seconds()
             JOB_DURATION.labels(kind=job.kind).observe(max(0.0, seconds))

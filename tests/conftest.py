@@ -19,6 +19,15 @@ from connectors.models import Connector
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (Django's default, per process): a page cached by
+    one test (Platform → Connectors' charts) must not show another test's data."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def org_a(db):
     return Organisation.objects.create(name="Acme Association", slug="acme")

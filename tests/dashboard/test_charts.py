@@ -4,6 +4,9 @@ server-rendered SVG with the numbers on hover and in a table, and no inline styl
 import re
 from datetime import timedelta
 
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -101,3 +104,56 @@ def test_axis_and_causes():
     cause = failure_cause("The site answered HTTP 401 for job #12.")
     assert cause == "The site answered HTTP 401 for job …."
     assert failure_cause("") == "No error message"
+
+
+def test_platform_charts_are_drawn_at_most_once_a_minute(root, client, connector_a):
+    """The 7 days come from a cached fragment (syncjobs.charts.PLATFORM_CHARTS_SECONDS): a
+    second load within the minute shows the same figures without computing them, and once
+    the fragment expires the chart counts the jobs that ended meanwhile."""
+    now = timezone.now()
+    make_job(connector_a, status="FAILED", finished_at=now - timedelta(hours=2), error="HTTP 401")
+    client.force_login(root)
+    url = reverse("platform_admin:connectors")
+
+    def load():
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(url).text
+        charts_sql = [q["sql"] for q in queries.captured_queries if "syncjobs_syncjob" in q["sql"]]
+        start = html.index('id="platform-charts-heading"')
+        return html[start : html.index("</section>", start)], charts_sql
+
+    first, first_sql = load()
+    assert "Failures by cause (1 failed job)" in first
+    make_job(connector_a, status="FAILED", finished_at=now - timedelta(hours=1), error="HTTP 401")
+    second, second_sql = load()
+    assert second == first  # the same minute: the cached drawing
+    # Only the summary's count of the last 24 hours' failures still reads the jobs.
+    assert len(second_sql) == len(first_sql) - 2
+    cache.clear()  # the minute is over
+    third, _ = load()
+    assert "Failures by cause (2 failed jobs)" in third
+
+
+def test_platform_causes_count_every_job_of_a_repeated_message(root, client, connector_a):
+    """Messages are grouped in the database before they are reduced to causes: a message
+    that many jobs share still counts each of those jobs."""
+    now = timezone.now()
+    for minutes in (10, 20, 30):
+        make_job(
+            connector_a,
+            status="FAILED",
+            finished_at=now - timedelta(minutes=minutes),
+            error="WordPress answered 502",
+        )
+    make_job(
+        connector_a,
+        status="FAILED",
+        finished_at=now - timedelta(minutes=40),
+        error="WordPress answered 502 (job #9).",
+    )
+    client.force_login(root)
+    html = client.get(reverse("platform_admin:connectors")).text
+    causes = html[html.index('<figure class="chart chart-causes">') :]
+    assert "Failures by cause (4 failed jobs)" in causes
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">(\d+)</td>", causes)
+    assert rows == [("WordPress answered 502", "3"), ("WordPress answered 502 ….", "1")]

@@ -126,8 +126,18 @@ def test_metrics_move_when_a_real_worker_runs_jobs(settings, tmp_path, org_a, si
         next(workers, None)  # stops the worker
 
     after = samples(scrape())
-    assert value(after, "association_sync_jobs_total", kind="FULL", status="COMPLETED") == 1
+    # The full sync ended "Completed with N failures" (the simulator's bad members): counted
+    # under its own status, not as a clean COMPLETED; the incremental after it had nothing
+    # left to fail.
+    job.refresh_from_db()
+    scheduled.refresh_from_db()
+    assert sum(counters["failed"] for counters in job.stats.values()) > 0
+    assert sum(counters["failed"] for counters in scheduled.stats.values()) == 0
+    partial = "COMPLETED_WITH_FAILURES"
+    assert value(after, "association_sync_jobs_total", kind="FULL", status=partial) == 1
+    assert value(after, "association_sync_jobs_total", kind="FULL", status="COMPLETED") == 0
     assert value(after, "association_sync_jobs_total", kind="INCREMENTAL", status="COMPLETED") == 1
+    assert value(after, "association_sync_jobs_total", kind="INCREMENTAL", status=partial) == 0
     assert value(after, "association_sync_job_duration_seconds_count", kind="FULL") == 1
     assert value(after, "association_sync_job_duration_seconds_sum", kind="FULL") > 0
     # Every log row of the full sync is counted once, under its own labels.

@@ -1,0 +1,262 @@
+"""The CSP stays strict and the console stays clean across the whole product: every page an
+organisation admin, a platform admin and a visitor open, with their htmx moments (a job that
+finishes while its page is open, filters, forms answered with errors), and the error pages.
+
+Each page carries a `securitypolicyviolation` listener from before its first script runs
+(page.add_init_script), so a violation that Chromium does not print, or prints as a warning,
+is still caught; console errors and page errors are collected too. The module is also the URL
+conf of its 500 test (`urlpatterns` below): the product's URLs plus one view that crashes.
+"""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import path
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from config.urls import urlpatterns as product_urlpatterns
+from records.models import Article
+from syncjobs.models import SyncJob
+from tests.dashboard.conftest import make_job, make_log
+
+from .conftest import login
+
+COLLECT_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cspViolations.push(
+    event.violatedDirective + " blocked " + (event.blockedURI || "inline") + " (" +
+    (event.sample || "no sample") + ") at " + event.sourceFile + ":" + event.lineNumber
+  );
+});
+"""
+
+
+def _crash(request):
+    raise RuntimeError("a crash, for the 500 page")
+
+
+urlpatterns = [*product_urlpatterns, path("test-crash/", _crash)]
+
+
+class Walk:
+    """A browser context whose every page reports CSP violations and console errors."""
+
+    def __init__(self, chromium, base_url):
+        self.context = chromium.new_context(
+            base_url=base_url, viewport={"width": 1280, "height": 860}, locale="en-GB"
+        )
+        self.context.add_init_script(COLLECT_VIOLATIONS)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.problems: list[str] = []
+        self.expected_status = None  # a 404/500 page's own "Failed to load resource"
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+
+    def _console(self, message):
+        if message.type != "error":
+            return
+        if self.expected_status and message.text.startswith(
+            f"Failed to load resource: the server responded with a status of {self.expected_status}"
+        ):
+            return  # the document's own status, which the test asked for
+        self.problems.append(f"console: {message.text} at {message.location.get('url')}")
+
+    def collect(self):
+        """The violations of the page now open (a navigation starts a new list)."""
+        found = self.page.evaluate("window.__cspViolations || []")
+        self.problems.extend(f"CSP at {self.page.url}: {v}" for v in found)
+
+    def visit(self, url, status=None):
+        self.collect()
+        self.expected_status = status
+        response = self.page.goto(url)
+        assert response.status == (status or 200), (url, response.status)
+        expect(self.page.locator("main")).to_be_visible()
+        # Let deferred scripts and the first htmx processing run before reading the list.
+        self.page.wait_for_load_state("load")
+        self.collect()
+
+    def finish(self):
+        """Close the browser context and fail on anything collected on the way."""
+        if self.context is not None:
+            self.collect()
+            self.context.close()
+            self.context = None
+        assert not self.problems, "CSP violations / console errors:\n" + "\n".join(self.problems)
+
+
+@pytest.fixture
+def walk(chromium, live_server):
+    walking = Walk(chromium, live_server.url)
+    yield walking
+    if walking.context is not None:  # the test stopped before its end
+        walking.context.close()
+
+
+def _history(connector):
+    now = timezone.now()
+    jobs = []
+    for i in range(6):
+        start = now - timedelta(hours=6 - i)
+        jobs.append(
+            make_job(
+                connector,
+                status="FAILED" if i == 2 else "COMPLETED",
+                error="HTTP 503 from the site." if i == 2 else "",
+                created_at=start,
+                started_at=start,
+                finished_at=start + timedelta(seconds=30 + i),
+                stats={
+                    "article": {"processed": 20 + i, "failed": i % 2},
+                    "member": {"processed": 4},
+                },
+            )
+        )
+    make_log(jobs[-1], 4, start=1)
+    make_log(jobs[-1], 2, start=50, status="FAILED", error="Title is required")
+    make_log(jobs[-1], 3, start=100, operation="SKIP", status="SKIPPED")
+    return jobs
+
+
+def test_every_page_keeps_the_csp_without_a_violation(walk, settings, alice, root, connector_a):
+    page = walk.page
+    jobs = _history(connector_a)
+    preview = make_job(
+        connector_a, dry_run=True, stats={"article": {"processed": 3, "would_create": 3}}
+    )
+    record = Article.objects.create(
+        organisation=connector_a.organisation,
+        connector=connector_a,
+        external_id="77",
+        title="A styled article",
+        content='<p style="color:red" onclick="steal()">Styled paragraph</p>',
+    )
+    base = f"/o/acme/connectors/{connector_a.pk}"
+
+    # A visitor: the login page, and a failed login's error. First, the listener works: an
+    # inline style added to the page is reported (and then forgotten).
+    walk.visit("/accounts/login/")
+    page.evaluate("""document.body.insertAdjacentHTML("beforeend", '<b style="color:red">x</b>')""")
+    page.wait_for_function("window.__cspViolations.length > 0")
+    assert "style-src" in page.evaluate("window.__cspViolations[0]")
+    page.evaluate("window.__cspViolations = []")
+    walk.problems.clear()  # Chromium printed it to the console as well
+    page.get_by_label("Username").fill(alice.username)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".form-error")).to_be_visible()
+    walk.collect()
+
+    login(page, alice)
+    for url in (
+        "/o/acme/connectors/",
+        "/o/acme/connectors/new/",
+        "/o/acme/connectors/activity/",
+        "/o/acme/connectors/audit/",
+        f"{base}/",
+        f"{base}/history/",
+        f"{base}/activity/",
+        f"{base}/activity/?skips=1&status=FAILED",
+        f"{base}/audit/",
+        f"{base}/settings/",
+        f"{base}/conflicts/",
+        f"{base}/held-deletions/",
+        f"{base}/diagnostics/connection-test/",
+        f"{base}/diagnostics/mapping/",
+        f"{base}/delete/",
+        jobs[-1].get_absolute_url(),
+        jobs[-1].get_absolute_url() + "?status=FAILED",
+        jobs[2].get_absolute_url(),
+        preview.get_absolute_url(),
+        f"/o/acme/records/article/{record.pk}/",
+        "/o/acme/notifications/",
+    ):
+        walk.visit(url)
+
+    # Charts' "The numbers" open; a log filter through htmx.
+    walk.visit(f"{base}/")
+    for summary in page.locator("summary", has_text="The numbers").all():
+        summary.click()
+    walk.visit(jobs[-1].get_absolute_url())
+    page.locator("#f-status").select_option("FAILED")
+    expect(page).to_have_url(re.compile(r"status=FAILED"))
+    walk.collect()
+
+    # Forms answered with errors: a connector without a name or site, settings with a bad
+    # address, a webhook that is no URL (htmx), a delete with the wrong name.
+    walk.visit("/o/acme/connectors/new/")
+    page.get_by_role("button", name="Create connector").click()
+    expect(page.locator(".field-error").first).to_be_visible()
+    walk.collect()
+    walk.visit(f"{base}/settings/")
+    page.get_by_label("Site URL").fill("not a site")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".form-error")).to_be_visible()
+    walk.collect()
+    walk.visit("/o/acme/notifications/")
+    page.locator("#webhooks").get_by_label("URL").fill("no url")
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator("#webhooks .field-error")).to_be_visible()
+    walk.collect()
+    walk.visit(f"{base}/delete/")
+    page.locator("input[name=confirm_name]").fill("wrong")
+    walk.expected_status = 400  # the form's answer: Bad Request, the connector kept
+    page.locator("input[name=confirm_name]").press("Enter")
+    expect(page.locator(".field-error")).to_be_visible()
+    walk.collect()
+
+    # A job RUNNING on its page, whose log fills in, then finishes while the page is open.
+    running = make_job(
+        connector_a, status="RUNNING", stats={"article": {"total": 9, "processed": 3}}
+    )
+    walk.visit(running.get_absolute_url())
+    make_log(running, 2, start=500)
+    expect(page.locator("#job-log tbody tr:visible")).to_have_count(2, timeout=9_000)
+    SyncJob.objects.filter(pk=running.pk).update(
+        status="COMPLETED",
+        finished_at=timezone.now(),
+        stats={"article": {"total": 9, "processed": 9, "failed": 1}},
+    )
+    expect(page.locator("#job-status .card-header .badge")).to_contain_text(
+        "Completed", timeout=9_000
+    )
+    # The log reloads on the job-finished event: a finished job's log has no live row.
+    expect(page.locator("#log-live")).to_have_count(0, timeout=9_000)
+    walk.collect()
+
+    # Error pages: another organisation's connector (404), and a crash (500).
+    walk.visit("/o/acme/connectors/999999/", status=404)
+    settings.ROOT_URLCONF = __name__
+    walk.visit("/test-crash/", status=500)
+    settings.ROOT_URLCONF = "config.urls"
+
+    # The platform admin: Platform → Connectors, its htmx filters and sort, a drill-down.
+    page.context.clear_cookies()
+    login(page, root)
+    walk.visit("/platform/connectors/")
+    page.get_by_label("Search").fill("acme")
+    expect(page).to_have_url(re.compile(r"q=acme"))
+    page.locator("#connector-table th a", has_text="Status").click()
+    expect(page).to_have_url(re.compile(r"sort=status"))
+    page.go_back()  # htmx restores the previous table from its history cache
+    expect(page).to_have_url(re.compile(r"q=acme$"))
+    walk.collect()
+    walk.visit("/platform/connectors/?health=failing")
+    walk.visit(f"{base}/")
+    walk.visit(jobs[-1].get_absolute_url())
+    # Django admin, which platform admins use to lift lockouts and look at rows.
+    for url in (
+        "/admin/",
+        "/admin/connectors/connector/",
+        f"/admin/connectors/connector/{connector_a.pk}/change/",
+        "/admin/syncjobs/syncjob/",
+        f"/admin/syncjobs/syncjob/{jobs[-1].pk}/change/",
+    ):
+        walk.page.goto(url)
+        walk.page.wait_for_load_state("load")
+        walk.collect()
+    walk.finish()
