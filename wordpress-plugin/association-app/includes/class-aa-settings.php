@@ -119,12 +119,19 @@ class AA_Settings {
 	}
 
 	/**
+	 * What the last rate_limit_wait() decided, announced on the answer (contract §12):
+	 * array( limit, remaining, reset seconds ), or null when the limit is off.
+	 */
+	private static $rate_state = null;
+
+	/**
 	 * Rolling-window rate limit (contract §12). Returns 0 when the request may proceed, else the
 	 * number of seconds to wait. The log holds the timestamps of the last window's requests.
 	 */
 	public static function rate_limit_wait() {
 		$limit = self::rate_limit();
 		if ( 0 === $limit ) {
+			self::$rate_state = null;
 			return 0;
 		}
 		$now    = microtime( true );
@@ -139,13 +146,39 @@ class AA_Settings {
 				}
 			)
 		);
+		sort( $log );
 		if ( count( $log ) >= $limit ) {
-			sort( $log );
-			$oldest = (float) $log[ count( $log ) - $limit ];
-			return max( 1, (int) ceil( $oldest + self::RATE_WINDOW - $now ) );
+			$oldest           = (float) $log[ count( $log ) - $limit ];
+			$wait             = max( 1, (int) ceil( $oldest + self::RATE_WINDOW - $now ) );
+			self::$rate_state = array( $limit, 0, $wait );
+			return $wait;
 		}
 		$log[] = $now;
 		update_option( self::OPT_RATE_LOG, $log, false );
+		// Reset: when the oldest request of the window leaves it and frees a slot.
+		$reset            = max( 0, (int) ceil( $log[0] + self::RATE_WINDOW - $now ) );
+		self::$rate_state = array( $limit, $limit - count( $log ), $reset );
 		return 0;
+	}
+
+	/**
+	 * The rate limit headers of this answer (contract §12), empty when the limit is off. The
+	 * names are the de-facto X-RateLimit-* trio (GitHub, Twitter); Reset is in seconds from now
+	 * as in the IETF draft (no clock to share), and RateLimit-Policy says the window.
+	 */
+	public static function rate_limit_headers() {
+		$limit = self::rate_limit();
+		if ( 0 === $limit ) {
+			return array();
+		}
+		list( $limit, $remaining, $reset ) = null === self::$rate_state
+			? array( $limit, $limit, 0 )
+			: self::$rate_state;
+		return array(
+			'X-RateLimit-Limit'     => (string) $limit,
+			'X-RateLimit-Remaining' => (string) $remaining,
+			'X-RateLimit-Reset'     => (string) $reset,
+			'RateLimit-Policy'      => $limit . ';w=' . self::RATE_WINDOW,
+		);
 	}
 }
