@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import random
 import secrets
 import threading
@@ -608,17 +609,33 @@ class SimulatedSite:
 
     def check_rate(self) -> int | None:
         """None if allowed, else the Retry-After seconds (rolling 60 s window)."""
+        return self.take_rate()[0]
+
+    def take_rate(self) -> tuple[int | None, list[tuple[str, str]]]:
+        """(Retry-After seconds or None if allowed, the rate limit headers to announce), as
+        the plugin does (contract §12): X-RateLimit-Limit / -Remaining / -Reset (seconds
+        until the window's oldest request leaves it) and RateLimit-Policy; none when off."""
         if not self.rate_limit:
-            return None
+            return None, []
         now = time.monotonic()
         with self.lock:
             window = self._rate_window
             while window and window[0] <= now - 60:
                 window.popleft()
             if len(window) >= self.rate_limit:
-                return max(1, int(window[0] + 60 - now) + 1)
+                wait = max(1, int(window[0] + 60 - now) + 1)
+                return wait, self._rate_headers(0, wait)
             window.append(now)
-            return None
+            reset = max(0, math.ceil(window[0] + 60 - now))
+            return None, self._rate_headers(self.rate_limit - len(window), reset)
+
+    def _rate_headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
+        return [
+            ("X-RateLimit-Limit", str(self.rate_limit)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(reset)),
+            ("RateLimit-Policy", f"{self.rate_limit};w=60"),
+        ]
 
     def inject(self, kind: str, endpoint: str | None = None, **options) -> Fault:
         """Add a fault (see Fault and FAULT_KINDS). ``every=True`` means count=None."""
@@ -703,6 +720,7 @@ class SimulatedSite:
             "deletions_retention_days": contract.MIN_DELETIONS_RETENTION_DAYS,
             "server_time_gmt": data.gmt(self.clock.now()),
             **({"push": True} if self.push_supported else {}),
+            "rate_limit": {"requests": self.rate_limit, "window_seconds": 60},
         }
 
     def state(self) -> dict:

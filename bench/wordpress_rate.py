@@ -1,0 +1,136 @@
+"""What a modest host serves a sync, and what its visitors feel meanwhile (issue 17): the
+measurement behind the plugin's default rate limit.
+
+Builds Debian's real WordPress with tests/wordpress_real/harness.py on 2 PHP workers (a modest
+shared host), bulk-loads BENCH_WP_POSTS articles (default 5,000) and has a visitor read article
+pages (one every BENCH_VISITOR_PAUSE seconds, default 0.25) throughout. Baseline, same run:
+the visitor's page time with no sync running. Then the platform's WordPressClient walks the
+articles at 100 per page, first with the plugin's limit off (what the site serves at most),
+then with each limit in BENCH_RATE_LIMITS (requests per 60 s, default 120,300,600), where the
+client paces itself to the limit the plugin announces. Printed per run: records/s, requests/min,
+429 answers met, and the visitor's page time p50/p95 as a ratio of the baseline.
+
+Needs what bench.wordpress_plugin needs; uses the database `wp_assoc_rate_bench` (dropped).
+"""
+
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.wordpress_plugin import BULK_LOAD
+from connectors.wordpress.client import WordPressClient
+from tests.wordpress_real.harness import HarnessError, build_site
+
+POSTS = int(os.environ.get("BENCH_WP_POSTS", "5000"))
+LIMITS = [int(n) for n in os.environ.get("BENCH_RATE_LIMITS", "120,300,600").split(",") if n]
+PAUSE = float(os.environ.get("BENCH_VISITOR_PAUSE", "0.25"))
+#: Longest a paced run lasts: enough windows' worth to see the pace, not the whole site.
+RUN_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "30"))
+BASELINE_SECONDS = 15.0
+
+
+class Visitor(threading.Thread):
+    """Reads random article pages until stopped; keeps each page's time."""
+
+    def __init__(self, pages: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.pages = pages
+        self.times: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=60) as http:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                http.get(random.choice(self.pages)).raise_for_status()
+                self.times.append(time.perf_counter() - started)
+                self.stop.wait(PAUSE)
+
+    def take(self) -> list[float]:
+        times, self.times = self.times, []
+        return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def sync(site, deadline: float | None) -> dict:
+    """Walk the articles as the sync engine does (one request at a time), until done or the
+    deadline; returns what it achieved."""
+    with WordPressClient(site.url, site.key, allow_private=True, timeout=60) as client:
+        client.ping()  # the engine's first request: the client learns the announced limit
+        started = time.perf_counter()
+        records = pages = 0
+        for page in client.iter_pages("article", per_page=100):
+            records += len(page.items)
+            pages += 1
+            if deadline is not None and time.perf_counter() - started > deadline:
+                break
+        seconds = time.perf_counter() - started
+        return {
+            "records_per_s": records / seconds,
+            "requests_per_min": pages * 60 / seconds,
+            "limited": client.request_count - 1 - pages,  # requests beyond one per page: 429s
+            "paced_s": client.pacer.waited,
+            "seconds": seconds,
+        }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-rate-") as tmp:
+        try:
+            site = build_site(Path(tmp), "wp_assoc_rate_bench", seed=False, debug=False, workers=2)
+        except HarnessError as exc:
+            print(f"cannot build the real WordPress: {exc}")
+            raise SystemExit(1) from exc
+        try:
+            site.php(BULK_LOAD % {"posts": POSTS, "users": 10}, timeout=600)
+            # Their permalinks: a visitor asking ?p=ID is redirected there first.
+            pages = site.php(
+                "<?php global $wpdb; echo wp_json_encode( array_map( 'get_permalink',"
+                ' $wpdb->get_col( "SELECT ID FROM {$wpdb->posts}'
+                " WHERE post_type = 'post' LIMIT 2000\" ) ) );"
+            )
+            site.php("<?php update_option( 'association_app_rate_limit', 0 );")
+            visitor = Visitor(pages)
+            visitor.start()
+            time.sleep(BASELINE_SECONDS)  # a measuring window, not synchronisation
+            baseline = visitor.take()
+            rows = [("off", sync(site, None), visitor.take())]
+            for limit in LIMITS:
+                site.php(
+                    f"<?php update_option( 'association_app_rate_limit', {limit} );"
+                    " update_option( 'association_app_rate_log', array(), false );"
+                )
+                rows.append((str(limit), sync(site, RUN_SECONDS), visitor.take()))
+            visitor.stop.set()
+            visitor.join()
+        finally:
+            site.stop()
+            site.drop_database()
+    p50, p95 = statistics.median(baseline), percentile(baseline, 0.95)
+    print(f"{POSTS} articles, 100 per page, php -S with 2 workers; visitor every {PAUSE:g} s")
+    print(
+        f"  visitor alone (baseline): page p50 {p50 * 1000:6.1f} ms, p95 {p95 * 1000:6.1f} ms "
+        f"({len(baseline)} pages)"
+    )
+    print("  limit/60s  records/s  requests/min  429s  paced s  visitor p50       visitor p95")
+    for label, run, times in rows:
+        v50, v95 = statistics.median(times), percentile(times, 0.95)
+        print(
+            f"  {label:>9}  {run['records_per_s']:9.0f}  {run['requests_per_min']:12.0f}  "
+            f"{run['limited']:4d}  {run['paced_s']:7.1f}  {v50 * 1000:6.1f} ms ({v50 / p50:3.1f}x)"
+            f"  {v95 * 1000:6.1f} ms ({v95 / p95:3.1f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
