@@ -13,6 +13,7 @@ site spent it), the next request waits for its ``Reset``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,8 +24,6 @@ RESET_HEADER = "X-RateLimit-Reset"
 POLICY_HEADER = "RateLimit-Policy"
 #: The plugin's window when an answer does not say (§12).
 DEFAULT_WINDOW = 60.0
-#: Waits shorter than this are not worth reporting as "held back by the site's limit".
-NOTICEABLE_WAIT = 0.05
 
 
 def _number(value: str | None) -> float | None:
@@ -86,6 +85,8 @@ class Pacer:
         #: Seconds spent waiting for the limit, and how many requests waited.
         self.waited = 0.0
         self.held_requests = 0
+        # The engine reads the next page in a prefetch thread: one bucket, taken in turn.
+        self._lock = threading.Lock()
 
     @property
     def burst(self) -> int:
@@ -105,6 +106,10 @@ class Pacer:
 
     def wait(self) -> float:
         """Block until the next request may go; returns the seconds waited."""
+        with self._lock:
+            return self._wait()
+
+    def _wait(self) -> float:
         if self.limit is None:
             return 0.0
         now = self.clock()
@@ -114,15 +119,17 @@ class Pacer:
             self.sleep(delay)
             now = self.clock()
             self._refill(now)
-            if delay >= NOTICEABLE_WAIT:
-                self.waited += delay
-                self.held_requests += 1
+            self.waited += delay
+            self.held_requests += 1
         self.tokens = max(0.0, self.tokens - 1.0)
         return delay
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn from an answer: the limit (it may change), and whether anything remains."""
-        limit, remaining, reset = announced_limit(headers)
+        with self._lock:
+            self._observe(*announced_limit(headers))
+
+    def _observe(self, limit: Limit | None, remaining: int | None, reset: float) -> None:
         if limit is None:
             self.limit = None
             return
