@@ -5,8 +5,9 @@ answer (``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset`` 
 ``RateLimit-Policy: N;w=W``). Running into the limit costs a 429 and a wait of up to a whole
 window; pacing spends the same budget evenly and never meets the 429.
 
-A token bucket: ``burst`` tokens at most, refilled at ``(N - burst) / W`` per second, so in
-any window of W seconds this client sends at most ``burst + (N - burst) = N`` requests. The
+A token bucket: ``burst`` tokens at most, refilled at ``(N - burst) / (W + 1 s)`` per second,
+so in any window of W seconds this client sends at most ``burst + (N - burst) = N`` requests,
+with a second to spare for the site's uneven time stamps. The
 site's own count rules over ours: when it says nothing remains (other connectors of the same
 site spent it), the next request waits for its ``Reset``.
 """
@@ -24,6 +25,10 @@ RESET_HEADER = "X-RateLimit-Reset"
 POLICY_HEADER = "RateLimit-Policy"
 #: The plugin's window when an answer does not say (§12).
 DEFAULT_WINDOW = 60.0
+#: Spread over a window this much longer: the site stamps a request when PHP gets to it,
+#: after a bootstrap whose time varies, so two requests sent 1/rate apart can be counted
+#: closer together (and its Reset is in whole seconds).
+JITTER = 1.0
 
 
 def _number(value: str | None) -> float | None:
@@ -98,7 +103,7 @@ class Pacer:
         """Tokens per second, so that burst + rate * window stays within the limit."""
         if self.limit is None:
             return 0.0
-        return max(1, self.limit.requests - self.burst) / self.limit.window
+        return max(1, self.limit.requests - self.burst) / (self.limit.window + JITTER)
 
     def _refill(self, now: float) -> None:
         self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)

@@ -339,7 +339,7 @@ class AA_Api {
 			'push'                     => true, // §14: POST push subscribes the platform
 			'rate_limit'               => array(
 				'requests'       => AA_Settings::rate_limit(), // 0: no limit
-				'window_seconds' => AA_Settings::RATE_WINDOW,
+				'window_seconds' => AA_Settings::rate_window(),
 			),
 		);
 	}

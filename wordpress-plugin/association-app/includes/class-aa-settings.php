@@ -18,6 +18,8 @@ class AA_Settings {
 	const OPT_ENTITY_TYPES = 'association_app_entity_types';
 	const OPT_SYNC_USER    = 'association_app_sync_user';
 	const OPT_RATE_LOG     = 'association_app_rate_log';
+	// Not on the settings page: the window stays 60 s unless a host (or a test) sets it.
+	const OPT_RATE_WINDOW  = 'association_app_rate_window';
 
 	const DEFAULT_RATE_LIMIT = 120;
 	const RATE_WINDOW        = 60;
@@ -64,6 +66,11 @@ class AA_Settings {
 
 	public static function rate_limit() {
 		return max( 0, (int) get_option( self::OPT_RATE_LIMIT, self::DEFAULT_RATE_LIMIT ) );
+	}
+
+	/** Seconds of the rolling rate limit window (contract §12), 60 unless set. */
+	public static function rate_window() {
+		return max( 1, (int) get_option( self::OPT_RATE_WINDOW, self::RATE_WINDOW ) );
 	}
 
 	/** Served entity types, in canonical order. */
@@ -134,10 +141,11 @@ class AA_Settings {
 			self::$rate_state = null;
 			return 0;
 		}
+		$window = self::rate_window();
 		$now    = microtime( true );
 		$log    = get_option( self::OPT_RATE_LOG, array() );
 		$log    = is_array( $log ) ? $log : array();
-		$cutoff = $now - self::RATE_WINDOW;
+		$cutoff = $now - $window;
 		$log    = array_values(
 			array_filter(
 				$log,
@@ -149,14 +157,14 @@ class AA_Settings {
 		sort( $log );
 		if ( count( $log ) >= $limit ) {
 			$oldest           = (float) $log[ count( $log ) - $limit ];
-			$wait             = max( 1, (int) ceil( $oldest + self::RATE_WINDOW - $now ) );
+			$wait             = max( 1, (int) ceil( $oldest + $window - $now ) );
 			self::$rate_state = array( $limit, 0, $wait );
 			return $wait;
 		}
 		$log[] = $now;
 		update_option( self::OPT_RATE_LOG, $log, false );
 		// Reset: when the oldest request of the window leaves it and frees a slot.
-		$reset            = max( 0, (int) ceil( $log[0] + self::RATE_WINDOW - $now ) );
+		$reset            = max( 0, (int) ceil( $log[0] + $window - $now ) );
 		self::$rate_state = array( $limit, $limit - count( $log ), $reset );
 		return 0;
 	}
@@ -171,6 +179,7 @@ class AA_Settings {
 		if ( 0 === $limit ) {
 			return array();
 		}
+		$window                            = self::rate_window();
 		list( $limit, $remaining, $reset ) = null === self::$rate_state
 			? array( $limit, $limit, 0 )
 			: self::$rate_state;
@@ -178,7 +187,7 @@ class AA_Settings {
 			'X-RateLimit-Limit'     => (string) $limit,
 			'X-RateLimit-Remaining' => (string) $remaining,
 			'X-RateLimit-Reset'     => (string) $reset,
-			'RateLimit-Policy'      => $limit . ';w=' . self::RATE_WINDOW,
+			'RateLimit-Policy'      => $limit . ';w=' . $window,
 		);
 	}
 }
