@@ -243,23 +243,22 @@ def keyset_pages(
     skipped (reported in the Page) if it alone is too large."""
     if not contract.MIN_PER_PAGE <= per_page <= contract.MAX_PER_PAGE:
         raise ValueError(f"per_page must be between 1 and {contract.MAX_PER_PAGE}")
-    cursor_t = contract.format_gmt(modified_after) if modified_after else None
-    cursor_id: int | None = None
+    # (modified_gmt, id) of the last record delivered; id None before the first page.
+    cursor: tuple[str | None, int | None] = (
+        contract.format_gmt(modified_after) if modified_after else None,
+        None,
+    )
     size = per_page
     page_start = client.request_count
     first = True
+    url = client.api_url(endpoint)
     while True:
-        params: dict[str, Any] = {"per_page": size}
-        if cursor_t is not None:
-            params["modified_after"] = cursor_t
-        if cursor_id is not None:
-            params["after_id"] = cursor_id
+        params = _keyset_params(cursor, size)
         if first and deleted_since is not None:
             # Only the first request: every page would repeat the same entries.
             params[contract.DELETED_SINCE_PARAM] = contract.format_gmt(deleted_since)
         if first and changes_after is not None:
             params[contract.CHANGES_AFTER_PARAM] = changes_after
-        url = client.api_url(endpoint)
         try:
             result = client._call("GET", url, params=params)
         except ResponseTooLarge as exc:
@@ -267,45 +266,66 @@ def keyset_pages(
                 # §12: retry the same request with per_page halved (down to 1).
                 size = max(1, size // 2)
                 continue
-            skipped = oversized_record(exc)
-            if skipped is None or (skipped["modified_gmt"], skipped["id"]) <= (
-                cursor_t or "",
-                cursor_id or -1,
-            ):
-                raise
-            cursor_t, cursor_id = skipped["modified_gmt"], skipped["id"]
-            total = exc.headers.get(contract.TOTAL_HEADER, "")
-            total = int(total) if total.isdigit() else 0
-            requests, page_start = client.request_count - page_start, client.request_count
-            first = False
-            yield Page([], 1, 1, total, total, requests, skipped=[skipped])
-            if total <= 1:
+            page = _skipped_page(exc, cursor)
+            page.request_count, page_start = client.request_count - page_start, client.request_count
+            cursor, first = (page.skipped[0]["modified_gmt"], page.skipped[0]["id"]), False
+            yield page
+            if page.total <= 1:
                 return
             continue
         page = list_page(result, url, keyed=True)
-        page.request_count = client.request_count - page_start
-        page_start = client.request_count
+        page.request_count, page_start = client.request_count - page_start, client.request_count
         if page.items:
-            last = page.items[-1]
-            new_cursor = (last["modified_gmt"], last["id"])
-            if cursor_t is not None and new_cursor <= (cursor_t, cursor_id or -1):
-                raise InvalidResponse(
-                    f"The site returned {endpoint} records that do not come after the "
-                    f"requested position (modified_after={cursor_t}, after_id={cursor_id}); "
-                    "the plugin does not implement keyset paging (contract §5.5). "
-                    "Update the Association App plugin.",
-                    status_code=200,
-                    url=str(result.response.url),
-                )
+            _check_advances(page, cursor, endpoint, result)
         if first and deleted_since is not None:
             page.deleted, page.deleted_more = inline_deletions(result, url)
         first = False
         yield page
         if not page.items or page.total_pages <= 1:
             return
-        cursor_t, cursor_id = new_cursor
+        cursor = (page.items[-1]["modified_gmt"], page.items[-1]["id"])
         # After a halving, grow back so one oversized record does not slow the whole run.
         size = min(per_page, size * 2)
+
+
+def _keyset_params(cursor: tuple[str | None, int | None], size: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"per_page": size}
+    if cursor[0] is not None:
+        params["modified_after"] = cursor[0]
+    if cursor[1] is not None:
+        params["after_id"] = cursor[1]
+    return params
+
+
+def _skipped_page(exc: ResponseTooLarge, cursor: tuple[str | None, int | None]) -> Page:
+    """The page reporting the single record too large to download (per_page=1), which the
+    walk then steps past; the error again when the record cannot be named or would not
+    move the walk forward."""
+    skipped = oversized_record(exc)
+    if skipped is None or (skipped["modified_gmt"], skipped["id"]) <= (
+        cursor[0] or "",
+        cursor[1] or -1,
+    ):
+        raise exc
+    total = exc.headers.get(contract.TOTAL_HEADER, "")
+    total = int(total) if total.isdigit() else 0
+    return Page([], 1, 1, total, total, 0, skipped=[skipped])
+
+
+def _check_advances(
+    page: Page, cursor: tuple[str | None, int | None], endpoint: str, result: Result
+) -> None:
+    """A page that does not come after the cursor would make the walk loop for ever."""
+    last = page.items[-1]
+    if cursor[0] is not None and (last["modified_gmt"], last["id"]) <= (cursor[0], cursor[1] or -1):
+        raise InvalidResponse(
+            f"The site returned {endpoint} records that do not come after the "
+            f"requested position (modified_after={cursor[0]}, after_id={cursor[1]}); "
+            "the plugin does not implement keyset paging (contract §5.5). "
+            "Update the Association App plugin.",
+            status_code=200,
+            url=str(result.response.url),
+        )
 
 
 def deletion_pages(

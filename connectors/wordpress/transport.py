@@ -93,91 +93,107 @@ class Transport:
             headers["Content-Type"] = "application/json"
         hops = 0
         while True:
-            self.guard.check_url(current)
-            hop_headers = dict(headers)
-            # The key goes only to the exact origin of the site URL: another host, port or
-            # scheme (a downgrade to http, or a different service on :8443) never sees it.
-            if with_key and origin(current) == self.origin:
-                hop_headers[contract.KEY_HEADER] = self.__key
-            request = self.http.build_request(method, current, headers=hop_headers, content=content)
             shown = str(current)
-            self.request_count += 1
             started = time.monotonic()
+            response = self._exchange(method, current, headers, content, with_key)
             try:
-                response = self.http.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                raise self.timeout_error(exc, shown) from None
-            except httpx.ConnectError as exc:
-                raise self.connect_error(exc, shown) from None
-            except httpx.RemoteProtocolError as exc:
-                if "location header" in str(exc):
-                    # httpx parses Location even when not following: a broken redirect.
-                    raise InvalidResponse(
-                        f"The site redirected {shown} to an invalid URL.", url=shown
-                    ) from None
-                raise SiteUnreachable(
-                    f"The connection to {current.raw_host.decode()} was closed or reset before "
-                    f"an answer arrived ({type(exc).__name__}).",
-                    url=shown,
-                ) from None
-            except (httpx.InvalidURL, ValueError) as exc:
-                # httpx builds the next request of a redirect even when not following it;
-                # a Location whose host is not valid IDNA (xn--localhost-) fails right there.
-                raise InvalidResponse(
-                    f"The site redirected {shown} to an invalid URL "
-                    f"({excerpt(str(exc), 100, self.scrub)}).",
-                    url=shown,
-                ) from None
-            except httpx.TransportError as exc:
-                raise SiteUnreachable(
-                    f"The connection to {current.raw_host.decode()} was closed or reset before "
-                    f"an answer arrived ({type(exc).__name__}).",
-                    url=shown,
-                ) from None
-            try:
-                location = response.headers.get("location")
-                if response.status_code in REDIRECT_STATUSES and location:
-                    try:
-                        target = current.join(location)
-                    except (httpx.InvalidURL, ValueError, TypeError):
-                        raise InvalidResponse(
-                            f"The site redirected to an invalid URL "
-                            f"({excerpt(location, 100, self.scrub)!r}).",
-                            status_code=response.status_code,
-                            url=shown,
-                        ) from None
-                    if not follow:
-                        raise RedirectRefused(
-                            f"The site redirected {method} {shown} to {target} "
-                            f"(HTTP {response.status_code}). Writes never follow redirects: "
-                            "fix the connector's site URL (https, www) to the final address.",
-                            status_code=response.status_code,
-                            url=shown,
-                        )
-                    hops += 1
-                    if hops > MAX_REDIRECTS:
-                        raise RedirectRefused(
-                            f"Too many redirects (more than {MAX_REDIRECTS}) starting at {url}.",
-                            status_code=response.status_code,
-                            url=shown,
-                        )
-                    if response.status_code == 303:
-                        method, content = "GET", None
-                        headers.pop("Content-Type", None)
-                    current = target
-                    continue
-                body = self.read_capped(response, shown)
+                target = self._redirect_target(response, current, method, follow)
+                if target is None:
+                    body = self.read_capped(response, shown)
             finally:
                 response.close()
-            logger.debug(
-                "%s %s -> %s (%d bytes, %.3fs)",
-                method,
-                shown,
-                response.status_code,
-                len(body),
-                time.monotonic() - started,
+            if target is None:
+                logger.debug(
+                    "%s %s -> %s (%d bytes, %.3fs)",
+                    method,
+                    shown,
+                    response.status_code,
+                    len(body),
+                    time.monotonic() - started,
+                )
+                return response, body, shown
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise RedirectRefused(
+                    f"Too many redirects (more than {MAX_REDIRECTS}) starting at {url}.",
+                    status_code=response.status_code,
+                    url=shown,
+                )
+            if response.status_code == 303:
+                method, content = "GET", None
+                headers.pop("Content-Type", None)
+            current = target
+
+    def _exchange(
+        self, method: str, url: httpx.URL, headers: dict, content: bytes | None, with_key: bool
+    ) -> httpx.Response:
+        """One hop: the guard's check, the request sent, its answer's head (body streamed)."""
+        self.guard.check_url(url)
+        hop_headers = dict(headers)
+        # The key goes only to the exact origin of the site URL: another host, port or
+        # scheme (a downgrade to http, or a different service on :8443) never sees it.
+        if with_key and origin(url) == self.origin:
+            hop_headers[contract.KEY_HEADER] = self.__key
+        request = self.http.build_request(method, url, headers=hop_headers, content=content)
+        shown = str(url)
+        self.request_count += 1
+        try:
+            return self.http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise self.timeout_error(exc, shown) from None
+        except httpx.ConnectError as exc:
+            raise self.connect_error(exc, shown) from None
+        except httpx.RemoteProtocolError as exc:
+            if "location header" in str(exc):
+                # httpx parses Location even when not following: a broken redirect.
+                raise InvalidResponse(
+                    f"The site redirected {shown} to an invalid URL.", url=shown
+                ) from None
+            raise self._reset_error(exc, url) from None
+        except (httpx.InvalidURL, ValueError) as exc:
+            # httpx builds the next request of a redirect even when not following it;
+            # a Location whose host is not valid IDNA (xn--localhost-) fails right there.
+            raise InvalidResponse(
+                f"The site redirected {shown} to an invalid URL "
+                f"({excerpt(str(exc), 100, self.scrub)}).",
+                url=shown,
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._reset_error(exc, url) from None
+
+    @staticmethod
+    def _reset_error(exc: Exception, url: httpx.URL) -> SiteUnreachable:
+        return SiteUnreachable(
+            f"The connection to {url.raw_host.decode()} was closed or reset before "
+            f"an answer arrived ({type(exc).__name__}).",
+            url=str(url),
+        )
+
+    def _redirect_target(
+        self, response: httpx.Response, current: httpx.URL, method: str, follow: bool
+    ) -> httpx.URL | None:
+        """Where a redirect points (None: not a redirect); refused for writes (§12)."""
+        location = response.headers.get("location")
+        if response.status_code not in REDIRECT_STATUSES or not location:
+            return None
+        shown = str(current)
+        try:
+            target = current.join(location)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise InvalidResponse(
+                f"The site redirected to an invalid URL ({excerpt(location, 100, self.scrub)!r}).",
+                status_code=response.status_code,
+                url=shown,
+            ) from None
+        if not follow:
+            raise RedirectRefused(
+                f"The site redirected {method} {shown} to {target} "
+                f"(HTTP {response.status_code}). Writes never follow redirects: "
+                "fix the connector's site URL (https, www) to the final address.",
+                status_code=response.status_code,
+                url=shown,
             )
-            return response, body, shown
+        return target
 
     def read_capped(self, response: httpx.Response, url: str) -> bytes:
         cap = self.max_response_bytes
