@@ -23,7 +23,7 @@ class AA_Settings {
 
 	// Requests per window. One sync sends one request at a time, so it occupies at most one
 	// PHP worker: 300 a minute is about what one worker of a modest 2-worker host serves of
-	// 100-record pages (bench/wordpress_rate.py measured 106-246), so a single sync runs at
+	// 100-record pages (bench/wordpress_rate.py measured 85-246), so a single sync runs at
 	// the site's own speed, while several connectors of one site together are held to about
 	// one worker's worth and leave the other to visitors. 120 (the old default) held a sync
 	// to 200 records/s on a site that served 400 without helping visitors: their page time
