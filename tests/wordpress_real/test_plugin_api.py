@@ -213,6 +213,8 @@ def test_the_rate_limit_is_announced_on_every_answer(real_wp, api, wp_option):
     limited = answers[-1]
     assert limited.headers["x-ratelimit-reset"] == limited.headers["retry-after"]
     assert answers[0].json()["rate_limit"] == {"requests": 5, "window_seconds": 60}
+    # Refused before the limit (no key): nothing to announce, as in the simulator.
+    assert "x-ratelimit-limit" not in api.get("ping", key=False).headers
 
     wp_option("association_app_rate_limit", 0)
     off = api.get("ping")

@@ -183,14 +183,12 @@ class AA_Settings {
 	 * as in the IETF draft (no clock to share), and RateLimit-Policy says the window.
 	 */
 	public static function rate_limit_headers() {
-		$limit = self::rate_limit();
-		if ( 0 === $limit ) {
+		// Null: the limit is off, or the request was refused before it (no key, switched off).
+		if ( null === self::$rate_state ) {
 			return array();
 		}
 		$window                            = self::rate_window();
-		list( $limit, $remaining, $reset ) = null === self::$rate_state
-			? array( $limit, $limit, 0 )
-			: self::$rate_state;
+		list( $limit, $remaining, $reset ) = self::$rate_state;
 		return array(
 			'X-RateLimit-Limit'     => (string) $limit,
 			'X-RateLimit-Remaining' => (string) $remaining,
