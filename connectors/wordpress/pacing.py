@@ -7,9 +7,9 @@ window; pacing spends the same budget evenly and never meets the 429.
 
 A token bucket: ``burst`` tokens at most, refilled at ``(N - burst) / (W + 1 s)`` per second,
 so in any window of W seconds this client sends at most ``burst + (N - burst) = N`` requests,
-with a second to spare for the site's uneven time stamps. The
-site's own count rules over ours: when it says nothing remains (other connectors of the same
-site spent it), the next request waits for its ``Reset``.
+with a second to spare for the site's uneven time stamps. The site's own count rules over
+ours: when it says nothing remains (other connectors of the same site spent it), the next
+request waits for its ``Reset``.
 """
 
 from __future__ import annotations
