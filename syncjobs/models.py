@@ -64,6 +64,10 @@ class SyncJob(models.Model):
     # the progress estimate weighs each type by its records (syncjobs.views.job_progress).
     # Set by the runner from the connector's previous full walk; empty when there was none.
     expected_sizes = models.JSONField(default=dict, blank=True)
+    # What the run achieved against the site (set by the runner at the end, shown on the job
+    # page): {"records": n, "requests": n, "seconds": s, "limit_per_minute": n or None,
+    # "paced_seconds": s}. Empty for a job that never talked to a site.
+    rate = models.JSONField(default=dict, blank=True)
     current_entity_type = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
     # A completed reconciliation's drift: the records it had to create, update or archive,
@@ -193,6 +197,21 @@ class SyncJob(models.Model):
         if ended:
             self.status, self.finished_at, self.error = status, now, error
         return bool(ended)
+
+    def effective_rate(self) -> dict | None:
+        """Records/s and requests/min the run achieved, and the site's limit when pacing to
+        it held the run back (more than 5 % of its time); None before the run stored it."""
+        rate = self.rate or {}
+        seconds = rate.get("seconds") or 0
+        if seconds <= 0 or not rate.get("requests"):
+            return None
+        limit, paced = rate.get("limit_per_minute"), rate.get("paced_seconds") or 0
+        return {
+            "records_per_second": rate.get("records", 0) / seconds,
+            "requests_per_minute": rate["requests"] * 60 / seconds,
+            "paced_to": round(limit) if limit and paced > 0.05 * seconds else None,
+            "paced_seconds": paced,
+        }
 
     def totals(self) -> dict[str, int]:
         """Counters summed over entity types."""

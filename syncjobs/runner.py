@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -145,6 +146,8 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         ensure_subscribed(connector, client)  # once per connector (push from WordPress)
     store = PreviewStore(job, connector) if job.dry_run else DjangoStore(job, connector)
     records = (job.scope or {}).get("records")
+    engine = None
+    run_started, requests_before = time.monotonic(), getattr(client, "request_count", 0)
     try:
         engine = SyncEngine(client, store, plan)
         if records:
@@ -181,10 +184,28 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         logger.exception("sync job %s crashed", job.pk)
         return SyncJob.Status.FAILED, internal_error(exc)
     finally:
+        if isinstance(client, WordPressClient) and engine is not None:
+            _record_rate(job, client, engine.stats, time.monotonic() - run_started, requests_before)
         store.close()
         if source is None:
             client.close()  # a client we opened; a caller's source is the caller's to close
     return SyncJob.Status.COMPLETED, ""
+
+
+def _record_rate(
+    job: SyncJob, client: WordPressClient, stats: dict, seconds: float, requests_before: int
+) -> None:
+    """Store what the run achieved against the site, for the job page (issue 17): records,
+    requests and seconds, and the limit the site announced with the time pacing to it took."""
+    limit = client.pacer.limit
+    job.rate = {
+        "records": sum(counters.get("processed", 0) for counters in stats.values()),
+        "requests": client.request_count - requests_before,
+        "seconds": round(seconds, 3),
+        "limit_per_minute": limit.per_minute if limit else None,
+        "paced_seconds": round(client.pacer.waited, 3),
+    }
+    SyncJob.objects.filter(pk=job.pk).update(rate=job.rate)
 
 
 FULL_WALKS = (SyncJob.Kind.INITIAL, SyncJob.Kind.FULL, SyncJob.Kind.RECONCILE)

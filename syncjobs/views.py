@@ -131,6 +131,7 @@ STATUS_FIELDS = (
     "cancel_requested_at",
     "stats",
     "expected_sizes",
+    "rate",
     "current_entity_type",
     "error",
     "connector",

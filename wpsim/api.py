@@ -249,10 +249,18 @@ def handle_sync(site, request: Request, family: str, route: str) -> Reply:
         return plugin_reply(
             401, error_body(401, contract.ERROR_INVALID_KEY, "The sync key is not valid.")
         )
-    # Step 4: rate limit.
-    retry_after = site.check_rate()
+    # Step 4: rate limit, announced on every answer past it (§12).
+    retry_after, announced = site.take_rate()
     if retry_after is not None:
-        return rate_limited(retry_after)
+        reply = rate_limited(retry_after)
+    else:
+        reply = _answer(site, request, kind, entity_type, record_id)
+    reply.headers.extend(announced)
+    return reply
+
+
+def _answer(site, request: Request, kind: str, entity_type, record_id) -> Reply:
+    """The answer of a request that passed the checks of §2.3."""
     if kind == "ping":
         return plugin_reply(200, site.ping())
     if kind == "list":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import random
 import secrets
 import threading
@@ -140,6 +141,7 @@ class SimulatedSite:
         name: str = "Simulated Safety Association",
         clock: SiteClock | None = None,
         rate_limit: int = 0,
+        rate_window: float = 60,
         entity_types: tuple[str, ...] | list[str] = contract.ENTITY_TYPES,
         timezone: str = "Europe/Berlin",
         gmt_offset: float = 1,
@@ -152,7 +154,12 @@ class SimulatedSite:
         self.name = name
         self.seed = seed
         self.clock = clock or SiteClock()
+        #: At most `rate_limit` sync requests per rolling `rate_window` seconds (0: off). The
+        #: plugin's window is 60 s; tests shorten it to see pacing over several windows.
         self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        #: 429 answers the rate limit gave (a paced client meets none).
+        self.rate_limited_count = 0
         self.entity_types = tuple(t for t in contract.ENTITY_TYPES if t in set(entity_types))
         self.timezone = timezone
         self.gmt_offset = gmt_offset
@@ -183,7 +190,7 @@ class SimulatedSite:
         self.request_count = 0
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests served at once since creation
-        self._rate_window: deque = deque()
+        self._rate_log: deque = deque()
         self._records: dict[str, dict[int, dict]] = {t: {} for t in contract.ENTITY_TYPES}
         self._order: dict[str, list[tuple[str, int]]] = {t: [] for t in contract.ENTITY_TYPES}
         self._bad: dict[str, set[int]] = {t: set() for t in contract.ENTITY_TYPES}
@@ -607,18 +614,36 @@ class SimulatedSite:
             return self.key
 
     def check_rate(self) -> int | None:
-        """None if allowed, else the Retry-After seconds (rolling 60 s window)."""
+        """None if allowed, else the Retry-After seconds (rolling window)."""
+        return self.take_rate()[0]
+
+    def take_rate(self) -> tuple[int | None, list[tuple[str, str]]]:
+        """(Retry-After seconds or None if allowed, the rate limit headers to announce), as
+        the plugin does (contract §12): X-RateLimit-Limit / -Remaining / -Reset (seconds
+        until the window's oldest request leaves it) and RateLimit-Policy; none when off."""
         if not self.rate_limit:
-            return None
+            return None, []
         now = time.monotonic()
         with self.lock:
-            window = self._rate_window
-            while window and window[0] <= now - 60:
+            window = self._rate_log
+            span = self.rate_window
+            while window and window[0] <= now - span:
                 window.popleft()
             if len(window) >= self.rate_limit:
-                return max(1, int(window[0] + 60 - now) + 1)
+                self.rate_limited_count += 1
+                wait = max(1, int(window[0] + span - now) + 1)
+                return wait, self._rate_headers(0, wait)
             window.append(now)
-            return None
+            reset = max(0, math.ceil(window[0] + span - now))
+            return None, self._rate_headers(self.rate_limit - len(window), reset)
+
+    def _rate_headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
+        return [
+            ("X-RateLimit-Limit", str(self.rate_limit)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(reset)),
+            ("RateLimit-Policy", f"{self.rate_limit};w={self.rate_window:g}"),
+        ]
 
     def inject(self, kind: str, endpoint: str | None = None, **options) -> Fault:
         """Add a fault (see Fault and FAULT_KINDS). ``every=True`` means count=None."""
@@ -703,6 +728,7 @@ class SimulatedSite:
             "deletions_retention_days": contract.MIN_DELETIONS_RETENTION_DAYS,
             "server_time_gmt": data.gmt(self.clock.now()),
             **({"push": True} if self.push_supported else {}),
+            "rate_limit": {"requests": self.rate_limit, "window_seconds": self.rate_window},
         }
 
     def state(self) -> dict:

@@ -995,3 +995,19 @@ def test_push_validation_of_every_entity_type(server, connect, entity_type, fiel
         connect(server).push_record(entity_type, rid, fields)
     assert list(excinfo.value.params) == [param]
     assert site.record(entity_type, rid) == before  # nothing written
+
+
+def test_site_rate_limit_is_announced_like_the_plugin(server, connect):
+    """The headers the real plugin sends (tests/wordpress_real/test_plugin_api.py)."""
+    server.site.rate_limit = 3
+    client = connect(server, max_retries=0)
+    answers = [client.probe("api/v1/sync/ping", with_key=True) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert {a.headers["x-ratelimit-limit"] for a in answers} == {"3"}
+    assert {a.headers["ratelimit-policy"] for a in answers} == {"3;w=60"}
+    assert 1 <= int(answers[0].headers["x-ratelimit-reset"]) <= 60
+    assert answers[-1].headers["x-ratelimit-reset"] == answers[-1].headers["retry-after"]
+    assert answers[0].json()["rate_limit"] == {"requests": 3, "window_seconds": 60}
+    assert "x-ratelimit-limit" not in client.probe("api/v1/sync/ping").headers  # no key
+    assert server.site.rate_limited_count == 1

@@ -20,7 +20,7 @@ def real_wp(tmp_path_factory):
         # A database of this process's own: concurrent runs (xdist workers, two checkouts on
         # one machine) never share or drop each other's site.
         site = build_site(tmp_path_factory.mktemp("realwp"), session_db_name())
-        # The suite sends far more than 120 requests a minute; the limit has its own test.
+        # The suite sends far more than 300 requests a minute; the limit has its own tests.
         site.php("<?php update_option( 'association_app_rate_limit', 0 );")
         problems = site.take_php_problems()
         if problems:

@@ -13,6 +13,7 @@ from connectors.wordpress.errors import (
     SyncDisabled,
     WriteConflict,
 )
+from connectors.wordpress.pacing import Limit
 
 pytestmark = pytest.mark.wordpress
 
@@ -93,3 +94,19 @@ def test_iter_deletions(real_wp, client):
     assert {"entity_type": "notification", "id": doomed} in [
         {k: e[k] for k in ("entity_type", "id")} for e in entries
     ]
+
+
+def test_a_sync_paced_to_the_plugins_announced_limit_meets_no_429(real_wp, wp_option):
+    # 8 requests per rolling 2 s (the plugin's window is 60 s; shortened to see several).
+    wp_option("association_app_rate_limit", 8)
+    wp_option("association_app_rate_window", 2)
+    real_wp.php("<?php update_option( 'association_app_rate_log', array(), false );")
+    with WordPressClient(real_wp.url, real_wp.key, allow_private=True) as client:
+        client.ping()
+        walks = [client.iter_pages(t, per_page=1) for t in ("article", "member")]
+        pages = sum(1 for walk in walks for _ in walk)
+    assert pages > 3 * 8  # several windows' worth
+    # One request per page and the ping: a 429 would have been a retry, one request more.
+    assert client.request_count == pages + 1
+    assert client.pacer.limit == Limit(8, 2.0)
+    assert client.pacer.waited > 0

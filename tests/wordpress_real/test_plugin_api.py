@@ -199,6 +199,29 @@ def test_rate_limit_answers_429_with_retry_after(real_wp, api, wp_option):
     assert_error(api.get("ping", key=False), 401, "association_sync_missing_key")
 
 
+def test_the_rate_limit_is_announced_on_every_answer(real_wp, api, wp_option):
+    """X-RateLimit-Limit / -Remaining / -Reset and RateLimit-Policy (§12), so the platform
+    paces itself instead of meeting the 429; the ping says the limit too."""
+    wp_option("association_app_rate_limit", 5)
+    real_wp.php("<?php update_option( 'association_app_rate_log', array(), false );")
+    answers = [api.get("ping") for _ in range(4)] + [api.get("articles"), api.get("ping")]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["4", "3", "2", "1", "0", "0"]
+    assert {a.headers["x-ratelimit-limit"] for a in answers} == {"5"}
+    assert {a.headers["ratelimit-policy"] for a in answers} == {"5;w=60"}
+    assert 1 <= int(answers[0].headers["x-ratelimit-reset"]) <= 60
+    limited = answers[-1]
+    assert limited.headers["x-ratelimit-reset"] == limited.headers["retry-after"]
+    assert answers[0].json()["rate_limit"] == {"requests": 5, "window_seconds": 60}
+    # Refused before the limit (no key): nothing to announce, as in the simulator.
+    assert "x-ratelimit-limit" not in api.get("ping", key=False).headers
+
+    wp_option("association_app_rate_limit", 0)
+    off = api.get("ping")
+    assert "x-ratelimit-limit" not in off.headers
+    assert off.json()["rate_limit"]["requests"] == 0
+
+
 def test_a_disabled_entity_type_is_no_route_and_left_out_of_ping(api, wp_option):
     wp_option("association_app_entity_types", [t for t in ENTITY_TYPES if t != "company"])
     assert "company" not in api.get("ping").json()["entity_types"]

@@ -20,6 +20,7 @@ foreach ( array(
 	'association_app_entity_types',
 	'association_app_sync_user',
 	'association_app_rate_log',
+	'association_app_rate_window',
 	'association_app_db_version',
 	'association_app_changes_pruned_seq',
 	'association_app_push_subscriptions',

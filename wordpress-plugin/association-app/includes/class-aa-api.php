@@ -308,6 +308,10 @@ class AA_Api {
 		}
 		$response->header( 'Cache-Control', 'no-cache, must-revalidate, max-age=0, no-store, private' );
 		$response->header( 'X-Association-Contract-Version', (string) ASSOCIATION_APP_CONTRACT_VERSION );
+		// The platform paces itself to these instead of running into 429s (§12).
+		foreach ( AA_Settings::rate_limit_headers() as $name => $value ) {
+			$response->header( $name, $value );
+		}
 		$data = $response->get_data();
 		if ( 429 === $response->get_status() && is_array( $data ) && isset( $data['data']['retry_after'] ) ) {
 			$response->header( 'Retry-After', (string) $data['data']['retry_after'] );
@@ -333,6 +337,10 @@ class AA_Api {
 			'deletions_retention_days' => AA_Settings::RETENTION_DAYS,
 			'server_time_gmt'          => gmdate( 'Y-m-d\TH:i:s' ),
 			'push'                     => true, // §14: POST push subscribes the platform
+			'rate_limit'               => array(
+				'requests'       => AA_Settings::rate_limit(), // 0: no limit
+				'window_seconds' => AA_Settings::rate_window(),
+			),
 		);
 	}
 
