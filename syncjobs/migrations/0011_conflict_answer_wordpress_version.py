@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("syncjobs", "0009_conflictresolution"),
+        ("syncjobs", "0010_job_rate_achieved"),
     ]
 
     operations = [
