@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "web",
     "accounts",
     "records",
     "connectors",
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "push",
     "axes",
     "notifications",
+    "wpsim",  # only for its management command (`manage.py wpsim`): no models
 ]
 # Django 6 has template partials built in; 5.2 needs the package that became them.
 if django.VERSION < (6, 0):

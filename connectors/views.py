@@ -8,7 +8,7 @@ from math import floor
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,21 +21,21 @@ from audit.models import AuditEvent
 from connectors import services
 from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
-from connectors.templatetags.dashboard import audit_label
+from connectors.templatetags.connector_audit import audit_label
 from notifications.alerts import last_success_subquery
 from records.models import RECORD_MODELS, EntityType, PublishStatus
+from syncjobs import selectors
 from syncjobs.charts import recent_job_charts
 from syncjobs.conflicts import unresolved as unresolved_conflicts
 from syncjobs.deletion_guard import pending as pending_held
-from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.models import SyncJob
+from syncjobs.progress import job_progress
 from syncjobs.services import SyncRefused, start_sync
-from syncjobs.views import LogFilters, _parse_id, job_progress, keyset_page
 
 # Success rate and average duration are measured over this many recent finished jobs.
 RECENT_JOBS = 20
 HISTORY_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 25
-ACTIVITY_PAGE_SIZE = 50
 
 
 def _load(request, org, connector):
@@ -50,20 +50,9 @@ def _page(request, queryset, size):
 @require_GET
 def connector_list(request, org):
     organisation = get_organisation_for(request.user, org)
-    jobs = SyncJob.objects.filter(connector=OuterRef("pk")).order_by("-created_at", "-id")
-    finished = jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
     connectors = (
-        connectors_for(request.user, organisation)
-        .annotate(
-            last_job_status=Subquery(finished.values("status")[:1]),
-            last_job_finished_at=Subquery(finished.values("finished_at")[:1]),
-            last_job_stats=Subquery(finished.values("stats")[:1]),
-            last_job_started_at=Subquery(finished.values("started_at")[:1]),
-            last_success_at=last_success_subquery(),
-            active_job_status=Subquery(
-                jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
-            ),
-        )
+        selectors.with_latest_jobs(connectors_for(request.user, organisation))
+        .annotate(last_success_at=last_success_subquery())
         # "acme events" next to "Acme main site", not after every capitalised name.
         .order_by(Lower("name"), "pk")
     )
@@ -325,7 +314,7 @@ def _history_rows(jobs, connector) -> tuple[list[dict], bool]:
 @require_GET
 def connector_history(request, org, connector):
     organisation, connector = _load(request, org, connector)
-    jobs = _page(request, connector.jobs.select_related("triggered_by"), HISTORY_PAGE_SIZE)
+    jobs = _page(request, selectors.connector_jobs(connector), HISTORY_PAGE_SIZE)
     rows, show_push = _history_rows(jobs, connector)
     return render(
         request,
@@ -343,100 +332,18 @@ def connector_history(request, org, connector):
     )
 
 
-def _activity_events(log, jobs, page, before):
-    """Job started/finished events that fall inside the time span of this page of log rows,
-    so the feed reads as one timeline. Spans of consecutive pages meet at the cursor row."""
-    rows = page["rows"]
-    upper = None
-    if before is not None:
-        upper = log.filter(id=before).values_list("processed_at", flat=True).first()
-    elif page["has_newer"] and rows:
-        upper = rows[0].processed_at
-    lower = rows[-1].processed_at if rows and page["has_older"] else None
-    events = []
-    jobs = jobs.select_related("triggered_by", "connector")
-    for field, kind in (("started_at", "started"), ("finished_at", "finished")):
-        scoped = jobs.filter(**{f"{field}__isnull": False})
-        if upper is not None:
-            scoped = scoped.filter(**{f"{field}__lte": upper})
-        if lower is not None:
-            scoped = scoped.filter(**{f"{field}__gte": lower})
-        for job in scoped.order_by(f"-{field}")[:ACTIVITY_PAGE_SIZE]:
-            events.append({"at": getattr(job, field), "kind": kind, "job": job})
-    return events
-
-
-def _unchanged(jobs, page, filters) -> dict | None:
-    """The SKIP rows the feed hides, as "and N unchanged records": summed from the job
-    counters of the jobs this page shows rows of (never a COUNT over the log)."""
-    job_ids = {row.job_id for row in page["rows"]}
-    if not job_ids:
-        job_ids = set(jobs.order_by("-id").values_list("id", flat=True)[:5])
-    skipped = 0
-    for stats in jobs.filter(id__in=job_ids).values_list("stats", flat=True):
-        for entity_type, counters in (stats or {}).items():
-            if filters.entity_type and entity_type != filters.entity_type:
-                continue
-            if isinstance(counters, dict):
-                skipped += int(counters.get("skipped") or 0)
-    if not skipped:
-        return None
-    return {"count": skipped, "jobs": sorted(job_ids)}
-
-
-def _activity(request, organisation, log, jobs, template, context):
-    """The activity feed (a connector's, or the organisation's): log rows and job events in
-    one timeline, with the job log's filters. Unchanged records (SKIP) are hidden unless
-    asked for (?skips=1, or a filter on them): they are most rows, and say nothing happened."""
-    filters = LogFilters(request.GET)
-    show_skips = (
-        request.GET.get("skips") == "1"
-        or filters.operation == SyncLogEntry.Operation.SKIP
-        or filters.status == SyncLogEntry.Status.SKIPPED
-    )
-    rows = filters.apply(log)
-    if not show_skips:
-        rows = rows.exclude(operation=SyncLogEntry.Operation.SKIP)
-    before = _parse_id(request.GET.get("before"))
-    page = keyset_page(
-        rows.select_related("connector"),
-        before=before,
-        after=_parse_id(request.GET.get("after")),
-        size=ACTIVITY_PAGE_SIZE,
-    )
-    feed = [{"at": row.processed_at, "kind": "log", "entry": row} for row in page["rows"]]
-    if not (filters.active or show_skips):
-        # Job events are the unfiltered timeline's; a filtered feed shows only its rows.
-        feed += _activity_events(log, jobs, page, before)
-    feed.sort(key=lambda item: item["at"], reverse=True)
-    return render(
-        request,
-        template,
-        {
-            **org_context(request, organisation),
-            **context,
-            "page": page,
-            "feed": feed,
-            "filters": filters,
-            "show_skips": show_skips,
-            "unchanged": None if show_skips else _unchanged(jobs, page, filters),
-            "entity_types": EntityType.choices,
-            "operations": SyncLogEntry.Operation.choices,
-            "statuses": SyncLogEntry.Status.choices,
-        },
-    )
-
-
 @require_GET
 def connector_activity(request, org, connector):
     organisation, connector = _load(request, org, connector)
-    return _activity(
+    return render(
         request,
-        organisation,
-        SyncLogEntry.objects.filter(connector=connector),
-        connector.jobs.all(),
         "connectors/activity.html",
-        {"connector": connector, "tab": "activity"},
+        {
+            **org_context(request, organisation),
+            **selectors.connector_activity(connector, request.GET),
+            "connector": connector,
+            "tab": "activity",
+        },
     )
 
 
@@ -445,13 +352,14 @@ def organisation_activity(request, org):
     """Every connector's activity in one feed, for an organisation with several."""
     organisation = get_organisation_for(request.user, org)
     connectors = connectors_for(request.user, organisation)
-    return _activity(
+    return render(
         request,
-        organisation,
-        SyncLogEntry.objects.filter(connector__in=connectors.values("pk")),
-        SyncJob.objects.filter(connector__in=connectors.values("pk")),
         "connectors/organisation_activity.html",
-        {"show_connector": True},
+        {
+            **org_context(request, organisation),
+            **selectors.organisation_activity(connectors, request.GET),
+            "show_connector": True,
+        },
     )
 
 

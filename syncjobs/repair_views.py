@@ -19,7 +19,7 @@ from records.models import RECORD_MODELS
 from records.trace import side_by_side
 from syncjobs import conflicts, deletion_guard, services
 from syncjobs.models import ConflictResolution, HeldDeletion, SyncLogEntry
-from syncjobs.views import _load as load_job
+from syncjobs.views import load_job
 
 
 def _connector(request, org, connector):
