@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse
 
 # Paths reachable without a session: the login page itself, static files, health check,
 # /metrics (its own bearer token: syncjobs/metrics.py) and the push endpoint (WordPress signs
@@ -25,8 +26,6 @@ class LoginRequiredMiddleware:
         if not request.user.is_authenticated and not request.path.startswith(PUBLIC_PREFIXES):
             if request.htmx:
                 # A full-page redirect rather than swapping a login form into a fragment.
-                from django.http import HttpResponse
-
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = settings.LOGIN_URL_PATH
                 return response

@@ -5,6 +5,7 @@ switch to development values through the environment, never by editing this file
 See README.md ("Configuration") and .env.example for every variable.
 """
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django_htmx",
     "web",
     "accounts",
@@ -223,6 +225,8 @@ CELERY_TASK_ACKS_LATE = (
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
+# Task modules beyond the `tasks` ones autodiscovery finds: what beat sends.
+CELERY_IMPORTS = ("syncjobs.periodic", "notifications.periodic")
 # Fairness (syncjobs/routing.py): long walks (initial, full, reconcile) on their own queue,
 # incrementals and the rest on the default one. Both are declared so that a worker started
 # without -Q consumes both; docker-compose.yml runs one worker per queue.
@@ -268,8 +272,6 @@ if LOG_FORMAT not in ("plain", "json"):
 if LOG_FORMAT == "json":
     # Python's warnings (Celery's "running as superuser", deprecations) would be printed as
     # bare text lines: route them through logging, and so through the JSON formatter.
-    import logging
-
     logging.captureWarnings(True)
 
 LOGGING = {

@@ -10,9 +10,7 @@ from datetime import timedelta
 
 import django
 from django import template
-from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -63,17 +61,6 @@ def duration(value) -> str:
 
 
 @register.filter
-def ago(value) -> str:
-    """ "3 minutes ago", or "just now" within the first minute: Django's timesince says
-    "0 minutes" there, and "0 minutes ago" reads like a glitch right after a sync."""
-    if not value:
-        return ""
-    if timezone.now() - value < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(value)} ago"
-
-
-@register.filter
 def web_url(value) -> str:
     """The URL if it is http(s), else "" (a synced record could carry javascript: links)."""
     text = str(value or "").strip()
@@ -107,20 +94,6 @@ def as_text(value) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return str(value)
-
-
-@register.simple_tag(takes_context=True)
-def query_with(context, **params) -> str:
-    """The current query string with some parameters replaced (None/"" removes them).
-
-    Keeps the log's filters on pagination and CSV links."""
-    query = context["request"].GET.copy()
-    for key, value in params.items():
-        query.pop(key, None)
-        if value not in (None, ""):
-            query[key] = value
-    encoded = query.urlencode()
-    return "?" + encoded if encoded else "?"
 
 
 def failed_records(stats) -> int:
