@@ -39,8 +39,7 @@ class ConnectorFilter(django_filters.FilterSet):
     )
     # Validated here, applied by queries.connector_ids (the sort needs its own annotations).
     sort = django_filters.ChoiceFilter(
-        label="Sort",
-        choices=sort_choices(), widget=forms.HiddenInput, method="leave_unfiltered"
+        label="Sort", choices=sort_choices(), widget=forms.HiddenInput, method="leave_unfiltered"
     )
 
     class Meta:
