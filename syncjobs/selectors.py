@@ -1,16 +1,25 @@
-"""Read-side queries of sync jobs and their log for the pages of other apps (a connector's
-Sync History and Activity, the organisation's Activity): the log's filters, the activity feed
-that interleaves log rows with job events, and the job lists."""
+"""Read-side queries of sync jobs and their log for the pages of other apps (the connector
+list, a connector's Overview, Sync History and Activity, the organisation's Activity): the
+log's filters, the activity feed that interleaves log rows with job events, the job lists and
+the figures drawn from recent jobs."""
 
 import uuid
+from datetime import timedelta
+from math import floor
 
 from django.db.models import OuterRef, Subquery
 
+from connectors.models import Connector
 from records.models import EntityType
+from syncjobs.conflicts import unresolved as unresolved_conflicts
+from syncjobs.deletion_guard import pending as pending_held
 from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.progress import job_progress
 from web.pagination import keyset_page, parse_id
 
 ACTIVITY_PAGE_SIZE = 50
+# Success rate and average duration are measured over this many recent finished jobs.
+RECENT_JOBS = 20
 
 
 class LogFilters:
@@ -81,6 +90,125 @@ def with_latest_jobs(connectors):
             jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
         ),
     )
+
+
+def connector_status(connector) -> dict:
+    """What a connector's Overview status card shows: two queries (latest job, latest
+    finished job), and one EXISTS at most."""
+    latest = connector.jobs.select_related("triggered_by").first()
+    active = latest if latest is not None and latest.is_active else None
+    if latest is not None and latest.is_terminal:
+        last_finished = latest
+    else:
+        last_finished = (
+            connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
+            .select_related("triggered_by")
+            .first()
+        )
+    # "Run Initial Import" is offered only before the first import. A completed full or
+    # scheduled sync imports everything too (the demo's first sync is a scheduled one): after
+    # one, offering an "initial" import would only confuse. One EXISTS at most, and only when
+    # the latest finished job did not complete.
+    imported = bool(connector.initial_import_done_at) or (
+        last_finished is not None
+        and (
+            (last_finished.status == SyncJob.Status.COMPLETED and not last_finished.is_partial)
+            # A preview or a repair job imports nothing whole (syncjobs.services).
+            or connector.jobs.filter(
+                status=SyncJob.Status.COMPLETED, scope={}, dry_run=False
+            ).exists()
+        )
+    )
+    if (
+        last_finished is not None
+        and last_finished.status == SyncJob.Status.COMPLETED
+        and not last_finished.dry_run  # a preview writes nothing: no successful sync
+    ):
+        last_success = last_finished
+    else:
+        last_success = connector.jobs.filter(status=SyncJob.Status.COMPLETED, dry_run=False).first()
+    return {
+        "connector": connector,
+        "last_success": last_success,
+        "active_job": active,
+        "active_progress": job_progress(active) if active else None,
+        "last_job": last_finished,
+        "imported": imported,
+    }
+
+
+def job_statistics(connector) -> dict:
+    """The Overview's figures from the connector's recent jobs: success rates, average
+    duration, the last job's counters, the last reconciliation, held deletions and open
+    conflicts."""
+    recent = list(
+        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
+        # A job cancelled before it started did not try, so it did not fail either.
+        .exclude(status=SyncJob.Status.CANCELLED, started_at__isnull=True)
+        .order_by("-created_at", "-id")[:RECENT_JOBS]
+    )
+    completed = [job for job in recent if job.status == SyncJob.Status.COMPLETED]
+    # Jobs alone flatter a connector whose syncs complete with many records failing.
+    processed = sum(job.totals().get("processed", 0) for job in recent)
+    failed = sum(job.totals().get("failed", 0) for job in recent)
+    durations = [
+        job.finished_at - job.started_at for job in recent if job.started_at and job.finished_at
+    ]
+    last = recent[0] if recent else None
+    counter_keys = [
+        ("created", "Created"),
+        ("updated", "Updated"),
+        ("skipped", "Skipped"),
+        ("conflicts", "Conflicts"),
+        ("failed", "Failed"),
+        ("archived", "Archived"),
+        ("pushed", "Pushed"),
+    ]
+    if connector.sync_direction != Connector.Direction.TWO_WAY and not (
+        last and last.totals().get("pushed")
+    ):
+        # An import-only connector pushes nothing: a column of zeros is noise to read past.
+        counter_keys.pop()
+    last_rows = []
+    if last is not None:
+        for entity_type in EntityType.values:
+            counters = (last.stats or {}).get(entity_type)
+            if isinstance(counters, dict):
+                values = [(key, label, counters.get(key) or 0) for key, label in counter_keys]
+                last_rows.append(
+                    {
+                        "label": EntityType(entity_type).label,
+                        "values": values,
+                        "any": any(value for _key, _label, value in values)
+                        or bool(counters.get("push_failed")),
+                        "push_failed": counters.get("push_failed") or 0,
+                    }
+                )
+    # The last completed reconciliation: its drift is what the incremental syncs missed.
+    reconciliation = (
+        connector.jobs.filter(kind=SyncJob.Kind.RECONCILE, status=SyncJob.Status.COMPLETED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    held = list(pending_held(connector).values_list("external_ids", flat=True))
+    return {
+        "held_pending": sum(len(ids) for ids in held),
+        "conflicts_open": unresolved_conflicts(connector).count(),
+        "reconciliation": reconciliation,
+        "recent_count": len(recent),
+        "success_rate": round(100 * len(completed) / len(recent)) if recent else None,
+        "record_success_rate": (
+            floor(1000 * (processed - failed) / processed) / 10 if processed else None
+        ),
+        "average_duration": (sum(durations, timedelta()) / len(durations)) if durations else None,
+        "stats_job": last,
+        "counter_labels": [label for _, label in counter_keys],
+        "counter_rows": last_rows,
+        "counter_push_failed": last.totals().get("push_failed", 0) if last else 0,
+        "counter_totals": (
+            [(key, label, last.totals().get(key, 0)) for key, label in counter_keys] if last else []
+        ),
+    }
 
 
 def connector_jobs(connector):
