@@ -252,7 +252,7 @@ SYNC_BULK_QUEUE = "bulk"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, SYNC_BULK_QUEUE: {}}
 CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
-# Seconds between scheduler ticks and stale-job sweeps (see syncjobs/tasks.py).
+# Seconds between scheduler ticks and stale-job sweeps (see syncjobs/periodic.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
