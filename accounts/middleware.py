@@ -1,5 +1,8 @@
+"""Request middleware: every page but a few public paths requires a login."""
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse
 
 # Paths reachable without a session: the login page itself, static files, health check,
 # /metrics (its own bearer token: syncjobs/metrics.py) and the push endpoint (WordPress signs
@@ -25,38 +28,8 @@ class LoginRequiredMiddleware:
         if not request.user.is_authenticated and not request.path.startswith(PUBLIC_PREFIXES):
             if request.htmx:
                 # A full-page redirect rather than swapping a login form into a fragment.
-                from django.http import HttpResponse
-
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = settings.LOGIN_URL_PATH
                 return response
             return redirect_to_login(request.get_full_path())
         return self.get_response(request)
-
-
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "frame-ancestors 'none'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    ]
-)
-
-
-class ContentSecurityPolicyMiddleware:
-    """A strict CSP on every HTML response: no inline script, so a sanitiser miss cannot run."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        if response.get("Content-Type", "").startswith("text/html"):
-            response.setdefault("Content-Security-Policy", CSP)
-        return response

@@ -7,6 +7,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Organisation
+from connectors.models import Connector
+from syncjobs.models import SyncJob
 
 
 def organisations_for(user):
@@ -22,8 +24,6 @@ def get_organisation_for(user, slug: str) -> Organisation:
 
 
 def connectors_for(user, organisation=None):
-    from connectors.models import Connector
-
     qs = Connector.objects.filter(organisation__in=organisations_for(user))
     if organisation is not None:
         qs = qs.filter(organisation=organisation)
@@ -41,8 +41,6 @@ def get_connector_for(user, organisation, pk):
 
 
 def get_job_for(user, connector, pk):
-    from syncjobs.models import SyncJob
-
     return get_object_or_404(
         SyncJob.objects.select_related("triggered_by"), connector=connector, pk=pk
     )

@@ -1,6 +1,8 @@
 import os
+from logging.config import dictConfig
 
 from celery import Celery, signals
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -13,8 +15,4 @@ app.autodiscover_tasks()
 def use_django_logging(**kwargs):
     """Worker and beat log through settings.LOGGING (LOG_FORMAT=json, the job's context)
     instead of Celery's own format, so every process of the product logs alike."""
-    from logging.config import dictConfig
-
-    from django.conf import settings
-
     dictConfig(settings.LOGGING)

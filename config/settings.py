@@ -5,6 +5,7 @@ switch to development values through the environment, never by editing this file
 See README.md ("Configuration") and .env.example for every variable.
 """
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -12,29 +13,30 @@ from pathlib import Path
 import dj_database_url
 import django
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
+from environs import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+# environs: booleans ("1", "true", "yes", "on" / "0", "false", "no", "off") and
+# comma-separated lists; a value it cannot read stops the start with the variable's name.
+env = Env()
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    """A comma-separated list, each item stripped ("a, b" is ["a", "b"]), empty items dropped."""
+    return [item for item in env.list(name, default or [], subcast=str.strip) if item]
 
 
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env.bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-debug-" + "x" * 20
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # Fernet keys (comma-separated, newest first) that encrypt connector API keys at rest.
@@ -45,7 +47,7 @@ if not FIELD_ENCRYPTION_KEYS and not DEBUG:
 
 # Outbound guard: connector URLs are typed by users, so private/loopback hosts are refused
 # unless this is on (the demo and the tests talk to a simulator on 127.0.0.1).
-WORDPRESS_ALLOW_PRIVATE_HOSTS = env_bool("WORDPRESS_ALLOW_PRIVATE_HOSTS", False)
+WORDPRESS_ALLOW_PRIVATE_HOSTS = env.bool("WORDPRESS_ALLOW_PRIVATE_HOSTS", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,7 +56,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django_htmx",
+    "csp",
+    "web",
     "accounts",
     "records",
     "connectors",
@@ -65,6 +70,7 @@ INSTALLED_APPS = [
     "push",
     "axes",
     "notifications",
+    "wpsim",  # only for its management command (`manage.py wpsim`): no models
 ]
 # Django 6 has template partials built in; 5.2 needs the package that became them.
 if django.VERSION < (6, 0):
@@ -82,10 +88,26 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.LoginRequiredMiddleware",
-    "accounts.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes requires: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# A strict CSP on every response (django-csp): no inline script or style, so markup a
+# sanitiser missed cannot run; htmx is vendored (static/vendor), nothing from elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -182,10 +204,10 @@ STORAGES = {
 
 # Security headers. HTTPS-only cookies and HSTS unless explicitly running over plain http
 # (the demo sets INSECURE_HTTP=1 because it serves http://127.0.0.1).
-INSECURE_HTTP = env_bool("INSECURE_HTTP", DEBUG)
+INSECURE_HTTP = env.bool("INSECURE_HTTP", DEBUG)
 SESSION_COOKIE_SECURE = not INSECURE_HTTP
 CSRF_COOKIE_SECURE = not INSECURE_HTTP
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not INSECURE_HTTP)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", not INSECURE_HTTP)
 SECURE_HSTS_SECONDS = 0 if INSECURE_HTTP else int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not INSECURE_HTTP
 SECURE_HSTS_PRELOAD = not INSECURE_HTTP
@@ -193,7 +215,7 @@ SECURE_HSTS_PRELOAD = not INSECURE_HTTP
 # and X-Forwarded-For (replacing whatever the client sent). Only then are those headers
 # believed: with gunicorn reachable directly, anyone could send "X-Forwarded-Proto: https"
 # to pass for a secure request, or a made-up X-Forwarded-For to dodge the login throttle.
-BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+BEHIND_PROXY = env.bool("BEHIND_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -219,8 +241,10 @@ CELERY_TASK_ACKS_LATE = (
     True  # a killed worker's message is redelivered; the runner's claim makes that safe
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
+# Task modules beyond the `tasks` ones autodiscovery finds: what beat sends.
+CELERY_IMPORTS = ("syncjobs.periodic", "notifications.periodic")
 # Fairness (syncjobs/routing.py): long walks (initial, full, reconcile) on their own queue,
 # incrementals and the rest on the default one. Both are declared so that a worker started
 # without -Q consumes both; docker-compose.yml runs one worker per queue.
@@ -228,7 +252,7 @@ SYNC_BULK_QUEUE = "bulk"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, SYNC_BULK_QUEUE: {}}
 CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
-# Seconds between scheduler ticks and stale-job sweeps (see syncjobs/tasks.py).
+# Seconds between scheduler ticks and stale-job sweeps (see syncjobs/periodic.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
@@ -266,8 +290,6 @@ if LOG_FORMAT not in ("plain", "json"):
 if LOG_FORMAT == "json":
     # Python's warnings (Celery's "running as superuser", deprecations) would be printed as
     # bare text lines: route them through logging, and so through the JSON formatter.
-    import logging
-
     logging.captureWarnings(True)
 
 LOGGING = {
@@ -302,7 +324,7 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 15
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifications@localhost")
@@ -310,7 +332,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifications@localho
 SITE_URL = os.environ.get("SITE_URL", "")
 # Webhook URLs are typed by organisation admins: private/loopback receivers are refused unless
 # this is on (by default it follows WORDPRESS_ALLOW_PRIVATE_HOSTS: demo and tests).
-WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", WORDPRESS_ALLOW_PRIVATE_HOSTS)
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", WORDPRESS_ALLOW_PRIVATE_HOSTS)
 NOTIFICATIONS_MAX_RETRIES = int(os.environ.get("NOTIFICATIONS_MAX_RETRIES", "5"))
 NOTIFICATIONS_RETRY_BASE_SECONDS = float(os.environ.get("NOTIFICATIONS_RETRY_BASE_SECONDS", "30"))
 # Stale data: no successful sync for twice the frequency plus this grace.

@@ -11,7 +11,9 @@ from django.db import models
 from connectors.models import Connector
 from connectors.wordpress.errors import PLUGIN_SETTINGS, BlockedAddress
 from connectors.wordpress.guard import check_host, parse_url
+from push.models import PushChannel
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
+from syncjobs.engine.mapping import MAPPINGS
 
 # Bookkeeping columns every record has; a mapping override can only target content fields.
 BOOKKEEPING_FIELDS = {field.name for field in PlatformRecord._meta.local_fields}
@@ -26,10 +28,6 @@ def mappable_fields(entity_type: str) -> set[str]:
         for field in model._meta.concrete_fields
         if field.name not in BOOKKEEPING_FIELDS and not isinstance(field, models.FileField)
     }
-    try:
-        from syncjobs.engine.mapping import MAPPINGS
-    except ImportError:
-        MAPPINGS = {}
     engine_fields = MAPPINGS.get(entity_type) if isinstance(MAPPINGS, dict) else None
     if isinstance(engine_fields, dict):
         fields |= {name for name in engine_fields if isinstance(name, str)}
@@ -321,8 +319,6 @@ class ConnectorSettingsForm(ConnectorFieldsMixin, forms.ModelForm):
             "Enter the address of your WordPress site."
         )
         if not self.is_bound:
-            from push.models import PushChannel
-
             self.initial["site_url"] = self.instance.site_url
             channel = PushChannel.objects.filter(connector=self.instance).first()
             self.initial["push_enabled"] = channel.enabled if channel else True

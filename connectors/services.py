@@ -9,6 +9,8 @@ from audit.models import AuditEvent
 from audit.services import diff, record, snapshot
 from connectors.models import Connector
 from notifications.alerts import clear_auto_pause
+from push.models import PushChannel
+from records.models import EntityType
 from syncjobs.engine.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 
@@ -84,8 +86,6 @@ def update_connector(connector, *, user, values: dict, api_key: str = "") -> dic
             current.next_reconcile_at = current.compute_next_reconcile_at()
         changes = diff(before, snapshot(current))
         if push_enabled is not None:
-            from push.models import PushChannel
-
             channel = PushChannel.for_connector(current)
             if channel.enabled != push_enabled:
                 channel.enabled = push_enabled
@@ -165,8 +165,6 @@ def overlaps(connector) -> list[str]:
     """Warnings, one per other connector of the organisation that syncs a type this one syncs,
     from the same site: both would import the same records, and the second one's copies fail
     (a slug is unique per organisation) or overwrite each other's."""
-    from records.models import EntityType
-
     mine = set(connector.entity_types or [])
     others = Connector.objects.filter(
         organisation_id=connector.organisation_id, site_url=connector.site_url

@@ -2,13 +2,10 @@
 Settings) and the POST-only actions. Every object comes through accounts.tenancy; the work is
 done by connectors.services and syncjobs.services."""
 
-from datetime import timedelta
-from math import floor
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,21 +18,16 @@ from audit.models import AuditEvent
 from connectors import services
 from connectors.forms import ConnectorCreateForm, ConnectorSettingsForm
 from connectors.models import Connector
-from connectors.templatetags.dashboard import audit_label
+from connectors.templatetags.connector_audit import audit_label
 from notifications.alerts import last_success_subquery
-from records.models import RECORD_MODELS, EntityType, PublishStatus
+from records.models import RECORD_MODELS, PublishStatus
+from syncjobs import selectors
 from syncjobs.charts import recent_job_charts
-from syncjobs.conflicts import unresolved as unresolved_conflicts
-from syncjobs.deletion_guard import pending as pending_held
-from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.models import SyncJob
 from syncjobs.services import SyncRefused, start_sync
-from syncjobs.views import LogFilters, _parse_id, job_progress, keyset_page
 
-# Success rate and average duration are measured over this many recent finished jobs.
-RECENT_JOBS = 20
 HISTORY_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 25
-ACTIVITY_PAGE_SIZE = 50
 
 
 def _load(request, org, connector):
@@ -50,20 +42,9 @@ def _page(request, queryset, size):
 @require_GET
 def connector_list(request, org):
     organisation = get_organisation_for(request.user, org)
-    jobs = SyncJob.objects.filter(connector=OuterRef("pk")).order_by("-created_at", "-id")
-    finished = jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
     connectors = (
-        connectors_for(request.user, organisation)
-        .annotate(
-            last_job_status=Subquery(finished.values("status")[:1]),
-            last_job_finished_at=Subquery(finished.values("finished_at")[:1]),
-            last_job_stats=Subquery(finished.values("stats")[:1]),
-            last_job_started_at=Subquery(finished.values("started_at")[:1]),
-            last_success_at=last_success_subquery(),
-            active_job_status=Subquery(
-                jobs.filter(status__in=SyncJob.ACTIVE_STATUSES).values("status")[:1]
-            ),
-        )
+        selectors.with_latest_jobs(connectors_for(request.user, organisation))
+        .annotate(last_success_at=last_success_subquery())
         # "acme events" next to "Acme main site", not after every capitalised name.
         .order_by(Lower("name"), "pk")
     )
@@ -103,50 +84,6 @@ def connector_create(request, org):
     )
 
 
-def _status_context(connector) -> dict:
-    """What the Overview's status card shows: two queries (latest job, latest finished job)."""
-    latest = connector.jobs.select_related("triggered_by").first()
-    active = latest if latest is not None and latest.is_active else None
-    if latest is not None and latest.is_terminal:
-        last_finished = latest
-    else:
-        last_finished = (
-            connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
-            .select_related("triggered_by")
-            .first()
-        )
-    # "Run Initial Import" is offered only before the first import. A completed full or
-    # scheduled sync imports everything too (the demo's first sync is a scheduled one): after
-    # one, offering an "initial" import would only confuse. One EXISTS at most, and only when
-    # the latest finished job did not complete.
-    imported = bool(connector.initial_import_done_at) or (
-        last_finished is not None
-        and (
-            (last_finished.status == SyncJob.Status.COMPLETED and not last_finished.is_partial)
-            # A preview or a repair job imports nothing whole (syncjobs.services).
-            or connector.jobs.filter(
-                status=SyncJob.Status.COMPLETED, scope={}, dry_run=False
-            ).exists()
-        )
-    )
-    if (
-        last_finished is not None
-        and last_finished.status == SyncJob.Status.COMPLETED
-        and not last_finished.dry_run  # a preview writes nothing: no successful sync
-    ):
-        last_success = last_finished
-    else:
-        last_success = connector.jobs.filter(status=SyncJob.Status.COMPLETED, dry_run=False).first()
-    return {
-        "connector": connector,
-        "last_success": last_success,
-        "active_job": active,
-        "active_progress": job_progress(active) if active else None,
-        "last_job": last_finished,
-        "imported": imported,
-    }
-
-
 def _statistics(connector) -> dict:
     counts = []
     enabled = set(connector.entity_types)
@@ -176,75 +113,10 @@ def _statistics(connector) -> dict:
                     "unpublished": count - published if published is not None else 0,
                 }
             )
-    recent = list(
-        connector.jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
-        # A job cancelled before it started did not try, so it did not fail either.
-        .exclude(status=SyncJob.Status.CANCELLED, started_at__isnull=True)
-        .order_by("-created_at", "-id")[:RECENT_JOBS]
-    )
-    completed = [job for job in recent if job.status == SyncJob.Status.COMPLETED]
-    # Jobs alone flatter a connector whose syncs complete with many records failing.
-    processed = sum(job.totals().get("processed", 0) for job in recent)
-    failed = sum(job.totals().get("failed", 0) for job in recent)
-    durations = [
-        job.finished_at - job.started_at for job in recent if job.started_at and job.finished_at
-    ]
-    last = recent[0] if recent else None
-    counter_keys = [
-        ("created", "Created"),
-        ("updated", "Updated"),
-        ("skipped", "Skipped"),
-        ("conflicts", "Conflicts"),
-        ("failed", "Failed"),
-        ("archived", "Archived"),
-        ("pushed", "Pushed"),
-    ]
-    if connector.sync_direction != Connector.Direction.TWO_WAY and not (
-        last and last.totals().get("pushed")
-    ):
-        # An import-only connector pushes nothing: a column of zeros is noise to read past.
-        counter_keys.pop()
-    last_rows = []
-    if last is not None:
-        for entity_type in EntityType.values:
-            counters = (last.stats or {}).get(entity_type)
-            if isinstance(counters, dict):
-                values = [(key, label, counters.get(key) or 0) for key, label in counter_keys]
-                last_rows.append(
-                    {
-                        "label": EntityType(entity_type).label,
-                        "values": values,
-                        "any": any(value for _key, _label, value in values)
-                        or bool(counters.get("push_failed")),
-                        "push_failed": counters.get("push_failed") or 0,
-                    }
-                )
-    # The last completed reconciliation: its drift is what the incremental syncs missed.
-    reconciliation = (
-        connector.jobs.filter(kind=SyncJob.Kind.RECONCILE, status=SyncJob.Status.COMPLETED)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-    held = list(pending_held(connector).values_list("external_ids", flat=True))
     return {
-        "held_pending": sum(len(ids) for ids in held),
-        "conflicts_open": unresolved_conflicts(connector).count(),
-        "reconciliation": reconciliation,
         "record_counts": counts,
         "records_total": sum(item["count"] for item in counts),
-        "recent_count": len(recent),
-        "success_rate": round(100 * len(completed) / len(recent)) if recent else None,
-        "record_success_rate": (
-            floor(1000 * (processed - failed) / processed) / 10 if processed else None
-        ),
-        "average_duration": (sum(durations, timedelta()) / len(durations)) if durations else None,
-        "stats_job": last,
-        "counter_labels": [label for _, label in counter_keys],
-        "counter_rows": last_rows,
-        "counter_push_failed": last.totals().get("push_failed", 0) if last else 0,
-        "counter_totals": (
-            [(key, label, last.totals().get(key, 0)) for key, label in counter_keys] if last else []
-        ),
+        **selectors.job_statistics(connector),
     }
 
 
@@ -263,7 +135,7 @@ def connector_detail(request, org, connector):
         "connectors/overview.html",
         {
             **org_context(request, organisation),
-            **_status_context(connector),
+            **selectors.connector_status(connector),
             **_statistics(connector),
             "job_charts": recent_job_charts(connector),
             "tab": "overview",
@@ -280,7 +152,7 @@ def connector_status(request, org, connector):
     if not request.htmx:
         return connector_detail(request, org, connector)
     organisation, connector = _load(request, org, connector)
-    context = {"organisation": organisation, **_status_context(connector)}
+    context = {"organisation": organisation, **selectors.connector_status(connector)}
     response = render(request, "connectors/overview.html#status-card", context)
     if context["active_job"] is None:
         response["HX-Trigger"] = "job-finished"
@@ -325,7 +197,7 @@ def _history_rows(jobs, connector) -> tuple[list[dict], bool]:
 @require_GET
 def connector_history(request, org, connector):
     organisation, connector = _load(request, org, connector)
-    jobs = _page(request, connector.jobs.select_related("triggered_by"), HISTORY_PAGE_SIZE)
+    jobs = _page(request, selectors.connector_jobs(connector), HISTORY_PAGE_SIZE)
     rows, show_push = _history_rows(jobs, connector)
     return render(
         request,
@@ -343,100 +215,18 @@ def connector_history(request, org, connector):
     )
 
 
-def _activity_events(log, jobs, page, before):
-    """Job started/finished events that fall inside the time span of this page of log rows,
-    so the feed reads as one timeline. Spans of consecutive pages meet at the cursor row."""
-    rows = page["rows"]
-    upper = None
-    if before is not None:
-        upper = log.filter(id=before).values_list("processed_at", flat=True).first()
-    elif page["has_newer"] and rows:
-        upper = rows[0].processed_at
-    lower = rows[-1].processed_at if rows and page["has_older"] else None
-    events = []
-    jobs = jobs.select_related("triggered_by", "connector")
-    for field, kind in (("started_at", "started"), ("finished_at", "finished")):
-        scoped = jobs.filter(**{f"{field}__isnull": False})
-        if upper is not None:
-            scoped = scoped.filter(**{f"{field}__lte": upper})
-        if lower is not None:
-            scoped = scoped.filter(**{f"{field}__gte": lower})
-        for job in scoped.order_by(f"-{field}")[:ACTIVITY_PAGE_SIZE]:
-            events.append({"at": getattr(job, field), "kind": kind, "job": job})
-    return events
-
-
-def _unchanged(jobs, page, filters) -> dict | None:
-    """The SKIP rows the feed hides, as "and N unchanged records": summed from the job
-    counters of the jobs this page shows rows of (never a COUNT over the log)."""
-    job_ids = {row.job_id for row in page["rows"]}
-    if not job_ids:
-        job_ids = set(jobs.order_by("-id").values_list("id", flat=True)[:5])
-    skipped = 0
-    for stats in jobs.filter(id__in=job_ids).values_list("stats", flat=True):
-        for entity_type, counters in (stats or {}).items():
-            if filters.entity_type and entity_type != filters.entity_type:
-                continue
-            if isinstance(counters, dict):
-                skipped += int(counters.get("skipped") or 0)
-    if not skipped:
-        return None
-    return {"count": skipped, "jobs": sorted(job_ids)}
-
-
-def _activity(request, organisation, log, jobs, template, context):
-    """The activity feed (a connector's, or the organisation's): log rows and job events in
-    one timeline, with the job log's filters. Unchanged records (SKIP) are hidden unless
-    asked for (?skips=1, or a filter on them): they are most rows, and say nothing happened."""
-    filters = LogFilters(request.GET)
-    show_skips = (
-        request.GET.get("skips") == "1"
-        or filters.operation == SyncLogEntry.Operation.SKIP
-        or filters.status == SyncLogEntry.Status.SKIPPED
-    )
-    rows = filters.apply(log)
-    if not show_skips:
-        rows = rows.exclude(operation=SyncLogEntry.Operation.SKIP)
-    before = _parse_id(request.GET.get("before"))
-    page = keyset_page(
-        rows.select_related("connector"),
-        before=before,
-        after=_parse_id(request.GET.get("after")),
-        size=ACTIVITY_PAGE_SIZE,
-    )
-    feed = [{"at": row.processed_at, "kind": "log", "entry": row} for row in page["rows"]]
-    if not (filters.active or show_skips):
-        # Job events are the unfiltered timeline's; a filtered feed shows only its rows.
-        feed += _activity_events(log, jobs, page, before)
-    feed.sort(key=lambda item: item["at"], reverse=True)
-    return render(
-        request,
-        template,
-        {
-            **org_context(request, organisation),
-            **context,
-            "page": page,
-            "feed": feed,
-            "filters": filters,
-            "show_skips": show_skips,
-            "unchanged": None if show_skips else _unchanged(jobs, page, filters),
-            "entity_types": EntityType.choices,
-            "operations": SyncLogEntry.Operation.choices,
-            "statuses": SyncLogEntry.Status.choices,
-        },
-    )
-
-
 @require_GET
 def connector_activity(request, org, connector):
     organisation, connector = _load(request, org, connector)
-    return _activity(
+    return render(
         request,
-        organisation,
-        SyncLogEntry.objects.filter(connector=connector),
-        connector.jobs.all(),
         "connectors/activity.html",
-        {"connector": connector, "tab": "activity"},
+        {
+            **org_context(request, organisation),
+            **selectors.connector_activity(connector, request.GET),
+            "connector": connector,
+            "tab": "activity",
+        },
     )
 
 
@@ -445,13 +235,14 @@ def organisation_activity(request, org):
     """Every connector's activity in one feed, for an organisation with several."""
     organisation = get_organisation_for(request.user, org)
     connectors = connectors_for(request.user, organisation)
-    return _activity(
+    return render(
         request,
-        organisation,
-        SyncLogEntry.objects.filter(connector__in=connectors.values("pk")),
-        SyncJob.objects.filter(connector__in=connectors.values("pk")),
         "connectors/organisation_activity.html",
-        {"show_connector": True},
+        {
+            **org_context(request, organisation),
+            **selectors.organisation_activity(connectors, request.GET),
+            "show_connector": True,
+        },
     )
 
 

@@ -1,8 +1,10 @@
 """Django-side factory of WordPress clients: the only place that reads connector + settings."""
 
+import redis
 from django.conf import settings
 
 from connectors.wordpress.client import WordPressClient
+from connectors.wordpress.hostlimit import HostLimiter
 
 _limiter = None
 
@@ -12,10 +14,6 @@ def host_limiter():
     WORDPRESS_HOST_CONCURRENCY=0."""
     global _limiter
     if _limiter is None and settings.REDIS_URL and settings.WORDPRESS_HOST_CONCURRENCY > 0:
-        import redis
-
-        from connectors.wordpress.hostlimit import HostLimiter
-
         _limiter = HostLimiter(
             redis.Redis.from_url(settings.REDIS_URL), settings.WORDPRESS_HOST_CONCURRENCY
         )

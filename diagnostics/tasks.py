@@ -1,9 +1,10 @@
-"""Celery task: a thin wrapper that takes an id and hands over to diagnostics.services."""
+"""Celery task: a thin wrapper that takes an id and hands over to diagnostics.runner."""
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from diagnostics.models import ConnectionTest
+from diagnostics.runner import run_connection_test
 
 
 @shared_task(
@@ -13,6 +14,4 @@ from diagnostics.models import ConnectionTest
     ignore_result=True,
 )
 def run_connection_test_task(test_id: int) -> None:
-    from diagnostics.services import run_connection_test
-
     run_connection_test(test_id, abort_on=(SoftTimeLimitExceeded,))

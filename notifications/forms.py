@@ -4,8 +4,8 @@ webhook URL (checked by the outbound guard before it is stored)."""
 from django import forms
 
 from connectors.wordpress.errors import WordPressError
-from notifications.delivery import check_webhook_url
 from notifications.models import ROUTABLE_EVENTS, Channel, WebhookEndpoint
+from notifications.sending import check_webhook_url
 
 
 def route_name(event, channel) -> str:

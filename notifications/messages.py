@@ -5,6 +5,7 @@ Webhooks send the same text (Slack shows `text`)."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 PREFIX = "[Association App]"
@@ -39,8 +40,6 @@ def _footer(connector) -> list[str]:
 
 
 def notifications_path(organisation) -> str:
-    from django.urls import reverse
-
     return reverse("notifications:settings", args=[organisation.slug])
 
 

@@ -12,7 +12,7 @@ from django.utils.functional import SimpleLazyObject
 
 from connectors.models import Connector
 from platform_admin import queries
-from platform_admin.forms import ConnectorFilterForm
+from platform_admin.filters import ConnectorFilter
 from syncjobs import charts
 
 PAGE_SIZE = 50
@@ -64,15 +64,16 @@ def _sort_headers(filters: dict) -> list[dict]:
 
 @platform_admin_required
 def connectors(request):
-    form = ConnectorFilterForm(request.GET)
-    form.is_valid()  # invalid values are reported in the form and ignored in the query
-    filters = form.filters()
+    connector_filter = ConnectorFilter(request.GET, queryset=Connector.objects.all())
+    filters = connector_filter.chosen()
 
-    paginator = Paginator(queries.connector_ids(**filters), PAGE_SIZE)
+    paginator = Paginator(
+        queries.connector_ids(connector_filter.qs, sort=filters["sort"]), PAGE_SIZE
+    )
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(queries.connector_rows(page.object_list, sort=filters["sort"]))
     context = {
-        "form": form,
+        "form": connector_filter.form,
         "page": page,
         "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
         "headers": _sort_headers(filters),

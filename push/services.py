@@ -1,5 +1,6 @@
-"""Receiving a push (authenticate, reject replays, rate-limit, debounce) and subscribing the
-plugin to pushes. The view and the runner call these; see docs/wordpress-sync-api.md §15.
+"""Receiving a push: authenticate, reject replays, rate-limit, debounce, and schedule the
+sync (push.tasks); the view calls it. See docs/wordpress-sync-api.md §15 (subscribing the
+plugin to pushes is push.subscriptions').
 
 A push carries nothing but "this connector's site has changes": the platform answers it by
 scheduling the connector's ordinary incremental sync, which reads what changed from the site's
@@ -13,19 +14,17 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from connectors.models import Connector
-from connectors.wordpress.errors import WordPressError
 from push.models import PushChannel
+from push.tasks import run_pushed_sync
 
 logger = logging.getLogger(__name__)
 
@@ -113,110 +112,4 @@ def receive(connector_id: int, timestamp: str, signature: str, body: bytes, now=
 
 
 def _enqueue(connector_id: int) -> None:
-    from push.tasks import run_pushed_sync
-
     run_pushed_sync.apply_async((connector_id,), countdown=settings.PUSH_DEBOUNCE_SECONDS)
-
-
-def start_pushed_sync(connector_id: int) -> str:
-    """Start the incremental sync a push scheduled; returns what happened, in words.
-
-    Raises SyncAlreadyRunning while another job runs (the task retries: the changes the push
-    announced may be newer than what the running job reads)."""
-    from syncjobs.models import SyncJob
-    from syncjobs.services import SyncAlreadyRunning, SyncRefused, start_sync
-
-    channel = PushChannel.objects.select_related("connector").filter(connector_id=connector_id)
-    channel = channel.first()
-    if channel is None:
-        return "connector gone"
-    connector = channel.connector
-    if not channel.enabled or connector.status == Connector.Status.PAUSED:
-        PushChannel.objects.filter(pk=channel.pk).update(sync_due_at=None)
-        return "push off or connector paused"
-    try:
-        # Cleared as the job is created: a push arriving from now on is newer than what
-        # this job can be sure to read, so it schedules the next one.
-        with transaction.atomic():
-            PushChannel.objects.filter(pk=channel.pk).update(sync_due_at=None)
-            job = start_sync(connector, SyncJob.Kind.INCREMENTAL, trigger=SyncJob.Trigger.PUSH)
-    except SyncAlreadyRunning:
-        raise
-    except SyncRefused as exc:
-        return str(exc)
-    return f"job {job.pk}"
-
-
-# --- subscribing the plugin ---------------------------------------------------------------
-
-
-def push_url(connector) -> str | None:
-    """Where the plugin sends this connector's pushes; None without PLATFORM_URL."""
-    if not settings.PLATFORM_URL:
-        return None
-    return settings.PLATFORM_URL.rstrip("/") + reverse("push:receive", args=[connector.pk])
-
-
-def subscribe(connector, client, *, test: bool = False) -> dict:
-    """Give the plugin this connector's push URL and secret (§15.2). With `test`, the plugin
-    also sends a test push at once and reports whether it reached us.
-
-    Returns {"supported", "subscribed", "reachable", "error"}; never raises for a site that
-    cannot take it (an older plugin, a site down): push is a speed-up, the schedule is the
-    safety net.
-    """
-    channel = PushChannel.for_connector(connector)
-    url = push_url(connector)
-    if url is None:
-        return _subscribe_result(
-            channel, False, "PLATFORM_URL is not set: the plugin cannot be told where to push."
-        )
-    if not channel.enabled:
-        return _subscribe_result(channel, False, "Push is off for this connector.")
-    try:
-        answer = client.subscribe_push(url, channel.secret, test=test)
-    except WordPressError as exc:
-        supported = getattr(exc, "status_code", None) != 404
-        message = str(exc) if supported else "The plugin does not support push (update it)."
-        return _subscribe_result(channel, False, message, supported=supported)
-    channel.subscribed_url = url
-    channel.subscribe_attempted_at = timezone.now()
-    channel.subscribe_error = ""
-    channel.save(update_fields=["subscribed_url", "subscribe_attempted_at", "subscribe_error"])
-    reachable = answer.get("reachable") if test else None
-    error = "" if reachable is not False else str(answer.get("error") or "no answer")
-    return {"supported": True, "subscribed": True, "reachable": reachable, "error": error}
-
-
-def _subscribe_result(channel, subscribed, error, *, supported=True) -> dict:
-    PushChannel.objects.filter(pk=channel.pk).update(
-        subscribed_url="", subscribe_attempted_at=timezone.now(), subscribe_error=error
-    )
-    return {"supported": supported, "subscribed": subscribed, "reachable": None, "error": error}
-
-
-# A subscription that failed is tried again after this long (by the next sync), so a site
-# whose plugin was updated starts pushing within a day without anyone clicking anything.
-RESUBSCRIBE_AFTER = timedelta(days=1)
-
-
-def ensure_subscribed(connector, client) -> None:
-    """Called by the runner before a sync: subscribe the plugin unless it already is (with
-    the current URL) or a recent attempt failed. One request, once per connector."""
-    url = push_url(connector)
-    if url is None:
-        return
-    channel = PushChannel.for_connector(connector)
-    if not channel.enabled or channel.subscribed_url == url:
-        return
-    attempted = channel.subscribe_attempted_at
-    if attempted and timezone.now() - attempted < RESUBSCRIBE_AFTER:
-        return
-    started = time.monotonic()
-    result = subscribe(connector, client)
-    logger.info(
-        "push subscription of connector %s: %s (%.2fs)",
-        connector.pk,
-        result,
-        time.monotonic() - started,
-    )

@@ -7,6 +7,7 @@ import nh3
 
 from connectors import crypto
 from connectors.wordpress.errors import WordPressError
+from connectors.wordpress_client import client_for
 from syncjobs.engine.mapping import map_record, mapping_for
 from syncjobs.models import SyncJob, SyncLogEntry
 
@@ -63,8 +64,6 @@ def side_by_side(connector, record, *, source=None) -> tuple[list[dict], str]:
 
 
 def _fetch(connector, record, specs, source):
-    from connectors.wordpress_client import client_for
-
     try:
         client = source or client_for(connector, max_retries=0, timeout=10)
     except (WordPressError, crypto.SecretUnreadable) as exc:

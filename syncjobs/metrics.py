@@ -34,6 +34,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from connectors.models import Connector
+from syncjobs.models import SyncJob, SyncLogEntry
+
 logger = logging.getLogger(__name__)
 
 JOBS = Counter(
@@ -89,8 +92,6 @@ def job_status_label(job) -> str:
 def job_finished(job) -> None:
     """A job ended (called once, by whoever ended it). Never raises: metrics must not turn a
     finished sync into a failed one."""
-    from syncjobs.models import SyncLogEntry
-
     try:
         JOBS.labels(kind=job.kind, status=job_status_label(job)).inc()
         if job.started_at and job.finished_at:
@@ -114,9 +115,6 @@ class DatabaseCollector:
     """The gauges, counted in the database at scrape time."""
 
     def collect(self):
-        from connectors.models import Connector
-        from syncjobs.models import SyncJob
-
         connectors = GaugeMetricFamily(
             "association_connectors", "Connectors by status.", labels=["status"]
         )

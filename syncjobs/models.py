@@ -61,7 +61,7 @@ class SyncJob(models.Model):
     stats = models.JSONField(default=dict, blank=True)
     # {entity_type: records the site served last time}: what a full walk expects of a type
     # before it reaches it (the site says a type's size only when the walk gets there), so
-    # the progress estimate weighs each type by its records (syncjobs.views.job_progress).
+    # the progress estimate weighs each type by its records (syncjobs.progress.job_progress).
     # Set by the runner from the connector's previous full walk; empty when there was none.
     expected_sizes = models.JSONField(default=dict, blank=True)
     # What the run achieved against the site (set by the runner at the end, shown on the job

@@ -15,11 +15,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.tenancy import get_connector_for, get_organisation_for, org_context
 from connectors import crypto
 from connectors.wordpress.errors import WordPressError
+from connectors.wordpress_client import client_for
 from records.models import RECORD_MODELS
 from records.trace import side_by_side
 from syncjobs import conflicts, deletion_guard, services
 from syncjobs.models import ConflictResolution, HeldDeletion, SyncLogEntry
-from syncjobs.views import _load as load_job
+from syncjobs.views import load_job
 
 
 def _connector(request, org, connector):
@@ -165,8 +166,6 @@ def _diffs(connector, rows) -> list[dict]:
     """Each conflict with its field-level diff. One client for the page, and once WordPress
     could not be asked the rest are not asked either: a site that is down costs the page one
     timeout, not one per conflict."""
-    from connectors.wordpress_client import client_for
-
     items, unreachable, client = [], "", None
     try:
         for row in rows:

@@ -19,6 +19,8 @@ BULK_KINDS = ("INITIAL", "FULL", "RECONCILE")
 def route_task(name, args, kwargs, options, task=None, **kw):
     if name != "syncjobs.tasks.run_sync_job" or not args:
         return None  # the default queue
+    # Deferred so that importing the router never needs Django's app registry: Celery
+    # imports it by name (settings.CELERY_TASK_ROUTES) in whatever process sends a task.
     from syncjobs.models import SyncJob
 
     kind = SyncJob.objects.filter(pk=args[0]).values_list("kind", flat=True).first()

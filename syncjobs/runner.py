@@ -22,8 +22,10 @@ from connectors import crypto
 from connectors.models import Connector
 from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import WordPressError
+from connectors.wordpress_client import client_for
 from notifications import alerts
 from notifications.causes import cause_of
+from push.subscriptions import ensure_subscribed
 from records.models import RECORD_MODELS
 from syncjobs import metrics
 from syncjobs.conflicts import remembered_answer
@@ -31,6 +33,7 @@ from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.preview import PreviewStore
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
+from syncjobs.errors import InitialImportAlreadyDone
 from syncjobs.models import SyncJob, drift_of
 
 logger = logging.getLogger(__name__)
@@ -106,12 +109,8 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
 
 def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     """Run a claimed job's phases; returns (terminal status, error message)."""
-    from connectors.wordpress_client import client_for
-
     connector = job.connector
     if job.kind == SyncJob.Kind.INITIAL and connector.initial_import_done_at:
-        from syncjobs.services import InitialImportAlreadyDone
-
         return SyncJob.Status.FAILED, str(InitialImportAlreadyDone(connector))
     try:
         plan = build_plan(job, connector)
@@ -141,8 +140,6 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         job.error_cause = cause_of(exc)  # for the notifications (Platform health groups by it)
         return SyncJob.Status.FAILED, str(exc)
     if isinstance(client, WordPressClient):  # not a test's wrapped source
-        from push.services import ensure_subscribed
-
         ensure_subscribed(connector, client)  # once per connector (push from WordPress)
     store = PreviewStore(job, connector) if job.dry_run else DjangoStore(job, connector)
     records = (job.scope or {}).get("records")

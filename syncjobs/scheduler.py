@@ -15,6 +15,7 @@ from connectors.models import Connector
 from syncjobs.models import SyncJob
 from syncjobs.runner import finish
 from syncjobs.services import InitialImportAlreadyDone, SyncRefused, start_sync
+from syncjobs.tasks import run_sync_job
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,6 @@ def resend_lost(now=None) -> tuple[int, int]:
     `heartbeat_at` records the last re-send (claim() overwrites it), so a job is re-sent at
     most once per period. After PENDING_GIVE_UP_AFTER the job is failed instead.
     """
-    from syncjobs.tasks import run_sync_job
-
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.SYNC_STALE_AFTER_SECONDS)
     pending = SyncJob.objects.filter(status=SyncJob.Status.PENDING)

@@ -12,39 +12,14 @@ from audit.models import AuditEvent
 from audit.services import record
 from records.models import EntityType
 from syncjobs import metrics
-from syncjobs.models import SyncJob
-
-
-class SyncRefused(Exception):
-    """A sync request that cannot be honoured; the message is shown to the admin as is."""
-
-
-class SyncAlreadyRunning(SyncRefused):
-    def __init__(self, job: SyncJob | None = None):
-        self.job = job
-        super().__init__(
-            "A sync is already running for this connector"
-            + (f" (job #{job.pk}, {job.get_status_display().lower()})." if job else ".")
-            + " Wait for it to finish or cancel it."
-        )
-
-
-class InitialImportAlreadyDone(SyncRefused):
-    def __init__(self, connector, done_at=None):
-        done_at = done_at or connector.initial_import_done_at
-        when = timezone.localtime(done_at).strftime("%Y-%m-%d %H:%M %Z")
-        super().__init__(
-            f"The initial import already completed on {when}. "
-            "Use Run Full Sync to re-import everything."
-        )
-
-
-class NothingToReconcile(SyncRefused):
-    def __init__(self):
-        super().__init__(
-            "Nothing to reconcile yet: run the initial import first. A reconciliation compares "
-            "WordPress with records already imported, and counts every difference as missed."
-        )
+from syncjobs.errors import (
+    InitialImportAlreadyDone,
+    NothingToReconcile,
+    SyncAlreadyRunning,
+    SyncRefused,
+)
+from syncjobs.models import SyncJob, SyncLogEntry
+from syncjobs.tasks import run_sync_job
 
 
 def first_import_done_at(connector):
@@ -81,8 +56,6 @@ def start_sync(
     Manual syncs are allowed while the connector is paused. `due_at`: when the scheduler
     found the sync due (the schedule lag metric measures from it).
     """
-    from syncjobs.tasks import run_sync_job
-
     if kind == SyncJob.Kind.INITIAL:
         done_at = first_import_done_at(connector)
         if done_at:
@@ -160,8 +133,6 @@ def sync_record(connector, entity_type: str, wordpress_id, *, user=None) -> Sync
 def retry_failed(job: SyncJob, *, user=None) -> SyncJob:
     """A new job that fetches by id only the records that failed in `job` (their create or
     update; a failed push is retried by the next sync on its own)."""
-    from syncjobs.models import SyncLogEntry
-
     rows = (
         SyncLogEntry.objects.filter(
             job=job,

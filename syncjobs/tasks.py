@@ -1,36 +1,14 @@
-"""Celery tasks: thin wrappers that take ids and hand over to plain-Python code."""
+"""The job task services enqueue: a thin wrapper that takes an id and hands over to the runner.
+(What celery beat sends is in syncjobs.periodic.)"""
+
+from datetime import datetime
 
 from celery import shared_task
+
+from syncjobs.runner import run_job
 
 
 @shared_task(name="syncjobs.tasks.run_sync_job", acks_late=True)
 def run_sync_job(job_id: int, due_at: str | None = None) -> None:
     """`due_at` (ISO 8601): when a scheduled job was due, for the schedule lag metric."""
-    from datetime import datetime
-
-    from syncjobs.runner import run_job
-
     run_job(job_id, due_at=datetime.fromisoformat(due_at) if due_at else None)
-
-
-@shared_task(name="syncjobs.tasks.dispatch_due_syncs", ignore_result=True)
-def dispatch_due_syncs() -> int:
-    from syncjobs.scheduler import dispatch_due
-
-    return len(dispatch_due())
-
-
-@shared_task(name="syncjobs.tasks.sweep_stale_jobs", ignore_result=True)
-def sweep_stale_jobs() -> int:
-    from syncjobs.scheduler import resend_lost, sweep_stale
-
-    resend_lost()
-    return sweep_stale()
-
-
-@shared_task(name="syncjobs.tasks.prune_sync_logs", ignore_result=True)
-def prune_sync_logs() -> int:
-    from syncjobs.retention import prune
-
-    # Bounded: a backlog (the first run after an upgrade) is worked off over several runs.
-    return prune(pause=0.01, max_seconds=600).rows

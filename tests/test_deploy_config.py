@@ -39,3 +39,30 @@ def test_compose_web_keeps_connections_and_its_database():
     for name in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
         line = re.search(rf"^\s+{name}: .*$", anchor, re.M).group(0).strip()
         assert line in web, name
+
+
+def read_settings(code: str, **variables) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DEBUG": "1", **variables}
+    return subprocess.run(
+        [sys.executable, "-c", f"from config import settings; {code}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_lists_and_booleans_from_the_environment():
+    out = read_settings(
+        "print(settings.ALLOWED_HOSTS, settings.BEHIND_PROXY)",
+        ALLOWED_HOSTS=" a.example.org, b.example.org,",
+        BEHIND_PROXY="yes",
+    )
+    assert out.stdout.strip().splitlines()[-1] == "['a.example.org', 'b.example.org'] True"
+
+
+def test_a_boolean_it_cannot_read_stops_the_start_naming_the_variable():
+    # Before environs, "enabled" silently meant off.
+    out = read_settings("pass", BEHIND_PROXY="enabled")
+    assert out.returncode != 0
+    assert 'Environment variable "BEHIND_PROXY" invalid' in out.stderr

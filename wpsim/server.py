@@ -337,6 +337,7 @@ class SimServer:
 
 def generate_self_signed(host: str = "127.0.0.1", directory: str | None = None) -> tuple[str, str]:
     """Write a fresh self-signed certificate + key (PEM) for ``host``; returns their paths."""
+    # Deferred: only the TLS mode needs cryptography, and it is most of wpsim's import time.
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -37,6 +37,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+import certifi
 import httpcore
 import httpx
 import idna
@@ -419,12 +420,7 @@ def make_ssl_context(verify: bool | str) -> ssl.SSLContext:
         return context
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
-    try:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi ships with httpx
-        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class GuardedTransport(httpx.HTTPTransport):

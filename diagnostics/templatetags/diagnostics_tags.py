@@ -6,7 +6,9 @@ connection tests, so the panel fetches the latest test itself (one indexed query
 
 from django import template
 
+from diagnostics.checks import CHECKS
 from diagnostics.services import latest_test
+from records.models import EntityType
 
 register = template.Library()
 
@@ -35,8 +37,6 @@ def milliseconds(value) -> str:
 @register.simple_tag
 def steps_to_come(test) -> list[str]:
     """Names of the steps a running test has not reached yet, in order."""
-    from diagnostics.checks import CHECKS
-
     done = {step.get("key") for step in (test.steps if test else [])}
     return [check.name for check in CHECKS if check.key not in done]
 
@@ -67,8 +67,6 @@ def field_label(status: str) -> str:
 
 @register.filter
 def entity_label(entity_type: str) -> str:
-    from records.models import EntityType
-
     try:
         return EntityType(entity_type).label
     except ValueError:

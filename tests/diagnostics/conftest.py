@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from diagnostics import services
+from diagnostics import runner
 from diagnostics.models import ConnectionTest
 from records.models import RECORD_MODELS
 from syncjobs.models import SyncLogEntry
@@ -26,7 +26,7 @@ def real_wp_index(*, with_plugin: bool) -> dict:
 def run_test(connector, user=None) -> ConnectionTest:
     """Run a connection test the way the worker does, in-process."""
     test = ConnectionTest.objects.create(connector=connector, requested_by=user)
-    services.run_connection_test(test.pk)
+    runner.run_connection_test(test.pk)
     test.refresh_from_db()
     return test
 

@@ -294,7 +294,7 @@ def test_invalid_site_url_fails_the_first_step(org_a):
 def test_soft_time_limit_fails_the_running_step_and_skips_the_rest(site, connector):
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from diagnostics import services
+    from diagnostics import runner
 
     def slow_ping(request):
         if not request.headers.get(contract.KEY_HEADER):
@@ -303,7 +303,7 @@ def test_soft_time_limit_fails_the_running_step_and_skips_the_rest(site, connect
 
     site.routes["ping"].mock(side_effect=slow_ping)
     test = ConnectionTest.objects.create(connector=connector)
-    services.run_connection_test(test.pk, abort_on=(SoftTimeLimitExceeded,))
+    runner.run_connection_test(test.pk, abort_on=(SoftTimeLimitExceeded,))
     test.refresh_from_db()
     steps = steps_by_key(test)
     assert test.status == ConnectionTest.Status.FAILED and test.finished_at
@@ -338,10 +338,10 @@ def test_time_budget_skips_steps_not_started_in_time(site, connector, monkeypatc
 
 
 def test_a_test_is_run_once(site, connector):
-    from diagnostics import services
+    from diagnostics import runner
 
     test = run_test(connector)
-    assert services.run_connection_test(test.pk) is None  # a redelivered message does nothing
+    assert runner.run_connection_test(test.pk) is None  # a redelivered message does nothing
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CONNECTION_TESTED).count() == 1
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from diagnostics import services
+from diagnostics import runner
 from diagnostics.models import ConnectionTest
 from syncjobs.engine.mapping import map_record
 from tests.conftest import make_connector
@@ -23,8 +23,8 @@ PLUGIN_SETTINGS = "WP Admin → Settings → Association App → Sync"
 @pytest.fixture
 def fast_client(monkeypatch):
     """Short timeouts so the timeout fault costs half a second, not ten."""
-    monkeypatch.setitem(services.CLIENT_OPTIONS, "timeout", 0.5)
-    monkeypatch.setitem(services.CLIENT_OPTIONS, "connect_timeout", 0.5)
+    monkeypatch.setitem(runner.CLIENT_OPTIONS, "timeout", 0.5)
+    monkeypatch.setitem(runner.CLIENT_OPTIONS, "connect_timeout", 0.5)
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_tls_self_signed_certificate(org_a, unchanged_platform_data):
 def test_tls_with_a_trusted_certificate_passes(org_a, monkeypatch):
     site = SimulatedSite(records=5, seed=1, key=KEY)
     with serve(site, host="127.0.0.1", port=0, tls=True) as server:
-        monkeypatch.setitem(services.CLIENT_OPTIONS, "verify", server.cert_path)
+        monkeypatch.setitem(runner.CLIENT_OPTIONS, "verify", server.cert_path)
         connector = make_connector(org_a, site_url=server.url, api_key=KEY)
         test = run_test(connector)
     assert statuses(test) == ["pass"] * 5

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 
 from push.models import PushChannel
-from push.services import start_pushed_sync
+from push.tasks import start_pushed_sync
 from syncjobs import services
 from syncjobs.models import SyncJob
 from tests.conftest import make_connector

@@ -116,7 +116,7 @@ def test_table_lists_every_organisation_with_the_latest_job(root_client, platfor
     acme_site = next(row for row in rows if "Acme Association site" in row)
     # The latest job (completed an hour ago) wins over the older failure.
     assert 'class="badge badge-completed">Completed<' in acme_site
-    assert "1\xa0hour ago" in acme_site
+    assert "an hour ago" in acme_site
     assert "badge-failed" not in acme_site
     news = next(row for row in rows if "Globex news" in row)
     assert 'class="badge badge-running">Running<' in news

@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from connectors.models import Connector
 from connectors.wordpress import contract
-from push import services
+from push import services, subscriptions
 from push.models import PushChannel
-from push.tasks import run_pushed_sync
+from push.tasks import run_pushed_sync, start_pushed_sync
 from syncjobs.models import SyncJob
 from syncjobs.services import SyncAlreadyRunning, start_sync
 from tests.conftest import make_connector
@@ -49,7 +49,7 @@ def test_a_signed_push_schedules_one_incremental_sync_after_the_debounce(
         response = post(connector_a)
     assert response.status_code == 202, response.content
     assert enqueued == [(connector_a.pk, 3)]
-    assert services.start_pushed_sync(connector_a.pk).startswith("job ")
+    assert start_pushed_sync(connector_a.pk).startswith("job ")
     job = SyncJob.objects.get(connector=connector_a)
     assert (job.kind, job.trigger) == (SyncJob.Kind.INCREMENTAL, SyncJob.Trigger.PUSH)
 
@@ -61,7 +61,7 @@ def test_a_burst_of_fifty_saves_becomes_one_sync(
         answers = {post(connector_a).status_code for _ in range(50)}
     assert answers == {202}
     assert len(enqueued) == 1
-    services.start_pushed_sync(connector_a.pk)
+    start_pushed_sync(connector_a.pk)
     assert SyncJob.objects.filter(connector=connector_a).count() == 1
     # Once that sync started, the next change schedules the next one.
     with django_capture_on_commit_callbacks(execute=True):
@@ -148,7 +148,7 @@ def test_a_pushed_sync_waits_for_the_running_job(connector_a):
     PushChannel.for_connector(connector_a)
     start_sync(connector_a, SyncJob.Kind.FULL)
     with pytest.raises(SyncAlreadyRunning):
-        services.start_pushed_sync(connector_a.pk)
+        start_pushed_sync(connector_a.pk)
 
 
 def test_push_is_on_by_default_and_an_admin_turns_it_off_in_settings(alice_client, connector_a):
@@ -204,7 +204,7 @@ def test_an_edit_on_the_site_reaches_the_platform_record(live_server, sim, setti
     with client_for(connector) as client:
         run_job(first.pk, source=client)  # the runner subscribes the plugin before syncing
     channel = PushChannel.objects.get(connector=connector)
-    assert channel.subscribed_url == services.push_url(connector)
+    assert channel.subscribed_url == subscriptions.push_url(connector)
     assert site.pusher.subscriptions == {channel.subscribed_url: channel.secret}
 
     [edited] = site.edit("article", 1)
@@ -212,7 +212,7 @@ def test_an_edit_on_the_site_reaches_the_platform_record(live_server, sim, setti
     while PushChannel.objects.get(pk=channel.pk).sync_due_at is None:
         assert time.monotonic() < deadline, "the simulator's push never arrived"
         time.sleep(0.05)
-    services.start_pushed_sync(connector.pk)
+    start_pushed_sync(connector.pk)
     pushed = SyncJob.objects.filter(connector=connector, trigger=SyncJob.Trigger.PUSH).get()
     with client_for(connector) as client:
         run_job(pushed.pk, source=client)
@@ -230,12 +230,12 @@ def test_the_connection_round_trip_reports_whether_the_site_reaches_the_platform
     connector = make_connector(org_a, site_url=server.url, api_key=site.key)
     settings.PLATFORM_URL = live_server.url
     with client_for(connector) as client:
-        assert services.subscribe(connector, client, test=True)["reachable"] is True
+        assert subscriptions.subscribe(connector, client, test=True)["reachable"] is True
     assert PushChannel.objects.get(connector=connector).last_received_at is not None
     # A platform URL the site cannot reach: said, with the reason.
     settings.PLATFORM_URL = "http://127.0.0.1:9"
     with client_for(connector) as client:
-        result = services.subscribe(connector, client, test=True)
+        result = subscriptions.subscribe(connector, client, test=True)
     assert result["reachable"] is False and result["error"]
 
 
@@ -249,7 +249,7 @@ def test_a_plugin_without_push_is_told_apart(settings, org_a):
     with serve(site, host="127.0.0.1", port=0) as server:
         connector = make_connector(org_a, site_url=server.url, api_key=site.key)
         with client_for(connector, max_retries=0) as client:
-            result = services.subscribe(connector, client)
+            result = subscriptions.subscribe(connector, client)
     assert result["supported"] is False
     assert "does not support push" in result["error"]
     assert PushChannel.objects.get(connector=connector).subscribed_url == ""
@@ -260,7 +260,7 @@ def test_the_connection_test_says_whether_the_site_reaches_the_platform(
     live_server, sim, settings, org_a
 ):
     from diagnostics import checks
-    from diagnostics.services import build_context
+    from diagnostics.runner import build_context
 
     site, server = sim
     connector = make_connector(org_a, site_url=server.url, api_key=site.key)

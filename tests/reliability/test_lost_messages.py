@@ -123,7 +123,7 @@ def test_a_job_no_worker_takes_is_failed_and_unblocks_the_connector(org_a, alice
 
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_task_also_resends(org_a, alice, clean_broker, monkeypatch):
-    from syncjobs import tasks
+    from syncjobs import periodic
     from syncjobs.services import start_sync
 
     connector = make_connector(org_a)
@@ -132,7 +132,7 @@ def test_the_sweep_task_also_resends(org_a, alice, clean_broker, monkeypatch):
     SyncJob.objects.filter(pk=job.pk).update(
         created_at=later(-settings.SYNC_STALE_AFTER_SECONDS - 5)
     )
-    tasks.sweep_stale_jobs()
+    periodic.sweep_stale_jobs()
     assert [t["args"] for t in enqueued_tasks()] == [[job.pk]]
 
 

@@ -103,7 +103,7 @@ def test_connection_test_with_a_wrong_key_does_not_quote_it(org_a, caplog):
     """Diagnostics against a site whose key was rotated: every step message, the test's error
     and the logs are free of both the stored key and the site's new key."""
     from diagnostics.models import ConnectionTest
-    from diagnostics.services import run_connection_test
+    from diagnostics.runner import run_connection_test
 
     caplog.set_level(logging.DEBUG)
     site = SimulatedSite(records=14, seed=2, key=NEW_KEY)

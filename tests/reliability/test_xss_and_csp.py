@@ -289,7 +289,7 @@ def test_markup_in_the_sites_error_page_is_quoted_as_text(org_a, alice, alice_cl
     and every page showing them escapes it."""
     import wpsim.api
     from diagnostics.models import ConnectionTest
-    from diagnostics.services import run_connection_test
+    from diagnostics.runner import run_connection_test
 
     hostile_page = (
         b"<html><script>alert('xss-site-error')</script>"

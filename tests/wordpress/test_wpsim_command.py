@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management.base import CommandError
 
-from connectors.management.commands.wpsim import parse_fault
 from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import ServerError
+from wpsim.management.commands.wpsim import parse_fault
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "demo-acme-sync-key-7f3a9c2e51"

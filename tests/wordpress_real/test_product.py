@@ -15,7 +15,8 @@ from django.utils import timezone
 from connectors.models import Connector
 from connectors.wordpress import contract
 from diagnostics.models import ConnectionTest
-from diagnostics.services import request_connection_test, run_connection_test
+from diagnostics.runner import run_connection_test
+from diagnostics.services import request_connection_test
 from records.models import (
     RECORD_MODELS,
     Article,

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from connectors.wordpress_client import client_for
-from push import services
+from push import subscriptions
 from push.models import PushChannel
+from push.tasks import start_pushed_sync
 from records.models import Article
 from syncjobs.models import SyncJob
 from syncjobs.runner import run_job
@@ -50,21 +51,21 @@ def wait_for_push(channel, timeout=10.0) -> PushChannel:
 def test_ping_announces_push_and_the_round_trip_reaches_the_platform(connector, real_wp):
     with client_for(connector) as client:
         assert client.ping().get("push") is True
-        result = services.subscribe(connector, client, test=True)
+        result = subscriptions.subscribe(connector, client, test=True)
     assert result == {"supported": True, "subscribed": True, "reachable": True, "error": ""}
     channel = PushChannel.objects.get(connector=connector)
     assert channel.last_received_at is not None and channel.sync_due_at is None  # a test push
     stored = real_wp.php(
         "<?php echo wp_json_encode( get_option( 'association_app_push_subscriptions' ) );"
     )
-    assert stored == {services.push_url(connector): channel.secret}
+    assert stored == {subscriptions.push_url(connector): channel.secret}
 
 
 def test_an_edit_pushes_once_after_the_request_and_the_pushed_sync_brings_it(connector, real_wp):
     first = start_sync(connector, SyncJob.Kind.INITIAL)
     assert run_job(first.pk).status == SyncJob.Status.COMPLETED  # subscribes, then imports
     channel = PushChannel.objects.get(connector=connector)
-    assert channel.subscribed_url == services.push_url(connector)
+    assert channel.subscribed_url == subscriptions.push_url(connector)
     post_id = real_wp.create_post(post_title="Before the push", backdate=60)
     channel = wait_for_push(channel)
     assert channel.sync_due_at is not None  # the endpoint scheduled the incremental sync
@@ -80,7 +81,7 @@ def test_an_edit_pushes_once_after_the_request_and_the_pushed_sync_brings_it(con
     channel = PushChannel.objects.get(pk=channel.pk)
     assert channel.window_count == before + 1
 
-    assert services.start_pushed_sync(connector.pk).startswith("job ")
+    assert start_pushed_sync(connector.pk).startswith("job ")
     pushed = SyncJob.objects.get(connector=connector, trigger=SyncJob.Trigger.PUSH)
     assert run_job(pushed.pk).status == SyncJob.Status.COMPLETED
     assert Article.objects.get(external_id=str(post_id)).title == "Pushed edit 19"
@@ -88,9 +89,9 @@ def test_an_edit_pushes_once_after_the_request_and_the_pushed_sync_brings_it(con
 
 def test_a_push_with_another_secret_is_refused_by_the_platform(connector, real_wp):
     with client_for(connector) as client:
-        services.subscribe(connector, client)
+        subscriptions.subscribe(connector, client)
     # The site is told a wrong secret (as if someone replaced it): its pushes are refused.
-    url = services.push_url(connector)
+    url = subscriptions.push_url(connector)
     real_wp.php(
         f"""<?php update_option( 'association_app_push_subscriptions',
             array( '{url}' => 'not-the-secret' ), false );"""

@@ -5,9 +5,11 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.celery import app
 from connectors.models import Connector
 from syncjobs import services
 from syncjobs.models import SyncJob
+from syncjobs.runner import run_job
 from syncjobs.services import SyncRefused, start_sync
 
 KINDS = {
@@ -20,8 +22,6 @@ KINDS = {
 
 def worker_available(timeout: float = 1.0) -> bool:
     """Whether a Celery worker answers a ping (False for brokers without broadcast)."""
-    from config.celery import app
-
     try:
         return bool(app.control.ping(timeout=timeout))
     except Exception:  # filesystem broker, broker down: no worker we can count on
@@ -32,8 +32,6 @@ def worker_available(timeout: float = 1.0) -> bool:
 def deliver_notifications_here():
     """No worker will send the notifications the job causes either: tasks enqueued inside
     this block (after the job's commit, as in a worker) run in this process."""
-    from config.celery import app
-
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     try:
@@ -86,8 +84,6 @@ class Command(BaseCommand):
         if not options["wait"]:
             return
         if in_process:
-            from syncjobs.runner import run_job
-
             self.stdout.write("No worker answered; running the job in this process.")
             with deliver_notifications_here():
                 run_job(job.pk)

@@ -5,14 +5,12 @@ django-template-partials, so templates never `{% load partials %}`: on Django 6 
 tags are built in and the templates move over unchanged.
 """
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import timedelta
 
 import django
 from django import template
-from django.core.exceptions import FieldDoesNotExist
-from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -63,17 +61,6 @@ def duration(value) -> str:
 
 
 @register.filter
-def ago(value) -> str:
-    """ "3 minutes ago", or "just now" within the first minute: Django's timesince says
-    "0 minutes" there, and "0 minutes ago" reads like a glitch right after a sync."""
-    if not value:
-        return ""
-    if timezone.now() - value < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(value)} ago"
-
-
-@register.filter
 def web_url(value) -> str:
     """The URL if it is http(s), else "" (a synced record could carry javascript: links)."""
     text = str(value or "").strip()
@@ -105,78 +92,8 @@ def as_text(value) -> str:
     if isinstance(value, list):
         return ", ".join(str(item) for item in value)
     if isinstance(value, dict):
-        import json
-
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return str(value)
-
-
-def _connector_field(name):
-    from connectors.models import Connector
-
-    try:
-        return Connector._meta.get_field(name)
-    except FieldDoesNotExist:  # a key of a test or deletion summary
-        return None
-
-
-@register.filter
-def audit_label(name: str) -> str:
-    """An audit key as the admin knows it: the Settings form's label ("Sync frequency"),
-    not the column name ("frequency") they never see."""
-    from connectors.forms import ConnectorSettingsForm
-
-    form_field = ConnectorSettingsForm.base_fields.get(name)
-    if form_field is not None and form_field.label:
-        return str(form_field.label)
-    if name == "kind":
-        return "Type"
-    return str(name).replace("_", " ").capitalize()
-
-
-@register.filter
-def audit_value(value, name: str) -> str:
-    """An audited connector value as the Settings form shows it: choice labels ("Hourly",
-    "Paused", "Article, Member") rather than stored codes ("1h", "PAUSED", "article")."""
-    from records.models import EntityType
-
-    if name == "entity_types" and isinstance(value, list):
-        labels = dict(EntityType.choices)
-        value = [labels.get(item, item) for item in value]
-    else:
-        model_field = _connector_field(name)
-        if model_field is not None and model_field.choices and isinstance(value, str):
-            value = dict(model_field.flatchoices).get(value, value)
-    if isinstance(value, str) and name.endswith("_at"):
-        # A moment stored as ISO 8601 ("deleted_at"): shown as the other times of the
-        # dashboard are, a <time> the browser puts in the viewer's zone (static/js/app.js).
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return as_text(value)
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, UTC)
-        utc = moment.astimezone(UTC)
-        return format_html(
-            '<time datetime="{}">{}</time>',
-            utc.isoformat(),
-            utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        )
-    return as_text(value)
-
-
-@register.simple_tag(takes_context=True)
-def query_with(context, **params) -> str:
-    """The current query string with some parameters replaced (None/"" removes them).
-
-    Keeps the log's filters on pagination and CSV links."""
-    query = context["request"].GET.copy()
-    for key, value in params.items():
-        query.pop(key, None)
-        if value not in (None, ""):
-            query[key] = value
-    encoded = query.urlencode()
-    return "?" + encoded if encoded else "?"
 
 
 def failed_records(stats) -> int:
