@@ -362,7 +362,7 @@ class ConflictResolution(models.Model):
     # The WordPress version the administrator decided about (the one the inbox's diff showed,
     # fetched when they answered): its content hash as the sync engine computes it, and its
     # modified_gmt. A sync that meets that same version again does not raise the conflict
-    # again after "keep the platform version" or "dismiss" (conflicts.remembered_answer); a
+    # again after "keep the platform version" or "dismiss" (conflict_memory.remembered_answer); a
     # later WordPress edit does. Empty when WordPress could not be asked (or no longer serves
     # the record): the conflict then comes back at the next full sync, as it was told.
     wordpress_hash = models.CharField(max_length=64, blank=True)

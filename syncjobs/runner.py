@@ -28,7 +28,7 @@ from notifications.causes import cause_of
 from push.subscriptions import ensure_subscribed
 from records.models import RECORD_MODELS
 from syncjobs import metrics
-from syncjobs.conflicts import remembered_answer
+from syncjobs.conflict_memory import remembered_answer
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.preview import PreviewStore

@@ -381,7 +381,7 @@ class Plan:
     # (Store.hold_unseen). None: no guard.
     deletion_guard: tuple[int, int] | None = None
     # An administrator's answer to a conflict on this same WordPress version, in words, or ""
-    # (entity type, WordPress id, content hash): syncjobs.conflicts.remembered_answer.
+    # (entity type, WordPress id, content hash): syncjobs.conflict_memory.remembered_answer.
     conflict_answer: Callable[[str, str, str], str] = lambda entity_type, external_id, digest: ""
 
 
