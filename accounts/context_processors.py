@@ -1,3 +1,6 @@
+"""The template context every page shares: the organisations the logged-in user can open."""
+
+
 def tenancy(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

@@ -1,3 +1,6 @@
+"""Request middleware every page passes: login required (outside a short list of public paths) and
+the Content-Security-Policy header."""
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 

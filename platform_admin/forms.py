@@ -1,3 +1,5 @@
+"""The filters of Platform → Connectors, read from the query string."""
+
 from django import forms
 
 from connectors.models import Connector
