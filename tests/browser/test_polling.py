@@ -6,7 +6,7 @@ import time
 from syncjobs.models import SyncJob
 from tests.dashboard.conftest import make_job
 
-from .conftest import login
+from .conftest import POLL_SECONDS, login, next_poll
 
 # Headless Chromium shows every page; this makes `document.hidden` follow window.__hidden.
 HIDE_JS = """(hidden) => {
@@ -29,15 +29,17 @@ def test_job_status_does_not_poll_from_a_hidden_tab(browser_page, alice, connect
         "request",
         lambda request: polls.append(time.monotonic()) if "/status/" in request.url else None,
     )
+    page.clock.install()  # the poll intervals pass by next_poll(), not in real time
     login(page, alice)
     page.goto(job.get_absolute_url())
-    page.wait_for_timeout(4_600)
-    assert len(polls) >= 1  # a visible page polls
+    with page.expect_request(lambda request: "/status/" in request.url):
+        next_poll(page)  # a visible page polls
 
     page.evaluate(HIDE_JS, True)
     hidden_at = len(polls)
     SyncJob.objects.filter(pk=job.pk).update(stats={"article": {"total": 10, "processed": 7}})
-    page.wait_for_timeout(9_000)  # two poll intervals and more
+    next_poll(page, 2 * POLL_SECONDS + 1)  # two poll intervals and more
+    assert page.evaluate("document.hidden")  # a round trip: a poll sent meanwhile is reported
     assert len(polls) == hidden_at, "a hidden tab polled"
     assert "2 / 10" in page.locator("#job-status").inner_text()
 
@@ -48,7 +50,9 @@ def test_job_status_does_not_poll_from_a_hidden_tab(browser_page, alice, connect
 
     # It keeps polling while visible, and stops by itself when the job ends.
     SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
-    page.locator("#job-status .badge", has_text="Completed").wait_for(timeout=6_000)
+    next_poll(page)
+    page.locator("#job-status .badge", has_text="Completed").wait_for()
     ended = len(polls)
-    page.wait_for_timeout(4_600)
+    next_poll(page, 2 * POLL_SECONDS + 1)
+    assert page.evaluate("!document.hidden")
     assert len(polls) == ended
