@@ -104,19 +104,38 @@ REAL_WORDPRESS_SECOND_SITE = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marker to group the tests
-def pytest_collection_modifyitems(config, items):
+def real_wordpress_group(nodeid: str) -> str | None:
+    """The group of a test on the real WordPress (every test of tests/wordpress_real/ uses the
+    `real_wp` site through its autouse fixture), None for any other test."""
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("tests/wordpress_real/"):
+        return None
+    return (
+        "real_wordpress_2"
+        if path.rsplit("/", 1)[-1] in REAL_WORDPRESS_SECOND_SITE
+        else ("real_wordpress_1")
+    )
+
+
+def pytest_xdist_make_scheduler(config, log):
     """Under `--dist loadgroup` the tests on the real WordPress run in two groups, each on one
-    xdist worker that builds its own site (once per process: the `real_wp` session fixture):
-    a site's tests share its options and records in file order, and each file leaves the site
-    as it found it, so a file runs on either site. xdist hands out the biggest groups first,
-    so the two start at once, on two workers."""
-    for item in items:
-        if "real_wp" in getattr(item, "fixturenames", ()):
-            second = Path(str(item.fspath)).name in REAL_WORDPRESS_SECOND_SITE
-            item.add_marker(
-                pytest.mark.xdist_group("real_wordpress_2" if second else "real_wordpress_1")
-            )
+    xdist worker that builds its own site (once per process: the `real_wp` session fixture); a
+    site's tests share its options and records in file order, and each file leaves the site as
+    it found it, so a file runs on either site. xdist hands out the biggest groups first, so the
+    two start at once, on two workers; every other test goes wherever a worker is free.
+
+    The groups are given by path here, not by `xdist_group` marks: xdist 3.8 groups marked
+    tests by renaming their node ids, which pytest 9 no longer reads (marked tests were spread
+    over every worker, each building a site)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class RealWordPressGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return real_wordpress_group(nodeid) or super()._split_scope(nodeid)
+
+    return RealWordPressGroups(config, log)
 
 
 def _deadlocks_end_the_server_request(sender, connection, **kwargs):
