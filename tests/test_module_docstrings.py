@@ -16,9 +16,16 @@ DISCOVERY_PACKAGES = {"management", "commands", "templatetags"}
 
 def product_modules() -> list[Path]:
     modules = []
-    for path in sorted(REPO.rglob("*.py")):
+    tops = [
+        top
+        for top in REPO.iterdir()
+        if top.name not in NOT_THE_PRODUCT and not top.name.startswith(".")
+    ]
+    paths = [top for top in tops if top.suffix == ".py"]
+    paths += [path for top in tops if top.is_dir() for path in top.rglob("*.py")]
+    for path in sorted(paths):
         parts = path.relative_to(REPO).parts
-        if parts[0] in NOT_THE_PRODUCT or any(part.startswith(".") for part in parts):
+        if any(part.startswith(".") for part in parts):
             continue
         if "migrations" in parts or "__pycache__" in parts or parts[0].endswith(".egg-info"):
             continue
