@@ -1,3 +1,5 @@
+"""Django admin pages of users (with their memberships) and organisations."""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 

@@ -1,3 +1,5 @@
+"""The accounts app's registration with Django ("Users and organisations")."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""Who may see what: users, organisations, and the memberships that link them."""
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models

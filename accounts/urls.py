@@ -1,3 +1,5 @@
+"""URLs of the login and logout pages."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
 

@@ -1,3 +1,5 @@
+"""The home page (which sends each user where their work is) and the `/healthz` check."""
+
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect, render

@@ -1,3 +1,5 @@
+"""The Django admin's read-only view of audit events."""
+
 from django.contrib import admin
 
 from audit.models import AuditEvent

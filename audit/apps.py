@@ -1,3 +1,5 @@
+"""The audit app's registration with Django ("Audit log")."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""AuditEvent: one append-only row per change to a connector, with its field-level diff."""
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone

@@ -1,3 +1,6 @@
+"""The Celery app of the project: its settings from Django's, its tasks discovered in the apps, its
+logging Django's."""
+
 import os
 from logging.config import dictConfig
 

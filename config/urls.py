@@ -1,3 +1,5 @@
+"""The project's URL map: which app serves which path."""
+
 from django.contrib import admin
 from django.urls import include, path
 

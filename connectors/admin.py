@@ -1,3 +1,5 @@
+"""The Django admin page of connectors; edits made there are audited like the dashboard's."""
+
 from django.contrib import admin
 from django.db import models, transaction
 

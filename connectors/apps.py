@@ -1,3 +1,5 @@
+"""The connectors app's registration with Django."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,6 @@
+"""Connector: one organisation's link to one WordPress site, with its key (encrypted), schedule and
+sync options."""
+
 from datetime import timedelta
 
 from django.db import models

@@ -1,3 +1,5 @@
+"""URLs of an organisation's connector pages and their POST actions."""
+
 from django.urls import path
 
 from connectors import views

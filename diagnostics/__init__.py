@@ -1,0 +1,1 @@
+"""The diagnostics app: the five-step connection test and the mapping diagnostics of a connector."""

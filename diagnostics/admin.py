@@ -1,3 +1,5 @@
+"""The Django admin's read-only view of connection tests."""
+
 from django.contrib import admin
 
 from diagnostics.models import ConnectionTest

@@ -1,3 +1,5 @@
+"""The diagnostics app's registration with Django."""
+
 from django.apps import AppConfig
 
 

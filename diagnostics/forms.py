@@ -1,3 +1,5 @@
+"""The Mapping Diagnostics page's form: which entity type, and optionally which record, to check."""
+
 from django import forms
 
 from records.models import EntityType

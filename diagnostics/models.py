@@ -1,3 +1,5 @@
+"""ConnectionTest: one run of a connector's five-step connection test and its results."""
+
 from datetime import timedelta
 
 from django.conf import settings

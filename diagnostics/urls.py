@@ -1,3 +1,5 @@
+"""URLs of a connector's connection test and mapping diagnostics pages."""
+
 from django.urls import path
 
 from diagnostics import views

@@ -1,3 +1,5 @@
+"""Django admin pages of deliveries, connector health states and webhook endpoints."""
+
 from django.contrib import admin
 
 from notifications.models import ConnectorHealth, Delivery, WebhookEndpoint

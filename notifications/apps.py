@@ -1,3 +1,5 @@
+"""The notifications app's registration with Django ("Notifications")."""
+
 from django.apps import AppConfig
 
 

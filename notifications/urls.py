@@ -1,3 +1,5 @@
+"""URLs of an organisation's Notifications page and its actions."""
+
 from django.urls import path
 
 from notifications import views

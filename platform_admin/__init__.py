@@ -1,0 +1,1 @@
+"""The platform admin app: the cross-organisation pages only super admins see."""

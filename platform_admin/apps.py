@@ -1,3 +1,5 @@
+"""The platform admin app's registration with Django."""
+
 from django.apps import AppConfig
 
 

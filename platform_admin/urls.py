@@ -1,3 +1,5 @@
+"""URLs of the Platform → pages."""
+
 from django.urls import path
 
 from platform_admin import views

@@ -1,3 +1,5 @@
+"""The Django admin page of push channels (secrets read-only)."""
+
 from django.contrib import admin
 
 from push.models import PushChannel

@@ -1,3 +1,5 @@
+"""The push app's registration with Django ("Push from WordPress")."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""URL of the endpoint WordPress pushes to."""
+
 from django.urls import path
 
 from push import views

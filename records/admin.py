@@ -1,3 +1,6 @@
+"""Django admin pages where platform staff edit records (each save stamps the platform's
+modification time)."""
+
 from django.contrib import admin
 from django.db import models
 from django.utils import timezone

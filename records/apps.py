@@ -1,3 +1,5 @@
+"""The records app's registration with Django ("Platform records")."""
+
 from django.apps import AppConfig
 
 

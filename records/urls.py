@@ -1,3 +1,5 @@
+"""URL of a platform record's page."""
+
 from django.urls import path
 
 from records import views

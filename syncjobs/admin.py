@@ -1,3 +1,5 @@
+"""Django admin pages of sync jobs and their per-record log."""
+
 from django.contrib import admin
 
 from syncjobs.models import SyncJob, SyncLogEntry

@@ -1,3 +1,5 @@
+"""The syncjobs app's registration with Django ("Sync jobs")."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,6 @@
+"""What a sync leaves behind: the jobs, their per-record log, held deletions and conflict
+resolutions."""
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse

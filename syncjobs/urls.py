@@ -1,3 +1,5 @@
+"""URLs of a job's page, its live status, its log export and its actions."""
+
 from django.urls import path
 
 from syncjobs import repair_views, views

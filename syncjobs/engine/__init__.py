@@ -1,0 +1,2 @@
+"""The sync engine: mapping WordPress records, deciding what to write, and writing it (see
+core.py)."""

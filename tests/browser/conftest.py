@@ -82,6 +82,17 @@ def browser_page(chromium, live_server):
     assert not problems, f"Browser console errors: {problems}"
 
 
+# htmx polls (`hx-trigger="every 4s"`) run on the page's timers. A test that installed
+# Playwright's clock (`page.clock.install()` before the page loads; time then flows as usual)
+# brings the next poll, or several, now with `next_poll(page)` instead of waiting for them:
+# every timer due within `seconds` fires at once.
+POLL_SECONDS = 4
+
+
+def next_poll(page, seconds: float = POLL_SECONDS) -> None:
+    page.clock.fast_forward(int(seconds * 1000))
+
+
 def login(page, user, password=PASSWORD):
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill(user.username)

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.dashboard.conftest import make_job, make_log
 
-from .conftest import login, screenshot
+from .conftest import login, next_poll, screenshot
 
 OVERFLOW_JS = (Path(__file__).parent / "overflow.js").read_text()
 
@@ -75,6 +75,7 @@ def test_a_walk_through_every_page_has_no_console_error(browser_page, alice, roo
     running = make_job(
         connector_a, status="RUNNING", stats={"article": {"total": 9, "processed": 3}}
     )
+    page.clock.install()  # the running job's polls come by next_poll(), not in real time
     login(page, alice)
     base = f"/o/acme/connectors/{connector_a.pk}"
     for url in (
@@ -96,13 +97,13 @@ def test_a_walk_through_every_page_has_no_console_error(browser_page, alice, roo
         # The running job finishes while its page is open: the card and the log update.
         if url == running.get_absolute_url():
             make_log(running, 2, start=500)
-            expect(page.locator("#job-log tbody tr:visible")).to_have_count(2, timeout=9_000)
+            next_poll(page)
+            expect(page.locator("#job-log tbody tr:visible")).to_have_count(2)
             type(running).objects.filter(pk=running.pk).update(
                 status="COMPLETED", finished_at=timezone.now()
             )
-            expect(page.locator("#job-status .card-header .badge")).to_have_text(
-                "Completed", timeout=9_000
-            )
+            next_poll(page)
+            expect(page.locator("#job-status .card-header .badge")).to_have_text("Completed")
     page.context.clear_cookies()
     login(page, root)
     page.goto("/platform/connectors/")

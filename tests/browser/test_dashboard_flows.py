@@ -11,7 +11,7 @@ from connectors.models import Connector
 from syncjobs.models import SyncJob
 from tests.dashboard.conftest import make_job, make_log
 
-from .conftest import login, screenshot
+from .conftest import POLL_SECONDS, login, next_poll, screenshot
 
 
 def test_create_pause_resume_and_audit(browser_page, alice, connector_a):
@@ -105,6 +105,7 @@ def test_job_page_refreshes_live_until_the_job_ends(browser_page, alice, connect
     page.on(
         "request", lambda request: polls.append(request.url) if status_url in request.url else None
     )
+    page.clock.install()  # the poll intervals pass by next_poll(), not in real time
     login(page, alice)
     page.goto(job.get_absolute_url())
     badge = page.locator("#job-status .card-header .badge")
@@ -117,7 +118,8 @@ def test_job_page_refreshes_live_until_the_job_ends(browser_page, alice, connect
         current_entity_type="article",
         stats={"article": {"total": 40, "processed": 10, "created": 10}},
     )
-    expect(badge).to_have_text("Running", timeout=9_000)
+    next_poll(page)
+    expect(badge).to_have_text("Running")
     expect(page.locator("#job-status")).to_contain_text("10 / 40 records (25%)")
     expect(page.locator("#job-status progress").first).to_have_attribute("value", "10")
     screenshot(page, "job-running")
@@ -128,7 +130,8 @@ def test_job_page_refreshes_live_until_the_job_ends(browser_page, alice, connect
         finished_at=timezone.now(),
         stats={"article": {"total": 40, "processed": 40, "created": 40}},
     )
-    expect(badge).to_have_text("Completed", timeout=9_000)
+    next_poll(page)
+    expect(badge).to_have_text("Completed")
     expect(page.locator("#job-status")).to_contain_text("40 / 40 records (100%)")
     # The last poll's HX-Trigger refreshed the log table with the job's rows.
     expect(page.locator("#job-log tbody tr")).to_have_count(40)
@@ -137,7 +140,8 @@ def test_job_page_refreshes_live_until_the_job_ends(browser_page, alice, connect
     # Polling stopped by itself: no status request in the next two intervals.
     seen = len(polls)
     assert seen >= 2
-    page.wait_for_timeout(9_000)
+    next_poll(page, 2 * POLL_SECONDS + 1)
+    assert page.evaluate("window.__noReload") is True  # a round trip after the timers ran
     assert len(polls) == seen
     expect(page.locator("#job-status")).not_to_have_attribute("hx-trigger", re.compile("every"))
     screenshot(page, "job")
@@ -207,13 +211,14 @@ def test_overview_history_and_countdown(browser_page, alice, connector_a):
     Connector.objects.filter(pk=connector_a.pk).update(
         next_sync_at=timezone.now() + timedelta(minutes=3, seconds=30)
     )
+    page.clock.install()  # the countdown's seconds pass by next_poll(), not in real time
     login(page, alice)
     page.goto(connector_a.get_absolute_url())
     countdown = page.locator("#status-card [data-countdown]")
     expect(countdown).to_have_text(re.compile(r"in 3 min \d+ s"))
     first = countdown.text_content()
-    page.wait_for_timeout(1_500)
-    assert countdown.text_content() != first  # ticking without reload
+    next_poll(page, 2)
+    expect(countdown).not_to_have_text(first)  # ticking without reload
     expect(page.locator("#statistics")).to_contain_text("67%")
     screenshot(page, "overview")
 
@@ -243,15 +248,19 @@ def test_overview_picks_up_a_scheduled_sync_and_follows_it(browser_page, alice, 
     scheduler started -> it polls while the job runs -> when it ends, polling stops and the
     statistics refresh (HX-Trigger: job-finished), all without reloading the page."""
     page = browser_page
+    # The page's clock moves by next_poll(), so the sync falls due when the test says, however
+    # long the page took to load (in real time it could be due before the first tick).
     Connector.objects.filter(pk=connector_a.pk).update(
-        next_sync_at=timezone.now() + timedelta(seconds=4)
+        next_sync_at=timezone.now() + timedelta(seconds=60)
     )
+    page.clock.install()
     login(page, alice)
     page.goto(connector_a.get_absolute_url())
     page.evaluate("window.__noReload = true")
     card = page.locator("#status-card")
     expect(card).not_to_have_attribute("hx-trigger", "every 4s")
     expect(page.locator("#statistics")).to_contain_text("no finished sync yet")
+    expect(card.locator("[data-countdown]")).to_have_text(re.compile(r"in \d+ s|in 1 min"))
 
     job = make_job(  # what the scheduler would do when the sync falls due
         connector_a,
@@ -260,7 +269,9 @@ def test_overview_picks_up_a_scheduled_sync_and_follows_it(browser_page, alice, 
         trigger=SyncJob.Trigger.SCHEDULER,
         stats={"article": {"total": 20, "processed": 5}},
     )
-    expect(card).to_contain_text(f"Incremental sync #{job.pk}", timeout=15_000)
+    next_poll(page, 61)  # the countdown reaches zero: "countdown-done"
+    next_poll(page, 6)  # the card's `delay:6s`
+    expect(card).to_contain_text(f"Incremental sync #{job.pk}")
     expect(card).to_have_attribute("hx-trigger", "every 4s")
     expect(card).to_contain_text("5 of 20 records")
 
@@ -269,7 +280,8 @@ def test_overview_picks_up_a_scheduled_sync_and_follows_it(browser_page, alice, 
         finished_at=timezone.now(),
         stats={"article": {"total": 20, "processed": 20, "created": 20}},
     )
-    expect(card.locator(".facts")).to_contain_text("Completed", timeout=9_000)
+    next_poll(page)
+    expect(card.locator(".facts")).to_contain_text("Completed")
     expect(card).not_to_have_attribute("hx-trigger", "every 4s")
     expect(page.locator("#statistics")).to_contain_text("last 1 finished job")
     expect(page.locator("#statistics")).to_contain_text("100%")

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from syncjobs.models import SyncJob
 from tests.dashboard.conftest import make_job, make_log
 
-from .conftest import login
+from .conftest import login, next_poll
 
 
 def test_the_log_of_a_running_job_fills_in_by_itself_keeping_filters(
@@ -23,6 +23,7 @@ def test_the_log_of_a_running_job_fills_in_by_itself_keeping_filters(
         current_entity_type="article",
         stats={"article": {"total": 400, "processed": 0}},
     )
+    page.clock.install()  # the log's polls come by next_poll(), not in real time
     login(page, alice)
     page.goto(job.get_absolute_url())
     rows = page.locator("#job-log tbody tr:visible")
@@ -30,7 +31,8 @@ def test_the_log_of_a_running_job_fills_in_by_itself_keeping_filters(
     expect(rows.first).to_contain_text("No records processed yet")
 
     make_log(job, 3, start=100)
-    expect(rows).to_have_count(3, timeout=9_000)  # the empty-log line went away
+    next_poll(page)
+    expect(rows).to_have_count(3)  # the empty-log line went away
     expect(rows.first).to_contain_text("102")  # newest first
     page.evaluate("window.__noReload = true")
 
@@ -41,7 +43,8 @@ def test_the_log_of_a_running_job_fills_in_by_itself_keeping_filters(
     make_log(job, 2, start=200, status="SUCCESS")
     make_log(job, 2, start=300, status="FAILED", error="Title is missing")
     filtered = page.locator("#job-log tbody tr:visible")
-    expect(filtered).to_have_count(2, timeout=9_000)
+    next_poll(page)
+    expect(filtered).to_have_count(2)
     expect(filtered.nth(0)).to_contain_text("301")
     expect(filtered.nth(1)).to_contain_text("300")
     expect(page.locator("#f-status")).to_have_value("FAILED")
@@ -49,12 +52,14 @@ def test_the_log_of_a_running_job_fills_in_by_itself_keeping_filters(
 
     # More arrive: on top of those already shown, which stay where they were.
     make_log(job, 1, start=400, status="FAILED", error="Bad date")
-    expect(filtered).to_have_count(3, timeout=9_000)
+    next_poll(page)
+    expect(filtered).to_have_count(3)
     expect(filtered.nth(0)).to_contain_text("400")
     expect(filtered.nth(2)).to_contain_text("300")
 
     # The job ends: the log is loaded once more, and stops asking.
     SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED", finished_at=timezone.now())
-    expect(page.locator("#job-status .card-header .badge")).to_have_text("Completed", timeout=9_000)
+    next_poll(page)
+    expect(page.locator("#job-status .card-header .badge")).to_have_text("Completed")
     expect(page.locator("#log-live")).to_have_count(0)
     expect(filtered).to_have_count(3)

@@ -22,6 +22,9 @@ HIDE_JS = """(hidden) => {
 
 
 def test_job_status_does_not_poll_from_a_hidden_tab(browser_page, alice, connector_a):
+    # The waits below are real time passing, which is what this test is about: what a tab
+    # does (or does not) ask over whole poll intervals. Moving the page's clock instead (as the
+    # other polling tests do) let a poll through to the hidden tab, so real time it stays.
     page = browser_page
     job = make_job(connector_a, status="RUNNING", stats={"article": {"total": 10, "processed": 2}})
     polls = []
@@ -31,7 +34,7 @@ def test_job_status_does_not_poll_from_a_hidden_tab(browser_page, alice, connect
     )
     login(page, alice)
     page.goto(job.get_absolute_url())
-    page.wait_for_timeout(4_600)
+    page.wait_for_timeout(4_600)  # one poll interval and a little
     assert len(polls) >= 1  # a visible page polls
 
     page.evaluate(HIDE_JS, True)
@@ -50,5 +53,5 @@ def test_job_status_does_not_poll_from_a_hidden_tab(browser_page, alice, connect
     SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
     page.locator("#job-status .badge", has_text="Completed").wait_for(timeout=6_000)
     ended = len(polls)
-    page.wait_for_timeout(4_600)
+    page.wait_for_timeout(4_600)  # a poll interval without a poll
     assert len(polls) == ended

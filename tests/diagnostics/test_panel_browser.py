@@ -6,7 +6,13 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from diagnostics.models import ConnectionTest
-from tests.browser.conftest import browser_page, chromium, login, screenshot  # noqa: F401
+from tests.browser.conftest import (  # noqa: F401
+    browser_page,
+    chromium,
+    login,
+    next_poll,
+    screenshot,
+)
 from tests.conftest import make_connector
 from wpsim import SimulatedSite, serve
 
@@ -22,6 +28,7 @@ def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):
     test = ConnectionTest.objects.create(
         connector=connector_a, status=ConnectionTest.Status.RUNNING, started_at=timezone.now()
     )
+    page.clock.install()  # the panel's 3 s polls come by next_poll(), not in real time
     login(page, alice)
     page.goto(connector_a.get_absolute_url())
     panel = page.locator("#connection-test-panel")
@@ -33,7 +40,8 @@ def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):
     test.steps = [{**STEP, "message": "TCP connection opened."}]
     test.save(update_fields=["steps"])
     passed = panel.locator('[data-status="pass"]')
-    expect(passed).to_contain_text("TCP connection opened.", timeout=8000)
+    next_poll(page, 3)
+    expect(passed).to_contain_text("TCP connection opened.")
     expect(passed.locator(".check-pass")).to_have_count(1)
     expect(panel.locator('[data-status="pending"]')).to_have_count(4)
 
@@ -51,7 +59,8 @@ def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):
     ]
     test.save()
     failed = panel.locator('[data-status="fail"]')
-    expect(failed).to_contain_text("Not WordPress.", timeout=8000)
+    next_poll(page, 3)
+    expect(failed).to_contain_text("Not WordPress.")
     expect(failed.locator(".check-fail")).to_have_count(1)
     expect(panel).to_contain_text("Failed")
     expect(panel).not_to_have_attribute("hx-trigger", "every 3s")
@@ -59,7 +68,8 @@ def test_panel_updates_live_and_stops_polling(browser_page, alice, connector_a):
     # Polling stopped: requests for the panel cease.
     requests = []
     page.on("request", lambda r: requests.append(r.url) if "connection-test" in r.url else None)
-    page.wait_for_timeout(4000)
+    next_poll(page, 7)  # two poll intervals and more
+    expect(panel).to_contain_text("Failed")  # a round trip after the timers ran
     assert requests == []
 
 

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from django.db import connection, connections
 from syncjobs import services
 from syncjobs.models import SyncJob
 from tests.conftest import make_connector
+from tests.waiting import wait_until
 
 from .conftest import SIM_KEY
 
@@ -57,13 +57,13 @@ class Process:
         return self.path.read_text(errors="replace")
 
     def wait_for(self, text: str, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        def logged() -> bool:
             if text in self.output():
-                return
+                return True
             assert self.process.poll() is None, self.output()
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} not logged in {seconds} s:\n{self.output()}")
+            return False
+
+        wait_until(logged, timeout=seconds, what=f"{text!r} in the log", detail=self.output)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -181,14 +181,14 @@ def test_gunicorn_logs_json_with_the_request_context(tmp_path, org_a):
     try:
         web.wait_for("Booting worker")
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             try:
-                assert httpx.get(f"{base}/healthz").status_code == 200
-                break
+                return httpx.get(f"{base}/healthz").status_code == 200
             except httpx.TransportError:
-                assert time.monotonic() < deadline, web.output()
-                time.sleep(0.2)
+                return False  # not listening yet
+
+        wait_until(healthy, timeout=30, what="gunicorn's /healthz", detail=web.output)
         assert httpx.get(f"{base}/metrics").status_code == 401
         web.wait_for("Unauthorized: /metrics")
         web.wait_for("GET /metrics HTTP/1.1")

@@ -1,26 +1,16 @@
 """Delivery retries through a real Celery worker and Redis: the retry is a new task message
 with a countdown that doubles, and the sync never waits for any of it."""
 
-import time
-
 import pytest
 from django.db import connections
 
 from notifications.models import Channel, Delivery
 from syncjobs import services
 from syncjobs.models import SyncJob
+from tests.waiting import wait_until
 
 from .conftest import set_key
 from .test_delivery import add_webhook
-
-
-def wait_until(condition, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.django_db(transaction=True)
@@ -42,11 +32,17 @@ def test_a_worker_retries_a_failing_webhook_with_backoff_until_it_answers(
     app.control.purge()
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         job = services.start_sync(connector, SyncJob.Kind.FULL)
-        assert wait_until(lambda: SyncJob.objects.get(pk=job.pk).is_terminal)
-        assert wait_until(
+        wait_until(
+            lambda: SyncJob.objects.get(pk=job.pk).is_terminal,
+            timeout=60,
+            what="the sync job to end",
+        )
+        wait_until(
             lambda: Delivery.objects.filter(
                 channel=Channel.WEBHOOK, status=Delivery.Status.SENT
-            ).exists()
+            ).exists(),
+            timeout=60,
+            what="the webhook's third attempt to be delivered",
         )
     connections.close_all()
 

@@ -31,11 +31,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_SRC = REPO / "wordpress-plugin" / "association-app"
@@ -461,8 +462,8 @@ class RealWordPress:
             start_new_session=True,  # its own process group: workers are stopped with it
         )
         log.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if self.process.poll() is not None:
                 self.process = None
                 with self.log_path.open("rb") as server_log:
@@ -474,11 +475,15 @@ class RealWordPress:
             try:
                 # A static file: answers before WordPress is even installed, logs nothing.
                 httpx.get(self.url + "/harness-ready.txt", timeout=2)
-                return
+                return True
             except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise HarnessError(f"php -S did not answer on {self.url} within 20 s")
+                return False
+
+        try:
+            wait_until(answers, timeout=20, interval=0.1, what=f"php -S to answer on {self.url}")
+        except AssertionError:
+            self.stop()
+            raise HarnessError(f"php -S did not answer on {self.url} within 20 s") from None
 
     def stop(self) -> None:
         """Stop php -S and its workers. SIGTERM goes to the whole process group; the workers
@@ -495,13 +500,16 @@ class RealWordPress:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
             self.process.wait(timeout=5)
-        deadline = time.monotonic() + 5
-        while group_members(group):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(group, signal.SIGKILL)
-                deadline = time.monotonic() + 5
-            time.sleep(0.05)
+
+        def all_gone() -> bool:
+            return not group_members(group)
+
+        try:
+            wait_until(all_gone, timeout=5, what="php -S's workers to exit")
+        except AssertionError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            wait_until(all_gone, timeout=5, what="php -S's workers to die (SIGKILL)")
         self.process = None
 
     def remove_files(self) -> None:

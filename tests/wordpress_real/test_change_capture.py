@@ -7,7 +7,6 @@ The product engine runs against the real site as the worker would (services.star
 runner.run_job), as in test_product.py.
 """
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -101,12 +100,41 @@ def changed_after(api, endpoint, after):
     return body["changed"], body
 
 
-def wait_until_settled(api, endpoint, post_id, after):
-    """The plugin serves an entry once it is SETTLE seconds old."""
-    deadline = time.monotonic() + SETTLE + 10
-    while post_id not in changed_after(api, endpoint, after)[0]:
-        assert time.monotonic() < deadline, f"{endpoint} {post_id} never reached the change log"
-        time.sleep(1)
+def settle_the_change_log(real_wp):
+    """Every change-log entry written so far becomes servable, as SETTLE seconds later.
+
+    The plugin serves an entry once its stamp is CHANGE_SETTLE_SECONDS behind the site's clock
+    (AA_Changes::head()). These tests are about which changes reach the log and the sync, not
+    about time passing, so instead of sleeping 11 s they move the entries' stamps SETTLE seconds
+    into the past, as the simulator's tests advance its clock (tests/engine/test_change_capture.py).
+    Entries written afterwards are young again, as they would be. That a young entry is held
+    back is checked with the real plugin in `settle_and_find`."""
+    real_wp.php(
+        """<?php global $wpdb; $table = AA_Changes::table();
+        $wpdb->query( "UPDATE {$table} SET changed_gmt ="
+            . " DATE_SUB( changed_gmt, INTERVAL SETTLE_VALUE SECOND )" );""".replace(
+            "SETTLE_VALUE", str(SETTLE)
+        )
+    )
+
+
+def settle_and_find(real_wp, api, endpoint, post_id, after):
+    """The record's change-log entry after `after` is held back while it is younger than the
+    settle time, and served once it is settled."""
+    young = real_wp.php(
+        f"""<?php global $wpdb; $table = AA_Changes::table();
+        $entry = $wpdb->get_row( $wpdb->prepare(
+            "SELECT seq, changed_gmt FROM {{$table}} WHERE object_id = %d AND seq > %d"
+            . " ORDER BY seq DESC LIMIT 1", {post_id}, {after} ) );
+        echo wp_json_encode( $entry ? array(
+            'age' => time() - strtotime( $entry->changed_gmt . ' UTC' ),
+            'served' => (int) $entry->seq <= AA_Changes::head(),
+        ) : null );"""
+    )
+    assert young is not None, f"{endpoint} {post_id} is not in the change log"
+    assert young["served"] == (young["age"] >= contract.CHANGE_SETTLE_SECONDS), young
+    settle_the_change_log(real_wp)
+    assert post_id in changed_after(api, endpoint, after)[0], f"{endpoint} {post_id} not served"
 
 
 def test_list_answers_carry_the_sites_clock_and_the_change_logs_position(real_wp, api):
@@ -152,7 +180,7 @@ def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, ap
         update_post_meta( $doc, '_association_file_id', $att );
         echo wp_json_encode( array( $doc, $att ) );"""
     )
-    time.sleep(SETTLE)
+    settle_the_change_log(real_wp)  # the set-up's own entries: `start` stands after them
     start = head(api)
     stamps = {
         "articles": (
@@ -173,7 +201,7 @@ def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, ap
         ( new WP_User( {member} ) )->set_role( 'lapsed_member' );
         update_attached_file( {filed[1]}, 'quiet-v2.pdf' );   // the file replaced"""
     )
-    wait_until_settled(api, "documents", filed[0], start)  # the last change: all have settled
+    settle_and_find(real_wp, api, "documents", filed[0], start)  # the last change: all settled
 
     articles, body = changed_after(api, "articles", start)
     assert {scheduled, tagged} <= set(articles)
@@ -198,7 +226,7 @@ def test_changes_that_leave_modified_gmt_alone_are_in_the_change_log(real_wp, ap
     # An editor merely opening a post (its edit lock) is not a change.
     after = body["change_seq"]
     real_wp.php(f"<?php update_post_meta( {event}, '_edit_lock', time() . ':1' );")
-    time.sleep(SETTLE)
+    settle_the_change_log(real_wp)  # an entry it had written would be served now
     assert changed_after(api, "events", after)[0] == []
 
 
@@ -221,7 +249,7 @@ def test_upgrading_from_plugin_1_1_creates_the_change_log_on_the_next_request(re
     )
     assert state[0] == "3" and state[1].endswith("association_sync_changes")
     post = real_wp.create_post(post_title="After the upgrade", backdate=60)
-    wait_until_settled(api, "articles", post, 0)
+    settle_and_find(real_wp, api, "articles", post, 0)
 
 
 # --- the product's engine against the real site -----------------------------------------------
@@ -279,7 +307,7 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     )
     company = real_wp.create_post(post_type="company", post_title="Logo only", backdate=120)
     member = real_wp.create_user("role-change", role="member")
-    time.sleep(SETTLE)  # the set-up's own entries settle: the full sync's position covers them
+    settle_the_change_log(real_wp)  # the set-up's entries: the full sync's position covers them
     run(connector, SyncJob.Kind.FULL)
     assert stored(Article, far).status == "future"
     server_now = contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
@@ -299,7 +327,7 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
         set_post_thumbnail( {company}, {m["logo"]["id"]} );
         ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
     )
-    time.sleep(SETTLE)
+    settle_the_change_log(real_wp)
     job, requests = run(connector, SyncJob.Kind.INCREMENTAL)
 
     article = stored(Article, edited)

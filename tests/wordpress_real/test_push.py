@@ -3,8 +3,6 @@ connection test's round trip, and after a real edit sends one signed POST once t
 ended (the shutdown hook), however many records the request changed; the platform's
 endpoint accepts it and the pushed incremental sync brings the edit."""
 
-import time
-
 import pytest
 
 from connectors.wordpress_client import client_for
@@ -16,6 +14,7 @@ from syncjobs.models import SyncJob
 from syncjobs.runner import run_job
 from syncjobs.services import start_sync
 from tests.conftest import make_connector
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.django_db(transaction=True)]
 
@@ -39,13 +38,16 @@ def connector(org_a, real_wp, live_server, settings, monkeypatch):
 
 def wait_for_push(channel, timeout=10.0) -> PushChannel:
     """The channel once a push newer than `channel`'s last one was accepted."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = PushChannel.objects.get(pk=channel.pk)
-        if current.last_received_at != channel.last_received_at:
-            return current
-        assert time.monotonic() < deadline, "WordPress's push never reached the platform"
-        time.sleep(0.1)
+    return wait_until(
+        lambda: (
+            PushChannel.objects.filter(pk=channel.pk)
+            .exclude(last_received_at=channel.last_received_at)
+            .first()
+        ),
+        timeout=timeout,
+        interval=0.1,
+        what="WordPress's push to reach the platform",
+    )
 
 
 def test_ping_announces_push_and_the_round_trip_reaches_the_platform(connector, real_wp):
@@ -77,9 +79,19 @@ def test_an_edit_pushes_once_after_the_request_and_the_pushed_sync_brings_it(con
             wp_update_post( array( 'ID' => {post_id}, 'post_title' => "Pushed edit $i" ) );
         }}"""
     )
-    time.sleep(1.5)
+    channel = wait_for_push(channel)
+    # A marker: a push sent after that request ended, and answered (blocking) before php
+    # returns. Had the request pushed once per edit, those pushes, sent before it, would be
+    # counted by now; so the count is exactly the request's push plus the marker's.
+    url = services.push_url(connector)
+    answer = real_wp.php(
+        f"""<?php $secret = AA_Push::subscriptions()['{url}'];
+        $r = AA_Push::send( '{url}', $secret, 'changes', true );
+        echo wp_json_encode( wp_remote_retrieve_response_code( $r ) );"""
+    )
+    assert 200 <= answer < 300
     channel = PushChannel.objects.get(pk=channel.pk)
-    assert channel.window_count == before + 1
+    assert channel.window_count == before + 2
 
     assert start_pushed_sync(connector.pk).startswith("job ")
     pushed = SyncJob.objects.get(connector=connector, trigger=SyncJob.Trigger.PUSH)

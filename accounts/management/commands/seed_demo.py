@@ -1,3 +1,5 @@
+"""`python manage.py seed_demo`: the demo's organisations, users and connectors (idempotent)."""
+
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand

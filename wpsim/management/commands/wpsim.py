@@ -1,6 +1,7 @@
-"""`python manage.py wpsim --port 8089 --records 1000 --seed 1 --key KEY [--change-every 60]`
+"""The `wpsim` command: a simulated WordPress site served in the foreground.
 
-Runs a simulated WordPress site (wpsim) in the foreground until Ctrl-C. Faults can be set at
+`python manage.py wpsim --port 8089 --records 1000 --seed 1 --key KEY [--change-every 60]`
+runs a simulated WordPress site (wpsim) in the foreground until Ctrl-C. Faults can be set at
 start (`--fault`, repeatable) or later over HTTP (POST /__sim/faults with the site key).
 """
 
