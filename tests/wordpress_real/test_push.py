@@ -83,7 +83,7 @@ def test_an_edit_pushes_once_after_the_request_and_the_pushed_sync_brings_it(con
     # A marker: a push sent after that request ended, and answered (blocking) before php
     # returns. Had the request pushed once per edit, those pushes, sent before it, would be
     # counted by now; so the count is exactly the request's push plus the marker's.
-    url = services.push_url(connector)
+    url = subscriptions.push_url(connector)
     answer = real_wp.php(
         f"""<?php $secret = AA_Push::subscriptions()['{url}'];
         $r = AA_Push::send( '{url}', $secret, 'changes', true );
