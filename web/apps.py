@@ -1,3 +1,5 @@
+"""The shared web app's registration with Django: template tags and pagination every app uses."""
+
 from django.apps import AppConfig
 
 
