@@ -61,6 +61,7 @@ def fast_clients(monkeypatch):
 
     clients = FastClients(connectors.wordpress_client.client_for)
     monkeypatch.setattr(connectors.wordpress_client, "client_for", clients)
+    monkeypatch.setattr(syncjobs.runner, "client_for", clients)  # imported by name there
 
     real_build_plan = syncjobs.runner.build_plan
 
