@@ -61,7 +61,7 @@ def test_two_dispatchers_racing_create_one_job_per_connector(org_a, monkeypatch)
     enqueued = []
     # due_at: when the connector was due (the schedule lag metric).
     monkeypatch.setattr(
-        tasks.run_sync_job, "delay", lambda job_id, due_at=None: enqueued.append(job_id)
+        tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: enqueued.append(job_id)
     )
     connectors = [due(org_a, f"site {i}") for i in range(20)]
     barrier = threading.Barrier(4)
@@ -192,7 +192,7 @@ def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
     from syncjobs import services, tasks
     from syncjobs.runner import finish
 
-    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id: None)
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, kind=None: None)
     now = timezone.now()
     ahead = now + timedelta(minutes=40)
     connector = due(org_a, "hourly", next_sync_at=ahead)
@@ -216,7 +216,7 @@ def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
 def test_once_imported_the_scheduler_runs_incremental_syncs(org_a, monkeypatch):
     from syncjobs import tasks
 
-    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None: None)
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: None)
     imported = due(org_a, "imported", initial_import_done_at=timezone.now())
     legacy = due(org_a, "legacy")  # imported before the stamp: its history says so
     SyncJob.objects.create(
