@@ -12,6 +12,7 @@ import threading
 import redis
 from celery import signals
 from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 from config.celery import app
 
@@ -28,7 +29,7 @@ def count_statement(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
-@connection_created.connect
+@receiver(connection_created)
 def _count_on(sender, connection, **kwargs):
     if count_statement not in connection.execute_wrappers:
         connection.execute_wrappers.append(count_statement)

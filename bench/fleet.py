@@ -18,7 +18,7 @@ the PostgreSQL connections open (and active) at peak. Baseline, same run and sam
 a Celery no-op task (its round trip rate and CPU per task).
 
 `python -m bench.fleet` (or `make bench BENCH_ARGS=fleet`): N=200 and N=2,000, about 9
-minutes. `--quick`: N=200 only, about 2 minutes. `--sizes 500,1000 --rate 10`: other fleet
+minutes. `--quick`: N=200 only, about 2 minutes. `--sizes=500,1000 --rate=10`: other fleet
 sizes and jobs per second. Database `bench_fleet` (created if missing).
 """
 
@@ -79,13 +79,13 @@ class ConnectionSampler(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.database = url, database
         self.peak_open = self.peak_active = 0
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.wait(0.1):
+            while not self._stopping.wait(0.1):
                 opened, active = conn.execute(
                     "SELECT count(*), count(*) FILTER (WHERE state = 'active') "
                     "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -95,7 +95,7 @@ class ConnectionSampler(threading.Thread):
                 self.peak_active = max(self.peak_active, active)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(timeout=5)
 
 
@@ -146,6 +146,7 @@ def stop(processes) -> None:
 def imported_state(org, urls) -> list[dict]:
     """One real initial import per site: the cursors a connector of that site has after it."""
     from connectors.models import Connector
+    from connectors.wordpress import contract
     from syncjobs import services
     from syncjobs.models import SyncJob
     from syncjobs.runner import run_job
@@ -156,6 +157,7 @@ def imported_state(org, urls) -> list[dict]:
             organisation=org,
             name=f"Import {n}",
             site_url=url,
+            entity_types=list(contract.ENTITY_TYPES),
             frequency=Connector.Frequency.MANUAL,
         )
         connector.api_key = KEY
@@ -200,7 +202,7 @@ def seed_fleet(org, urls, states, size: int, start, window: float) -> dict[int, 
 
 
 def start_worker(env, directory: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "celery", "-A", "bench._fleet_worker", "worker"]
+    command = [sys.executable, "-m", "celery", "-A", "bench._fleet_worker", "--quiet", "worker"]
     command += ["--queues", QUEUE, "--concurrency", "2", "--loglevel", "WARNING"]
     command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
     command += ["--hostname", f"fleet-{os.getpid()}@%h"]
@@ -208,7 +210,8 @@ def start_worker(env, directory: str) -> subprocess.Popen:
 
 
 def start_beat(env, directory: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING"]
+    command = [sys.executable, "-m", "celery", "-A", "config", "--quiet", "beat"]
+    command += ["--loglevel", "WARNING"]
     command += ["--schedule", str(Path(directory) / "beat-schedule")]
     return subprocess.Popen(command, cwd=ROOT, env=env)
 
