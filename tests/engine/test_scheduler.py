@@ -225,3 +225,50 @@ def test_once_imported_the_scheduler_runs_incremental_syncs(org_a, monkeypatch):
     kinds = {job.connector.name: job.kind for job in dispatch_due()}
     assert kinds == {"imported": "INCREMENTAL", "legacy": "INCREMENTAL"}
     assert imported.jobs.get().get_kind_display() == "Incremental sync"
+
+
+def tick_statements(now=None) -> tuple[list[SyncJob], int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        jobs = dispatch_due(now)
+    return jobs, len(ctx.captured_queries)
+
+
+@pytest.mark.django_db
+def test_a_tick_costs_the_same_whatever_the_number_of_due_connectors(org_a, monkeypatch):
+    """A fleet's scheduler: one query when nothing is due, and a batch of due connectors a
+    fixed number of statements (not a few per connector, as it was)."""
+    from syncjobs import tasks
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: None)
+    assert tick_statements() == ([], 1)
+    for i in range(3):
+        due(org_a, f"few {i}", initial_import_done_at=timezone.now())
+    few, few_statements = tick_statements()
+    for i in range(30):
+        due(org_a, f"many {i}", initial_import_done_at=timezone.now())
+    many, many_statements = tick_statements()
+    assert (len(few), len(many)) == (3, 30)
+    assert few_statements == many_statements
+    assert {job.kind for job in few + many} == {"INCREMENTAL"}
+    assert tick_statements() == ([], 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_started_during_the_tick_costs_only_its_own_connector(org_a, monkeypatch):
+    """A manual sync (which takes no row lock) started between the tick's read and its
+    insert: the batch's other connectors still get their jobs."""
+    from syncjobs import scheduler, tasks
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: None)
+    first, second = due(org_a, "first"), due(org_a, "second")
+    manual = services.start_sync(second, SyncJob.Kind.FULL)
+    now = timezone.now()
+    jobs = scheduler._start_jobs(
+        [(first, SyncJob.Kind.INCREMENTAL, now), (second, SyncJob.Kind.INCREMENTAL, now)]
+    )
+    assert [job.connector_id for job in jobs] == [first.pk]
+    assert list(SyncJob.objects.filter(connector=second)) == [manual]
+    assert SyncJob.objects.get(connector=first).trigger == SyncJob.Trigger.SCHEDULER
