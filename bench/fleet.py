@@ -8,8 +8,9 @@ simulated sites (`manage.py wpsim`, BENCH_FLEET_SITES processes, default 2) that
 connectors share, as an association's connectors often share one site. The connectors
 are already imported (their change cursors are the site's, taken from one real import per
 site), so every job is a no-change incremental sync. Their due times are spread evenly
-over a window of W seconds: 2,000 connectors every 15 minutes is 2.2 jobs/s; the default
-window runs them at 6.7 jobs/s (3x compressed), N=200 in 30 s and N=2,000 in 300 s.
+over a window of W seconds: 2,000 connectors every 15 minutes is 2.2 jobs/s; by default they
+are due at 3 jobs/s (1.35x compressed: what the shared 2-core machine could take), N=200 in
+67 s and N=2,000 in 667 s.
 
 Prints per N: jobs per second, worker CPU and database statements per job (the sync task;
 the scheduler's dispatch task apart), schedule lag (the connector's due time -> the job's
@@ -17,8 +18,8 @@ start) p50/p99 against the target (one scheduler tick plus the job's own duratio
 the PostgreSQL connections open (and active) at peak. Baseline, same run and same worker:
 a Celery no-op task (its round trip rate and CPU per task).
 
-`python -m bench.fleet` (or `make bench BENCH_ARGS=fleet`): N=200 and N=2,000, about 9
-minutes. `--quick`: N=200 only, about 2 minutes. `--sizes=500,1000 --rate=10`: other fleet
+`python -m bench.fleet` (or `make bench BENCH_ARGS=fleet`): N=200 and N=2,000, about 15
+minutes. `--quick`: N=200 only, about 2.5 minutes. `--sizes=500,1000 --rate=10`: other fleet
 sizes and jobs per second. Database `bench_fleet` (created if missing).
 """
 
@@ -257,7 +258,11 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
         beat = start_beat(env, directory)
         jobs = SyncJob.objects.filter(connector_id__in=list(due))
         terminal = jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
-        wait_for(lambda: terminal.count() >= size, window + 300, f"{size} jobs", interval=1)
+        # A worker that cannot keep up is a result, not a failure: measured after a grace of
+        # a window more (at least 2 minutes), the jobs still waiting are reported and dropped.
+        deadline = time.monotonic() + window + max(120.0, window) + 8
+        while terminal.count() < size and time.monotonic() < deadline:
+            time.sleep(1)
         cpu = cpu_seconds(worker.pid) - cpu_before
         sampler.stop()
         sync_after = counted(client, "syncjobs.tasks.run_sync_job")
@@ -266,7 +271,14 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
         if sampler.is_alive():
             sampler.stop()
         stop([beat, worker])
-    rows = list(jobs.values_list("connector_id", "status", "started_at", "finished_at"))
+    rows = list(
+        jobs.filter(status__in=SyncJob.TERMINAL_STATUSES).values_list(
+            "connector_id", "status", "started_at", "finished_at"
+        )
+    )
+    unfinished = size - len(rows)
+    jobs.exclude(status__in=SyncJob.TERMINAL_STATUSES).update(status=SyncJob.Status.CANCELLED)
+    client.delete(QUEUE)
     completed = [r for r in rows if r[1] == SyncJob.Status.COMPLETED]
     lags = [(started - due[connector]).total_seconds() for connector, _, started, _ in rows]
     durations = [(finished - started).total_seconds() for _, _, started, finished in completed]
@@ -278,6 +290,7 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
         "window": window,
         "completed": len(completed),
         "jobs": len(rows),
+        "unfinished": unfinished,
         "jobs_per_second": len(rows) / span,
         "cpu_ms": cpu * 1000 / len(rows),
         "statements": (sync_after[1] - sync_before[1]) / max(1, sync_tasks),
@@ -298,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.fleet")
     parser.add_argument("--quick", action="store_true", help="N=200 only")
     parser.add_argument("--sizes", default="200,2000", help="fleet sizes, comma-separated")
-    parser.add_argument("--rate", type=float, default=2000 / 300, help="jobs due per second")
+    parser.add_argument("--rate", type=float, default=3.0, help="jobs due per second")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     sizes = [200] if args.quick else [int(n) for n in args.sizes.split(",")]
 
@@ -327,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         for size in sizes:
             results.append(run_fleet(env, app, client, org, urls, states, size, args.rate))
             Connector.objects.filter(organisation=org, name__startswith="Fleet ").delete()
+            print(f"N={size}: {results[-1]}", flush=True)  # in case a later size fails
     finally:
         stop(sites)
         client.delete(f"{PREFIX}:tasks", f"{PREFIX}:statements", QUEUE)
@@ -348,8 +362,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['lag_p50']:>8.2f}s{r['lag_p99']:>8.2f}s{target:>7.1f}s{r['duration_p50']:>8.3f}s"
             f"{r['peak_open']:>6} ({r['peak_active']})"
         )
-        if r["completed"] != r["jobs"]:
-            print(f"  !! {r['jobs'] - r['completed']} of {r['jobs']} jobs did not complete")
+        if r["completed"] != r["jobs"] or r["unfinished"]:
+            print(
+                f"  !! {r['jobs'] - r['completed']} jobs failed, {r['unfinished']} never ran "
+                f"within the window plus its grace (the worker fell behind)"
+            )
     for r in results:
         print(
             f"baseline N={r['size']}: Celery no-op round trip {r['noop_rate']:.0f} tasks/s, "
