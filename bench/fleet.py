@@ -317,7 +317,11 @@ def main(argv: list[str] | None = None) -> None:
 
     os.environ.pop("PLATFORM_URL", None)  # no push subscription: the schedule alone
     env = setup_django("bench_fleet")
+    # The worker keeps its connection as docker-compose.yml's does (BENCH_CONN_MAX_AGE=0: a
+    # new one per job, the settings' default).
+    conn_max_age = os.environ.get("BENCH_CONN_MAX_AGE", "60")
     env = dict(env, BENCH_FLEET_KEY=PREFIX, SYNC_DISPATCH_INTERVAL=str(TICK))
+    env["DB_CONN_MAX_AGE"] = conn_max_age
     env.pop("PLATFORM_URL", None)
     import redis
 
@@ -346,7 +350,8 @@ def main(argv: list[str] | None = None) -> None:
         client.delete(f"{PREFIX}:tasks", f"{PREFIX}:statements", QUEUE)
     print(
         f"fleet: {len(urls)} simulated sites ({SITE_RECORDS} records each) shared by the "
-        f"connectors; 1 worker (-Q {QUEUE}, prefork, 2 processes) + beat (tick {TICK:g} s); "
+        f"connectors; 1 worker (-Q {QUEUE}, prefork, 2 processes, DB_CONN_MAX_AGE "
+        f"{conn_max_age}) + beat (tick {TICK:g} s); "
         f"no-change incremental jobs due at {args.rate:.1f}/s (2,000 every 15 min = 2.2/s)"
     )
     header = (
