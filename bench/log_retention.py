@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_ROWS = int(os.environ.get("BENCH_LOG_ROWS", "10000000"))
 RECORDS = int(os.environ.get("BENCH_RETENTION_RECORDS", "20000"))
 BASELINE_SYNCS = 3
+# The prune's pacing (prune_sync_logs --yield-ratio; the hourly task's is 1.0, 0 is flat out).
+YIELD_RATIO = float(os.environ.get("BENCH_PRUNE_YIELD_RATIO", "1.0"))
 ROWS_PER_JOB = 10_000
 KEY = "bench-retention-key-0123456789abcdef0123456789"
 
@@ -235,7 +237,9 @@ def main() -> None:
             prune_env = dict(env, SYNC_LOG_RETENTION_DAYS="90")
             started = time.perf_counter()
             pruner = subprocess.Popen(
-                [sys.executable, "manage.py", "prune_sync_logs"], cwd=ROOT, env=prune_env
+                [sys.executable, "manage.py", "prune_sync_logs", f"--yield-ratio={YIELD_RATIO}"],
+                cwd=ROOT,
+                env=prune_env,
             )
             during = []
             while pruner.poll() is None:
@@ -249,7 +253,8 @@ def main() -> None:
     base, meanwhile = statistics.mean(baseline), statistics.mean(during)
     print(
         f"prune by DELETE: {LOG_ROWS:,} rows in {prune_seconds:.1f} s = "
-        f"{LOG_ROWS / prune_seconds:,.0f} rows/s (batches of 5,000, each its own transaction)"
+        f"{LOG_ROWS / prune_seconds:,.0f} rows/s (batches of 5,000, each its own transaction, "
+        f"--yield-ratio {YIELD_RATIO:g})"
     )
     print(
         f"no-change full sync of {RECORDS:,} records: baseline {base:.2f} s (mean of "
