@@ -5,17 +5,18 @@ decide by measurement between the two designs (docs/log-retention.md).
 
 Seeds the rows with one INSERT … generate_series (jobs of 10,000 rows, finished 200 days ago)
 in the `bench_retention` database, imports a simulated site (BENCH_RETENTION_RECORDS, default
-20,000 records), then times no-change full syncs of it: BASELINE_SYNCS without pruning (the
-baseline, same run), then back to back while `manage.py prune_sync_logs` runs in a process of
-its own as beat's worker would. Prints the prune's time and rows/s, and the syncs' mean time
-during the prune against the baseline's.
+20,000 records), then times no-change full syncs of it: BASELINE_SYNCS without pruning
+before the prune and as many after it (the baseline, same run), and back to back while
+`manage.py prune_sync_logs` runs in a process of its own as beat's worker would (paced by
+BENCH_PRUNE_YIELD_RATIO, default 1.0 as the hourly task). Prints the prune's time and rows/s,
+and the syncs' mean time during the prune against the baseline's.
 
 The comparison: before the prune, the seeded rows are copied into `bench_log_by_month`
 (PARTITION BY RANGE (processed_at), one partition a month, the log's six indexes), and one
 sync's worth of log rows (BENCH_RETENTION_RECORDS) is inserted into each table: what every
 sync would pay for partitioning. After the prune, the old partitions are detached and
 dropped, timed. The scratch table is dropped at the end. A 10 M-row run needs about 8 GB
-free (checked first) and takes 15-25 minutes on a busy machine.
+free (checked first) and took 25 minutes on the busy shared machine.
 """
 
 from __future__ import annotations
