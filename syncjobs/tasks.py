@@ -39,6 +39,7 @@ def prune_sync_logs() -> int:
     return prune(yield_ratio=PRUNE_YIELD_RATIO, max_seconds=600).rows
 
 
-# After each batch of the prune, sleep as long as the batch took: at 10 million rows, pruning
-# flat out slowed a concurrent sync by +104 % on the 2-core machine (docs/log-retention.md).
+# After each batch of the prune, sleep as long as the batch took, leaving the database to the
+# syncs: at 10 million rows, pruning flat out slowed a concurrent sync by +104 % on the shared
+# 2-core machine (a noisy figure: docs/log-retention.md).
 PRUNE_YIELD_RATIO = 1.0
