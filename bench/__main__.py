@@ -1,5 +1,6 @@
 """`make bench`: run every benchmark module of this package (sorted by name) that has a
-`main()`; each prints its own figures. `python -m bench status_polling` runs only that one.
+`main()`; each prints its own figures. `python -m bench status_polling` runs only that one;
+options (`python -m bench fleet --quick`) are handed to every module run.
 
 A module that fails is reported and the others still run; the exit status is then 1."""
 
@@ -13,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str]) -> int:
-    wanted = set(argv)
+    wanted = {arg for arg in argv if not arg.startswith("-")}
+    options = [arg for arg in argv if arg.startswith("-")]
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]))
     failed = []
     for name in names:
@@ -26,7 +28,7 @@ def main(argv: list[str]) -> int:
         # Each bench in a fresh interpreter: each points Django at its own database, and
         # Django is set up once per process (run in one process, the second bench silently
         # measured the first one's database, against a server on another).
-        code = subprocess.call([sys.executable, "-m", f"bench.{name}"], cwd=ROOT)
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", *options], cwd=ROOT)
         if code != 0:
             failed.append(name)
         sys.stdout.flush()

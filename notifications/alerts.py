@@ -77,6 +77,7 @@ def _evaluate(job: SyncJob) -> None:
             .get(pk=job.connector_id)
         )
         health, _ = ConnectorHealth.objects.get_or_create(connector=connector)
+        before = _state(health)
         org_settings = OrganisationSettings.for_organisation(connector.organisation_id)
         now = job.finished_at or timezone.now()
         if job.status == SyncJob.Status.FAILED:
@@ -84,7 +85,12 @@ def _evaluate(job: SyncJob) -> None:
         else:
             _on_success(job, connector, health, org_settings)
         _check_slow(job, connector, health, org_settings)
-        health.save()
+        if _state(health) != before:  # most jobs change nothing: no write (bench/fleet.py)
+            health.save()
+
+
+def _state(health: ConnectorHealth) -> list:
+    return [getattr(health, field.attname) for field in ConnectorHealth._meta.concrete_fields]
 
 
 def _on_failure(job, connector, health, org_settings, now) -> None:
@@ -188,7 +194,8 @@ def _check_slow(job, connector, health, org_settings) -> None:
     duration = job.duration
     if duration is None:
         return
-    usual = usual_duration(job)
+    # Shorter than SLOW_MIN_DURATION is never slow: the history is not read (a query per job).
+    usual = usual_duration(job) if duration >= SLOW_MIN_DURATION else None
     slow = usual is not None and duration >= SLOW_MIN_DURATION and duration > SLOW_FACTOR * usual
     if slow and not health.slow_alerted:
         notify(

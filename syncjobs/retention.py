@@ -52,11 +52,14 @@ def prune(
     days: int | None = None,
     batch_size: int = 5000,
     pause: float = 0.0,
+    yield_ratio: float = 0.0,
     now=None,
     max_seconds: float | None = None,
 ) -> PruneResult:
-    """Remove log rows past retention. `pause` seconds between batches leave the database
-    to the syncs; `max_seconds` stops a run early (the next one continues)."""
+    """Remove log rows past retention. After each batch, `pause` seconds plus `yield_ratio`
+    times the batch's own time leave the machine to the syncs (1.0: the prune works at most
+    half the time; a busy machine makes batches slower, and the prune yields longer);
+    `max_seconds` stops a run early (the next one continues)."""
     days = settings.SYNC_LOG_RETENTION_DAYS if days is None else days
     result = PruneResult()
     if days <= 0:
@@ -74,10 +77,11 @@ def prune(
         ).values_list("pk", flat=True)
         for job_id in jobs.iterator(chunk_size=500):
             while True:
+                batch_started = time.monotonic()
                 deleted = _delete_batch(job_id, batch_size, keep_failures)
                 result.rows += deleted
-                if pause and deleted:
-                    time.sleep(pause)
+                if deleted and (pause or yield_ratio):
+                    time.sleep(pause + yield_ratio * (time.monotonic() - batch_started))
                 if deleted < batch_size:
                     break
                 if max_seconds is not None and time.monotonic() - started > max_seconds:

@@ -7,8 +7,9 @@ queue and everything else (incrementals, pushed syncs, the scheduler's ticks) st
 default queue, and production runs a worker per queue (docker-compose.yml). A worker started
 without -Q consumes both (CELERY_TASK_QUEUES), as the demo's and the tests' do.
 
-The router reads the job's kind from its row (one indexed query per enqueue) instead of the
-task's arguments, so every sender (start_sync, the sweeper's re-send) is routed alike.
+Senders pass the job's kind in the task's `kind` argument (services.enqueue_job): routing
+then costs no query, which the scheduler pays per dispatched job otherwise. A message
+without it (one sent by an older release) is routed by the kind in the job's row.
 """
 
 from django.conf import settings
@@ -19,11 +20,13 @@ BULK_KINDS = ("INITIAL", "FULL", "RECONCILE")
 def route_task(name, args, kwargs, options, task=None, **kw):
     if name != "syncjobs.tasks.run_sync_job" or not args:
         return None  # the default queue
-    # Deferred so that importing the router never needs Django's app registry: Celery
-    # imports it by name (settings.CELERY_TASK_ROUTES) in whatever process sends a task.
-    from syncjobs.models import SyncJob
+    kind = (kwargs or {}).get("kind")
+    if kind is None:  # a message sent before kinds rode along
+        # Deferred so that importing the router never needs Django's app registry: Celery
+        # imports it by name (settings.CELERY_TASK_ROUTES) in whatever process sends a task.
+        from syncjobs.models import SyncJob
 
-    kind = SyncJob.objects.filter(pk=args[0]).values_list("kind", flat=True).first()
+        kind = SyncJob.objects.filter(pk=args[0]).values_list("kind", flat=True).first()
     if kind in BULK_KINDS:
         return {"queue": settings.SYNC_BULK_QUEUE}
     return None

@@ -7,14 +7,19 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import IntegrityError, transaction
+from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from connectors.models import Connector
 from syncjobs.models import SyncJob
 from syncjobs.runner import finish
-from syncjobs.services import InitialImportAlreadyDone, SyncRefused, start_sync
+from syncjobs.services import (
+    NothingToReconcile,
+    SyncRefused,
+    enqueue_job,
+    start_sync,
+)
 from syncjobs.tasks import run_sync_job
 
 logger = logging.getLogger(__name__)
@@ -25,91 +30,152 @@ DISPATCH_BATCH = 100
 SCHEDULED_STATUSES = (Connector.Status.ACTIVE, Connector.Status.ERROR)
 
 
+def _scheduled(now):
+    """Connectors the scheduler may start a job for now: scheduled, none in flight."""
+    in_flight = SyncJob.objects.filter(connector=OuterRef("pk"), status__in=SyncJob.ACTIVE_STATUSES)
+    return (
+        Connector.objects.filter(status__in=SCHEDULED_STATUSES)
+        .exclude(frequency=Connector.Frequency.MANUAL)
+        .exclude(Exists(in_flight))
+    )
+
+
+RECONCILE_DUE = Q(next_reconcile_at__isnull=False) & ~Q(
+    reconcile_frequency=Connector.Reconciliation.OFF
+)
+
+
+def _imported():
+    """Whether the connector's data was imported (services.first_import_done_at, as an
+    annotation: one query per batch instead of one per connector)."""
+    completed = SyncJob.objects.filter(
+        connector=OuterRef("pk"), status=SyncJob.Status.COMPLETED, scope={}, dry_run=False
+    )
+    return Case(
+        When(initial_import_done_at__isnull=False, then=Value(True)),
+        default=Exists(completed),
+        output_field=BooleanField(),
+    )
+
+
 def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]:
     """Create an INCREMENTAL job for every due connector and move its next_sync_at on (an
     INITIAL one for a connector whose first import has not run: that is what it is, and
     its name says so instead of "Incremental sync #1").
 
-    Rows are locked with FOR UPDATE SKIP LOCKED in batches: two beats (or a beat and a manual
-    dispatcher) running at once each take different connectors, and a connector locked by one
-    is simply left to it. The partial unique index on active jobs is the last line of defence.
+    Most ticks find nothing due: one query (no transaction) says so, and the tick ends.
+    Otherwise rows are locked with FOR UPDATE SKIP LOCKED in batches: two beats (or a beat
+    and a manual dispatcher) running at once each take different connectors, and a connector
+    locked by one is simply left to it. A batch costs a fixed number of queries whatever its
+    size (one UPDATE of the connectors, one INSERT of the jobs); the partial unique index on
+    active jobs is the last line of defence against a manual sync started meanwhile.
     """
     now = now or timezone.now()
-    jobs: list[SyncJob] = dispatch_reconciliations(now, batch_size=batch_size)
-    in_flight = SyncJob.objects.filter(connector=OuterRef("pk"), status__in=SyncJob.ACTIVE_STATUSES)
+    reconcile_now = RECONCILE_DUE & Q(next_reconcile_at__lte=now)
+    # One row, or none: whether anything is due, and then whether a reconciliation is.
+    first = (
+        _scheduled(now)
+        .filter(Q(next_sync_at__lte=now) | reconcile_now)
+        .annotate(reconcile=ExpressionWrapper(reconcile_now, output_field=BooleanField()))
+        .order_by("-reconcile")
+        .values_list("reconcile", flat=True)[:1]
+    )
+    first = list(first)
+    if not first:
+        return []
+    jobs = dispatch_reconciliations(now, batch_size=batch_size) if first[0] else []
     while True:
         with transaction.atomic():
             due = list(
-                Connector.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(status__in=SCHEDULED_STATUSES, next_sync_at__lte=now)
-                .exclude(frequency=Connector.Frequency.MANUAL)
-                .exclude(Exists(in_flight))
+                _scheduled(now)
+                .select_for_update(skip_locked=True, of=("self",))
+                .filter(next_sync_at__lte=now)
+                .annotate(imported=_imported())
                 .order_by("next_sync_at", "pk")[:batch_size]
             )
+            batch = []
             for connector in due:
-                due_at = connector.next_sync_at
+                batch.append((connector, connector.next_sync_at))
                 connector.next_sync_at = connector.compute_next_sync_at(now)
-                connector.save(update_fields=["next_sync_at", "updated_at"])
-                first = connector.initial_import_done_at is None
-                kind = SyncJob.Kind.INITIAL if first else SyncJob.Kind.INCREMENTAL
-                try:
-                    try:
-                        job = start_sync(
-                            connector, kind, trigger=SyncJob.Trigger.SCHEDULER, due_at=due_at
-                        )
-                    except InitialImportAlreadyDone:
-                        # Imported before the stamp existed (the job history says so).
-                        job = start_sync(
-                            connector,
-                            SyncJob.Kind.INCREMENTAL,
-                            trigger=SyncJob.Trigger.SCHEDULER,
-                            due_at=due_at,
-                        )
-                    jobs.append(job)
-                except SyncRefused as exc:
-                    logger.info("connector %s not dispatched: %s", connector.pk, exc)
+                connector.updated_at = now
+            Connector.objects.bulk_update(due, ["next_sync_at", "updated_at"])
+            jobs += _start_jobs(
+                [
+                    (
+                        connector,
+                        SyncJob.Kind.INCREMENTAL if connector.imported else SyncJob.Kind.INITIAL,
+                        due_at,
+                    )
+                    for connector, due_at in batch
+                ]
+            )
         if len(due) < batch_size:
             return jobs
 
 
 def dispatch_reconciliations(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]:
     """Create a RECONCILE job for every connector whose reconciliation is due and move its
-    next_reconcile_at on; locked as dispatch_due's batches are. Runs first in a tick: a
-    reconciliation catches up like an incremental sync does, so the incremental due at the
-    same time waits for it (one job in flight per connector) and is not needed.
+    next_reconcile_at on; locked and batched as dispatch_due's batches are. Runs first in a
+    tick: a reconciliation catches up like an incremental sync does, so the incremental due
+    at the same time waits for it (one job in flight per connector) and is not needed.
 
     Scheduled connectors only (not paused, not manual-only), once their first sync
     completed (runner.finish sets the first next_reconcile_at)."""
     now = now or timezone.now()
     jobs: list[SyncJob] = []
-    in_flight = SyncJob.objects.filter(connector=OuterRef("pk"), status__in=SyncJob.ACTIVE_STATUSES)
     while True:
         with transaction.atomic():
             due = list(
-                Connector.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(status__in=SCHEDULED_STATUSES, next_reconcile_at__lte=now)
-                .exclude(frequency=Connector.Frequency.MANUAL)
-                .exclude(reconcile_frequency=Connector.Reconciliation.OFF)
-                .exclude(Exists(in_flight))
+                _scheduled(now)
+                .select_for_update(skip_locked=True, of=("self",))
+                .filter(RECONCILE_DUE, next_reconcile_at__lte=now)
+                .annotate(imported=_imported())
                 .order_by("next_reconcile_at", "pk")[:batch_size]
             )
+            batch = []
             for connector in due:
-                due_at = connector.next_reconcile_at
-                connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
-                connector.save(update_fields=["next_reconcile_at", "updated_at"])
-                try:
-                    jobs.append(
-                        start_sync(
-                            connector,
-                            SyncJob.Kind.RECONCILE,
-                            trigger=SyncJob.Trigger.SCHEDULER,
-                            due_at=due_at,
-                        )
+                if connector.imported:
+                    batch.append((connector, SyncJob.Kind.RECONCILE, connector.next_reconcile_at))
+                else:
+                    logger.info(
+                        "connector %s not reconciled: %s", connector.pk, NothingToReconcile()
                     )
-                except SyncRefused as exc:
-                    logger.info("connector %s not reconciled: %s", connector.pk, exc)
+                connector.next_reconcile_at = connector.compute_next_reconcile_at(now)
+                connector.updated_at = now
+            Connector.objects.bulk_update(due, ["next_reconcile_at", "updated_at"])
+            jobs += _start_jobs(batch)
         if len(due) < batch_size:
             return jobs
+
+
+def _start_jobs(batch) -> list[SyncJob]:
+    """Create the scheduled jobs of a batch of (connector, kind, due_at) in one INSERT and
+    enqueue each after commit (services.start_sync's work, without its checks: the caller
+    made them for the whole batch)."""
+    jobs = [
+        SyncJob(connector=connector, kind=kind, trigger=SyncJob.Trigger.SCHEDULER)
+        for connector, kind, _ in batch
+    ]
+    if not jobs:
+        return []
+    try:
+        with transaction.atomic():  # a savepoint: a conflict loses only this INSERT
+            SyncJob.objects.bulk_create(jobs)
+    except IntegrityError:
+        # A manual or pushed sync of one of them started since the batch was read (those
+        # do not lock the connector): one by one, so only that connector is skipped.
+        jobs = []
+        for connector, kind, due_at in batch:
+            try:
+                jobs.append(
+                    start_sync(connector, kind, trigger=SyncJob.Trigger.SCHEDULER, due_at=due_at)
+                )
+            except SyncRefused as exc:
+                logger.info("connector %s not dispatched: %s", connector.pk, exc)
+        return jobs
+    for job, (_, _, due_at) in zip(jobs, batch, strict=True):
+        enqueue_job(job, due_at)
+    return jobs
 
 
 def sweep_stale(now=None) -> int:

@@ -77,19 +77,29 @@ def start_sync(
                 if scope or dry_run:
                     changes |= {"what": job.description, "scope": scope or {}}
                 record(connector, AuditEvent.Action.SYNC_TRIGGERED, actor=user, changes=changes)
-            # robust: the job row is committed by now; if the broker is down, the click
-            # still lands on the job page and the sweeper re-sends it (scheduler.resend_lost).
-            if due_at is None:
-                transaction.on_commit(lambda: run_sync_job.delay(job.pk), robust=True)
-            else:
-                due = due_at.isoformat()
-                transaction.on_commit(lambda: run_sync_job.delay(job.pk, due_at=due), robust=True)
+            enqueue_job(job, due_at)
     except IntegrityError:
         running = SyncJob.objects.filter(
             connector=connector, status__in=SyncJob.ACTIVE_STATUSES
         ).first()
         raise SyncAlreadyRunning(running) from None
     return job
+
+
+def enqueue_job(job: SyncJob, due_at=None) -> None:
+    """Send the job's task once the current transaction commits (at once outside one).
+
+    robust: the job row is committed by then; if the broker is down, the click still lands
+    on the job page and the sweeper re-sends it (scheduler.resend_lost). The kind rides
+    along for the queue router (syncjobs/routing.py), which then needs no query."""
+    job_id, kind = job.pk, job.kind
+    if due_at is None:
+        transaction.on_commit(lambda: run_sync_job.delay(job_id, kind=kind), robust=True)
+    else:
+        due = due_at.isoformat()
+        transaction.on_commit(
+            lambda: run_sync_job.delay(job_id, due_at=due, kind=kind), robust=True
+        )
 
 
 # The repair tools (each a normal job: see SyncJob.scope and SyncJob.dry_run) ---------------

@@ -9,6 +9,8 @@ from syncjobs.runner import run_job
 
 
 @shared_task(name="syncjobs.tasks.run_sync_job", acks_late=True)
-def run_sync_job(job_id: int, due_at: str | None = None) -> None:
-    """`due_at` (ISO 8601): when a scheduled job was due, for the schedule lag metric."""
+def run_sync_job(job_id: int, due_at: str | None = None, kind: str | None = None) -> None:
+    """`due_at` (ISO 8601): when a scheduled job was due, for the schedule lag metric.
+    `kind`: the job's kind, read by the queue router only (syncjobs/routing.py) so that
+    routing a message costs no query; the runner reads the job's row as always."""
     run_job(job_id, due_at=datetime.fromisoformat(due_at) if due_at else None)

@@ -27,6 +27,7 @@ tests; resolution and pinning still happen.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -412,7 +413,12 @@ class PinnedBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+@functools.lru_cache(maxsize=16)
 def make_ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS settings of a client, made once per process and `verify` value: loading the
+    CA bundle took ~100 ms of CPU, more than the rest of a no-change sync job together
+    (bench/fleet.py). A context is only read once made, and is safe to share between
+    connections and threads."""
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False

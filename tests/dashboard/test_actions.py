@@ -89,7 +89,7 @@ def test_run_full_sync_queues_a_job_after_commit(
             reverse("connectors:sync", args=["acme", connector_a.pk]), {"kind": "FULL"}
         )
     job = SyncJob.objects.get(connector=connector_a)
-    delay.assert_called_once_with(job.pk)
+    delay.assert_called_once_with(job.pk, kind="FULL")  # the kind: for the queue router
     assert job.kind == "FULL" and job.status == "PENDING" and job.triggered_by == alice
     assert response["Location"] == job.get_absolute_url()
     assert messages_of(response) == [f"Full sync queued (job #{job.pk})."]

@@ -87,6 +87,20 @@ def test_the_command_says_what_it_removed(connector_a, settings, capsys):
     assert "Retention is off" in capsys.readouterr().out
 
 
+def test_a_paced_prune_removes_the_same_rows_and_a_bad_pace_is_refused(connector_a, settings):
+    """The pace (sleeping after each batch as long as it took, by default) changes when rows
+    go, never which."""
+    from django.core.management.base import CommandError
+
+    settings.SYNC_LOG_RETENTION_DAYS = 90
+    old, older = job_aged(connector_a, 100), job_aged(connector_a, 200)
+    assert prune(batch_size=3, yield_ratio=1.0).rows == 4 + 8
+    assert statuses(old) == ["CONFLICT", "CONFLICT", "FAILED", "FAILED"]
+    assert statuses(older) == []
+    with pytest.raises(CommandError, match="--yield-ratio must be 0 or more"):
+        call_command("prune_sync_logs", "--yield-ratio", "-1")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_sync_running_meanwhile_completes_with_its_whole_log(org_a, settings):
     """Pruning in small batches while a real sync writes its log: the sync is unaffected."""

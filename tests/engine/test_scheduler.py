@@ -61,7 +61,7 @@ def test_two_dispatchers_racing_create_one_job_per_connector(org_a, monkeypatch)
     enqueued = []
     # due_at: when the connector was due (the schedule lag metric).
     monkeypatch.setattr(
-        tasks.run_sync_job, "delay", lambda job_id, due_at=None: enqueued.append(job_id)
+        tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: enqueued.append(job_id)
     )
     connectors = [due(org_a, f"site {i}") for i in range(20)]
     barrier = threading.Barrier(4)
@@ -192,7 +192,7 @@ def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
     from syncjobs import services, tasks
     from syncjobs.runner import finish
 
-    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id: None)
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, kind=None: None)
     now = timezone.now()
     ahead = now + timedelta(minutes=40)
     connector = due(org_a, "hourly", next_sync_at=ahead)
@@ -216,7 +216,7 @@ def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
 def test_once_imported_the_scheduler_runs_incremental_syncs(org_a, monkeypatch):
     from syncjobs import tasks
 
-    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None: None)
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: None)
     imported = due(org_a, "imported", initial_import_done_at=timezone.now())
     legacy = due(org_a, "legacy")  # imported before the stamp: its history says so
     SyncJob.objects.create(
@@ -225,3 +225,50 @@ def test_once_imported_the_scheduler_runs_incremental_syncs(org_a, monkeypatch):
     kinds = {job.connector.name: job.kind for job in dispatch_due()}
     assert kinds == {"imported": "INCREMENTAL", "legacy": "INCREMENTAL"}
     assert imported.jobs.get().get_kind_display() == "Incremental sync"
+
+
+def tick_statements(now=None) -> tuple[list[SyncJob], int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        jobs = dispatch_due(now)
+    return jobs, len(ctx.captured_queries)
+
+
+@pytest.mark.django_db
+def test_a_tick_costs_the_same_whatever_the_number_of_due_connectors(org_a, monkeypatch):
+    """A fleet's scheduler: one query when nothing is due, and a batch of due connectors a
+    fixed number of statements (not a few per connector, as it was)."""
+    from syncjobs import tasks
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: None)
+    assert tick_statements() == ([], 1)
+    for i in range(3):
+        due(org_a, f"few {i}", initial_import_done_at=timezone.now())
+    few, few_statements = tick_statements()
+    for i in range(30):
+        due(org_a, f"many {i}", initial_import_done_at=timezone.now())
+    many, many_statements = tick_statements()
+    assert (len(few), len(many)) == (3, 30)
+    assert few_statements == many_statements
+    assert {job.kind for job in few + many} == {"INCREMENTAL"}
+    assert tick_statements() == ([], 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_started_during_the_tick_costs_only_its_own_connector(org_a, monkeypatch):
+    """A manual sync (which takes no row lock) started between the tick's read and its
+    insert: the batch's other connectors still get their jobs."""
+    from syncjobs import scheduler, tasks
+
+    monkeypatch.setattr(tasks.run_sync_job, "delay", lambda job_id, due_at=None, kind=None: None)
+    first, second = due(org_a, "first"), due(org_a, "second")
+    manual = services.start_sync(second, SyncJob.Kind.FULL)
+    now = timezone.now()
+    jobs = scheduler._start_jobs(
+        [(first, SyncJob.Kind.INCREMENTAL, now), (second, SyncJob.Kind.INCREMENTAL, now)]
+    )
+    assert [job.connector_id for job in jobs] == [first.pk]
+    assert list(SyncJob.objects.filter(connector=second)) == [manual]
+    assert SyncJob.objects.get(connector=first).trigger == SyncJob.Trigger.SCHEDULER

@@ -92,7 +92,7 @@ def test_enqueued_tasks_carry_ids_only(org_a, alice):
     tasks = enqueued_tasks()
     purge_broker()
     assert [(t["task"], t["args"], t["kwargs"]) for t in tasks] == [
-        ("syncjobs.tasks.run_sync_job", [job.pk], {})
+        ("syncjobs.tasks.run_sync_job", [job.pk], {"kind": "FULL"})  # for the queue router
     ]
     assert NEW_KEY.encode() not in tasks[0]["raw"]
     assert connector.api_key_encrypted.encode() not in tasks[0]["raw"]
@@ -142,10 +142,10 @@ def test_every_kind_of_task_message_carries_ids_only(org_a, alice):
     tasks = enqueued_tasks()
     purge_broker()
     # The scheduled run also carries when it was due (for the schedule-lag metric): a time,
-    # not a secret.
+    # not a secret; and its kind (for the queue router).
     assert sorted((t["task"], t["args"], t["kwargs"]) for t in tasks) == sorted(
         [
-            ("syncjobs.tasks.run_sync_job", [job.pk], {"due_at": ANY}),
+            ("syncjobs.tasks.run_sync_job", [job.pk], {"due_at": ANY, "kind": "INITIAL"}),
             ("diagnostics.tasks.run_connection_test", [test.pk], {}),
         ]
     )

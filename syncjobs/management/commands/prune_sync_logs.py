@@ -18,15 +18,27 @@ class Command(BaseCommand):
             "--days", type=int, default=None, help="override SYNC_LOG_RETENTION_DAYS"
         )
         parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument(
+            "--yield-ratio",
+            type=float,
+            default=None,
+            help="after each batch, sleep this many times the batch's duration, leaving the "
+            "database to running syncs (default: as the hourly task; 0: flat out)",
+        )
 
-    def handle(self, *args, days, batch_size, **options):
+    def handle(self, *args, days, batch_size, yield_ratio, **options):
+        from syncjobs.tasks import PRUNE_YIELD_RATIO
+
+        yield_ratio = PRUNE_YIELD_RATIO if yield_ratio is None else yield_ratio
+        if yield_ratio < 0:
+            raise CommandError("--yield-ratio must be 0 or more.")
         days = settings.SYNC_LOG_RETENTION_DAYS if days is None else days
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         if days <= 0:
             self.stdout.write("Retention is off (0 days): nothing removed.")
             return
-        result = prune(days=days, batch_size=batch_size)
+        result = prune(days=days, batch_size=batch_size, yield_ratio=yield_ratio)
         self.stdout.write(
             f"Removed {result.rows} log rows of {result.jobs} jobs finished more than "
             f"{days} days ago (failed and conflict rows: {2 * days} days)."
