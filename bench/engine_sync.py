@@ -121,6 +121,7 @@ def worker(connector_id: int, kind: str) -> None:
         connector=connector, kind=SyncJob.Kind.FULL if preview else kind, dry_run=preview
     )
     client = client_for(connector)
+    queries = _count_queries()
     watch = ChildMemory()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
@@ -142,9 +143,32 @@ def worker(connector_id: int, kind: str) -> None:
                 "peak_kb": peak_rss_kb(),
                 "mapper_cpu": children.ru_utime + children.ru_stime,
                 "mapper_peak_kb": watch.peak_kb,
+                "queries": queries[0],
             }
         )
     )
+
+
+def _count_queries() -> list[int]:
+    """Counts the SQL statements the worker sends through Django, on every connection
+    (the write-behind thread's too); a one-element list, read when the job has ended."""
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    count = [0]
+
+    def counted(execute, sql, params, many, context):
+        count[0] += 1
+        return execute(sql, params, many, context)
+
+    def install(sender, connection, **kwargs):
+        if counted not in connection.execute_wrappers:
+            connection.execute_wrappers.append(counted)
+
+    connection_created.connect(install, weak=False)
+    connection.ensure_connection()
+    install(None, connection)
+    return count
 
 
 def baseline(url: str, entity_types: list[str]) -> None:
@@ -212,14 +236,15 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def _child(*args: str) -> dict:
+def _child(*args: str, without: str = "") -> dict:
     """Runs a bench child; its JSON result, plus `server_cpu`: the CPU this process spent
-    meanwhile, which is the simulator's (its threads are all that run here then)."""
+    meanwhile, which is the simulator's (its threads are all that run here then).
+    `without`: the engine mechanisms the child runs without (SYNC_BENCH_WITHOUT)."""
     before = _own_cpu()
     completed = subprocess.run(
         [sys.executable, "-m", "bench.engine_sync", *args],
         cwd=ROOT,
-        env=_env(),
+        env={**_env(), "SYNC_BENCH_WITHOUT": without},
         capture_output=True,
         text=True,
         check=False,
@@ -408,6 +433,56 @@ def run(records: int) -> None:
     )
 
 
+# Each engine mechanism measured by its absence (issue 20), then all the candidates at once.
+VARIANTS = (
+    ("all mechanisms", ""),
+    ("without write-behind thread", "writebehind"),
+    ("without mapper process", "mapper"),
+    ("without prefetch thread", "prefetch"),
+    ("without bitmap/Bloom", "bitmap"),
+    ("without gc.freeze", "gcfreeze"),
+    ("row-by-row/COPY path", "pagestatement"),
+    ("without planner steering", "steering"),
+    ("without all five", "writebehind,mapper,bitmap,gcfreeze,steering"),
+)
+
+
+def run_variants(records: int) -> None:
+    """One run, one site: the cold full sync and the no-change incremental with each
+    mechanism switched off in turn, between two baselines."""
+    _setup_django()
+    from connectors.wordpress import contract
+    from wpsim import SimulatedSite, serve
+
+    print(f"engine_sync variants: {records:,} records; machine: {_machine()}", flush=True)
+    site = SimulatedSite(records=records, seed=12, key=KEY)
+    rows = []
+    with serve(site, host="127.0.0.1", port=0) as server:
+        bases = [_child("--baseline", server.url)]
+        for label, without in VARIANTS:
+            connector = _fresh_connector(server.url, "bench variants")
+            cold = _check(_child("--worker", str(connector.pk), "FULL", without=without), label)
+            idle = _child("--worker", str(connector.pk), "INCREMENTAL", without=without)
+            rows.append((label, cold, _check(idle, label)))
+            print(f"  measured: {label} ({cold['seconds']:.1f} s)", flush=True)
+        bases.append(_child("--baseline", server.url))
+    mean = sum(_rate(b["records"], b["seconds"]) for b in bases) / len(bases)
+    print(f"  baseline (httpx + COPY), mean of before/after: {mean:,.0f} records/s")
+    print(
+        f"  {'variant':<30} {'cold s':>7} {'ratio':>6} {'CPU µs/rec':>10} "
+        f"{'incr req':>8} {'incr queries':>12} {'incr CPU ms':>11}"
+    )
+    for label, cold, idle in rows:
+        ratio = _rate(records, cold["seconds"]) / mean
+        cpu = (cold["cpu"] + cold["mapper_cpu"]) * 1e6 / records
+        print(
+            f"  {label:<30} {cold['seconds']:7.1f} {ratio:6.2f} {cpu:10.0f} "
+            f"{idle['requests']:8} {idle['queries']:12} {idle['cpu'] * 1000:11.0f}",
+            flush=True,
+        )
+    print(f"  machine after: {_machine()}  ({len(contract.ENTITY_TYPES)} entity types)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.engine_sync")
     parser.add_argument(
@@ -415,6 +490,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--worker", nargs=2, metavar=("CONNECTOR", "KIND"))
     parser.add_argument("--baseline", metavar="URL")
+    parser.add_argument("--variants", action="store_true")
     args = parser.parse_args(argv or [])
     if args.worker:
         worker(int(args.worker[0]), args.worker[1])
@@ -422,6 +498,8 @@ def main(argv: list[str] | None = None) -> None:
         from connectors.wordpress import contract
 
         baseline(args.baseline, list(contract.ENTITY_TYPES))
+    elif args.variants:
+        run_variants(args.records)
     else:
         run(args.records)
 

@@ -25,7 +25,7 @@ from notifications import alerts
 from notifications.causes import cause_of
 from records.models import RECORD_MODELS
 from syncjobs import metrics
-from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
+from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, bench_without, fresh_counters
 from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.preview import PreviewStore
 from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
@@ -94,7 +94,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         slugged=frozenset(t for t in entity_types if RECORD_MODELS[t].has_slug),
         # Records per request; the contract's maximum unless a test or a slow host needs less.
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
-        mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
+        mapper_process_min=None if bench_without("mapper") else settings.SYNC_MAPPER_PROCESS_MIN,
         count_drift=connector.mapping_revision == MAPPING_REVISION,
         dry_run=job.dry_run,
         deletion_guard=(connector.deletion_guard_percent, connector.deletion_guard_minimum),
@@ -282,7 +282,7 @@ def freeze_startup_heap() -> None:
     cyclic collector's reach. A cold sync allocates enough to trigger a full collection
     every few thousand records, and each walked all of them: a tenth of the worker's CPU."""
     global _heap_frozen
-    if not _heap_frozen:
+    if not _heap_frozen and not bench_without("gcfreeze"):
         gc.collect()
         gc.freeze()
         _heap_frozen = True

@@ -58,6 +58,14 @@ from syncjobs.engine.mapping import (
 
 logger = logging.getLogger(__name__)
 
+
+def bench_without(mechanism: str) -> bool:
+    """Bench-only switch (issue 20's measurement): SYNC_BENCH_WITHOUT=prefetch,bitmap,..."""
+    import os
+
+    return mechanism in os.environ.get("SYNC_BENCH_WITHOUT", "").split(",")
+
+
 COUNTER_KEYS = (
     "total",
     "processed",
@@ -653,7 +661,9 @@ class SyncEngine:
         # Only this job writes this connector's records (one job in flight per connector):
         # if it has none of this type now, only those this phase creates can exist.
         has_records = getattr(self.store, "has_records", None)
-        cold = has_records is not None and not has_records(entity_type)
+        cold = (
+            has_records is not None and not bench_without("bitmap") and not has_records(entity_type)
+        )
         self.written = WrittenIds() if cold else None
         cold_slugs = (
             cold
@@ -681,7 +691,7 @@ class SyncEngine:
                 mapper = self._mapper_for(int(getattr(page, "total", 0) or 0))
             return page, mapper.submit(entity_type, specs, list(page.items or []))
 
-        if self.plan.prefetch and not self.plan.two_way:
+        if self.plan.prefetch and not self.plan.two_way and not bench_without("prefetch"):
             # Two-way pushes go through the same client from this thread: no prefetch then.
             pages = Prefetched(pages, prepare)
         else:

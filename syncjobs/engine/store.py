@@ -53,6 +53,7 @@ from syncjobs.engine.core import (
     MirrorFailed,
     SlugHolder,
     Write,
+    bench_without,
     record_label,
 )
 from syncjobs.engine.mapping import MAPPINGS, content_payload
@@ -133,6 +134,7 @@ class DjangoStore:
         self._session_ready = False
         if write_behind is None:
             write_behind = getattr(settings, "SYNC_WRITE_BEHIND", True)
+            write_behind = write_behind and not bench_without("writebehind")
         self.write_behind = write_behind
         self._writer: ThreadPoolExecutor | None = None
         self._writer_session_ready = False  # only read and set in the writer thread
@@ -239,7 +241,7 @@ class DjangoStore:
         single-column foreign key index, for each page: a sync became quadratic. See
         probe_sql() for the form that only the composite index can serve.
         """
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or bench_without("steering"):
             lookup = {scope: scope_id, f"{key}__in": values}
             return list(model.objects.filter(**lookup).values(*columns))
         with _bound_cursor() as cursor:
@@ -442,7 +444,8 @@ class DjangoStore:
         self._settle()
         now = timezone.now()
         postgres = connection.vendor == "postgresql"
-        if postgres and self.write_behind and not connection.in_atomic_block:
+        one_statement = not bench_without("pagestatement")
+        if postgres and one_statement and self.write_behind and not connection.in_atomic_block:
             # Everything the statement needs is built here, from this page's state: the
             # engine's counters and cursors go on changing while it is written.
             frozen = {key: dict(counters) for key, counters in stats.items()}
@@ -462,7 +465,7 @@ class DjangoStore:
             )
             self.connector.cursors = dict(cursors)
             return False
-        if postgres:
+        if postgres and not bench_without("pagestatement"):
             try:
                 return self._commit_in_one_statement(entity_type, writes, logs, stats, cursors, now)
             except REFUSALS as exc:
@@ -1025,7 +1028,7 @@ class DjangoStore:
     def _unseen(self, entity_type: str, after: Any, limit: int):
         """One batch of the walk archive_unseen does, without archiving (a preview's too)."""
         model = RECORD_MODELS[entity_type]
-        postgres = connection.vendor == "postgresql"
+        postgres = connection.vendor == "postgresql" and not bench_without("steering")
         if postgres:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(self.ARCHIVE_WALK_PLANNING)
@@ -1050,7 +1053,7 @@ class DjangoStore:
         self, entity_type: str, external_ids: list[str]
     ) -> dict[str, list[tuple[str, str]]]:
         """This job's log rows of these records: {external_id: [(operation, status)]}."""
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or bench_without("steering"):
             rows = SyncLogEntry.objects.filter(
                 job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
             ).values_list("external_id", "operation", "status")
