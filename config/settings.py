@@ -233,10 +233,6 @@ SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
 SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180"))
-# An entity phase of more records than this maps them in a child process of the worker, on
-# another core (syncjobs/engine/mapper.py); "off": always in the worker itself.
-_mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
-SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
 # Per-record sync log rows are removed this many days after their job finished (FAILED and
 # CONFLICT rows: twice as long; job rows and counters are kept); 0 keeps them for ever.
 SYNC_LOG_RETENTION_DAYS = int(os.environ.get("SYNC_LOG_RETENTION_DAYS", "90"))
