@@ -19,10 +19,11 @@ BENCH_DATABASE_URL another server), this prints:
   each type's deletions come with its first list page, contract 1.1);
 - incremental with 1 % of every type changed: requests and seconds;
 - the worker's peak memory (VmHWM of the worker process) for a cold full sync of 10,000
-  and of all records (target: within 20 % of each other: memory does not grow with records),
-  and that of its mapping process (the child that maps large phases, its own process);
-- CPU per record: the worker's, its mapping process's, the simulator's; PostgreSQL's is the
-  rest of the machine's.
+  and of all records (target: within 20 % of each other: memory does not grow with records);
+- CPU per record: the worker's and the simulator's; PostgreSQL's is the rest of the machine's.
+
+`--variants` measures the engine with and without its next-page prefetch in one run (cold full
+sync ratio, CPU per record, the no-change incremental's requests, queries and CPU).
 
 The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
 process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
@@ -69,36 +70,6 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-class ChildMemory:
-    """The peak resident memory (VmHWM) of this process's children, read while they run:
-    after they end only ru_maxrss is left, which starts from the parent's at the fork."""
-
-    def __init__(self, every: float = 1.0):
-        import threading
-
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._every = every
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        me = str(os.getpid())
-        while not self._stop.wait(self._every):
-            for entry in Path("/proc").iterdir():
-                try:
-                    status = (entry / "status").read_text()
-                except OSError:
-                    continue
-                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
-                    self.peak_kb = max(self.peak_kb, int(fields["VmHWM"].split()[0]))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 # --- Worker process: one sync, measured ----------------------------------------------------
 
 
@@ -122,15 +93,10 @@ def worker(connector_id: int, kind: str) -> None:
     )
     client = client_for(connector)
     queries = _count_queries()
-    watch = ChildMemory()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     client.close()
-    watch.stop()
-    # The mapping process (syncjobs/engine/mapper.py) is this worker's child: its CPU and
-    # memory are the worker's too.
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
@@ -141,8 +107,6 @@ def worker(connector_id: int, kind: str) -> None:
                 "requests": client.request_count,
                 "totals": job.totals(),
                 "peak_kb": peak_rss_kb(),
-                "mapper_cpu": children.ru_utime + children.ru_stime,
-                "mapper_peak_kb": watch.peak_kb,
                 "queries": queries[0],
             }
         )
@@ -236,15 +200,15 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def _child(*args: str, without: str = "") -> dict:
+def _child(*args: str, env: dict | None = None) -> dict:
     """Runs a bench child; its JSON result, plus `server_cpu`: the CPU this process spent
-    meanwhile, which is the simulator's (its threads are all that run here then).
-    `without`: the engine mechanisms the child runs without (SYNC_BENCH_WITHOUT)."""
+    meanwhile, which is the simulator's (its threads are all that run here then). `env`:
+    settings for the child (e.g. SYNC_PREFETCH)."""
     before = _own_cpu()
     completed = subprocess.run(
         [sys.executable, "-m", "bench.engine_sync", *args],
         cwd=ROOT,
-        env={**_env(), "SYNC_BENCH_WITHOUT": without},
+        env={**_env(), **(env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -318,7 +282,6 @@ def _check(result: dict, what: str) -> dict:
 
 def run(records: int) -> None:
     _setup_django()
-    from django.conf import settings
 
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
@@ -330,7 +293,7 @@ def run(records: int) -> None:
         flush=True,
     )
     print(f"  machine: {_machine()}", flush=True)
-    memory, mapper_memory = {}, {}
+    memory = {}
     small = min(MEMORY_SMALL, max(records // 10, 100))
     started = time.perf_counter()
     site = SimulatedSite(records=small, seed=11, key=KEY)
@@ -338,7 +301,6 @@ def run(records: int) -> None:
         connector = _fresh_connector(server.url, "bench small")
         result = _check(_child("--worker", str(connector.pk), "FULL"), "small full sync")
         memory[small] = result["peak_kb"]
-        mapper_memory[small] = result["mapper_peak_kb"]
 
     site = SimulatedSite(records=records, seed=12, key=KEY)
     print(f"  simulator ready in {time.perf_counter() - started:.1f} s", flush=True)
@@ -353,7 +315,6 @@ def run(records: int) -> None:
         connector = _fresh_connector(server.url, "bench large")
         cold = _check(_child("--worker", str(connector.pk), "FULL"), "cold full sync")
         memory[records] = cold["peak_kb"]
-        mapper_memory[records] = cold["mapper_peak_kb"]
         cold_rate = _rate(records, cold["seconds"])
         totals = cold["totals"]
         print(
@@ -381,8 +342,8 @@ def run(records: int) -> None:
         print(
             f"  CPU per record               baseline: client {base['cpu'] * per:.0f} µs + "
             f"simulator {base['server_cpu'] * per:.0f} µs; cold sync: worker "
-            f"{cold['cpu'] * per:.0f} µs + its mapping process {cold['mapper_cpu'] * per:.0f} "
-            f"µs + simulator {cold['server_cpu'] * per:.0f} µs (PostgreSQL: the rest)",
+            f"{cold['cpu'] * per:.0f} µs + simulator {cold['server_cpu'] * per:.0f} µs "
+            "(PostgreSQL: the rest)",
             flush=True,
         )
         again = _check(_child("--worker", str(connector.pk), "FULL"), "no-change re-sync")
@@ -424,32 +385,17 @@ def run(records: int) -> None:
         "(target <= 1.20)",
         flush=True,
     )
-    used = {n: f"{kb / 1024:.0f} MB" if kb else "not started" for n, kb in mapper_memory.items()}
-    print(
-        f"  mapping process peak memory  {small:,} records: {used[small]}, {records:,} "
-        f"records: {used[records]} (a process beside the worker, for phases over "
-        f"{settings.SYNC_MAPPER_PROCESS_MIN} records)",
-        flush=True,
-    )
 
 
-# Each engine mechanism measured by its absence (issue 20), then all the candidates at once.
-VARIANTS = (
-    ("all mechanisms", ""),
-    ("without write-behind thread", "writebehind"),
-    ("without mapper process", "mapper"),
-    ("without prefetch thread", "prefetch"),
-    ("without bitmap/Bloom", "bitmap"),
-    ("without gc.freeze", "gcfreeze"),
-    ("row-by-row/COPY path", "pagestatement"),
-    ("without planner steering", "steering"),
-    ("without all five", "writebehind,mapper,bitmap,gcfreeze,steering"),
-)
+# The engine with and without its one remaining concurrency, the next-page prefetch (issue 20:
+# the mapper process, write-behind thread, bitmap/Bloom filters, gc.freeze and planner
+# steering were measured this way and removed).
+VARIANTS = (("engine", {}), ("engine without prefetch", {"SYNC_PREFETCH": "false"}))
 
 
 def run_variants(records: int) -> None:
-    """One run, one site: the cold full sync and the no-change incremental with each
-    mechanism switched off in turn, between two baselines."""
+    """One run, one site: the cold full sync and the no-change incremental of each variant,
+    between two baselines."""
     _setup_django()
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
@@ -459,10 +405,10 @@ def run_variants(records: int) -> None:
     rows = []
     with serve(site, host="127.0.0.1", port=0) as server:
         bases = [_child("--baseline", server.url)]
-        for label, without in VARIANTS:
+        for label, env in VARIANTS:
             connector = _fresh_connector(server.url, "bench variants")
-            cold = _check(_child("--worker", str(connector.pk), "FULL", without=without), label)
-            idle = _child("--worker", str(connector.pk), "INCREMENTAL", without=without)
+            cold = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
+            idle = _child("--worker", str(connector.pk), "INCREMENTAL", env=env)
             rows.append((label, cold, _check(idle, label)))
             print(f"  measured: {label} ({cold['seconds']:.1f} s)", flush=True)
         bases.append(_child("--baseline", server.url))
@@ -474,7 +420,7 @@ def run_variants(records: int) -> None:
     )
     for label, cold, idle in rows:
         ratio = _rate(records, cold["seconds"]) / mean
-        cpu = (cold["cpu"] + cold["mapper_cpu"]) * 1e6 / records
+        cpu = cold["cpu"] * 1e6 / records
         print(
             f"  {label:<30} {cold['seconds']:7.1f} {ratio:6.2f} {cpu:10.0f} "
             f"{idle['requests']:8} {idle['queries']:12} {idle['cpu'] * 1000:11.0f}",

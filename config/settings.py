@@ -231,6 +231,9 @@ CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
 # Seconds between scheduler ticks and stale-job sweeps (see syncjobs/tasks.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
+# Fetch a type's next list page while the current one is processed (syncjobs/engine/core.py,
+# Prefetched): against a real WordPress the site, not the engine, bounds a sync.
+SYNC_PREFETCH = env_bool("SYNC_PREFETCH", True)
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
 SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180"))
 # Per-record sync log rows are removed this many days after their job finished (FAILED and

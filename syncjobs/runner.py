@@ -93,6 +93,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         slugged=frozenset(t for t in entity_types if RECORD_MODELS[t].has_slug),
         # Records per request; the contract's maximum unless a test or a slow host needs less.
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
+        prefetch=settings.SYNC_PREFETCH,
         count_drift=connector.mapping_revision == MAPPING_REVISION,
         dry_run=job.dry_run,
         deletion_guard=(connector.deletion_guard_percent, connector.deletion_guard_minimum),

@@ -19,7 +19,7 @@ from accounts.tenancy import org_context
 from connectors.models import Connector
 from connectors.templatetags.dashboard import percent
 from records.models import RECORD_MODELS, EntityType
-from syncjobs.engine.core import COUNTER_KEYS as ENGINE_COUNTER_KEYS
+from syncjobs.engine.plan import COUNTER_KEYS as ENGINE_COUNTER_KEYS
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.services import SyncRefused, request_cancel
 

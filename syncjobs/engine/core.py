@@ -31,10 +31,9 @@ changes the incremental syncs missed.
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -43,7 +42,7 @@ from connectors.wordpress import contract
 from syncjobs.engine.changes import RecordsById
 from syncjobs.engine.decisions import Decisions
 from syncjobs.engine.deletions import Deletions
-from syncjobs.engine.mapping import MappedRecord
+from syncjobs.engine.mapping import MappedRecord, map_page
 from syncjobs.engine.plan import (
     CLOCK_TOLERANCE,
     FULL,
@@ -61,9 +60,7 @@ from syncjobs.engine.plan import (
     Source,
     Store,
     Write,
-    bench_without,
     fresh_counters,
-    mapped_page,
     parse_cursor,
     record_label,
     when,
@@ -84,10 +81,9 @@ class Prefetched:
 
     _DONE = object()
 
-    def __init__(self, pages: Iterator, prepare: Callable = lambda page: page, poll: float = 0.2):
+    def __init__(self, pages: Iterator, poll: float = 0.2):
         self._source = pages
         self._pages = iter(pages)
-        self._prepare = prepare
         self._ready: queue.Queue = queue.Queue()
         self._wanted = threading.Semaphore(1)  # the first page is wanted at once
         self._stop = threading.Event()
@@ -109,7 +105,7 @@ class Prefetched:
                 except StopIteration:
                     self._ready.put((self._DONE, None))
                     return
-                self._ready.put((self._prepare(page), None))
+                self._ready.put((page, None))
         except BaseException as exc:  # handed to the consumer and raised there
             self._ready.put((None, exc))
         finally:
@@ -242,17 +238,17 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         if changes_after is not None:
             kwargs["changes_after"] = changes_after
         source_pages = self.source.iter_pages(entity_type, **kwargs)
-        # Mapping is pure computation: with the prefetch thread it maps the next page while
-        # this thread waits on the database.
-        prepare = functools.partial(mapped_page, entity_type, self.plan.specs[entity_type])
-        if self.plan.prefetch and not self.plan.two_way and not bench_without("prefetch"):
+        specs = self.plan.specs[entity_type]
+        pages = source_pages
+        if self.plan.prefetch and not self.plan.two_way:
+            # The thread only fetches: the next request is on its way while this thread maps,
+            # decides and writes this page (mapping there held the next request back).
             # Two-way pushes go through the same client from this thread: no prefetch then.
-            pages = Prefetched(source_pages, prepare)
-        else:
-            pages = map(prepare, source_pages)
+            pages = Prefetched(source_pages)
         first: FirstPage | None = None
         try:
-            for page, mapped in pages:
+            for page in pages:
+                mapped = map_page(entity_type, specs, list(page.items or []))
                 if first is None:
                     counters["total"] = max(counters["total"], int(getattr(page, "total", 0) or 0))
                     first = FirstPage.of(page)

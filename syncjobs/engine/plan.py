@@ -20,18 +20,10 @@ from connectors.wordpress.errors import (
 from syncjobs.engine.mapping import (
     FieldSpec,
     MappedRecord,
-    map_page,
     parse_gmt,
 )
 
 logger = logging.getLogger(__name__)
-
-
-def bench_without(mechanism: str) -> bool:
-    """Bench-only switch (issue 20's measurement): SYNC_BENCH_WITHOUT=prefetch,bitmap,..."""
-    import os
-
-    return mechanism in os.environ.get("SYNC_BENCH_WITHOUT", "").split(",")
 
 
 COUNTER_KEYS = (
@@ -300,10 +292,6 @@ COUNTER_OF = {
     (SYNC, SUCCESS): "pushed",
     (SYNC, FAILED): "push_failed",
 }
-
-
-def mapped_page(entity_type: str, specs, page) -> tuple[Any, list[MappedRecord]]:
-    return page, map_page(entity_type, specs, list(page.items or []))
 
 
 def deletion_entry(item: Any) -> tuple[str, str, datetime] | None:
