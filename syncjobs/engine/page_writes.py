@@ -1,4 +1,4 @@
-"""Writing a sync's page: ONE PostgreSQL statement, or row by row when the database refuses a row.
+"""Writing a sync's page on PostgreSQL in ONE statement: records, log rows, cursors, progress.
 
 Every page is one transaction, so a crash keeps every page committed before it and a re-run
 upserts on the same (connector, external_id) keys: no duplicates. The statement carries the
