@@ -114,8 +114,9 @@ def worker(connector_id: int, kind: str) -> None:
 
 
 def _count_queries() -> list[int]:
-    """Counts the SQL statements the worker sends through Django, on every connection
-    (the write-behind thread's too); a one-element list, read when the job has ended."""
+    """Counts the SQL statements the worker sends, on every connection; a one-element list,
+    read when the job has ended."""
+    import psycopg
     from django.db import connection
     from django.db.backends.signals import connection_created
 
@@ -132,6 +133,16 @@ def _count_queries() -> list[int]:
     connection_created.connect(install, weak=False)
     connection.ensure_connection()
     install(None, connection)
+    # The page statement runs on a plain psycopg cursor (server-side binding), which Django's
+    # wrappers do not see: counted here (Django's own cursors are subclasses, not counted twice).
+    execute = psycopg.Cursor.execute
+
+    def counted_plain(cursor, *args, **kwargs):
+        if type(cursor) is psycopg.Cursor:
+            count[0] += 1
+        return execute(cursor, *args, **kwargs)
+
+    psycopg.Cursor.execute = counted_plain
     return count
 
 
