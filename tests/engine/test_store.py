@@ -1,6 +1,5 @@
 """The store on PostgreSQL: its two-way batch stays on its index, a deleted job gets no log rows."""
 
-
 from django.db import connection
 
 from records.models import Article
