@@ -19,10 +19,11 @@ BENCH_DATABASE_URL another server), this prints:
   each type's deletions come with its first list page, contract 1.1);
 - incremental with 1 % of every type changed: requests and seconds;
 - the worker's peak memory (VmHWM of the worker process) for a cold full sync of 10,000
-  and of all records (target: within 20 % of each other: memory does not grow with records),
-  and that of its mapping process (the child that maps large phases, its own process);
-- CPU per record: the worker's, its mapping process's, the simulator's; PostgreSQL's is the
-  rest of the machine's.
+  and of all records (target: within 20 % of each other: memory does not grow with records);
+- CPU per record: the worker's and the simulator's; PostgreSQL's is the rest of the machine's.
+
+`--variants` measures the engine with and without its next-page prefetch in one run (cold full
+sync ratio, CPU per record, the no-change incremental's requests, queries and CPU).
 
 The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
 process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
@@ -69,36 +70,6 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-class ChildMemory:
-    """The peak resident memory (VmHWM) of this process's children, read while they run:
-    after they end only ru_maxrss is left, which starts from the parent's at the fork."""
-
-    def __init__(self, every: float = 1.0):
-        import threading
-
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._every = every
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        me = str(os.getpid())
-        while not self._stop.wait(self._every):
-            for entry in Path("/proc").iterdir():
-                try:
-                    status = (entry / "status").read_text()
-                except OSError:
-                    continue
-                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-                if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
-                    self.peak_kb = max(self.peak_kb, int(fields["VmHWM"].split()[0]))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 # --- Worker process: one sync, measured ----------------------------------------------------
 
 
@@ -121,15 +92,11 @@ def worker(connector_id: int, kind: str) -> None:
         connector=connector, kind=SyncJob.Kind.FULL if preview else kind, dry_run=preview
     )
     client = client_for(connector)
-    watch = ChildMemory()
+    queries = _count_queries()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     client.close()
-    watch.stop()
-    # The mapping process (syncjobs/engine/mapper.py) is this worker's child: its CPU and
-    # memory are the worker's too.
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
@@ -140,11 +107,43 @@ def worker(connector_id: int, kind: str) -> None:
                 "requests": client.request_count,
                 "totals": job.totals(),
                 "peak_kb": peak_rss_kb(),
-                "mapper_cpu": children.ru_utime + children.ru_stime,
-                "mapper_peak_kb": watch.peak_kb,
+                "queries": queries[0],
             }
         )
     )
+
+
+def _count_queries() -> list[int]:
+    """Counts the SQL statements the worker sends, on every connection; a one-element list,
+    read when the job has ended."""
+    import psycopg
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    count = [0]
+
+    def counted(execute, sql, params, many, context):
+        count[0] += 1
+        return execute(sql, params, many, context)
+
+    def install(sender, connection, **kwargs):
+        if counted not in connection.execute_wrappers:
+            connection.execute_wrappers.append(counted)
+
+    connection_created.connect(install, weak=False)
+    connection.ensure_connection()
+    install(None, connection)
+    # The page statement runs on a plain psycopg cursor (server-side binding), which Django's
+    # wrappers do not see: counted here (Django's own cursors are subclasses, not counted twice).
+    execute = psycopg.Cursor.execute
+
+    def counted_plain(cursor, *args, **kwargs):
+        if type(cursor) is psycopg.Cursor:
+            count[0] += 1
+        return execute(cursor, *args, **kwargs)
+
+    psycopg.Cursor.execute = counted_plain
+    return count
 
 
 def baseline(url: str, entity_types: list[str]) -> None:
@@ -212,14 +211,15 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-def _child(*args: str) -> dict:
+def _child(*args: str, env: dict | None = None) -> dict:
     """Runs a bench child; its JSON result, plus `server_cpu`: the CPU this process spent
-    meanwhile, which is the simulator's (its threads are all that run here then)."""
+    meanwhile, which is the simulator's (its threads are all that run here then). `env`:
+    settings for the child (e.g. SYNC_PREFETCH)."""
     before = _own_cpu()
     completed = subprocess.run(
         [sys.executable, "-m", "bench.engine_sync", *args],
         cwd=ROOT,
-        env=_env(),
+        env={**_env(), **(env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -293,7 +293,6 @@ def _check(result: dict, what: str) -> dict:
 
 def run(records: int) -> None:
     _setup_django()
-    from django.conf import settings
 
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
@@ -305,7 +304,7 @@ def run(records: int) -> None:
         flush=True,
     )
     print(f"  machine: {_machine()}", flush=True)
-    memory, mapper_memory = {}, {}
+    memory = {}
     small = min(MEMORY_SMALL, max(records // 10, 100))
     started = time.perf_counter()
     site = SimulatedSite(records=small, seed=11, key=KEY)
@@ -313,7 +312,6 @@ def run(records: int) -> None:
         connector = _fresh_connector(server.url, "bench small")
         result = _check(_child("--worker", str(connector.pk), "FULL"), "small full sync")
         memory[small] = result["peak_kb"]
-        mapper_memory[small] = result["mapper_peak_kb"]
 
     site = SimulatedSite(records=records, seed=12, key=KEY)
     print(f"  simulator ready in {time.perf_counter() - started:.1f} s", flush=True)
@@ -328,7 +326,6 @@ def run(records: int) -> None:
         connector = _fresh_connector(server.url, "bench large")
         cold = _check(_child("--worker", str(connector.pk), "FULL"), "cold full sync")
         memory[records] = cold["peak_kb"]
-        mapper_memory[records] = cold["mapper_peak_kb"]
         cold_rate = _rate(records, cold["seconds"])
         totals = cold["totals"]
         print(
@@ -356,8 +353,8 @@ def run(records: int) -> None:
         print(
             f"  CPU per record               baseline: client {base['cpu'] * per:.0f} µs + "
             f"simulator {base['server_cpu'] * per:.0f} µs; cold sync: worker "
-            f"{cold['cpu'] * per:.0f} µs + its mapping process {cold['mapper_cpu'] * per:.0f} "
-            f"µs + simulator {cold['server_cpu'] * per:.0f} µs (PostgreSQL: the rest)",
+            f"{cold['cpu'] * per:.0f} µs + simulator {cold['server_cpu'] * per:.0f} µs "
+            "(PostgreSQL: the rest)",
             flush=True,
         )
         again = _check(_child("--worker", str(connector.pk), "FULL"), "no-change re-sync")
@@ -400,13 +397,48 @@ def run(records: int) -> None:
         "(target <= 1.20)",
         flush=True,
     )
-    used = {n: f"{kb / 1024:.0f} MB" if kb else "not started" for n, kb in mapper_memory.items()}
+
+
+# The engine with and without its one remaining concurrency, the next-page prefetch (issue 20:
+# the mapper process, write-behind thread, bitmap/Bloom filters, gc.freeze and planner
+# steering were measured this way and removed).
+VARIANTS = (("engine", {}), ("engine without prefetch", {"SYNC_PREFETCH": "false"}))
+
+
+def run_variants(records: int) -> None:
+    """One run, one site: the cold full sync and the no-change incremental of each variant,
+    between two baselines."""
+    _setup_django()
+    from connectors.wordpress import contract
+    from wpsim import SimulatedSite, serve
+
+    print(f"engine_sync variants: {records:,} records; machine: {_machine()}", flush=True)
+    site = SimulatedSite(records=records, seed=12, key=KEY)
+    rows = []
+    with serve(site, host="127.0.0.1", port=0) as server:
+        bases = [_child("--baseline", server.url)]
+        for label, env in VARIANTS:
+            connector = _fresh_connector(server.url, "bench variants")
+            cold = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
+            idle = _child("--worker", str(connector.pk), "INCREMENTAL", env=env)
+            rows.append((label, cold, _check(idle, label)))
+            print(f"  measured: {label} ({cold['seconds']:.1f} s)", flush=True)
+        bases.append(_child("--baseline", server.url))
+    mean = sum(_rate(b["records"], b["seconds"]) for b in bases) / len(bases)
+    print(f"  baseline (httpx + COPY), mean of before/after: {mean:,.0f} records/s")
     print(
-        f"  mapping process peak memory  {small:,} records: {used[small]}, {records:,} "
-        f"records: {used[records]} (a process beside the worker, for phases over "
-        f"{settings.SYNC_MAPPER_PROCESS_MIN} records)",
-        flush=True,
+        f"  {'variant':<30} {'cold s':>7} {'ratio':>6} {'CPU µs/rec':>10} "
+        f"{'incr req':>8} {'incr queries':>12} {'incr CPU ms':>11}"
     )
+    for label, cold, idle in rows:
+        ratio = _rate(records, cold["seconds"]) / mean
+        cpu = cold["cpu"] * 1e6 / records
+        print(
+            f"  {label:<30} {cold['seconds']:7.1f} {ratio:6.2f} {cpu:10.0f} "
+            f"{idle['requests']:8} {idle['queries']:12} {idle['cpu'] * 1000:11.0f}",
+            flush=True,
+        )
+    print(f"  machine after: {_machine()}  ({len(contract.ENTITY_TYPES)} entity types)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -416,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--worker", nargs=2, metavar=("CONNECTOR", "KIND"))
     parser.add_argument("--baseline", metavar="URL")
+    parser.add_argument("--variants", action="store_true")
     args = parser.parse_args(argv or [])
     if args.worker:
         worker(int(args.worker[0]), args.worker[1])
@@ -423,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
         from connectors.wordpress import contract
 
         baseline(args.baseline, list(contract.ENTITY_TYPES))
+    elif args.variants:
+        run_variants(args.records)
     else:
         run(args.records)
 

@@ -4,7 +4,7 @@
 request in the web process), and `ContextFilter` (installed on the console handler by
 settings.LOGGING) copies them onto each record, so LOG_FORMAT=json prints them as keys of the
 line's object and a plain line is unchanged. A contextvar, not a thread-local, so the job's
-heartbeat and page-writer threads, which start with a copy of nothing, never mislabel a line.
+heartbeat and prefetch threads, which start with a copy of nothing, never mislabel a line.
 
 Nothing here ever carries a connector's API key: only ids and the organisation's slug.
 """

@@ -255,12 +255,11 @@ CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
 # Seconds between scheduler ticks and stale-job sweeps (see syncjobs/periodic.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
+# Fetch a type's next list page while the current one is processed (syncjobs/engine/core.py,
+# Prefetched): against a real WordPress the site, not the engine, bounds a sync.
+SYNC_PREFETCH = env.bool("SYNC_PREFETCH", True)
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
 SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180"))
-# An entity phase of more records than this maps them in a child process of the worker, on
-# another core (syncjobs/engine/mapper.py); "off": always in the worker itself.
-_mapper_min = os.environ.get("SYNC_MAPPER_PROCESS_MIN", "2000").strip().lower()
-SYNC_MAPPER_PROCESS_MIN = None if _mapper_min == "off" else int(_mapper_min)
 # Per-record sync log rows are removed this many days after their job finished (FAILED and
 # CONFLICT rows: twice as long; job rows and counters are kept); 0 keeps them for ever.
 SYNC_LOG_RETENTION_DAYS = int(os.environ.get("SYNC_LOG_RETENTION_DAYS", "90"))

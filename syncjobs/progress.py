@@ -2,7 +2,7 @@
 Overview's), read from job.stats alone: never a count of log rows."""
 
 from records.models import RECORD_MODELS, EntityType
-from syncjobs.engine.core import COUNTER_KEYS as ENGINE_COUNTER_KEYS
+from syncjobs.engine.plan import COUNTER_KEYS as ENGINE_COUNTER_KEYS
 from syncjobs.models import SyncJob
 from web.templatetags.dashboard import percent
 

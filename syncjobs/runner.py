@@ -8,7 +8,6 @@ as source and a DjangoStore, and turns the outcome into the job's terminal statu
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -99,7 +98,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
         slugged=frozenset(t for t in entity_types if RECORD_MODELS[t].has_slug),
         # Records per request; the contract's maximum unless a test or a slow host needs less.
         per_page=int(getattr(settings, "SYNC_PAGE_SIZE", 100)),
-        mapper_process_min=settings.SYNC_MAPPER_PROCESS_MIN,
+        prefetch=settings.SYNC_PREFETCH,
         count_drift=connector.mapping_revision == MAPPING_REVISION,
         dry_run=job.dry_run,
         deletion_guard=(connector.deletion_guard_percent, connector.deletion_guard_minimum),
@@ -151,9 +150,6 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
             stats = engine.run_records({t: records[t] for t in plan.entity_types})
         else:
             stats = engine.run()
-        # The last page may still be in the store's writer thread: the job is complete (or
-        # cancelled, or failed) only once it is stored.
-        store.flush()
         if job.dry_run:
             store.publish(None, stats)
         if records and engine.not_found and not job.scope.get("retry_of"):
@@ -301,25 +297,9 @@ def finish(job: SyncJob, status: str, error: str = "") -> bool:
     return True
 
 
-_heap_frozen = False
-
-
-def freeze_startup_heap() -> None:
-    """Once per process, before its first job: what is alive then (Django, the apps, the
-    libraries: hundreds of thousands of objects that live as long as the worker) leaves the
-    cyclic collector's reach. A cold sync allocates enough to trigger a full collection
-    every few thousand records, and each walked all of them: a tenth of the worker's CPU."""
-    global _heap_frozen
-    if not _heap_frozen:
-        gc.collect()
-        gc.freeze()
-        _heap_frozen = True
-
-
 def run_job(job_id: int, *, source=None, due_at=None) -> SyncJob | None:
     """Claim, run and finish one job. A job that is not PENDING any more is left alone.
     `due_at`: when the scheduler found it due (the schedule lag metric)."""
-    freeze_startup_heap()
     with log_context(job_id=job_id):
         job = SyncJob.claim(job_id)
         if job is None:

@@ -1,2 +1,1 @@
-"""The sync engine: mapping WordPress records, deciding what to write, and writing it (see
-core.py)."""
+"""The sync engine: WordPress pages in, decisions and page writes to the platform out."""

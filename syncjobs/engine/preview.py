@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from syncjobs.engine.core import FAILED, LogLine, Write
+from syncjobs.engine.plan import FAILED, LogLine, Write
 from syncjobs.engine.store import DjangoStore
 from syncjobs.models import SyncJob
 
@@ -32,7 +32,7 @@ PROGRESS_EVERY = 1.0
 
 class PreviewStore(DjangoStore):
     def __init__(self, job: SyncJob, connector):
-        super().__init__(job, connector, write_behind=False)
+        super().__init__(job, connector)
         self.seen: dict[str, dict[str, list[tuple[str, str]]]] = {}
         self.failures: dict[str, list[list[str]]] = {}
         self._published = 0.0
@@ -93,7 +93,4 @@ class PreviewStore(DjangoStore):
         return {}
 
     def refuse_pushes(self, entity_type: str, refused: list) -> None:
-        return None
-
-    def flush(self) -> None:
         return None

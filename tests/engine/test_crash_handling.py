@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from syncjobs import runner, services
-from syncjobs.engine.store import ImageDownloader
+from syncjobs.engine.media import ImageDownloader
 from syncjobs.models import SyncJob
 from syncjobs.tasks import run_sync_job
 from tests.conftest import make_connector

@@ -503,7 +503,7 @@ def test_every_field_type_has_a_converter():
 def test_reused_cleaners_sanitise_exactly_like_nh3_clean():
     import nh3
 
-    from syncjobs.engine.mapping import _HTML_CLEANER, _TEXT_CLEANER
+    from syncjobs.engine.conversions import _HTML_CLEANER, _TEXT_CLEANER
     from tests.reliability.hostile import XSS_VECTORS
 
     samples = [*XSS_VECTORS, article()["content"], "<p>Tom &amp; <b>Jerry</b></p>", "a\x00b"]

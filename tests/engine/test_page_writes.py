@@ -1,9 +1,8 @@
-"""How the store writes a page: one JSON document per statement, written behind the engine
-by a thread of its own (DjangoStore.commit_page), on PostgreSQL.
+"""How the store writes a page on PostgreSQL: one JSON document per statement
+(DjangoStore.commit_page), row by row when the database refuses a row.
 
-Write-behind needs the page's connection to see committed data, so these tests that use it
-run with real transactions (transaction=True); the engine tests with the `db` fixture run
-inside a test transaction, where the store writes on the test's own connection instead.
+These tests run with real transactions (transaction=True), as a worker does: the engine
+tests with the `db` fixture run inside a test transaction.
 """
 
 import threading
@@ -19,8 +18,6 @@ from syncjobs.engine.store import DjangoStore
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.runner import build_plan
 from tests.conftest import make_connector
-
-both_paths = pytest.mark.parametrize("write_behind", [True, False], ids=["behind", "inline"])
 
 
 class Pages:
@@ -57,25 +54,24 @@ def article(record_id, **fields):
     return record
 
 
-def run_on(connector, source, *, write_behind=True):
+def run_on(connector, source):
     """A full sync of `connector` from `source`, the way the runner drives the engine."""
     job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
-    store = DjangoStore(job, connector, write_behind=write_behind)
+    store = DjangoStore(job, connector)
     engine = SyncEngine(source, store, build_plan(job, connector))
     try:
         engine.run()
-        store.flush()
     finally:
         store.close()
     job.refresh_from_db()
     return job, engine
 
 
-def run(org, *pages, write_behind=True, after=None):
+def run(org, *pages, after=None):
     connector = make_connector(
         org, name=f"pages {SyncJob.objects.count()}", entity_types=["article"]
     )
-    return run_on(connector, Pages(*pages, after=after), write_behind=write_behind)
+    return run_on(connector, Pages(*pages, after=after))
 
 
 def log_rows(job):
@@ -95,8 +91,7 @@ HOSTILE_TEXT = [
 
 
 @pytest.mark.django_db(transaction=True)
-@both_paths
-def test_every_character_arrives_as_mapped_and_hashed(org_a, write_behind):
+def test_every_character_arrives_as_mapped_and_hashed(org_a):
     items = [
         article(
             n + 1,
@@ -108,7 +103,7 @@ def test_every_character_arrives_as_mapped_and_hashed(org_a, write_behind):
         )
         for n, text in enumerate(HOSTILE_TEXT)
     ]
-    job, _ = run(org_a, items, write_behind=write_behind)
+    job, _ = run(org_a, items)
 
     assert job.stats["article"]["created"] == len(items), log_rows(job)
     for item in items:
@@ -123,14 +118,12 @@ def test_every_character_arrives_as_mapped_and_hashed(org_a, write_behind):
 
 
 @pytest.mark.django_db(transaction=True)
-@both_paths
-def test_a_nul_character_fails_its_record_alone(org_a, write_behind):
+def test_a_nul_character_fails_its_record_alone(org_a):
     # PostgreSQL text cannot hold NUL: the page is refused as a whole, then saved row by row,
     # and only the record that carries one fails, saying why.
     job, _ = run(
         org_a,
         [article(1), article(2, title="Before\x00after"), article(3)],
-        write_behind=write_behind,
     )
 
     assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1", "3"]
@@ -146,15 +139,13 @@ def test_a_nul_character_fails_its_record_alone(org_a, write_behind):
 
 
 @pytest.mark.django_db(transaction=True)
-@both_paths
-def test_a_lone_surrogate_fails_its_record_alone(org_a, write_behind):
+def test_a_lone_surrogate_fails_its_record_alone(org_a):
     # JSON allows "\ud800" on its own; it is not Unicode text (nh3, the hash and PostgreSQL
     # refuse it) and used to fail the whole job from the hashing.
     job, _ = run(
         org_a,
         [article(1), article(2, title="Half \ud83d an emoji"), article(3, tags=["ok", "\udfff"])],
         [article(4, content="<p>\ud800</p>")],
-        write_behind=write_behind,
     )
 
     assert job.status == "RUNNING"  # the runner, not the engine, ends the job
@@ -172,8 +163,7 @@ def test_a_lone_surrogate_fails_its_record_alone(org_a, write_behind):
 
 
 @pytest.mark.django_db(transaction=True)
-@both_paths
-def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch, write_behind):
+def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch):
     # The statement of page 2 fails after its upsert and log inserts ran (in the final
     # UPDATE): being one statement, none of its rows stay. Page 1 stays complete.
     page_statement = DjangoStore._page_statement
@@ -192,17 +182,16 @@ def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch, write_be
 
     monkeypatch.setattr(DjangoStore, "_page_statement", failing_second_page)
     with pytest.raises(Exception, match="no_such_setting"):
-        run(org_a, [article(1), article(2)], [article(3), article(4)], write_behind=write_behind)
+        run(org_a, [article(1), article(2)], [article(3), article(4)])
 
     assert sorted(Article.objects.values_list("external_id", flat=True)) == ["1", "2"]
     assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_next_page_sees_the_page_still_being_written(org_a):
+def test_the_next_page_sees_what_the_page_before_wrote(org_a):
     # Record 1 comes again on page 2 (edited meanwhile: it moved to the end of the listing),
-    # and record 3 wants the slug record 2 took on page 1: both decisions need page 1, which
-    # is still in the writer thread when page 2 is decided.
+    # and record 3 wants the slug record 2 took on page 1: both decisions need page 1.
     job, _ = run(
         org_a,
         [article(1), article(2, slug="taken")],
@@ -220,34 +209,11 @@ def test_the_next_page_sees_the_page_still_being_written(org_a):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_skip_still_being_written_is_not_logged_twice(org_a, monkeypatch):
+def test_a_skip_is_not_logged_twice(org_a):
     # Record 1 is unchanged (SKIP) on page 1, then comes again on page 2 with a newer
-    # modified time and the same content: the job's one log row for it is the SKIP that
-    # page 1 wrote, even while that row is still in the writer thread.
+    # modified time and the same content: the job's one log row for it is page 1's SKIP.
     first, _ = run(org_a, [article(1), article(2)])
     SyncJob.objects.filter(pk=first.pk).update(status="COMPLETED")
-    existing, write_page = DjangoStore.existing, DjangoStore._write_page
-    page_two_decided = threading.Event()
-    decisions, statements = [], []
-
-    def existing_then_release(self, entity_type, external_ids):
-        # A page's decision starts with this read: page 2's releases page 1's statement.
-        decisions.append(external_ids)
-        if len(decisions) == 2:
-            page_two_decided.set()
-        return existing(self, entity_type, external_ids)
-
-    def held_write(self, entity_type, statement):
-        # The writer thread runs the statements in order: the phase's opening commit, then
-        # page 1's, which waits until page 2 is being decided, so page 2 is surely decided
-        # while page 1 is still in flight.
-        statements.append(statement)
-        if len(statements) == 2:
-            assert page_two_decided.wait(timeout=30), "page 2 was never decided"
-        return write_page(self, entity_type, statement)
-
-    monkeypatch.setattr(DjangoStore, "existing", existing_then_release)
-    monkeypatch.setattr(DjangoStore, "_write_page", held_write)
     pages = Pages([article(1), article(2)], [article(1, modified_gmt="2024-03-01T11:00:00")])
     job, engine = run_on(first.connector, pages)
 
@@ -265,8 +231,7 @@ EDITED_AGAIN = (
 
 
 @pytest.mark.django_db(transaction=True)
-@both_paths
-def test_a_replacement_that_fails_keeps_the_row_it_replaces(org_a, monkeypatch, write_behind):
+def test_a_replacement_that_fails_keeps_the_row_it_replaces(org_a, monkeypatch):
     # The engine decided that record 1's new version replaces its row, then page 2's
     # statement fails after its upsert ran: the earlier row is still the record's one log
     # row of the job (it used to be deleted on its own, before the page was stored).
@@ -285,7 +250,7 @@ def test_a_replacement_that_fails_keeps_the_row_it_replaces(org_a, monkeypatch, 
 
     monkeypatch.setattr(DjangoStore, "_page_statement", failing_replacement)
     with pytest.raises(Exception, match="no_such_setting"):
-        run(org_a, *EDITED_AGAIN, write_behind=write_behind)
+        run(org_a, *EDITED_AGAIN)
 
     job = SyncJob.objects.get()
     assert log_rows(job) == {"1": ("CREATE", "SUCCESS", ""), "2": ("CREATE", "SUCCESS", "")}
@@ -296,14 +261,11 @@ def test_a_replacement_that_fails_keeps_the_row_it_replaces(org_a, monkeypatch, 
 
 
 @pytest.mark.django_db(transaction=True)
-@both_paths
-def test_a_replacement_saved_row_by_row_replaces_in_its_transaction(
-    org_a, org_b, monkeypatch, write_behind
-):
+def test_a_replacement_saved_row_by_row_replaces_in_its_transaction(org_a, org_b, monkeypatch):
     # Record 3's NUL makes the database refuse page 2: it is saved row by row, and the
     # replaced row goes in that transaction, before the page's own rows.
     pages = (EDITED_AGAIN[0], [EDITED_AGAIN[1][0], article(3, title="Before\x00after")])
-    job, engine = run(org_a, *pages, write_behind=write_behind)
+    job, engine = run(org_a, *pages)
 
     assert list(SyncLogEntry.objects.filter(job=job, external_id="1").values_list("operation")) == [
         ("CREATE",)
@@ -316,33 +278,33 @@ def test_a_replacement_saved_row_by_row_replaces_in_its_transaction(
 
     # The same page, failing inside that transaction once the replaced row was deleted:
     # nothing of it stays, the earlier row included.
-    copy_logs = DjangoStore._copy_logs
+    insert_logs = DjangoStore._insert_logs
 
-    def failing_copy(self, cursor, logs, now):
+    def failing_insert(self, logs, now):
         if any(line.replaces for line in logs):
-            raise RuntimeError("the log COPY broke")
-        return copy_logs(self, cursor, logs, now)
+            raise RuntimeError("the log insert broke")
+        return insert_logs(self, logs, now)
 
-    monkeypatch.setattr(DjangoStore, "_copy_logs", failing_copy)
-    with pytest.raises(RuntimeError, match="log COPY broke"):
-        run(org_b, *pages, write_behind=write_behind)  # another organisation: free slugs
+    monkeypatch.setattr(DjangoStore, "_insert_logs", failing_insert)
+    with pytest.raises(RuntimeError, match="log insert broke"):
+        run(org_b, *pages)  # another organisation: free slugs
 
     failed = SyncJob.objects.latest("pk")
     assert log_rows(failed) == {"1": ("CREATE", "SUCCESS", ""), "2": ("CREATE", "SUCCESS", "")}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_cancel_seen_by_the_page_in_flight_stops_the_next_one(org_a, monkeypatch):
-    # The admin cancels just before page 1's statement runs in the writer thread: that page
-    # is stored and its statement sees the request; page 2, decided meanwhile, is not.
-    write_page = DjangoStore._write_page
+def test_a_cancel_seen_by_a_page_stops_the_next_one(org_a, monkeypatch):
+    # The admin cancels just before page 1's statement runs: that page is stored and its
+    # statement sees the request; page 2 is not.
+    run_statement = DjangoStore._run_statement
 
     def cancel_then_write(self, entity_type, statement):
         if '"external_id":"1"' in str(statement.params):
             SyncJob.objects.update(cancel_requested_at=timezone.now())
-        return write_page(self, entity_type, statement)
+        return run_statement(self, entity_type, statement)
 
-    monkeypatch.setattr(DjangoStore, "_write_page", cancel_then_write)
+    monkeypatch.setattr(DjangoStore, "_run_statement", cancel_then_write)
     with pytest.raises(JobCancelled):
         run(org_a, [article(1)], [article(2)], [article(3)])
 
@@ -351,46 +313,9 @@ def test_a_cancel_seen_by_the_page_in_flight_stops_the_next_one(org_a, monkeypat
 
 
 @pytest.mark.django_db(transaction=True)
-def test_writing_behind_stores_exactly_what_writing_inline_does(org_a, org_b, settings):
-    from syncjobs import services
-    from syncjobs.runner import run_job
-    from wpsim import SimulatedSite, serve
-
-    from .conftest import SIM_KEY
-
-    site = SimulatedSite(records=400, seed=5, key=SIM_KEY)
-    outcome = {}
-    with serve(site, host="127.0.0.1", port=0) as server:
-        for write_behind, org in ((True, org_a), (False, org_b)):
-            settings.SYNC_WRITE_BEHIND = write_behind
-            connector = make_connector(
-                org,
-                name=f"behind {write_behind}",
-                site_url=server.url,
-                api_key=SIM_KEY,
-                entity_types=sorted(site.entity_types),
-            )
-            job = run_job(services.start_sync(connector, "FULL").pk)
-            assert job.status == "COMPLETED", job.error
-            outcome[write_behind] = (
-                job.stats,
-                {
-                    (r.entity_type, r.external_id): (r.operation, r.status, r.error)
-                    for r in SyncLogEntry.objects.filter(job=job)
-                },
-            )
-            # The next sync sees every record as stored: all skipped.
-            again = run_job(services.start_sync(connector, "FULL").pk)
-            totals = again.totals()
-            assert totals["skipped"] == totals["processed"] - totals["failed"], totals
-    assert outcome[True] == outcome[False]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_failure_while_a_page_is_written_keeps_that_page(org_a):
-    # The site fails right after serving page 1, while page 1 is still in the writer thread:
-    # the job stops with the site's error, and page 1 is stored whole, as a page committed
-    # before a failure always was.
+def test_a_failure_after_a_page_keeps_that_page(org_a):
+    # The site fails right after serving page 1: the job stops with the site's error, and
+    # page 1 is stored whole, as a page committed before a failure always was.
     def site_goes_down(number):
         raise RuntimeError("the site stopped answering")
 
@@ -401,116 +326,11 @@ def test_a_failure_while_a_page_is_written_keeps_that_page(org_a):
     assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
 
 
-def lookups(monkeypatch, method: str) -> list:
-    """The keys each call of the store's lookup `method` asks for, sorted, in call order."""
-    asked = []
-    lookup = getattr(DjangoStore, method)
-
-    def spy(self, entity_type, keys):
-        asked.append(sorted(keys))
-        return lookup(self, entity_type, keys)
-
-    monkeypatch.setattr(DjangoStore, method, spy)
-    return asked
-
-
-@pytest.mark.django_db(transaction=True)
-@both_paths
-def test_a_phase_that_starts_empty_looks_up_only_what_it_wrote(org_a, monkeypatch, write_behind):
-    # No article of this connector is stored when the phase starts: a record the phase has
-    # not created cannot exist, so its page does not look it up. Record 1 comes again two
-    # pages later (edited while the job listed it, long after its page was written): that
-    # one is looked up, found, and updated, not created twice.
-    looked_up = lookups(monkeypatch, "existing")
-    job, _ = run(
-        org_a,
-        [article(1), article(2)],
-        [article(3), article(4)],
-        [article(1, title="Edited", modified_gmt="2024-03-01T11:00:00"), article(5)],
-        write_behind=write_behind,
-    )
-
-    assert looked_up == [["1"]]
-    assert job.stats["article"]["created"] == 5, job.stats
-    assert Article.objects.count() == 5
-    assert Article.objects.get(external_id="1").title == "Edited"
-    assert SyncLogEntry.objects.filter(job=job, external_id="1").count() == 1
-
-    # The next run starts with the five stored: every page is looked up again.
-    looked_up.clear()
-    SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
-    _, engine = run_on(job.connector, Pages([article(1), article(6)]), write_behind=write_behind)
-    assert looked_up == [["1", "6"]]
-    assert engine.stats["article"]["created"] == 1
-
-
-def test_written_ids_stay_bounded_and_doubt_what_they_cannot_hold():
-    from syncjobs.engine.core import WrittenIds
-
-    written = WrittenIds()
-    for external_id in ("7", "1000000", str(WrittenIds.CAP - 1)):
-        assert not written.may_exist(external_id)
-        written.add(external_id)
-        assert written.may_exist(external_id)
-    assert not written.may_exist("8") and not written.may_exist("999999")
-    # Beyond the bitmap, or not a plain number: possibly written, so looked up.
-    for external_id in (str(WrittenIds.CAP), "99999999999", "12a", "", "-3", "٣", "007"):
-        written.add(external_id)
-        assert written.may_exist(external_id)
-    assert len(written._bits) <= WrittenIds.CAP // 8
-
-
-@pytest.mark.django_db(transaction=True)
-@both_paths
-def test_an_organisation_without_records_looks_up_only_slugs_it_gave(
-    org_a, monkeypatch, write_behind
-):
-    # The organisation has no article yet: a slug this phase has not given cannot be taken,
-    # so only slugs it gave are looked up, and a duplicate across pages is still caught by
-    # the engine, naming the holder.
-    looked_up = lookups(monkeypatch, "slug_holders")
-    job, _ = run(
-        org_a,
-        [article(1, slug="a"), article(2, slug="b")],
-        [article(3, slug="a"), article(4, slug="c")],
-        write_behind=write_behind,
-    )
-
-    assert looked_up == [["a"]]
-    status, error = log_rows(job)["3"][1:]
-    assert status == "FAILED"
-    assert error.startswith("article 3: duplicate slug 'a': the article 'Post 1'"), error
-    assert sorted(Article.objects.values_list("slug", flat=True)) == ["a", "b", "c"]
-
-    # Another connector of the organisation starts with the organisation's articles stored:
-    # every slug it writes is looked up, and the one taken is refused.
-    looked_up.clear()
-    SyncJob.objects.filter(pk=job.pk).update(status="COMPLETED")
-    other, _ = run(org_a, [article(1, slug="b"), article(2, slug="d")], write_behind=write_behind)
-    assert looked_up == [["b", "d"]]
-    assert log_rows(other)["1"][1] == "FAILED"
-
-
-def test_written_slugs_forget_nothing_in_a_fixed_size():
-    from syncjobs.engine.core import WrittenSlugs
-
-    written = WrittenSlugs()
-    size = len(written._bits)
-    given = [f"post-{n}" for n in range(20_000)] + ["ünïcode-slug", "x"]
-    for slug in given:
-        written.add(slug)
-    assert all(written.may_exist(slug) for slug in given)
-    strangers = [f"other-{n}" for n in range(20_000)]
-    assert sum(written.may_exist(slug) for slug in strangers) < 20  # very rarely a doubt
-    assert len(written._bits) == size
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_connectors_importing_the_same_slug_at_once_store_it_once(org_a):
-    # Both phases start while the organisation has no article, so neither looks up the
-    # slugs it writes: their pages race for slug "shared", page against page, and the
-    # database's unique index settles it. The loser fails that record alone, in words.
-    import threading
+    # Both phases start while the organisation has no article: their pages race for slug
+    # "shared", page against page. Whoever comes second fails that record alone, in words:
+    # the engine's check names the holder, or the database's unique index settles it.
 
     from django.db import connections
 
@@ -548,4 +368,5 @@ def test_two_connectors_importing_the_same_slug_at_once_store_it_once(org_a):
     assert Article.objects.count() == 5  # 6 served, the slug's loser refused
     failed = SyncLogEntry.objects.filter(status="FAILED")
     assert failed.count() == 1
-    assert "took it while this one was being saved" in failed.get().error
+    error = failed.get().error
+    assert "took it while this one was being saved" in error or "already uses it" in error, error

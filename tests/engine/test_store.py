@@ -1,8 +1,5 @@
-"""The store's lookups on PostgreSQL: they must stay index probes whatever the statistics say."""
+"""The store on PostgreSQL: its two-way batch stays on its index, a deleted job gets no log rows."""
 
-import re
-
-import pytest
 from django.db import connection
 
 from records.models import Article
@@ -15,50 +12,6 @@ def plan_of(sql, params):
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
-
-
-@pytest.mark.parametrize("analysed", [False, True], ids=["never analysed", "knows other rows"])
-def test_lookups_stay_index_probes_whatever_the_statistics(org_a, analysed):
-    # What a cold import sees: a table the planner has no statistics for, or statistics that
-    # only know another connector's rows, while this connector's rows grow. The per-page
-    # lookups must probe the composite unique indexes, never read the connector's rows
-    # through the single-column foreign key index (that made a 100,000-record import
-    # quadratic).
-    other = make_connector(org_a, name="Other site")
-    mine = make_connector(org_a, name="This site")
-    articles = lambda connector, n: [  # noqa: E731
-        Article(organisation=org_a, connector=connector, external_id=str(i), slug=f"{n}-{i}")
-        for i in range(3000)
-    ]
-    Article.objects.bulk_create(articles(other, 0))
-    if analysed:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE records_article")
-    Article.objects.bulk_create(articles(mine, 1))
-    job = SyncJob.objects.create(connector=mine, kind="FULL")
-    ids = [str(i) for i in range(0, 3000, 30)]
-
-    existing = plan_of(
-        DjangoStore.probe_sql(Article, ["id"], "connector_id", "external_id"), [ids, mine.pk]
-    )
-    slugs = plan_of(
-        DjangoStore.probe_sql(Article, ["id"], "organisation_id", "slug"),
-        [[f"1-{i}" for i in ids], org_a.pk],
-    )
-    with connection.cursor() as cursor:  # as DjangoStore.archive_unseen plans it
-        cursor.execute(DjangoStore.ARCHIVE_WALK_PLANNING)
-    archive_walk = plan_of(*DjangoStore(job, mine).archive_walk_sql(Article, "1000", 1000))
-
-    assert "Index Scan using article_unique_external_id" in existing, existing
-    assert "Index Scan using article_unique_slug_per_org" in slugs, slugs
-    for plan in (existing, slugs):
-        assert "_connector_id_" not in plan and "_organisation_id_" not in plan, plan
-        assert "Seq Scan" not in plan, plan
-    # The archive walk reads 1,000 records a batch in index order and stops there: not a
-    # bitmap scan and a sort of every remaining record per batch (quadratic), nor a table scan.
-    assert "Index Scan using article_unique_external_id" in archive_walk, archive_walk
-    for kind in ("Seq Scan", "Bitmap", "Sort"):
-        assert kind not in archive_walk, archive_walk
 
 
 def test_pending_pushes_is_batched_on_the_partial_index(org_a):
@@ -127,45 +80,6 @@ def test_pending_pushes_is_batched_on_the_partial_index(org_a):
     assert "Seq Scan on records_article" not in plan, plan
 
 
-@pytest.mark.parametrize("analysed", [False, True], ids=["never analysed", "analysed"])
-def test_this_jobs_log_is_probed_per_record_whatever_the_statistics(org_a, analysed):
-    # The archive walk and the "logged in this job already?" check ask the job's log about a
-    # batch of records. Planned as a join, that read every log row of the job per batch (30
-    # ms a batch at 100,000 rows): each record must stay one probe of (job, external_id).
-    from syncjobs.engine.store import LOGGED_SQL, REPLACED_LOGS_SQL
-    from syncjobs.models import SyncLogEntry
-
-    mine = make_connector(org_a, name="This site")
-    job = SyncJob.objects.create(connector=mine, kind="FULL")
-    SyncLogEntry.objects.bulk_create(
-        SyncLogEntry(
-            job=job,
-            connector=mine,
-            entity_type=entity_type,
-            external_id=str(i),
-            operation="CREATE",
-            status="SUCCESS",
-        )
-        for entity_type in ("article", "member")
-        for i in range(3000)
-    )
-    if analysed:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE syncjobs_synclogentry")
-    ids = [str(i) for i in range(0, 3000, 3)]
-
-    logged = plan_of(LOGGED_SQL, [ids, job.pk, "article"])
-    replaced = plan_of(REPLACED_LOGS_SQL, [["article"] * len(ids), ids, job.pk])
-
-    for plan in (logged, replaced):
-        # One probe per record: the index condition holds the record's own key (a plain or
-        # a bitmap index scan inside the nested loop), never a join over the job's rows.
-        assert "log_job_external_idx" in plan, plan
-        assert re.search(r"Index Cond: .*\(external_id\)::text = k\.v\)", plan), plan
-        for kind in ("Seq Scan on syncjobs_synclogentry", "Hash Join", "Merge Join"):
-            assert kind not in plan, plan
-
-
 def test_a_page_of_a_deleted_job_writes_no_log_rows(org_a):
     # The log's foreign keys are not database constraints (one check per row was a quarter
     # of a page's write): the page statement takes job and connector from the job row, so
@@ -175,7 +89,7 @@ def test_a_page_of_a_deleted_job_writes_no_log_rows(org_a):
 
     mine = make_connector(org_a, name="This site")
     job = SyncJob.objects.create(connector=mine, kind="FULL")
-    store = DjangoStore(job, mine, write_behind=False)
+    store = DjangoStore(job, mine)
     line = lambda external_id: LogLine("article", external_id, "CREATE", "FAILED", "bad", None)  # noqa: E731
     stats = {"article": {"processed": 1}}
 

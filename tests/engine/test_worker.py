@@ -167,39 +167,14 @@ def worker(tmp_path):
 
 
 @pytest.fixture
-def mapping_worker(tmp_path):
-    """A worker whose every entity phase maps in a child process (syncjobs.engine.mapper)."""
-    yield from running_worker(tmp_path, SYNC_MAPPER_PROCESS_MIN="0")
-
-
-@pytest.fixture
 def prefork_worker(tmp_path):
     """Celery's default pool, as production runs it: its main process answers pings while a
     pool process runs a task (a solo worker cannot until the task ends)."""
     yield from running_worker(tmp_path, pool="prefork")
 
 
-@pytest.fixture
-def prefork_mapping_worker(tmp_path):
-    """Celery's default pool (tasks in daemonic child processes), mapping in a child."""
-    yield from running_worker(tmp_path, pool="prefork", SYNC_MAPPER_PROCESS_MIN="0")
-
-
 def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def mapping_processes(parent: int) -> list[int]:
-    """The pids of the mapping processes (syncjobs.engine.mapper) that `parent` started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"syncjobs.engine.mapper" in command and _is_child(int(entry.name), parent):
-            found.append(int(entry.name))
-    return found
 
 
 def ended(pid: int) -> bool:
@@ -248,9 +223,8 @@ def big_server(big_site):
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates(
-    org_a, big_site, big_server, mapping_worker, settings
+    org_a, big_site, big_server, worker, settings
 ):
-    worker = mapping_worker
     settings.SYNC_STALE_AFTER_SECONDS = STALE_AFTER
     connector = make_connector(
         org_a, site_url=big_server.url, api_key=SIM_KEY, entity_types=["article"]
@@ -259,13 +233,8 @@ def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates
     big_site.inject("latency", "articles", seconds=1.0, every=True)
     job = services.start_sync(connector, SyncJob.Kind.FULL)
     wait_for(job, lambda j: article_processed(j) >= 100, worker=worker)
-    mappers = mapping_processes(worker.process.pid)
-    assert len(mappers) == 1, "the worker maps the articles in a child process"
-
     worker.kill()
 
-    # The child sees its input end when the worker dies, and stops: no orphan left mapping.
-    wait_until(lambda: ended(mappers[0]), timeout=10, what="the mapping process to end")
     committed = Article.objects.filter(connector=connector).count()
     assert 0 < committed < big_site.count("article")  # the first page(s) stay committed
     job.refresh_from_db()
@@ -303,25 +272,16 @@ def test_worker_killed_mid_job_is_swept_failed_and_the_rerun_makes_no_duplicates
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_prefork_worker_maps_in_a_child_process(
-    org_a, big_site, big_server, prefork_mapping_worker
-):
-    # The default pool runs tasks in daemonic processes, which multiprocessing refuses to let
-    # have children: the mapping process is started with subprocess, so it works there too.
-    worker = prefork_mapping_worker
+def test_a_prefork_worker_runs_a_sync(org_a, big_site, big_server, prefork_worker):
+    # The default pool runs tasks in daemonic processes, as production does.
+    worker = prefork_worker
     connector = make_connector(
         org_a, site_url=big_server.url, api_key=SIM_KEY, entity_types=["article", "member"]
     )
     big_site.inject("latency", "articles", seconds=0.5, every=True)
     job = services.start_sync(connector, SyncJob.Kind.FULL)
-    wait_for(job, lambda j: article_processed(j) >= 100, worker=worker)
-    pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    pool = [pid for pid in pids if _is_child(pid, worker.process.pid)]
-    assert [m for p in pool for m in mapping_processes(p)], "a pool process started a mapper"
-
     wait_for(job, finished, worker=worker)
     assert job.status == SyncJob.Status.COMPLETED, job.error
-    assert "mapping process failed" not in worker.output()
     for entity_type, model in (("article", Article), ("member", Member)):
         counters = job.stats[entity_type]
         stored = model.objects.filter(connector=connector).count()
