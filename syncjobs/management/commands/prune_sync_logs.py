@@ -4,6 +4,7 @@ task does the same every hour; see syncjobs/retention.py)."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from syncjobs.periodic import PRUNE_YIELD_RATIO
 from syncjobs.retention import prune
 
 
@@ -27,8 +28,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, days, batch_size, yield_ratio, **options):
-        from syncjobs.tasks import PRUNE_YIELD_RATIO
-
         yield_ratio = PRUNE_YIELD_RATIO if yield_ratio is None else yield_ratio
         if yield_ratio < 0:
             raise CommandError("--yield-ratio must be 0 or more.")
