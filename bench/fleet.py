@@ -15,12 +15,16 @@ are due at 3 jobs/s (1.35x compressed: what the shared 2-core machine could take
 Prints per N: jobs per second, worker CPU and database statements per job (the sync task;
 the scheduler's dispatch task apart), schedule lag (the connector's due time -> the job's
 start) p50/p99 against the target (one scheduler tick plus the job's own duration), and
-the PostgreSQL connections open (and active) at peak. Baseline, same run and same worker:
-a Celery no-op task (its round trip rate and CPU per task).
+the PostgreSQL connections open (and active) at peak; and where a job's wall time in the
+worker goes: its CPU, its wait for a CPU (the run queue: a loaded machine), and the rest
+(waiting on the site, PostgreSQL, Redis), with how busy the 2 processes were over the run
+and the machine's load average. Baseline, same run and same worker: a Celery no-op task
+(its round trip rate and CPU per task).
 
 `python -m bench.fleet` (or `make bench BENCH_ARGS=fleet`): N=200 and N=2,000, about 15
 minutes. `--quick`: N=200 only, about 2.5 minutes. `--sizes=500,1000 --rate=10`: other fleet
-sizes and jobs per second. Database `bench_fleet` (created if missing).
+sizes and jobs per second. Database `bench_fleet` (created if missing; BENCH_FLEET_DATABASE
+names another, for two runs side by side).
 """
 
 from __future__ import annotations
@@ -223,6 +227,14 @@ def counted(client, task: str) -> tuple[int, int]:
     return tasks, int(client.hget(f"{PREFIX}:statements", task) or 0)
 
 
+def timed(client, task: str) -> tuple[float, float, float]:
+    """(wall, CPU, run-queue wait) seconds the worker's processes spent in one task name."""
+    return tuple(
+        int(client.hget(f"{PREFIX}:{name}_us", task) or 0) / 1e6
+        for name in ("wall", "cpu", "runqueue")
+    )
+
+
 def noop_baseline(app, client, worker) -> tuple[float, float]:
     """NOOPS no-op tasks through the broker and the worker: (tasks/s, worker CPU ms each)."""
     before, _ = counted(client, "bench.fleet.noop")
@@ -255,6 +267,7 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
         sync_before = counted(client, "syncjobs.tasks.run_sync_job")
         dispatch_before = counted(client, "syncjobs.tasks.dispatch_due_syncs")
         cpu_before = cpu_seconds(worker.pid)
+        timed_before = timed(client, "syncjobs.tasks.run_sync_job")
         beat = start_beat(env, directory)
         jobs = SyncJob.objects.filter(connector_id__in=list(due))
         terminal = jobs.filter(status__in=SyncJob.TERMINAL_STATUSES)
@@ -267,6 +280,8 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
         sampler.stop()
         sync_after = counted(client, "syncjobs.tasks.run_sync_job")
         dispatch_after = counted(client, "syncjobs.tasks.dispatch_due_syncs")
+        timed_after = timed(client, "syncjobs.tasks.run_sync_job")
+        load = os.getloadavg()[0]
     finally:
         if sampler.is_alive():
             sampler.stop()
@@ -285,6 +300,7 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
     span = (max(r[3] for r in rows) - min(r[2] for r in rows)).total_seconds()
     sync_tasks = sync_after[0] - sync_before[0]
     dispatches = dispatch_after[0] - dispatch_before[0]
+    wall, task_cpu, runqueue = (a - b for a, b in zip(timed_after, timed_before, strict=True))
     return {
         "size": size,
         "window": window,
@@ -304,6 +320,13 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
         "peak_active": sampler.peak_active,
         "noop_rate": noop_rate,
         "noop_cpu_ms": noop_cpu,
+        # Per sync task, as the worker's processes timed it (see bench/_fleet_worker.py).
+        "task_wall_ms": wall * 1000 / max(1, sync_tasks),
+        "task_cpu_ms": task_cpu * 1000 / max(1, sync_tasks),
+        "task_runqueue_ms": runqueue * 1000 / max(1, sync_tasks),
+        # Share of the 2 processes' time over the run spent inside sync tasks.
+        "busy": wall / (2 * span),
+        "load": load,
     }
 
 
@@ -316,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [200] if args.quick else [int(n) for n in args.sizes.split(",")]
 
     os.environ.pop("PLATFORM_URL", None)  # no push subscription: the schedule alone
-    env = setup_django("bench_fleet")
+    env = setup_django(os.environ.get("BENCH_FLEET_DATABASE", "bench_fleet"))
     # The worker keeps its connection as docker-compose.yml's does (BENCH_CONN_MAX_AGE=0: a
     # new one per job, the settings' default).
     conn_max_age = os.environ.get("BENCH_CONN_MAX_AGE", "60")
@@ -347,7 +370,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"N={size}: {results[-1]}", flush=True)  # in case a later size fails
     finally:
         stop(sites)
-        client.delete(f"{PREFIX}:tasks", f"{PREFIX}:statements", QUEUE)
+        client.delete(
+            *(f"{PREFIX}:{name}" for name in ("tasks", "statements", "wall_us", "cpu_us")),
+            f"{PREFIX}:runqueue_us",
+            QUEUE,
+        )
     print(
         f"fleet: {len(urls)} simulated sites ({SITE_RECORDS} records each) shared by the "
         f"connectors; 1 worker (-Q {QUEUE}, prefork, 2 processes, DB_CONN_MAX_AGE "
@@ -372,6 +399,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"  !! {r['jobs'] - r['completed']} jobs failed, {r['unfinished']} never ran "
                 f"within the window plus its grace (the worker fell behind)"
             )
+    for r in results:
+        other = r["task_wall_ms"] - r["task_cpu_ms"] - r["task_runqueue_ms"]
+        print(
+            f"where a job's wall time goes, N={r['size']}: {r['task_wall_ms']:.0f} ms in the "
+            f"task = {r['task_cpu_ms']:.0f} ms CPU + at least {r['task_runqueue_ms']:.0f} ms "
+            f"waiting for a CPU + {other:.0f} ms waiting on the site, PostgreSQL and Redis "
+            f"(their helper threads' waits for a CPU included); the 2 processes were in a "
+            f"sync task {r['busy']:.0%} of the run; load average {r['load']:.1f} on "
+            f"{os.cpu_count()} CPUs"
+        )
     for r in results:
         print(
             f"baseline N={r['size']}: Celery no-op round trip {r['noop_rate']:.0f} tasks/s, "

@@ -81,21 +81,21 @@ class Prefetched:
 
     _DONE = object()
 
-    def __init__(self, pages: Iterator, poll: float = 0.2):
+    def __init__(self, pages: Iterator):
         self._source = pages
         self._pages = iter(pages)
         self._ready: queue.Queue = queue.Queue()
+        # Released by the consumer for each page it takes, and by close(): the thread sleeps
+        # until one of them wakes it, never on a timer (a poll held every cancelled or failed
+        # job's end for up to one poll interval).
         self._wanted = threading.Semaphore(1)  # the first page is wanted at once
         self._stop = threading.Event()
-        self._poll = poll
         self._thread = threading.Thread(target=self._run, name="sync-prefetch", daemon=True)
         self._thread.start()
 
     def _want(self) -> bool:
-        while not self._stop.is_set():
-            if self._wanted.acquire(timeout=self._poll):
-                return not self._stop.is_set()
-        return False
+        self._wanted.acquire()
+        return not self._stop.is_set()
 
     def _run(self) -> None:
         try:
@@ -128,6 +128,7 @@ class Prefetched:
     def close(self) -> bool:
         """Stops the thread; returns whether it has ended."""
         self._stop.set()
+        self._wanted.release()  # wakes the thread if it waits to be asked for a page
         # A request in flight finishes (or times out) on its own: don't hold the job for it.
         self._thread.join(timeout=10)
         return not self._thread.is_alive()

@@ -187,6 +187,22 @@ def test_heartbeat_thread_keeps_a_long_page_alive(org_a):
     assert not heartbeat.is_alive()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_heartbeat_stops_at_once_when_the_job_ends_not_after_its_interval(org_a):
+    # A job lasts ~0.1 s and the heartbeat beats every few seconds: stop() must wake the
+    # thread (an Event), or every job's end would wait for the next beat. stop() joins for 5 s
+    # at most: a thread still waiting out its hour-long interval would still be alive.
+    from syncjobs.runner import Heartbeat
+
+    job = SyncJob.claim(SyncJob.objects.create(connector=make_connector(org_a), kind="FULL").pk)
+    heartbeat = Heartbeat(job, interval=3600)
+    heartbeat.start()
+
+    heartbeat.stop()
+
+    assert not heartbeat.is_alive()
+
+
 @pytest.mark.django_db
 def test_a_manual_sync_keeps_the_schedule_s_rhythm(org_a, monkeypatch):
     from syncjobs import services, tasks
