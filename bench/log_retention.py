@@ -50,9 +50,9 @@ def seed_old_log(connector) -> None:
         cursor.execute(
             "INSERT INTO syncjobs_syncjob (connector_id, kind, trigger, status, created_at, "
             "finished_at, stats, current_entity_type, error, log_kept, dry_run, "
-            "preview_failures, scope, expected_sizes) "
+            "preview_failures, scope, expected_sizes, rate) "
             "SELECT %s, 'FULL', 'scheduler', 'COMPLETED', now() - interval '200 days', "
-            "now() - interval '200 days', '{}', '', '', 'all', false, '{}', '{}', '{}' "
+            "now() - interval '200 days', '{}', '', '', 'all', false, '{}', '{}', '{}', '{}' "
             "FROM generate_series(1, %s)",
             [connector.pk, jobs],
         )
