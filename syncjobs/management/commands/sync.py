@@ -9,6 +9,7 @@ from config.celery import app
 from connectors.models import Connector
 from syncjobs import services
 from syncjobs.models import SyncJob
+from syncjobs.progress import COUNTER_KEYS
 from syncjobs.runner import run_job
 from syncjobs.services import SyncRefused, start_sync
 
@@ -141,16 +142,7 @@ class Command(BaseCommand):
 
     def _summary(self, job: SyncJob) -> None:
         self.stdout.write(f"Job #{job.pk}: {job.status}" + (f" — {job.error}" if job.error else ""))
-        keys = (
-            "created",
-            "updated",
-            "skipped",
-            "conflicts",
-            "failed",
-            "archived",
-            "pushed",
-            "push_failed",
-        )
+        keys = COUNTER_KEYS  # the status card's columns: the engine's, less total and processed
         header = f"{'entity':<14}{'total':>8}{'processed':>10}" + "".join(f"{k:>12}" for k in keys)
         self.stdout.write(header)
         for entity_type, counters in (job.stats or {}).items():
