@@ -634,7 +634,8 @@ class SimulatedSite:
                 wait = max(1, int(window[0] + span - now) + 1)
                 return wait, self._rate_headers(0, wait)
             window.append(now)
-            reset = max(0, math.ceil(window[0] + span - now))
+            # window[0] - now first: (now + span) - now can round to span + 1e-12 and ceil to 61.
+            reset = min(math.ceil(span), max(0, math.ceil(window[0] - now + span)))
             return None, self._rate_headers(self.rate_limit - len(window), reset)
 
     def _rate_headers(self, remaining: int, reset: int) -> list[tuple[str, str]]:
