@@ -81,8 +81,15 @@ def record_detail(request, org, entity_type, pk):
         connector = (
             connectors_for(request.user, organisation).filter(pk=record.connector_id).first()
         )
-    trace = log_rows(record)
-    values, values_error = side_by_side(connector, record) if connector else ([], "")
+    if request.htmx and request.GET.get("part") == "values" and connector:
+        # The comparison asks WordPress (up to its 10 s timeout when the site is slow or
+        # down), so the page does not wait for it: the card loads itself once shown.
+        values, values_error = side_by_side(connector, record)
+        return render(
+            request,
+            "records/detail.html#values",
+            {"record": record, "values": values, "values_error": values_error},
+        )
     return render(
         request,
         "records/detail.html",
@@ -93,8 +100,6 @@ def record_detail(request, org, entity_type, pk):
             "connector": connector,
             "fields": _content_fields(record),
             "visibility": _visibility(record),
-            "trace": trace,
-            "values": values,
-            "values_error": values_error,
+            "trace": log_rows(record),
         },
     )

@@ -177,6 +177,15 @@ def test_every_page_keeps_the_csp_without_a_violation(walk, settings, alice, roo
     ):
         walk.visit(url)
 
+    # The record page does not wait for WordPress: its comparison card loads itself and says
+    # in words that the site (an address that does not resolve here) could not be asked.
+    walk.visit(f"/o/acme/records/article/{record.pk}/")
+    card = page.locator("#record-values")
+    expect(card.locator(".error-text")).to_contain_text("WordPress could not be asked")
+    expect(card.locator("table.table-values tbody tr").first).to_be_visible()
+    expect(page.locator("#record-values[aria-busy]")).to_have_count(0)
+    walk.collect()
+
     # Charts' "The numbers" open; a log filter through htmx.
     walk.visit(f"{base}/")
     for summary in page.locator("summary", has_text="The numbers").all():

@@ -143,9 +143,14 @@ def test_record_page_traces_the_record_and_compares_it_with_wordpress(
     url = reverse("records:detail", args=["acme", "member", record.pk])
 
     page = alice_client.get(url).text
-    assert "Changed in WordPress" in page  # WordPress's side
-    assert "differs" in page
+    # The page does not wait for WordPress: the comparison card loads itself.
+    assert "Changed in WordPress" not in page
+    assert f'hx-get="{url}?part=values" hx-trigger="load"' in page
     assert "Sync this record" in page
+    card = alice_client.get(f"{url}?part=values", headers={"HX-Request": "true"}).text
+    assert "Changed in WordPress" in card  # WordPress's side
+    assert "differs" in card
+    assert "<html" not in card and "hx-get" not in card  # the card alone, loaded once
 
     response = alice_client.post(
         reverse("connectors:sync_record", args=["acme", connector.pk]),
@@ -159,7 +164,8 @@ def test_record_page_traces_the_record_and_compares_it_with_wordpress(
     assert page.index(f"Sync of member {member_id} #{one.pk}") < page.index(
         f"Full sync #{first.pk}"
     )
-    assert "differs" not in page
+    card = alice_client.get(f"{url}?part=values", headers={"HX-Request": "true"}).text
+    assert "Changed in WordPress" in card and "differs" not in card
 
 
 def test_held_deletions_shown_on_the_overview_and_decided_once(

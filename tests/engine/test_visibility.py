@@ -86,10 +86,12 @@ def test_protected_content_is_not_stored_unless_the_connector_says_so(
     assert record.password_protected and record.status == "publish"
     assert getattr(record, field) == "" and not record.is_published
     assert log_for(job, entity_type, record_id).status == "SUCCESS"
-    page = alice_client.get(
-        reverse("records:detail", args=["acme", entity_type, record.pk])
-    ).content.decode()
+    url = reverse("records:detail", args=["acme", entity_type, record.pk])
+    page = alice_client.get(url).content.decode()
     assert "Members-only secret" not in page
+    # Nor in the card comparing the platform with what WordPress serves now.
+    card = alice_client.get(f"{url}?part=values", headers={"HX-Request": "true"}).text
+    assert "table-values" in card and "Members-only secret" not in card
     assert "Not stored: the post is password-protected in WordPress." in page
     assert "Password-protected in WordPress: not shown as published" in page
 

@@ -131,7 +131,9 @@ def pages_showing_synced_data(world) -> list[tuple[str, dict]]:
     pages.append((reverse("diagnostics:connection_test", args=args), {}))
     for entity_type, model in RECORD_MODELS.items():
         for record in model.objects.filter(connector=connector)[:4]:
-            pages.append((reverse("records:detail", args=["acme", entity_type, record.pk]), {}))
+            url = reverse("records:detail", args=["acme", entity_type, record.pk])
+            pages.append((url, {}))
+            pages.append((f"{url}?part=values", {"HX-Request": "true"}))  # WordPress's side
     return pages
 
 
