@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from config.urls import urlpatterns as product_urlpatterns
 from records.models import Article
-from syncjobs.models import SyncJob
+from syncjobs.models import HeldDeletion, SyncJob
 from tests.dashboard.conftest import make_job, make_log
 
 from .conftest import login
@@ -136,6 +136,15 @@ def test_every_page_keeps_the_csp_without_a_violation(walk, settings, alice, roo
         content='<p style="color:red" onclick="steal()">Styled paragraph</p>',
     )
     base = f"/o/acme/connectors/{connector_a.pk}"
+    # The conflict inbox and the held deletions with something to decide, not only empty.
+    make_log(jobs[-1], 1, start=77, operation="UPDATE", status="CONFLICT", error="Edited on both")
+    HeldDeletion.objects.create(
+        connector=connector_a,
+        job=jobs[-1],
+        entity_type="article",
+        external_ids=["77"],
+        live_count=1,
+    )
 
     # A visitor: the login page, and a failed login's error. First, the listener works: an
     # inline style added to the page is reported (and then forgotten).
@@ -163,8 +172,6 @@ def test_every_page_keeps_the_csp_without_a_violation(walk, settings, alice, roo
         f"{base}/activity/?skips=1&status=FAILED",
         f"{base}/audit/",
         f"{base}/settings/",
-        f"{base}/conflicts/",
-        f"{base}/held-deletions/",
         f"{base}/diagnostics/connection-test/",
         f"{base}/diagnostics/mapping/",
         f"{base}/delete/",
@@ -184,6 +191,13 @@ def test_every_page_keeps_the_csp_without_a_violation(walk, settings, alice, roo
     expect(card.locator(".error-text")).to_contain_text("WordPress could not be asked")
     expect(card.locator("table.table-values tbody tr").first).to_be_visible()
     expect(page.locator("#record-values[aria-busy]")).to_have_count(0)
+    walk.collect()
+
+    # A conflict (WordPress cannot be asked here) and a held deletion, each with its buttons.
+    walk.visit(f"{base}/conflicts/")
+    expect(page.get_by_role("article", name="Conflict on article 77")).to_be_visible()
+    walk.visit(f"{base}/held-deletions/")
+    expect(page.get_by_text("Approve: archive 1")).to_be_visible()
     walk.collect()
 
     # Charts' "The numbers" open; a log filter through htmx.
