@@ -44,6 +44,27 @@ def test_completed_with_too_many_failed_records(
     assert subjects(smtp) == ([expected] if alerted else [])
 
 
+@pytest.mark.parametrize(
+    ("minimum", "percent", "processed", "failed", "alerted"),
+    [
+        (3, 1, 100, 4, True),  # a stricter organisation hears of 4 failures in 100
+        (10, 20, 100, 12, False),  # a laxer one does not hear of 12 %
+        (10, 20, 100, 21, True),
+        (50, 0, 1000, 49, False),  # any share, but fewer than its minimum
+    ],
+)
+def test_the_failed_records_thresholds_are_the_organisations(
+    alice, connector_a, smtp, celery_eager, ended, minimum, percent, processed, failed, alerted
+):
+    OrganisationSettings.objects.create(
+        organisation=connector_a.organisation,
+        failed_records_min=minimum,
+        failed_records_percent=percent,
+    )
+    ended(connector_a, SyncJob.Status.COMPLETED, stats=stats(processed, failed))
+    assert len(smtp.messages) == (1 if alerted else 0)
+
+
 def test_failed_records_alert_once_until_a_sync_is_clean_again(
     alice, connector_a, smtp, celery_eager, ended
 ):
