@@ -391,3 +391,19 @@ def test_beat_runs_the_stale_check_and_the_digest_by_the_names_the_worker_knows(
         assert app.tasks["notifications.tasks.send_digests"].apply().get() == 1
     assert subjects(smtp) == ["[Association App] Acme Association: 1 notification"]
     assert "Hourly: data is stale" in smtp.messages[0]["body"]
+
+
+def test_a_production_without_site_url_is_warned_that_mail_links_will_not_open(settings):
+    from io import StringIO
+
+    settings.DEBUG = False
+    settings.SITE_URL = ""
+    out = StringIO()
+    call_command("check", stdout=out, stderr=out)
+    assert "notifications.W001" in out.getvalue()
+    assert "SITE_URL is not set" in out.getvalue()
+
+    settings.SITE_URL = "https://connectors.example.org"
+    out = StringIO()
+    call_command("check", stdout=out, stderr=out)
+    assert "notifications.W001" not in out.getvalue()
