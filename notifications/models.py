@@ -148,7 +148,6 @@ class ConnectorHealth(models.Model):
     connector = models.OneToOneField(
         "connectors.Connector", models.CASCADE, primary_key=True, related_name="health"
     )
-    last_success_at = models.DateTimeField(null=True, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     failure_cause = models.CharField(max_length=20, choices=Cause.choices, blank=True)

@@ -9,6 +9,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Never written: the last successful sync is read from the jobs (the pages' annotations).
+        migrations.RemoveField(model_name="connectorhealth", name="last_success_at"),
         migrations.AddField(
             model_name="organisationsettings",
             name="failed_records_min",
