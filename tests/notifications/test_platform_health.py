@@ -126,6 +126,25 @@ def test_the_platform_table_tells_the_last_attempt_from_the_last_success(
     assert "Last success" not in globex
 
 
+def test_the_platform_table_shows_an_error_connectors_retry_under_way(root_client, connector_a):
+    from tests.dashboard.conftest import make_job
+
+    Connector.objects.filter(pk=connector_a.pk).update(
+        status=Connector.Status.ERROR, status_message="Last sync (job #1) failed: key refused."
+    )
+    make_job(connector_a, status=SyncJob.Status.FAILED)
+    page = flat(root_client.get(PAGE))
+    assert '<div class="muted small">Last sync (job #1) failed: key refused.</div>' in page
+    assert "Retrying" not in page
+
+    make_job(connector_a, status=SyncJob.Status.RUNNING, finished_at=None)
+    page = flat(root_client.get(PAGE))
+    assert (
+        '<div class="muted small"><strong>Retrying:</strong> a new sync is under way. '
+        "Last sync (job #1) failed: key refused.</div>"
+    ) in page
+
+
 def test_the_health_card_costs_the_same_queries_at_any_fleet_size(root_client, org_a, org_b):
     from django.core.cache import cache
     from django.db import connection
