@@ -31,10 +31,6 @@ from syncjobs.models import SyncJob
 
 logger = logging.getLogger(__name__)
 
-# A job COMPLETED with at least this many failed records, and more than this share of the
-# records it processed, is worth a notification (a couple of broken posts are not).
-FAILED_RECORDS_MIN = 10
-FAILED_RECORDS_PERCENT = 5
 # "Much longer than usual": more than this many times the median of the connector's last
 # SLOW_SAMPLE finished jobs of the same kind, and at least SLOW_MIN_DURATION.
 SLOW_FACTOR = 3
@@ -158,7 +154,12 @@ def _on_success(job, connector, health, org_settings) -> None:
     health.stale_since = None
     totals = job.totals()
     failed, processed = totals.get("failed", 0), totals.get("processed", 0)
-    too_many = failed >= FAILED_RECORDS_MIN and failed * 100 > FAILED_RECORDS_PERCENT * processed
+    # At least N failed records and more than P % of those processed (the organisation's
+    # thresholds, 10 and 5 % by default): a couple of broken posts are no news.
+    too_many = (
+        failed >= max(org_settings.failed_records_min, 1)
+        and failed * 100 > org_settings.failed_records_percent * processed
+    )
     if too_many and not health.failed_records_alerted:
         notify(
             connector,

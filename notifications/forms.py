@@ -30,6 +30,18 @@ class PreferencesForm(forms.Form):
         label="…and only once it has been failing for at least (hours)",
     )
 
+    failed_records_min = forms.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        label="Notify a sync that completed with at least this many failed records",
+    )
+    failed_records_percent = forms.IntegerField(
+        min_value=0,
+        max_value=100,
+        label="…and more than this percentage of the records it processed",
+        help_text="A few chronically broken posts on a large site stay below it.",
+    )
+
     def __init__(self, *args, routes: dict, **kwargs):
         super().__init__(*args, **kwargs)
         for event in ROUTABLE_EVENTS:

@@ -48,6 +48,14 @@ class OrganisationSettings(models.Model):
     auto_pause_after_hours = models.PositiveIntegerField(
         default=24, help_text="…and failing for at least this many hours"
     )
+    # "Completed with too many failed records": at least this many, and more than this share
+    # of the records the job processed (a site with a few chronically broken posts raises it).
+    failed_records_min = models.PositiveIntegerField(
+        default=10, help_text="Failed records in one sync before it is worth a notification"
+    )
+    failed_records_percent = models.PositiveSmallIntegerField(
+        default=5, help_text="…and more than this percentage of the records it processed"
+    )
     digest_sent_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -140,7 +148,6 @@ class ConnectorHealth(models.Model):
     connector = models.OneToOneField(
         "connectors.Connector", models.CASCADE, primary_key=True, related_name="health"
     )
-    last_success_at = models.DateTimeField(null=True, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     failure_cause = models.CharField(max_length=20, choices=Cause.choices, blank=True)

@@ -40,6 +40,8 @@ def _preferences_form(organisation, data=None) -> PreferencesForm:
             "daily_digest": current.daily_digest,
             "auto_pause_after_failures": current.auto_pause_after_failures,
             "auto_pause_after_hours": current.auto_pause_after_hours,
+            "failed_records_min": current.failed_records_min,
+            "failed_records_percent": current.failed_records_percent,
         },
     )
 
@@ -89,6 +91,8 @@ def notification_settings(request, org):
                     "daily_digest": form.cleaned_data["daily_digest"],
                     "auto_pause_after_failures": form.cleaned_data["auto_pause_after_failures"],
                     "auto_pause_after_hours": form.cleaned_data["auto_pause_after_hours"],
+                    "failed_records_min": form.cleaned_data["failed_records_min"],
+                    "failed_records_percent": form.cleaned_data["failed_records_percent"],
                 },
             )
             for event in ROUTABLE_EVENTS:

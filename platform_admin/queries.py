@@ -32,7 +32,7 @@ SORT_LABELS = {
     "organisation": "Organisation",
     "name": "Name",
     "status": "Status",
-    "last_sync": "Last sync",
+    "last_sync": "Last attempt",
     "next_sync": "Next sync",
 }
 DEFAULT_SORT = "organisation"
@@ -76,6 +76,14 @@ def _last_job_at():
     # When the latest job ended, or started, or was queued: the time of its result.
     latest = _latest_job().annotate(at=Coalesce("finished_at", "started_at", "created_at"))
     return Subquery(latest.values("at")[:1])
+
+
+def _last_success_at():
+    # The latest completed job that wrote something (a preview did not), newest first on
+    # job_history_idx: a connector failing for a week walks its failed jobs, never its whole
+    # history, and a healthy one stops at its latest job.
+    completed = _latest_job().filter(status=SyncJob.Status.COMPLETED, dry_run=False)
+    return Subquery(completed.values("finished_at")[:1])
 
 
 def _ordering(sort: str) -> list:
@@ -166,6 +174,8 @@ def connector_rows(ids, *, sort=DEFAULT_SORT):
             last_job_stats=Subquery(_latest_job().values("stats")[:1]),
             last_job_started_at=Subquery(_latest_job().values("started_at")[:1]),
             last_job_at=_last_job_at(),
+            # Shown when the last attempt was not a success: how old the data really is.
+            last_success_at=_last_success_at(),
         )
         .order_by(*_ordering(sort))
     )

@@ -103,3 +103,30 @@ def test_status_wording_on_the_overview_and_the_list(browser_page, alice, connec
     )
     expect(page.locator("#status-card .form-error")).to_have_count(0)
     screenshot(page, "overview-retrying")
+
+
+def test_platform_table_wording_last_success_and_retrying(browser_page, root, connector_a):
+    from datetime import timedelta
+
+    day_ago = timezone.now() - timedelta(days=1)
+    make_job(connector_a, created_at=day_ago, finished_at=day_ago)
+    make_job(connector_a, status=SyncJob.Status.FAILED, error="The sync key was refused.")
+    Connector.objects.filter(pk=connector_a.pk).update(
+        status=Connector.Status.ERROR,
+        status_message="Last sync failed: the sync key was refused.",
+    )
+    page = browser_page
+    login(page, root)
+    page.goto("/platform/connectors/")
+    table = page.locator("table.table-platform")
+    expect(table.locator("thead")).to_contain_text("Last attempt")
+    cell = table.locator("tbody tr").first.locator("td[data-label='Last attempt:']")
+    expect(cell).to_contain_text("Failed")
+    expect(cell.locator(".pf-last-success")).to_have_text(re.compile(r"Last success: 1\sday ago"))
+
+    make_job(connector_a, status=SyncJob.Status.RUNNING, finished_at=None)
+    page.reload()
+    expect(table.locator("tbody tr").first.locator(".pf-status")).to_contain_text(
+        "Retrying: a new sync is under way. Last sync failed: the sync key was refused."
+    )
+    screenshot(page, "platform-retrying")

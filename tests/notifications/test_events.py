@@ -44,6 +44,27 @@ def test_completed_with_too_many_failed_records(
     assert subjects(smtp) == ([expected] if alerted else [])
 
 
+@pytest.mark.parametrize(
+    ("minimum", "percent", "processed", "failed", "alerted"),
+    [
+        (3, 1, 100, 4, True),  # a stricter organisation hears of 4 failures in 100
+        (10, 20, 100, 12, False),  # a laxer one does not hear of 12 %
+        (10, 20, 100, 21, True),
+        (50, 0, 1000, 49, False),  # any share, but fewer than its minimum
+    ],
+)
+def test_the_failed_records_thresholds_are_the_organisations(
+    alice, connector_a, smtp, celery_eager, ended, minimum, percent, processed, failed, alerted
+):
+    OrganisationSettings.objects.create(
+        organisation=connector_a.organisation,
+        failed_records_min=minimum,
+        failed_records_percent=percent,
+    )
+    ended(connector_a, SyncJob.Status.COMPLETED, stats=stats(processed, failed))
+    assert len(smtp.messages) == (1 if alerted else 0)
+
+
 def test_failed_records_alert_once_until_a_sync_is_clean_again(
     alice, connector_a, smtp, celery_eager, ended
 ):
@@ -57,8 +78,8 @@ def test_failed_records_alert_once_until_a_sync_is_clean_again(
     assert len(smtp.messages) == 2
 
 
-def history(connector, minutes, count=5, kind=SyncJob.Kind.INCREMENTAL):
-    now = timezone.now() - timedelta(hours=1)
+def history(connector, minutes, count=5, kind=SyncJob.Kind.INCREMENTAL, days_ago=0):
+    now = timezone.now() - timedelta(hours=1, days=days_ago)
     for i in range(count):
         started = now - timedelta(hours=i + 1)
         SyncJob.objects.create(
@@ -331,3 +352,58 @@ def test_a_job_swept_as_stale_is_one_failure_notification_with_the_worker_cause(
     assert subjects(smtp) == ["[Association App] Acme Association site: sync failed"]
     assert "stopped responding" in smtp.messages[0]["body"]
     assert ConnectorHealth.objects.get(connector=connector_a).failure_cause == "worker"
+
+
+def test_the_slow_median_is_of_the_last_twenty_jobs_only(
+    alice, connector_a, smtp, celery_eager, ended
+):
+    # Older history was slow (10 min); the last 20 jobs took 1 min: 5 min is unusual now.
+    history(connector_a, minutes=10, count=30, days_ago=3)
+    history(connector_a, minutes=1, count=20)
+    ended(connector_a, SyncJob.Status.COMPLETED, minutes=5)
+    assert subjects(smtp) == [
+        "[Association App] Acme Association site: sync took much longer than usual"
+    ]
+
+
+def test_beat_runs_the_stale_check_and_the_digest_by_the_names_the_worker_knows(
+    alice, org_a, smtp, celery_eager, django_capture_on_commit_callbacks, settings
+):
+    """The beat entries name tasks the worker registers (a misspelt name is a check that
+    silently never runs), and each does its work when beat sends it."""
+    import importlib
+
+    from config.celery import app
+
+    for module in settings.CELERY_IMPORTS:
+        importlib.import_module(module)
+    entries = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"notifications.tasks.check", "notifications.tasks.send_digests"} <= entries
+    assert entries <= set(app.tasks)
+
+    OrganisationSettings.objects.create(organisation=org_a, daily_digest=True)
+    hourly = make_connector(org_a, name="Hourly", frequency=Connector.Frequency.HOURLY)
+    age(hourly, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert app.tasks["notifications.tasks.check"].apply().get() == 1
+    assert smtp.messages == []  # queued for the digest
+    with django_capture_on_commit_callbacks(execute=True):
+        assert app.tasks["notifications.tasks.send_digests"].apply().get() == 1
+    assert subjects(smtp) == ["[Association App] Acme Association: 1 notification"]
+    assert "Hourly: data is stale" in smtp.messages[0]["body"]
+
+
+def test_a_production_without_site_url_is_warned_that_mail_links_will_not_open(settings):
+    from io import StringIO
+
+    settings.DEBUG = False
+    settings.SITE_URL = ""
+    out = StringIO()
+    call_command("check", stdout=out, stderr=out)
+    assert "notifications.W001" in out.getvalue()
+    assert "SITE_URL is not set" in out.getvalue()
+
+    settings.SITE_URL = "https://connectors.example.org"
+    out = StringIO()
+    call_command("check", stdout=out, stderr=out)
+    assert "notifications.W001" not in out.getvalue()

@@ -20,7 +20,12 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def all_routes(**overrides):
-    data = {"auto_pause_after_failures": "10", "auto_pause_after_hours": "24"}
+    data = {
+        "auto_pause_after_failures": "10",
+        "auto_pause_after_hours": "24",
+        "failed_records_min": "10",
+        "failed_records_percent": "5",
+    }
     for event in Event:
         if event != Event.DIGEST:
             for channel in Channel:
@@ -105,6 +110,26 @@ def test_a_bad_threshold_is_refused_with_a_message_and_nothing_saved(alice_clien
     assert "Ensure this value is greater than or equal to 0." in response.content.decode()
     assert not OrganisationSettings.objects.exists()
     assert not Preference.objects.exists()
+
+
+def test_the_failed_records_thresholds_are_the_organisations_own(alice_client, org_a, org_b):
+    page = alice_client.get(PAGE).content.decode()
+    assert 'name="failed_records_min" value="10"' in page
+    assert 'name="failed_records_percent" value="5"' in page
+    data = all_routes(failed_records_min="25", failed_records_percent="12")
+    assert alice_client.post(PAGE, data, **HTMX).status_code == 200
+    saved = OrganisationSettings.objects.get(organisation=org_a)
+    assert (saved.failed_records_min, saved.failed_records_percent) == (25, 12)
+    assert OrganisationSettings.for_organisation(org_b.pk).failed_records_percent == 5
+
+    refused = alice_client.post(
+        PAGE, all_routes(failed_records_percent="101", failed_records_min="0")
+    )
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert "Ensure this value is less than or equal to 100." in body
+    assert "Ensure this value is greater than or equal to 1." in body
+    assert OrganisationSettings.objects.get(organisation=org_a).failed_records_percent == 12
 
 
 def test_adding_a_webhook_shows_its_secret_once(alice_client, org_a, receiver):

@@ -98,6 +98,53 @@ def test_the_platform_table_says_completed_with_failures(root_client, connector_
     assert '<span class="badge badge-pending badge-wrap">Completed with 2 failures</span>' in page
 
 
+def test_the_platform_table_tells_the_last_attempt_from_the_last_success(
+    root_client, connector_a, connector_b
+):
+    from datetime import timedelta
+
+    from tests.dashboard.conftest import make_job
+
+    three_hours_ago = timezone.now() - timedelta(hours=3)
+    make_job(connector_a, created_at=three_hours_ago, finished_at=three_hours_ago)
+    make_job(connector_a, dry_run=True)  # a preview wrote nothing: no successful sync
+    make_job(connector_a, status=SyncJob.Status.FAILED, error="The key was refused.")
+    make_job(connector_b, status=SyncJob.Status.FAILED)
+
+    page = flat(root_client.get(PAGE))
+    assert re.search(r'sort=last_sync">Last attempt</a>', page)
+    cells = re.findall(r'data-label="Last attempt:">(.*?)</td>', page)
+    assert len(cells) == 2
+    acme, globex = cells  # sorted by organisation
+    assert '<span class="badge badge-failed">Failed</span>' in acme
+    assert re.search(r"Last success: <time [^>]+>3 hours ago</time>", acme)
+    assert "Last success: never" in globex
+
+    # A clean last attempt is the last success: said once.
+    make_job(connector_b)
+    globex = re.findall(r'data-label="Last attempt:">(.*?)</td>', flat(root_client.get(PAGE)))[1]
+    assert "Last success" not in globex
+
+
+def test_the_platform_table_shows_an_error_connectors_retry_under_way(root_client, connector_a):
+    from tests.dashboard.conftest import make_job
+
+    Connector.objects.filter(pk=connector_a.pk).update(
+        status=Connector.Status.ERROR, status_message="Last sync (job #1) failed: key refused."
+    )
+    make_job(connector_a, status=SyncJob.Status.FAILED)
+    page = flat(root_client.get(PAGE))
+    assert '<div class="muted small">Last sync (job #1) failed: key refused.</div>' in page
+    assert "Retrying" not in page
+
+    make_job(connector_a, status=SyncJob.Status.RUNNING, finished_at=None)
+    page = flat(root_client.get(PAGE))
+    assert (
+        '<div class="muted small"><strong>Retrying:</strong> a new sync is under way. '
+        "Last sync (job #1) failed: key refused.</div>"
+    ) in page
+
+
 def test_the_health_card_costs_the_same_queries_at_any_fleet_size(root_client, org_a, org_b):
     from django.core.cache import cache
     from django.db import connection
