@@ -13,7 +13,7 @@ import pytest
 
 from connectors.wordpress import contract
 from connectors.wordpress_client import client_for
-from records.models import Article, Company, Event, Member
+from records.models import Article, Company, Document, Event, Member
 from syncjobs import services
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.runner import run_job
@@ -308,6 +308,22 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     )
     company = real_wp.create_post(post_type="company", post_title="Logo only", backdate=120)
     member = real_wp.create_user("role-change", role="member")
+    colleague = real_wp.create_user("meta-change", role="member")
+    foldered = real_wp.create_post(
+        post_type="document", post_title="In a folder", backdate=120, terms={"folder": ["Quiet"]}
+    )
+    filed, attachment = real_wp.php(
+        """<?php
+        $att = wp_insert_attachment(
+            array( 'post_mime_type' => 'application/pdf', 'post_title' => 'Minutes',
+                   'post_status' => 'inherit' ),
+            'minutes-v1.pdf'
+        );
+        $doc = wp_insert_post( array( 'post_type' => 'document', 'post_status' => 'publish',
+                                      'post_title' => 'Filed minutes' ) );
+        update_post_meta( $doc, '_association_file_id', $att );
+        echo wp_json_encode( array( $doc, $att ) );"""
+    )
     settle_the_change_log(real_wp)  # the set-up's entries: the full sync's position covers them
     run(connector, SyncJob.Kind.FULL)
     assert stored(Article, far).status == "future"
@@ -326,7 +342,11 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
         update_post_meta( {event}, '_association_event_venue', 'Room B' );
         wp_set_object_terms( {edited}, array( 'late-tag' ), 'post_tag' );
         set_post_thumbnail( {company}, {m["logo"]["id"]} );
-        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );
+        update_user_meta( {colleague}, '_association_job_title', 'Treasurer' );
+        update_attached_file( {attachment}, 'minutes-v2.pdf' );  // the file replaced
+        $folder = get_term_by( 'name', 'Quiet', 'folder' );
+        wp_update_term( $folder->term_id, 'folder', array( 'name' => 'Renamed quietly' ) );"""
     )
     settle_the_change_log(real_wp)
     job, requests = run(connector, SyncJob.Kind.INCREMENTAL)
@@ -340,6 +360,9 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     assert stored(Event, event).venue == "Room B"
     assert stored(Company, company).logo_url == m["logo"]["url"]
     assert stored(Member, member).membership_status == "lapsed"
+    assert stored(Member, colleague).job_title == "Treasurer"
+    assert stored(Document, filed).file_url.endswith("minutes-v2.pdf")
+    assert stored(Document, foldered).folder_path == "Renamed quietly"
     # Nothing logged twice, nothing created twice.
     rows = SyncLogEntry.objects.filter(job=job).exclude(external_id="")
     assert rows.count() == rows.values("entity_type", "external_id").distinct().count()
