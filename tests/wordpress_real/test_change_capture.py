@@ -376,6 +376,12 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     assert all(
         quiet.stats[t]["created"] == quiet.stats[t]["updated"] == 0 for t in contract.ENTITY_TYPES
     ), quiet.stats
+    # The incrementals missed nothing: a reconciliation finds every record as they left it.
+    reconciled, _ = run(connector, SyncJob.Kind.RECONCILE)
+    assert reconciled.drift == 0, [
+        (e.entity_type, e.external_id, e.operation)
+        for e in reconciled.log_entries.exclude(operation="SKIP")
+    ]
 
 
 def test_a_no_change_full_resync_is_all_skips_with_shortcode_content(real_wp, connector):
