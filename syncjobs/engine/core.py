@@ -339,8 +339,10 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                 self._fail(entity_type, record, ex, "; ".join(record.errors), logs)
                 continue
             self._decide(entity_type, record, ex, logs, writes)
+        # A reconciliation's walk meets again what its catch-up logged (the overlap's and the
+        # change log's records): one indexed lookup a page, so each keeps one row.
         logs = self._one_row_per_record(
-            entity_type, mapped, existing, logs, every=refetched or again
+            entity_type, mapped, existing, logs, every=refetched or again or self.caught_up
         )
         logs += notes or []
 
