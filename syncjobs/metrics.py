@@ -55,6 +55,11 @@ RECORDS = Counter(
     "Records a sync logged, by entity type, operation and status (one per record per job).",
     ["entity_type", "operation", "status"],
 )
+DRIFT = Counter(
+    "association_sync_drift",
+    "Changes the incremental syncs missed, found and repaired by reconciliations "
+    "(each reconciliation's SyncJob.drift): should stay at zero.",
+)
 SCHEDULE_LAG = Histogram(
     "association_sync_schedule_lag_seconds",
     "Seconds from when a scheduled sync was due to when a worker started it.",
@@ -97,6 +102,8 @@ def job_finished(job) -> None:
         if job.started_at and job.finished_at:
             seconds = (job.finished_at - job.started_at).total_seconds()
             JOB_DURATION.labels(kind=job.kind).observe(max(0.0, seconds))
+        if job.drift:  # set by the runner before the job ends (None: no drift counted)
+            DRIFT.inc(job.drift)
         # The log has exactly one row per record per job: counting its rows counts what
         # the job did, including the rows a later page replaced (counted once).
         rows = (
@@ -140,7 +147,7 @@ def registry() -> CollectorRegistry:
     if settings.PROMETHEUS_MULTIPROC_DIR:
         MultiProcessCollector(scrape, path=settings.PROMETHEUS_MULTIPROC_DIR)
     else:
-        for collector in (JOBS, JOB_DURATION, RECORDS, SCHEDULE_LAG):
+        for collector in (JOBS, JOB_DURATION, RECORDS, DRIFT, SCHEDULE_LAG):
             scrape.register(collector)
     scrape.register(DatabaseCollector())
     return scrape

@@ -12,6 +12,7 @@ from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, Oute
 from django.utils import timezone
 
 from connectors.models import Connector
+from syncjobs.engine.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 from syncjobs.runner import finish
 from syncjobs.services import (
@@ -45,6 +46,22 @@ RECONCILE_DUE = Q(next_reconcile_at__isnull=False) & ~Q(
 )
 
 
+def _reconcile_now(now):
+    """Connectors whose next job is a reconciliation: the periodic one is due, or their
+    records were stored by an older mapping (an upgrade that stores more of each record, e.g.
+    contract 1.2's status fields) and a sync is due. Until a full walk rewrites them, such
+    records lack what the new mapping stores (a document stored before the status fields
+    does not count as published), so the upgrade's walk replaces the next due incremental,
+    whatever the reconciliation frequency, at the schedule's pace if it fails; a
+    reconciliation after an upgrade counts no drift (runner)."""
+    stale_mapping = Q(
+        mapping_revision__lt=MAPPING_REVISION,
+        initial_import_done_at__isnull=False,  # else its first import is the walk
+        next_sync_at__lte=now,
+    )
+    return (RECONCILE_DUE & Q(next_reconcile_at__lte=now)) | stale_mapping
+
+
 def _imported():
     """Whether the connector's data was imported (services.first_import_done_at, as an
     annotation: one query per batch instead of one per connector)."""
@@ -71,7 +88,7 @@ def dispatch_due(now=None, *, batch_size: int = DISPATCH_BATCH) -> list[SyncJob]
     active jobs is the last line of defence against a manual sync started meanwhile.
     """
     now = now or timezone.now()
-    reconcile_now = RECONCILE_DUE & Q(next_reconcile_at__lte=now)
+    reconcile_now = _reconcile_now(now)
     # One row, or none: whether anything is due, and then whether a reconciliation is.
     first = (
         _scheduled(now)
@@ -120,7 +137,8 @@ def dispatch_reconciliations(now=None, *, batch_size: int = DISPATCH_BATCH) -> l
     at the same time waits for it (one job in flight per connector) and is not needed.
 
     Scheduled connectors only (not paused, not manual-only), once their first sync
-    completed (runner.finish sets the first next_reconcile_at)."""
+    completed (runner.finish sets the first next_reconcile_at), and those whose records an
+    upgrade's full walk must rewrite (see _reconcile_now)."""
     now = now or timezone.now()
     jobs: list[SyncJob] = []
     while True:
@@ -128,7 +146,7 @@ def dispatch_reconciliations(now=None, *, batch_size: int = DISPATCH_BATCH) -> l
             due = list(
                 _scheduled(now)
                 .select_for_update(skip_locked=True, of=("self",))
-                .filter(RECONCILE_DUE, next_reconcile_at__lte=now)
+                .filter(_reconcile_now(now))
                 .annotate(imported=_imported())
                 .order_by("next_reconcile_at", "pk")[:batch_size]
             )

@@ -16,6 +16,7 @@ from django.test import Client
 
 from accounts.models import Membership, Organisation, User
 from connectors.models import Connector
+from syncjobs.engine.mapping import MAPPING_REVISION
 
 PASSWORD = "correct horse battery staple"
 
@@ -63,6 +64,8 @@ def make_connector(organisation, **fields):
         "name": f"{organisation.name} site",
         "site_url": "https://wp.example.org",
         "entity_types": ["article", "member", "event"],
+        # As connectors.services creates them: records stored with the current mapping.
+        "mapping_revision": MAPPING_REVISION,
     }
     defaults.update(fields)
     api_key = defaults.pop("api_key", "sync-key-" + organisation.slug + "-0123456789abcdef")

@@ -206,8 +206,9 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         inline = (first.deleted, first.deleted_more) if first else (None, False)
         logged = first is not None and first.change_seq is not None  # a contract 1.2 site
         if logged and not self.full and self._must_reread(entity_type, first, mark, changes_after):
-            # Re-read the whole type (idempotent: what did not change is a SKIP).
-            self._read_pages(entity_type, None)
+            # Re-read the whole type (idempotent: what did not change is a SKIP), once more
+            # logging each record once: the first answer's pages were logged already.
+            self._read_pages(entity_type, None, again=True)
             self._move_changes_cursor(entity_type, first.change_seq)
         elif logged and not self.full and first.changed is not None:
             self._changed_records(entity_type, first)
@@ -229,9 +230,11 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         *,
         deleted_since: datetime | None = None,
         changes_after: int | None = None,
+        again: bool = False,
     ) -> FirstPage | None:
         """Reads the type's list pages from `modified_after` and processes their records;
-        returns what the first page said besides its records (None if there was none)."""
+        returns what the first page said besides its records (None if there was none).
+        `again`: this job has read the type already, its records may be logged."""
         counters = self.stats[entity_type]
         kwargs = {"modified_after": modified_after, "per_page": self.plan.per_page}
         if deleted_since is not None:
@@ -261,7 +264,9 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                     # The change log's first ids this page brought need no second fetch: the
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
-                self._process_page(entity_type, mapped, list(getattr(page, "skipped", None) or []))
+                self._process_page(
+                    entity_type, mapped, list(getattr(page, "skipped", None) or []), again=again
+                )
         finally:
             # The source's iterator, whichever wrapper is around it.
             close = getattr(pages, "close", None) or getattr(source_pages, "close", None)
@@ -298,10 +303,12 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         *,
         refetched: bool = False,
         notes: list[LogLine] | None = None,
+        again: bool = False,
     ) -> None:
         """Decides and stores one page. `refetched`: records the change log named, fetched
         by id after the pages: they do not move the keyset position (they were not read in
-        its order), and may have been logged by this job's pages already."""
+        its order), and may have been logged by this job's pages already. `again`: a page
+        of a type this job reads a second time (its records may be logged already)."""
         counters = self.stats[entity_type]
         # Records the client could not download (larger than the response cap, §12): they
         # exist in WordPress, so they are reported as failed, never archived.
@@ -332,7 +339,11 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                 self._fail(entity_type, record, ex, "; ".join(record.errors), logs)
                 continue
             self._decide(entity_type, record, ex, logs, writes)
-        logs = self._one_row_per_record(entity_type, mapped, existing, logs, every=refetched)
+        # A reconciliation's walk meets again what its catch-up logged (the overlap's and the
+        # change log's records): one indexed lookup a page, so each keeps one row.
+        logs = self._one_row_per_record(
+            entity_type, mapped, existing, logs, every=refetched or again or self.caught_up
+        )
         logs += notes or []
 
         self._check_writes(entity_type, writes)

@@ -1252,3 +1252,31 @@ def test_database_refusal_fails_only_the_culprits(sync, site, connector, monkeyp
     company = RECORD_MODELS["company"].objects.get(connector=connector, external_id=str(second))
     assert company.name == "Still saved"
     assert job.stats["company"]["failed"] == 1 and job.stats["company"]["updated"] == 1
+
+
+def test_the_sync_command_summary_prints_pushes_and_push_failures(sync, site, connector):
+    """`manage.py sync --wait` on a two-way connector: the summary's columns say how many
+    platform edits each type pushed and how many WordPress refused."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    connector.sync_direction = Connector.Direction.TWO_WAY
+    connector.save()
+    sync(connector)
+    article_id = _good_article(site)[0]
+    event_id = next(i for i in site.ids("event") if i not in site.bad_ids("event"))
+    _platform_edit(Article, article_id, title="Pushed by the command")
+    _platform_edit(Event, event_id, timezone="Mars/Olympus_Mons")  # the plugin refuses it
+
+    out = StringIO()
+    call_command(
+        "sync", str(connector.pk), "--kind", "incremental", "--wait", "--in-process", stdout=out
+    )
+
+    lines = out.getvalue().splitlines()
+    header = next(line.split() for line in lines if line.startswith("entity"))
+    rows = {line.split()[0]: dict(zip(header, line.split())) for line in lines[2:]}
+    assert rows["article"]["pushed"] == "1" and rows["article"]["push_failed"] == "0"
+    assert rows["event"]["pushed"] == "0" and rows["event"]["push_failed"] == "1"
+    assert site.record("article", article_id)["title"] == "Pushed by the command"

@@ -76,6 +76,7 @@ def test_metrics_answer_only_the_bearer_token(settings, org_a):
         "association_connectors",
         "association_sync_schedule_lag_seconds",
         "association_sync_jobs_in_flight",
+        "association_sync_drift",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
     found = samples(response)
@@ -171,3 +172,21 @@ def test_metrics_move_when_a_real_worker_runs_jobs(settings, tmp_path, org_a, si
     assert value(after, "association_sync_schedule_lag_seconds_sum") >= 90
     assert value(after, "association_sync_schedule_lag_seconds_bucket", le="60.0") == 0
     assert value(after, "association_sync_jobs_in_flight") == 0
+
+
+@pytest.mark.django_db
+def test_drift_a_reconciliation_repairs_is_counted(settings, site, connector, sync):
+    settings.METRICS_TOKEN = TOKEN
+    settings.PROMETHEUS_MULTIPROC_DIR = ""  # this process's own counters: the job runs here
+    sync(connector)
+    before = value(samples(scrape()), "association_sync_drift_total")
+    clean = sync(connector, SyncJob.Kind.RECONCILE)
+    assert clean.drift == 0
+    assert value(samples(scrape()), "association_sync_drift_total") == before
+    article = next(i for i in site.ids("article") if i not in site.bad_ids("article"))
+    site.tamper("article", article, title="Changed behind the plugin's back")
+
+    job = sync(connector, SyncJob.Kind.RECONCILE)
+
+    assert job.drift == 1
+    assert value(samples(scrape()), "association_sync_drift_total") == before + 1

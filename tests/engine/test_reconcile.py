@@ -39,6 +39,10 @@ def test_reconciliation_after_normal_incrementals_finds_no_drift(sync, site, con
     assert job.drift == 0
     totals = job.totals()
     assert totals["processed"] == site.count()  # every record served was compared
+    # One log row per record, though the catch-up logged some before the walk met them.
+    rows = logs(job).exclude(external_id="")
+    assert rows.count() == rows.values("entity_type", "external_id").distinct().count()
+    assert rows.count() == site.count()
     assert not logs(job).exclude(operation="SKIP").exclude(status="FAILED").exists()
 
 
@@ -188,6 +192,43 @@ def test_scheduler_starts_due_reconciliations_of_scheduled_connectors_only(org_a
     for connector in skipped:
         assert not SyncJob.objects.filter(connector=connector).exists()
     assert dispatch_due(now) == []
+
+
+def test_after_a_mapping_upgrade_the_next_due_sync_is_a_reconciliation_whatever_its_frequency(
+    org_a,
+):
+    """Records stored before an upgrade of the mapping (a document without contract 1.2's
+    status counts as not published) are rewritten by the next due sync, a full walk, not a
+    day later at the first reconciliation, nor never when reconciliation is off."""
+    from syncjobs.engine.mapping import MAPPING_REVISION
+
+    now = timezone.now()
+    old = {"mapping_revision": MAPPING_REVISION - 1, "next_reconcile_at": None}
+    due = _due(org_a, "due", next_sync_at=now - timedelta(minutes=1), **old)
+    off = _due(
+        org_a,
+        "off",
+        next_sync_at=now - timedelta(minutes=1),
+        reconcile_frequency=Connector.Reconciliation.OFF,
+        **old,
+    )
+    _due(org_a, "not due yet", **old)
+    current = _due(
+        org_a, "current", next_sync_at=now - timedelta(minutes=1), next_reconcile_at=None
+    )
+    assert current.mapping_revision == MAPPING_REVISION
+
+    jobs = dispatch_due(now)
+
+    kinds = {job.connector.name: job.kind for job in jobs}
+    assert kinds == {"due": RECONCILE, "off": RECONCILE, "current": SyncJob.Kind.INCREMENTAL}
+    due.refresh_from_db()
+    off.refresh_from_db()
+    assert due.next_reconcile_at == now + timedelta(days=1) and off.next_reconcile_at is None
+    # Once a walk stored the records with the current mapping, the schedule is as usual.
+    SyncJob.objects.all().delete()
+    Connector.objects.filter(pk__in=[due.pk, off.pk]).update(mapping_revision=MAPPING_REVISION)
+    assert {job.kind for job in dispatch_due(now)} == {SyncJob.Kind.INCREMENTAL}
 
 
 def test_first_reconciliation_is_scheduled_a_day_after_the_first_completed_sync(org_a):

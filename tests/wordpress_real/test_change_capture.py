@@ -13,7 +13,7 @@ import pytest
 
 from connectors.wordpress import contract
 from connectors.wordpress_client import client_for
-from records.models import Article, Company, Event, Member
+from records.models import Article, Company, Document, Event, Member
 from syncjobs import services
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.runner import run_job
@@ -40,7 +40,9 @@ def leaves_the_site_as_it_was(real_wp):
         $users = $wpdb->get_col( "SELECT ID FROM {{$wpdb->users}} WHERE ID > {before[1]}" );
         foreach ( $users as $id ) {{ wp_delete_user( (int) $id ); }}
         $quiet = get_term_by( 'name', 'Renamed quietly', 'folder' );
-        if ( $quiet ) {{ wp_delete_term( $quiet->term_id, 'folder' ); }}"""
+        if ( $quiet ) {{ wp_delete_term( $quiet->term_id, 'folder' ); }}
+        // A test's retention run: the log's numbers go on from its remaining entries.
+        delete_option( AA_Changes::OPT_PRUNED );"""
     )
 
 
@@ -267,11 +269,12 @@ def connector(org_a, real_wp, monkeypatch):
     )
 
 
-def run(connector, kind):
-    """A job as the worker runs it, with the client kept for its request count."""
+def run(connector, kind, wrap=None):
+    """A job as the worker runs it, with the client kept for its request count; `wrap`
+    stands between the engine and the client (a site that changes during the job)."""
     job = services.start_sync(connector, kind)
     with client_for(connector) as client:
-        finished = run_job(job.pk, source=client)
+        finished = run_job(job.pk, source=wrap(client) if wrap else client)
     assert finished.status == SyncJob.Status.COMPLETED, finished.error
     connector.refresh_from_db()
     return finished, client.request_count
@@ -307,6 +310,22 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     )
     company = real_wp.create_post(post_type="company", post_title="Logo only", backdate=120)
     member = real_wp.create_user("role-change", role="member")
+    colleague = real_wp.create_user("meta-change", role="member")
+    foldered = real_wp.create_post(
+        post_type="document", post_title="In a folder", backdate=120, terms={"folder": ["Quiet"]}
+    )
+    filed, attachment = real_wp.php(
+        """<?php
+        $att = wp_insert_attachment(
+            array( 'post_mime_type' => 'application/pdf', 'post_title' => 'Minutes',
+                   'post_status' => 'inherit' ),
+            'minutes-v1.pdf'
+        );
+        $doc = wp_insert_post( array( 'post_type' => 'document', 'post_status' => 'publish',
+                                      'post_title' => 'Filed minutes' ) );
+        update_post_meta( $doc, '_association_file_id', $att );
+        echo wp_json_encode( array( $doc, $att ) );"""
+    )
     settle_the_change_log(real_wp)  # the set-up's entries: the full sync's position covers them
     run(connector, SyncJob.Kind.FULL)
     assert stored(Article, far).status == "future"
@@ -325,7 +344,11 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
         update_post_meta( {event}, '_association_event_venue', 'Room B' );
         wp_set_object_terms( {edited}, array( 'late-tag' ), 'post_tag' );
         set_post_thumbnail( {company}, {m["logo"]["id"]} );
-        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );"""
+        ( new WP_User( {member} ) )->set_role( 'lapsed_member' );
+        update_user_meta( {colleague}, '_association_job_title', 'Treasurer' );
+        update_attached_file( {attachment}, 'minutes-v2.pdf' );  // the file replaced
+        $folder = get_term_by( 'name', 'Quiet', 'folder' );
+        wp_update_term( $folder->term_id, 'folder', array( 'name' => 'Renamed quietly' ) );"""
     )
     settle_the_change_log(real_wp)
     job, requests = run(connector, SyncJob.Kind.INCREMENTAL)
@@ -339,6 +362,9 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     assert stored(Event, event).venue == "Room B"
     assert stored(Company, company).logo_url == m["logo"]["url"]
     assert stored(Member, member).membership_status == "lapsed"
+    assert stored(Member, colleague).job_title == "Treasurer"
+    assert stored(Document, filed).file_url.endswith("minutes-v2.pdf")
+    assert stored(Document, foldered).folder_path == "Renamed quietly"
     # Nothing logged twice, nothing created twice.
     rows = SyncLogEntry.objects.filter(job=job).exclude(external_id="")
     assert rows.count() == rows.values("entity_type", "external_id").distinct().count()
@@ -352,6 +378,12 @@ def test_with_scheduled_posts_present_the_next_incremental_picks_up_every_change
     assert all(
         quiet.stats[t]["created"] == quiet.stats[t]["updated"] == 0 for t in contract.ENTITY_TYPES
     ), quiet.stats
+    # The incrementals missed nothing: a reconciliation finds every record as they left it.
+    reconciled, _ = run(connector, SyncJob.Kind.RECONCILE)
+    assert reconciled.drift == 0, [
+        (e.entity_type, e.external_id, e.operation)
+        for e in reconciled.log_entries.exclude(operation="SKIP")
+    ]
 
 
 def test_a_no_change_full_resync_is_all_skips_with_shortcode_content(real_wp, connector):
@@ -363,3 +395,230 @@ def test_a_no_change_full_resync_is_all_skips_with_shortcode_content(real_wp, co
         counters = again.stats[entity_type]
         assert counters["created"] == counters["updated"] == 0, (entity_type, counters)
         assert counters["skipped"] == counters["processed"] - counters["failed"], counters
+
+
+# --- bad input on the real site (§5.7): a clear sync-log line, nothing lost or duplicated ------
+
+EVENT_START = {"_association_event_start_gmt": "2027-03-01 09:00:00"}
+
+
+def notes(job, entity_type=None):
+    """The job's sync-log lines about the site rather than one record."""
+    rows = SyncLogEntry.objects.filter(job=job, external_id="")
+    if entity_type:
+        rows = rows.filter(entity_type=entity_type)
+    return list(rows.values_list("error", flat=True))
+
+
+def assert_each_record_logged_once(job):
+    rows = SyncLogEntry.objects.filter(job=job).exclude(external_id="")
+    assert rows.count() == rows.values("entity_type", "external_id").distinct().count()
+
+
+def site_clock(api):
+    return contract.parse_gmt(api.get("ping").json()["server_time_gmt"])
+
+
+def save_cursors(connector, cursors):
+    connector.cursors = cursors
+    connector.save(update_fields=["cursors"])
+
+
+def test_a_wrong_site_clock_is_logged_and_no_change_is_missed(real_wp, api, connector):
+    event = real_wp.create_post(
+        post_type="event", post_title="Clock event", backdate=120, meta=EVENT_START
+    )
+    ahead = real_wp.create_post(post_title="Saved under a wrong clock", backdate=120)
+    settle_the_change_log(real_wp)
+    run(connector, SyncJob.Kind.FULL)
+    now = site_clock(api)
+    # The site's clock ran a month ahead when the last sync read the events, and was put
+    # right since: the event position is later than any date WordPress writes now.
+    save_cursors(
+        connector, dict(connector.cursors, event=contract.format_gmt(now + timedelta(days=30)))
+    )
+    # An article saved while the clock was a year ahead keeps that date.
+    real_wp.set_post_modified(ahead, (now + timedelta(days=400)).strftime("%Y-%m-%d %H:%M:%S"))
+    real_wp.update_post(event, post_title="Clock event, edited")
+    settle_the_change_log(real_wp)
+
+    job, _ = run(connector, SyncJob.Kind.INCREMENTAL)
+
+    [position_line] = notes(job, "event")
+    assert "earlier than this connector's event position" in position_line
+    assert "Every event record is read again" in position_line
+    [ahead_line] = notes(job, "article")
+    assert "dated more than a day after the site's clock" in ahead_line
+    assert str(ahead) in ahead_line
+    assert stored(Event, event).title == "Clock event, edited"
+    assert stored(Article, ahead).archived_at is None
+    assert job.stats["event"]["updated"] == 1 and job.stats["event"]["created"] == 0
+    assert job.stats["article"]["created"] == 0
+    assert_each_record_logged_once(job)
+    after = site_clock(api)
+    for entity_type in ("event", "article"):
+        assert contract.parse_gmt(connector.cursors[entity_type]) <= after, entity_type
+
+    # From the corrected position, the next edit is an ordinary incremental's.
+    real_wp.update_post(event, post_title="Clock event, edited again")
+    settle_the_change_log(real_wp)
+    calm, _ = run(connector, SyncJob.Kind.INCREMENTAL)
+    assert notes(calm, "event") == []
+    assert stored(Event, event).title == "Clock event, edited again"
+    assert calm.stats["event"]["updated"] == 1
+
+
+@pytest.mark.parametrize("trouble", ["pruned", "restarted"])
+def test_a_change_log_with_a_gap_or_restarted_is_logged_and_the_type_read_again(
+    real_wp, api, connector, trouble
+):
+    company, other = (
+        real_wp.create_post(post_type="company", post_title=f"Gap company {n}", backdate=120)
+        for n in range(2)
+    )
+    settle_the_change_log(real_wp)
+    run(connector, SyncJob.Kind.FULL)
+    real_wp.php(
+        f"<?php update_post_meta( {other}, '_association_company_industry', 'From the log' );"
+    )
+    settle_the_change_log(real_wp)
+    run(connector, SyncJob.Kind.INCREMENTAL)
+    assert stored(Company, other).industry == "From the log"
+    position = connector.cursors["changes:company"]
+    assert position > 0
+
+    real_wp.php(
+        f"<?php update_post_meta( {company}, '_association_company_industry', 'In the gap' );"
+    )
+    if trouble == "pruned":
+        # The plugin's retention (AA_Changes::prune) deletes entries older than its retention:
+        # those entries aged past it, the next change's request prunes them, the gap's included.
+        real_wp.php(
+            """<?php global $wpdb; $table = AA_Changes::table();
+            $wpdb->query( "UPDATE {$table} SET changed_gmt ="
+                . " DATE_SUB( changed_gmt, INTERVAL 200 DAY )" );"""
+        )
+        real_wp.php(
+            f"<?php update_post_meta( {other}, '_association_company_website', "
+            "'https://after-the-prune.example.org' );"
+        )
+        assert real_wp.php("<?php echo wp_json_encode( AA_Changes::pruned() );") > position
+    else:
+        # The log emptied (its table recreated, as by a reinstall): numbering starts again.
+        real_wp.php(
+            """<?php global $wpdb;
+            $wpdb->query( 'TRUNCATE TABLE ' . AA_Changes::table() );
+            delete_option( AA_Changes::OPT_PRUNED );"""
+        )
+    settle_the_change_log(real_wp)
+
+    job, _ = run(connector, SyncJob.Kind.INCREMENTAL)
+
+    expected = "no longer holds entries" if trouble == "pruned" else "change log restarted"
+    [line] = notes(job, "company")
+    assert expected in line and "Every company record is read again" in line, line
+    assert stored(Company, company).industry == "In the gap"
+    served = api.get("companies", params={"per_page": 1}).json()["total"]
+    assert job.stats["company"]["processed"] >= served  # read again
+    assert job.stats["company"]["created"] == 0  # nothing duplicated
+    assert Company.objects.filter(external_id=str(company)).count() == 1
+    assert_each_record_logged_once(job)
+    assert connector.cursors["changes:company"] == head(api, "companies")
+    calm, _ = run(connector, SyncJob.Kind.INCREMENTAL)
+    assert notes(calm) == [] and calm.stats["company"]["updated"] == 0
+
+
+def test_a_record_gone_between_the_change_log_and_its_fetch_is_logged_then_archived(
+    real_wp, api, connector
+):
+    event = real_wp.create_post(
+        post_type="event", post_title="Vanishing event", backdate=120, meta=EVENT_START
+    )
+    settle_the_change_log(real_wp)
+    run(connector, SyncJob.Kind.FULL)
+    real_wp.php(
+        f"<?php update_post_meta( {event}, '_association_event_venue', 'Changed, then deleted' );"
+    )
+    settle_the_change_log(real_wp)
+
+    class DeletesBeforeTheFetch:
+        """The site deletes the event after the list answer named it, before its fetch."""
+
+        def __init__(self, client):
+            self.client = client
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+        def fetch_changed(self, entity_type, ids, **kwargs):
+            if entity_type == "event" and event in ids:
+                real_wp.php(f"<?php wp_delete_post( {event}, true );")
+            return self.client.fetch_changed(entity_type, ids, **kwargs)
+
+    job, _ = run(connector, SyncJob.Kind.INCREMENTAL, wrap=DeletesBeforeTheFetch)
+
+    line = SyncLogEntry.objects.get(job=job, entity_type="event", external_id=str(event))
+    assert "no longer served when the platform fetched it" in line.error
+    assert "its deletion entry archives it" in line.error
+    assert stored(Event, event).venue != "Changed, then deleted"
+    assert_each_record_logged_once(job)
+
+    later, _ = run(connector, SyncJob.Kind.INCREMENTAL)
+    archived = SyncLogEntry.objects.get(job=later, entity_type="event", external_id=str(event))
+    assert (archived.operation, archived.status) == ("ARCHIVE", "SUCCESS")
+    assert Event.objects.filter(external_id=str(event)).count() == 1
+    assert stored(Event, event).archived_at is not None
+
+
+def test_an_existing_site_upgraded_from_plugin_1_1_is_caught_up_by_the_next_incremental(
+    real_wp, api, connector
+):
+    """A site synced while it ran plugin 1.1, whose scheduled post carried the article
+    position a month ahead (as the engine did before contract 1.2), gets the new plugin
+    files (no activation): the next incremental misses nothing and duplicates nothing."""
+    in_a_month = datetime.now(UTC) + timedelta(days=30)
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    scheduled = real_wp.create_post(
+        post_title="Scheduled before the upgrade",
+        post_status="future",
+        post_date_gmt=in_a_month.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    due = real_wp.create_post(
+        post_title="Due before the upgrade", post_status="future", post_date_gmt=in_an_hour
+    )
+    real_wp.update_post(due, post_title="Due before the upgrade (edited)")
+    edited = real_wp.create_post(post_title="Edited after the upgrade", backdate=120)
+    settle_the_change_log(real_wp)
+    run(connector, SyncJob.Kind.FULL)
+    # What the platform kept from plugin 1.1: no change-log positions, and the article
+    # position at the scheduled post's date.
+    kept = {k: v for k, v in connector.cursors.items() if not k.startswith("changes:")}
+    save_cursors(connector, dict(kept, article=contract.format_gmt(in_a_month)))
+    # The site as plugin 1.1 left it: no change-log table, the previous db version.
+    real_wp.php(
+        """<?php global $wpdb;
+        $wpdb->query( "DROP TABLE {$wpdb->prefix}association_sync_changes" );
+        update_option( 'association_app_db_version', '2' );"""
+    )
+    assert api.get("ping").status_code == 200  # the first request on the new files upgrades
+    assert (
+        real_wp.php("<?php echo wp_json_encode( get_option( 'association_app_db_version' ) );")
+        == "3"
+    )
+    real_wp.update_post(edited, post_title="Edited in WordPress after the upgrade")
+    real_wp.php(f"<?php wp_publish_post( {due} );")  # the cron, after the upgrade
+    settle_the_change_log(real_wp)
+
+    job, _ = run(connector, SyncJob.Kind.INCREMENTAL)
+
+    assert stored(Article, edited).title == "Edited in WordPress after the upgrade"
+    assert stored(Article, due).status == "publish"
+    assert stored(Article, scheduled).status == "future"
+    [line] = notes(job, "article")
+    assert "earlier than this connector's article position" in line
+    assert job.stats["article"]["created"] == 0
+    assert_each_record_logged_once(job)
+    assert all(connector.cursors[f"changes:{t}"] == head(api) for t in contract.ENTITY_TYPES)
+    assert contract.parse_gmt(connector.cursors["article"]) <= site_clock(api)
+    quiet, requests = run(connector, SyncJob.Kind.INCREMENTAL)
+    assert notes(quiet) == [] and requests == len(contract.ENTITY_TYPES)
