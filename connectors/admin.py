@@ -1,16 +1,28 @@
 """The Django admin page of connectors; edits made there are audited like the dashboard's."""
 
+from django import forms
 from django.contrib import admin
 from django.db import models, transaction
 
 from audit.models import AuditEvent
 from audit.services import diff, record, snapshot
+from connectors.forms import normalise_site_url
 from connectors.models import Connector
 from connectors.services import CONFIGURATION_FIELDS
 
 
+class ConnectorAdminForm(forms.ModelForm):
+    """The admin's form checks the site URL as the dashboard's does: Django's URL validator
+    lets ``localhost``, ``127.0.0.1``, ``[fec0::1]`` and ``xn--a.example`` through, which the
+    sync would only refuse at fetch time."""
+
+    def clean_site_url(self):
+        return normalise_site_url(self.cleaned_data.get("site_url"))
+
+
 @admin.register(Connector)
 class ConnectorAdmin(admin.ModelAdmin):
+    form = ConnectorAdminForm
     list_display = ["name", "organisation", "status", "frequency", "last_sync_at", "next_sync_at"]
     list_filter = ["status", "kind", "frequency"]
     search_fields = ["name", "site_url", "organisation__name"]

@@ -305,13 +305,21 @@ def run_job(job_id: int, *, source=None, due_at=None) -> SyncJob | None:
         if job is None:
             logger.info("sync job %s not claimed (already taken, cancelled or gone)", job_id)
             return None
-        metrics.job_started(job, due_at)
-        with log_context(
-            connector_id=job.connector_id, organisation=job.connector.organisation.slug
-        ):
-            logger.info("sync job %s (%s) started", job.pk, job.kind)
-            job = _run_claimed(job, source)
-            logger.info("sync job %s ended %s", job.pk, job.status)
+        try:
+            metrics.job_started(job, due_at)
+            with log_context(
+                connector_id=job.connector_id, organisation=job.connector.organisation.slug
+            ):
+                logger.info("sync job %s (%s) started", job.pk, job.kind)
+                job = _run_claimed(job, source)
+                logger.info("sync job %s ended %s", job.pk, job.status)
+                return job
+        except Exception as exc:
+            # From the claim on the job is RUNNING: whatever fails outside the run itself
+            # (a metric, the log context) ends it too, never the sweeper minutes later.
+            logger.exception("sync job %s crashed", job.pk)
+            _end_alone(job, internal_error(exc))
+            job.refresh_from_db()
             return job
 
 
@@ -328,6 +336,34 @@ def _run_claimed(job: SyncJob, source) -> SyncJob:
         status, error = SyncJob.Status.FAILED, internal_error(exc)
     finally:
         heartbeat.stop()
-    finish(job, status, error)
+    try:
+        finish(job, status, error)
+    except Exception as exc:
+        # finish() ends the job in one transaction with its connector's update, so a failing
+        # update would leave the job RUNNING: end the job's row alone. A run that failed
+        # keeps its own reason; one that went well failed at the bookkeeping.
+        logger.exception("sync job %s could not be ended %s", job.pk, status)
+        _end_alone(job, error if status == SyncJob.Status.FAILED else internal_error(exc))
     job.refresh_from_db()
     return job
+
+
+def _end_alone(job: SyncJob, error: str) -> None:
+    """The job FAILED with `error` when finish() cannot end it: its own row first, then
+    (each on its own, so one failure does not undo the rest) the connector's status and the
+    notifications."""
+    if not job.terminate(SyncJob.Status.FAILED, error):
+        return  # ended meanwhile (cancelled, swept): that end stands
+    if not job.is_partial:  # as in finish(): a preview or repair leaves the connector be
+        try:
+            Connector.objects.filter(pk=job.connector_id).exclude(
+                status=Connector.Status.PAUSED
+            ).update(
+                status=Connector.Status.ERROR,
+                status_message=f"Last sync (job #{job.pk}) failed: {error}",
+                updated_at=timezone.now(),
+            )
+        except Exception:
+            logger.exception("connector of sync job %s not marked ERROR", job.pk)
+    alerts.job_finished(job)  # never raises
+    metrics.job_finished(job)  # never raises

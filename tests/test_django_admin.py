@@ -4,6 +4,7 @@ organisation's Audit Log exactly like dashboard edits (who, what, before/after).
 import json
 import re
 
+import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -56,6 +57,56 @@ def test_admin_edit_is_audited_with_its_diff_and_actor(root_client, connector_a)
     # The key was not touched and is not in the diff; nothing of it is stored in the event.
     assert "api_key" not in event.changes
     assert Connector.objects.get(pk=connector_a.pk).api_key == connector_a.api_key
+
+
+def _change_data(root_client, connector, **changes):
+    url = reverse("admin:connectors_connector_change", args=[connector.pk])
+    data = _admin_form_data(root_client.get(url).content.decode())
+    data.update(
+        {
+            "organisation": str(connector.organisation_id),
+            "kind": connector.kind,
+            "site_url": connector.site_url,
+            "entity_types": json.dumps(connector.entity_types),
+            "field_mapping_overrides": "{}",
+            "frequency": connector.frequency,
+            "sync_direction": connector.sync_direction,
+            "conflict_policy": connector.conflict_policy,
+            "reconcile_frequency": connector.reconcile_frequency,
+            "status": connector.status,
+            **changes,
+        }
+    )
+    return url, data
+
+
+@pytest.mark.parametrize(
+    ("site_url", "words"),
+    [
+        ("http://LOCALHOST/wp", "not allowed: it is a loopback address"),
+        ("http://127.0.0.1:8080/", "not allowed: it is a loopback address"),
+        ("http://[fec0::1]/", "not allowed: it is a site-local address"),
+        ("http://xn--a.example", "The host name is not valid"),
+    ],
+)
+def test_the_admin_form_refuses_what_the_dashboard_refuses(
+    root_client, connector_a, settings, site_url, words
+):
+    # Issue 19, case 3: every form that saves a site URL checks it as the guard will.
+    settings.WORDPRESS_ALLOW_PRIVATE_HOSTS = False
+    url, data = _change_data(root_client, connector_a, site_url=site_url)
+    response = root_client.post(url, data)
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    connector_a.refresh_from_db()
+    assert connector_a.site_url == "https://wp.example.org"
+
+
+def test_the_admin_form_stores_the_site_url_as_the_dashboard_does(root_client, connector_a):
+    url, data = _change_data(root_client, connector_a, site_url="HTTPS://WWW.Example.ORG/wp/")
+    assert root_client.post(url, data).status_code == 302
+    connector_a.refresh_from_db()
+    assert connector_a.site_url == "https://www.example.org/wp"
 
 
 def test_admin_delete_is_audited_and_the_event_outlives_the_connector(root_client, connector_a):

@@ -95,6 +95,17 @@
     });
   });
 
+  // A fragment the admin asked for (a log page, a filter, the platform's connector list) that
+  // the server answers with an error: show that answer as the page, whose words say what
+  // happened (404; 500: "nothing was changed"), instead of a click that seems to do nothing.
+  // Polls and the refreshes a finished job triggers are not the admin's: they try again.
+  document.addEventListener("htmx:responseError", function (event) {
+    var el = event.detail.elt;
+    if (!el || isPoller(el) || !el.matches("a, form, select, input, button")) return;
+    var path = event.detail.pathInfo && event.detail.pathInfo.finalRequestPath;
+    if (path) window.location.assign(path);
+  });
+
   var UTC_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? UTC$/;
 
   function pad(n) {

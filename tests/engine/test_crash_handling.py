@@ -9,7 +9,8 @@ import httpx
 import pytest
 import respx
 
-from syncjobs import runner, services
+from connectors.models import Connector
+from syncjobs import metrics, runner, services
 from syncjobs.engine.media import ImageDownloader
 from syncjobs.models import SyncJob
 from syncjobs.tasks import run_sync_job
@@ -18,6 +19,15 @@ from tests.conftest import make_connector
 from .conftest import SIM_KEY, log_for, logs
 
 IMAGE_HOST = "http://93.184.216.34"
+
+
+@pytest.fixture(autouse=True)
+def no_stranded_job(db):
+    """Every test of the file ends with no job left RUNNING: the figure docs/reliability.md
+    quotes ("0 stranded jobs") is this assertion, not a reading of the logs."""
+    yield
+    stranded = SyncJob.objects.filter(status=SyncJob.Status.RUNNING)
+    assert not stranded.exists(), [(job.pk, job.error) for job in stranded]
 
 
 def run_as_the_worker(connector) -> SyncJob:
@@ -57,6 +67,50 @@ def test_any_exception_in_the_job_set_up_fails_the_job_with_its_traceback(
     assert crash.exc_info is not None  # the traceback is in the log
     connector.refresh_from_db()
     assert f"job #{job.pk}) failed: Internal error" in connector.status_message
+
+
+def test_an_exception_before_the_run_fails_the_job_at_once(connector, monkeypatch, caplog):
+    # Between the claim and the run (the schedule-lag metric): the job is RUNNING already.
+    def broken_metric(job, due_at):
+        raise RuntimeError("metrics backend gone")
+
+    monkeypatch.setattr(metrics, "job_started", broken_metric)
+    with caplog.at_level(logging.ERROR, logger="syncjobs.runner"):
+        job = run_as_the_worker(connector)
+    assert job.status == SyncJob.Status.FAILED
+    assert job.error.startswith("Internal error (RuntimeError: metrics backend gone)")
+    assert any(r.exc_info for r in caplog.records if "crashed" in r.getMessage())
+    connector.refresh_from_db()
+    assert connector.status == Connector.Status.ERROR
+    assert services.start_sync(connector, SyncJob.Kind.FULL).status == SyncJob.Status.PENDING
+
+
+@pytest.mark.parametrize("outcome", ["run completed", "run failed"])
+def test_an_exception_while_ending_the_job_still_ends_it_failed(
+    connector, monkeypatch, caplog, outcome
+):
+    # finish() updates the connector in one transaction with the job's end: when that update
+    # raises, the job's own row must still leave RUNNING, with the reason.
+    def broken_schedule(self, now):
+        raise ValueError("bad frequency in the row")
+
+    monkeypatch.setattr(Connector, "compute_next_sync_at", broken_schedule)
+    if outcome == "run failed":
+        monkeypatch.setattr(
+            runner, "execute", lambda job, source=None: (SyncJob.Status.FAILED, "The site is down.")
+        )
+    with caplog.at_level(logging.ERROR, logger="syncjobs.runner"):
+        job = run_as_the_worker(connector)
+    assert job.status == SyncJob.Status.FAILED
+    assert job.finished_at is not None
+    if outcome == "run failed":
+        assert job.error == "The site is down."  # the run's own reason, not the bookkeeping's
+    else:
+        assert job.error.startswith("Internal error (ValueError: bad frequency in the row)")
+    assert any(r.exc_info for r in caplog.records if "could not be ended" in r.getMessage())
+    connector.refresh_from_db()
+    assert connector.status == Connector.Status.ERROR
+    assert f"job #{job.pk}) failed" in connector.status_message
 
 
 def test_an_image_redirecting_to_an_invalid_host_fails_that_record_only(

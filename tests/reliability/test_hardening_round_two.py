@@ -6,6 +6,7 @@ carries a live spreadsheet formula (7)."""
 
 import csv
 import io
+import logging
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from audit.models import AuditEvent
 from connectors import views as connector_views
 from connectors.models import Connector
 from connectors.wordpress import guard
+from diagnostics import services as diagnostics_services
 from diagnostics.models import ConnectionTest
 from syncjobs.models import SyncJob, SyncLogEntry
 from tests.conftest import PASSWORD, make_connector
@@ -111,6 +113,22 @@ def test_mapping_diagnostics_of_an_invalid_idna_site_answer_in_words(alice_clien
     response = alice_client.get(url + "?entity_type=article")
     assert response.status_code == 200
     assert "The host name is not valid" in response.text
+
+
+def test_mapping_diagnostics_that_crash_answer_in_words_with_a_logged_traceback(
+    alice_client, connector_a, monkeypatch, caplog
+):
+    def broken_check(*args, **kwargs):
+        raise KeyError("a bug nobody foresaw")
+
+    monkeypatch.setattr(diagnostics_services, "check_mapping", broken_check)
+    url = reverse("diagnostics:mapping", args=["acme", connector_a.pk])
+    with caplog.at_level(logging.ERROR, logger="diagnostics.services"):
+        response = alice_client.get(url + "?entity_type=article")
+    assert response.status_code == 200
+    assert "stopped on an unexpected error (KeyError)" in response.text
+    assert "Nothing was written" in response.text
+    assert any(record.exc_info for record in caplog.records if "crashed" in record.getMessage())
 
 
 def test_the_connection_test_of_an_invalid_idna_site_fails_step_one_in_words(org_a):
