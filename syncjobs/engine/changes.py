@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from connectors.wordpress import contract
 from connectors.wordpress.errors import InvalidResponse
-from syncjobs.engine.mapping import map_page
+from records.mapping import map_page
 from syncjobs.engine.plan import (
     CHANGES_CURSOR,
     SKIP,

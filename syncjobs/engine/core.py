@@ -39,10 +39,10 @@ from datetime import datetime
 from typing import Any
 
 from connectors.wordpress import contract
+from records.mapping import MappedRecord, map_page
 from syncjobs.engine.changes import RecordsById
 from syncjobs.engine.decisions import Decisions
 from syncjobs.engine.deletions import Deletions
-from syncjobs.engine.mapping import MappedRecord, map_page
 from syncjobs.engine.plan import (
     CLOCK_TOLERANCE,
     FULL,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncjobs.engine.mapping import content_hash
+from records.mapping import content_hash
 from syncjobs.engine.plan import (
     CONFLICT,
     COUNTER_OF,

@@ -25,8 +25,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from records.mapping import MAPPINGS, content_payload
 from records.models import RECORD_MODELS
-from syncjobs.engine.mapping import MAPPINGS, content_payload
 from syncjobs.engine.plan import LogLine, Write
 from syncjobs.engine.row_writes import REFUSALS
 

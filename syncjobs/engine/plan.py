@@ -17,7 +17,7 @@ from connectors.wordpress.errors import (
     ResponseTooLarge,
     WriteConflict,
 )
-from syncjobs.engine.mapping import (
+from records.mapping import (
     FieldSpec,
     MappedRecord,
     parse_gmt,

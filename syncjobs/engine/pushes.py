@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from connectors.wordpress.errors import WriteConflict
-from syncjobs.engine.mapping import content_hash, map_record, reverse_map
+from records.mapping import content_hash, map_record, reverse_map
 from syncjobs.engine.plan import (
     FAILED,
     RECORD_PUSH_ERRORS,

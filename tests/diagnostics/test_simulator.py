@@ -8,7 +8,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from diagnostics import runner
 from diagnostics.models import ConnectionTest
-from syncjobs.engine.mapping import map_record
+from records.mapping import map_record
 from tests.conftest import make_connector
 from wpsim import BAD_FIELDS, SimulatedSite, serve
 

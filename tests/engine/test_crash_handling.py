@@ -9,8 +9,8 @@ import httpx
 import pytest
 import respx
 
+from connectors.wordpress.media import ImageDownloader
 from syncjobs import runner, services
-from syncjobs.engine.media import ImageDownloader
 from syncjobs.models import SyncJob
 from syncjobs.tasks import run_sync_job
 from tests.conftest import make_connector

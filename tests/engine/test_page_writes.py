@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
+from records.mapping import content_hash, map_record
 from records.models import Article
 from syncjobs.engine.core import JobCancelled, SyncEngine
-from syncjobs.engine.mapping import content_hash, map_record
 from syncjobs.engine.store import DjangoStore
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.runner import build_plan

@@ -93,7 +93,7 @@ def test_a_reconciliation_after_a_mapping_upgrade_restores_records_without_count
     """Records stored by an older mapping (before contract 1.2's status fields, say) differ
     from what the current one stores although WordPress did not change: the first full walk
     rewrites them, and a reconciliation doing so reports no false drift."""
-    from syncjobs.engine.mapping import MAPPING_REVISION
+    from records.mapping import MAPPING_REVISION
 
     sync(connector)
     assert connector.mapping_revision == MAPPING_REVISION

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import WordPressError
-from syncjobs.engine.mapping import content_hash, map_record, mapping_for
+from records.mapping import content_hash, map_record, mapping_for
 from tests.conftest import make_connector
 
 from .hostile import XSS_VECTORS, dangerous_markup

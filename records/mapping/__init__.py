@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 
 from connectors.wordpress import contract
-from syncjobs.engine.conversions import _CONVERTERS, _Invalid, _Tolerated, _type_name
-from syncjobs.engine.fields import (
+from records.mapping.conversions import _CONVERTERS, _Invalid, _Tolerated, _type_name
+from records.mapping.fields import (
     FIELD_TYPES,
     MAPPING_REVISION,
     MAPPINGS,
