@@ -36,7 +36,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.wordpress import contract
 from records.mapping import MappedRecord, map_page
@@ -53,7 +53,6 @@ from syncjobs.engine.plan import (
     RECONCILE,
     SKIP,
     SKIPPED,
-    FirstPage,
     JobCancelled,
     LogLine,
     Plan,
@@ -66,6 +65,9 @@ from syncjobs.engine.plan import (
     when,
 )
 from syncjobs.engine.pushes import Pushes
+
+if TYPE_CHECKING:
+    from connectors.wordpress.pages import Page
 
 
 class Prefetched:
@@ -229,9 +231,10 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         *,
         deleted_since: datetime | None = None,
         changes_after: int | None = None,
-    ) -> FirstPage | None:
+    ) -> Page | None:
         """Reads the type's list pages from `modified_after` and processes their records;
-        returns what the first page said besides its records (None if there was none)."""
+        returns the first page without its records (None if there was none): what it said of
+        the type's deletions (contract 1.1) and of the site's clock and change log (1.2)."""
         counters = self.stats[entity_type]
         kwargs = {"modified_after": modified_after, "per_page": self.plan.per_page}
         if deleted_since is not None:
@@ -246,22 +249,22 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
             # decides and writes this page (mapping there held the next request back).
             # Two-way pushes go through the same client from this thread: no prefetch then.
             pages = Prefetched(source_pages)
-        first: FirstPage | None = None
+        first: Page | None = None
         try:
             for page in pages:
                 mapped = map_page(entity_type, specs, list(page.items or []))
                 if first is None:
-                    counters["total"] = max(counters["total"], int(getattr(page, "total", 0) or 0))
-                    first = FirstPage.of(page)
+                    counters["total"] = max(counters["total"], page.total)
+                    first = replace(page, items=[], skipped=[])
                     self.site_now = first.server_time
                     self.unseen_changed = set(map(str, first.changed or ()))
                 else:
-                    self.site_now = getattr(page, "server_time", None) or self.site_now
+                    self.site_now = page.server_time or self.site_now
                 if self.unseen_changed:
                     # The change log's first ids this page brought need no second fetch: the
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
-                self._process_page(entity_type, mapped, list(getattr(page, "skipped", None) or []))
+                self._process_page(entity_type, mapped, list(page.skipped))
         finally:
             # The source's iterator, whichever wrapper is around it.
             close = getattr(pages, "close", None) or getattr(source_pages, "close", None)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.wordpress import contract
 from connectors.wordpress.errors import (
@@ -22,6 +22,10 @@ from records.mapping import (
     MappedRecord,
     parse_gmt,
 )
+
+if TYPE_CHECKING:
+    # A source's pages are the client's (connectors.wordpress.pages.Page), whoever serves them.
+    from connectors.wordpress.pages import Page
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +82,7 @@ class JobCancelled(Exception):
     """An admin asked the job to stop; raised at a page boundary."""
 
 
-class MirrorFailed(Exception):
-    """A file to mirror could not be downloaded or was refused (size, type)."""
-
-
 # --- What the engine needs from its collaborators ---------------------------------------------
-
-
-class Page(Protocol):
-    items: list
-    total: int
 
 
 class Source(Protocol):
@@ -220,30 +215,6 @@ class Store(Protocol):
     def logged_in_job(
         self, entity_type: str, external_ids: list[str]
     ) -> dict[str, list[tuple[str, str]]]: ...
-
-
-@dataclass
-class FirstPage:
-    """What a phase's first list answer says besides its records: the inline deletions
-    (contract 1.1) and the site's clock and change log (1.2; None from an older plugin)."""
-
-    deleted: list | None = None
-    deleted_more: bool = False
-    server_time: datetime | None = None
-    change_seq: int | None = None
-    changed: list[int] | None = None
-    changed_next: int | None = None
-    changed_more: bool = False
-    change_log_from: int = 0
-
-    @classmethod
-    def of(cls, page) -> FirstPage:
-        return cls(**{key: getattr(page, key, default) for key, default in _FIRST_PAGE_KEYS})
-
-
-_FIRST_PAGE_KEYS = tuple(
-    (name, value.default) for name, value in FirstPage.__dataclass_fields__.items()
-)
 
 
 @dataclass

@@ -6,11 +6,11 @@ tests with the `db` fixture run inside a test transaction.
 """
 
 import threading
-from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
+from connectors.wordpress.pages import Page
 from records.mapping import content_hash, map_record
 from records.models import Article
 from syncjobs.engine.core import JobCancelled, SyncEngine
@@ -30,11 +30,11 @@ class Pages:
     def iter_pages(self, entity_type, **options):
         total = sum(len(page) for page in self.pages)
         for number, items in enumerate(self.pages, 1):
-            yield SimpleNamespace(items=items, total=total, skipped=[])
+            yield Page(items, number, 100, total, len(self.pages), request_count=1)
             self.after(number)
 
     def iter_deletions(self, since):
-        yield SimpleNamespace(items=[], total=0, skipped=[])
+        yield Page([], 1, 100, 0, 0, request_count=1)
 
 
 def article(record_id, **fields):
