@@ -55,6 +55,7 @@ from syncjobs.engine.plan import (
     SKIPPED,
     JobCancelled,
     LogLine,
+    PageCommit,
     Plan,
     Source,
     Store,
@@ -375,7 +376,7 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
 
     def _commit(self, entity_type, writes, logs) -> None:
         cancel = self.store.commit_page(
-            entity_type, writes=writes, logs=logs, stats=self.stats, cursors=self.cursors
+            PageCommit(entity_type, writes, logs, self.stats, self.cursors)
         )
         if self.refused:
             # After the log rows that tell why: a crash in between pushes once more.

@@ -179,6 +179,18 @@ class Write:
     release_pks: list = field(default_factory=list)
 
 
+@dataclass
+class PageCommit:
+    """One page for the store to commit in one transaction: its writes and log lines, with
+    the job's counters and cursors as of that page."""
+
+    entity_type: str
+    writes: list[Write]
+    logs: list[LogLine]
+    stats: dict
+    cursors: dict
+
+
 class Store(Protocol):
     def existing(self, entity_type: str, external_ids: list[str]) -> dict[str, Existing]: ...
 
@@ -188,15 +200,7 @@ class Store(Protocol):
 
     def mirror(self, entity_type: str, write: Write) -> dict: ...
 
-    def commit_page(
-        self,
-        entity_type: str,
-        *,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-    ) -> bool: ...
+    def commit_page(self, page: PageCommit) -> bool: ...
 
     def archive_unseen(
         self, entity_type: str, after: Any, limit: int
@@ -290,11 +294,3 @@ def record_label(entity_type: str, external_id: str) -> str:
 
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
-
-
-def summarise(stats: dict) -> dict[str, int]:
-    totals = fresh_counters()
-    for counters in stats.values():
-        for key in COUNTER_KEYS:
-            totals[key] += int(counters.get(key, 0))
-    return totals
