@@ -34,12 +34,6 @@ def site():
 
 
 @pytest.fixture
-def server(site):
-    with serve(site, host="127.0.0.1", port=0) as running:
-        yield running
-
-
-@pytest.fixture
 def connector(org_a, server):
     return make_connector(
         org_a,
