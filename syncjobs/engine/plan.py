@@ -241,7 +241,7 @@ class Plan:
     dry_run: bool = False
     # The deletion guard: (percent, minimum). A full walk that would archive more than
     # `percent` % of a type's live records, and at least `minimum`, holds them instead
-    # (Store.hold_unseen). None: no guard.
+    # (Deletions._guarded). None: no guard.
     deletion_guard: tuple[int, int] | None = None
     # An administrator's answer to a conflict on this same WordPress version, in words, or ""
     # (entity type, WordPress id, content hash): syncjobs.conflict_memory.remembered_answer.

@@ -77,7 +77,7 @@ class PreviewStore(DjangoStore):
         return {i for i in external_ids if i in seen}
 
     def archive_unseen(self, entity_type: str, after: Any, limit: int):
-        return self._unseen(entity_type, after, limit)
+        return self.unseen(entity_type, after, limit)
 
     def archive_deleted(self, entity_type: str, entries: list[tuple[str, datetime]]):
         return self._deletable(entity_type, entries)

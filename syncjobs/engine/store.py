@@ -23,8 +23,6 @@ from syncjobs.engine.plan import Existing, SlugHolder, Write
 from syncjobs.engine.row_writes import RowWrites
 from syncjobs.models import SyncJob
 
-__all__ = ["MIRRORED_FILES", "DjangoStore"]
-
 
 def _existing(row: dict, file_fields, *, synced_in_job: bool = False) -> Existing:
     """The engine's view of a stored record, from a row of the record's table (the page
