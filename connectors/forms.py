@@ -12,8 +12,8 @@ from connectors.models import Connector
 from connectors.wordpress.errors import PLUGIN_SETTINGS, BlockedAddress
 from connectors.wordpress.guard import check_host, parse_url
 from push.models import PushChannel
+from records.mapping import MAPPINGS
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
-from syncjobs.engine.mapping import MAPPINGS
 
 # Bookkeeping columns every record has; a mapping override can only target content fields.
 BOOKKEEPING_FIELDS = {field.name for field in PlatformRecord._meta.local_fields}

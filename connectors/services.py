@@ -10,8 +10,8 @@ from audit.services import diff, record, snapshot
 from connectors.models import Connector
 from notifications.alerts import clear_auto_pause
 from push.models import PushChannel
+from records.mapping import MAPPING_REVISION
 from records.models import EntityType
-from syncjobs.engine.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 
 # What the CREATED event lists: the configuration an admin chose (never the key).

@@ -31,7 +31,7 @@ from connectors.wordpress.errors import (
     TLSFailure,
     WordPressError,
 )
-from syncjobs.engine.mapping import FieldStatus, map_record, mapping_for
+from records.mapping import FieldStatus, map_record, mapping_for
 
 DISPLAY_CHARS = 160
 # Errors that are about the site, not about one entity type: asking the next type is pointless.

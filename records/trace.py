@@ -8,7 +8,7 @@ import nh3
 from connectors import crypto
 from connectors.wordpress.errors import WordPressError
 from connectors.wordpress_client import client_for
-from syncjobs.engine.mapping import map_record, mapping_for
+from records.mapping import map_record, mapping_for
 from syncjobs.models import SyncJob, SyncLogEntry
 
 # Rows shown; a record synced every 15 minutes for a month has about 3,000 (mostly SKIP).

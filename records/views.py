@@ -8,9 +8,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from accounts.tenancy import connectors_for, get_organisation_for, org_context
+from records.mapping import MAPPINGS
 from records.models import RECORD_MODELS, EntityType, PlatformRecord
 from records.trace import log_rows, side_by_side
-from syncjobs.engine.mapping import MAPPINGS
 
 BOOKKEEPING = [field.name for field in PlatformRecord._meta.local_fields]
 # The body fields a password-protected post is stored without (mapping's withheld rule).

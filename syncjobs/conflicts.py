@@ -154,7 +154,7 @@ def wordpress_versions(connector, log_ids) -> tuple[dict, str]:
     an error in words when WordPress could not be asked. A record WordPress no longer
     serves, or serves unmappable, has no version (the next sync archives or fails it)."""
     from connectors.wordpress_client import client_for
-    from syncjobs.engine.mapping import content_hash, map_record, mapping_for
+    from records.mapping import content_hash, map_record, mapping_for
 
     wanted: dict[str, list[str]] = {}
     rows = SyncLogEntry.objects.filter(

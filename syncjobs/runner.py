@@ -21,17 +21,18 @@ from connectors import crypto
 from connectors.models import Connector
 from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import WordPressError
+from connectors.wordpress.media import MIRRORED_FILES
 from connectors.wordpress_client import client_for
 from notifications import alerts
 from notifications.causes import cause_of
 from push.subscriptions import ensure_subscribed
+from records.mapping import MAPPING_REVISION, mapping_for
 from records.models import RECORD_MODELS
 from syncjobs import metrics
 from syncjobs.conflict_memory import remembered_answer
 from syncjobs.engine.core import JobCancelled, Plan, SyncEngine, fresh_counters
-from syncjobs.engine.mapping import MAPPING_REVISION, mapping_for
 from syncjobs.engine.preview import PreviewStore
-from syncjobs.engine.store import MIRRORED_FILES, DjangoStore
+from syncjobs.engine.store import DjangoStore
 from syncjobs.errors import InitialImportAlreadyDone
 from syncjobs.models import SyncJob, drift_of
 

@@ -12,7 +12,7 @@ from django.db.models import BooleanField, Case, Exists, ExpressionWrapper, Oute
 from django.utils import timezone
 
 from connectors.models import Connector
-from syncjobs.engine.mapping import MAPPING_REVISION
+from records.mapping import MAPPING_REVISION
 from syncjobs.models import SyncJob
 from syncjobs.runner import finish
 from syncjobs.services import (

@@ -17,7 +17,7 @@ from django.test import Client
 
 from accounts.models import Membership, Organisation, User
 from connectors.models import Connector
-from syncjobs.engine.mapping import MAPPING_REVISION
+from records.mapping import MAPPING_REVISION
 
 PASSWORD = "correct horse battery staple"
 
@@ -81,6 +81,42 @@ def make_connector(organisation, **fields):
     connector.api_key = api_key
     connector.save()
     return connector
+
+
+def simulated_connector(organisation, server, key, **fields):
+    """A connector to a simulated site (wpsim) served on loopback, every entity type on."""
+    from connectors.wordpress import contract
+
+    fields.setdefault("entity_types", list(contract.ENTITY_TYPES))
+    return make_connector(organisation, site_url=server.url, api_key=key, **fields)
+
+
+@pytest.fixture
+def server(site):
+    """The directory's `site` (a wpsim.SimulatedSite), served on a free loopback port."""
+    from wpsim import serve
+
+    with serve(site, host="127.0.0.1", port=0) as running:
+        yield running
+
+
+def run_like_the_worker(connector, kind="FULL", *, source=None, on_commit=None):
+    """Runs a sync as the worker does: services.start_sync, then runner.run_job in this
+    process (with `source` instead of the connector's client, if given). With `on_commit`
+    (pytest-django's django_capture_on_commit_callbacks) the job's own task message is not
+    sent and the run's after-commit work (deliveries) is done."""
+    from contextlib import nullcontext
+
+    from syncjobs import services
+    from syncjobs.runner import run_job
+
+    connector.refresh_from_db()
+    with on_commit(execute=False) if on_commit else nullcontext():
+        job = services.start_sync(connector, kind)
+    with on_commit(execute=True) if on_commit else nullcontext():
+        finished = run_job(job.pk, source=source)
+    connector.refresh_from_db()
+    return finished
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ __all__ = [
     "BadRequest",
     "BlockedAddress",
     "InvalidResponse",
+    "MirrorFailed",
     "PluginMissing",
     "RateLimited",
     "RecordNotFound",
@@ -166,3 +167,8 @@ class BadRequest(WordPressError):
         super().__init__(message, **kwargs)
         # For 400 rest_invalid_param: {param: message} as sent by the site.
         self.params = params or {}
+
+
+class MirrorFailed(Exception):
+    """A record's file to mirror could not be downloaded or was refused (size, type): the
+    record fails, the sync goes on."""

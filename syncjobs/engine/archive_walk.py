@@ -21,17 +21,12 @@ class ArchiveWalk:
         `after`) that have no log row in this job; returns (archived, where to continue or
         None when done).
         """
-        doomed, after = self._unseen(entity_type, after, limit)
+        doomed, after = self.unseen(entity_type, after, limit)
         if doomed:
             RECORD_MODELS[entity_type].objects.filter(
                 pk__in=[pk for _, pk in doomed], archived_at__isnull=True
             ).update(archived_at=timezone.now())
         return doomed, after
-
-    def unseen(self, entity_type: str, after: Any, limit: int):
-        """One batch of the archive walk, archiving nothing: (external_id, pk) of the live
-        records without a log row in this job, and where to continue (the deletion guard)."""
-        return self._unseen(entity_type, after, limit)
 
     def live_count(self, entity_type: str) -> int:
         return (
@@ -63,8 +58,10 @@ class ArchiveWalk:
         )
         return len(external_ids)
 
-    def _unseen(self, entity_type: str, after: Any, limit: int):
-        """One batch of the walk archive_unseen does, without archiving (a preview's too)."""
+    def unseen(self, entity_type: str, after: Any, limit: int):
+        """One batch of the archive walk, archiving nothing: (external_id, pk) of the live
+        records without a log row in this job, and where to continue (None when done); the
+        deletion guard's and the preview's walk."""
         model = RECORD_MODELS[entity_type]
         live = model.objects.filter(connector_id=self.connector.pk, archived_at__isnull=True)
         if after is not None:

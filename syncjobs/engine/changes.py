@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from connectors.wordpress import contract
 from connectors.wordpress.errors import InvalidResponse
-from syncjobs.engine.mapping import map_page
+from records.mapping import map_page
 from syncjobs.engine.plan import (
     CHANGES_CURSOR,
     SKIP,
     SKIPPED,
-    FirstPage,
     LogLine,
     record_label,
     when,
 )
+
+if TYPE_CHECKING:
+    from connectors.wordpress.pages import Page
 
 
 class RecordsById:
@@ -46,9 +49,9 @@ class RecordsById:
                         status_code=200,
                         url=entity_type,
                     )
-                self.site_now = getattr(page, "server_time", None) or self.site_now
+                self.site_now = page.server_time or self.site_now
                 mapped = map_page(entity_type, specs, items)
-                oversized = list(getattr(page, "skipped", None) or [])
+                oversized = list(page.skipped)
                 served = {r.external_id for r in mapped} | {str(e.get("id")) for e in oversized}
                 self._process_page(entity_type, mapped, oversized, refetched=True)
                 self._not_served(entity_type, [i for i in wanted if i not in served])
@@ -103,7 +106,7 @@ class RecordsById:
             self._commit(entity_type, [], [])
 
     def _must_reread(
-        self, entity_type: str, first: FirstPage, mark: datetime | None, after: int | None
+        self, entity_type: str, first: Page, mark: datetime | None, after: int | None
     ) -> bool:
         """Whether this incremental run cannot trust its positions and must read the whole
         type: each case is logged, and the re-read loses nothing (unchanged records SKIP)."""
@@ -135,7 +138,7 @@ class RecordsById:
             self._note(entity_type, problem)
         return bool(problem)
 
-    def _changed_records(self, entity_type: str, first: FirstPage) -> None:
+    def _changed_records(self, entity_type: str, first: Page) -> None:
         """Fetches the records the change log named and the pages did not bring, 100 at a
         time; each request also asks for the next entries while there are more."""
         # Neither those the pages brought, nor those the same answer reported deleted: a
@@ -148,7 +151,7 @@ class RecordsById:
             page = self.source.fetch_changed(
                 entity_type, ids, changes_after=after if more else None
             )
-            self.site_now = getattr(page, "server_time", None) or self.site_now
+            self.site_now = page.server_time or self.site_now
             mapped = map_page(entity_type, specs, list(page.items or []))
             returned = {record.external_id for record in mapped}
             notes = [

@@ -2,31 +2,23 @@
 
 Pages from a source in, decisions and batched writes to a store out.
 
-Plain Python: no Django, no Celery, no HTTP. The runner hands it a *source* (the WordPress
-client, or anything with the same `iter_pages` / `iter_deletions` / `push_record`) and a *store*
-(syncjobs.engine.store.DjangoStore in production). The engine decides, per record, CREATE /
-UPDATE / SKIP / CONFLICT / SYNC / FAILED and, per phase, what to archive; the store does the
-I/O in one transaction per page. Memory is bounded by one page: nothing is accumulated across
-pages except counters and cursors.
+No Django, no Celery, no HTTP here: the runner hands it a *source* (the WordPress client, or
+anything with the same calls: plan.Source) and a *store* (store.DjangoStore, or the preview's).
+The engine decides, per record, CREATE / UPDATE / SKIP / CONFLICT / SYNC / FAILED and, per
+phase, what to archive; the store commits each page in one transaction. Memory is bounded by a
+page: nothing but counters and cursors is carried across pages.
 
-Phases run in the canonical entity order, enabled types only. An incremental run starts each
-type at its high-water mark (the source's own `modified_gmt` of the last record seen, never the
-worker's clock, and never past the site's own clock: a scheduled post is dated in the future)
-minus the contract's overlap. Since contract 1.2 the same first request also brings the ids the
-plugin's change log recorded after the type's position in it (changes that leave `modified_gmt`
-alone: cron publishing, meta, terms, media, roles); the phase fetches those the pages did not
-bring, by id, and moves the position with them (§5.7). A position it cannot trust (the site's
-clock behind the mark, the log pruned past or restarted below the position) makes it log a line
-and read the whole type again, which is idempotent. A full or initial run reads every record and
-archives the platform records the source no longer serves. Both learn of deletions from the
-first list page of each type (contract 1.1, §5.6: the type's deletions since its own deletions
-cursor come inline, so a no-change incremental run costs one request per type); only a type
-whose site did not send them (a 1.0 plugin) or capped them reads the plugin's deletions feed,
-once per run after the phases. With two-way sync on, an incremental run also pushes, after
-each type's pages, the records edited only on the platform: WordPress does not send them
-again, so the pages alone would never push them. A reconciliation (RECONCILE) is an
-incremental catch-up followed by a full walk whose creates, updates and archives are drift:
-changes the incremental syncs missed.
+Phases run in the canonical entity order, enabled types only. An incremental run lists each
+type from its high-water mark (the site's own `modified_gmt`, never the worker's clock, and
+never past the site's clock: a scheduled post is dated ahead) minus the contract's overlap,
+then fetches by id what the change log named and the pages did not bring (contract 1.2, §5.7;
+README, "An incremental sync misses no change"). A full run reads every record and archives
+what the site no longer serves. Deletions come inline with each type's first page (§5.6), so a
+no-change incremental is one request per type; only a 1.0 plugin's types, or capped lists,
+read the deletions feed after the phases. Two-way incrementals also push the platform-only
+edits after each type's pages: WordPress never sends those records again. A reconciliation
+(RECONCILE) is an incremental catch-up, then a full walk whose creates, updates and archives
+are drift.
 """
 
 from __future__ import annotations
@@ -36,13 +28,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.wordpress import contract
+from records.mapping import MappedRecord, map_page
 from syncjobs.engine.changes import RecordsById
 from syncjobs.engine.decisions import Decisions
 from syncjobs.engine.deletions import Deletions
-from syncjobs.engine.mapping import MappedRecord, map_page
 from syncjobs.engine.plan import (
     CLOCK_TOLERANCE,
     FULL,
@@ -53,9 +45,9 @@ from syncjobs.engine.plan import (
     RECONCILE,
     SKIP,
     SKIPPED,
-    FirstPage,
     JobCancelled,
     LogLine,
+    PageCommit,
     Plan,
     Source,
     Store,
@@ -66,6 +58,9 @@ from syncjobs.engine.plan import (
     when,
 )
 from syncjobs.engine.pushes import Pushes
+
+if TYPE_CHECKING:
+    from connectors.wordpress.pages import Page
 
 
 class Prefetched:
@@ -231,9 +226,10 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         deleted_since: datetime | None = None,
         changes_after: int | None = None,
         again: bool = False,
-    ) -> FirstPage | None:
+    ) -> Page | None:
         """Reads the type's list pages from `modified_after` and processes their records;
-        returns what the first page said besides its records (None if there was none).
+        returns the first page without its records (None if there was none): what it said of
+        the type's deletions (contract 1.1) and of the site's clock and change log (1.2).
         `again`: this job has read the type already, its records may be logged."""
         counters = self.stats[entity_type]
         kwargs = {"modified_after": modified_after, "per_page": self.plan.per_page}
@@ -249,24 +245,22 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
             # decides and writes this page (mapping there held the next request back).
             # Two-way pushes go through the same client from this thread: no prefetch then.
             pages = Prefetched(source_pages)
-        first: FirstPage | None = None
+        first: Page | None = None
         try:
             for page in pages:
                 mapped = map_page(entity_type, specs, list(page.items or []))
                 if first is None:
-                    counters["total"] = max(counters["total"], int(getattr(page, "total", 0) or 0))
-                    first = FirstPage.of(page)
+                    counters["total"] = max(counters["total"], page.total)
+                    first = replace(page, items=[], skipped=[])
                     self.site_now = first.server_time
                     self.unseen_changed = set(map(str, first.changed or ()))
                 else:
-                    self.site_now = getattr(page, "server_time", None) or self.site_now
+                    self.site_now = page.server_time or self.site_now
                 if self.unseen_changed:
                     # The change log's first ids this page brought need no second fetch: the
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
-                self._process_page(
-                    entity_type, mapped, list(getattr(page, "skipped", None) or []), again=again
-                )
+                self._process_page(entity_type, mapped, list(page.skipped), again=again)
         finally:
             # The source's iterator, whichever wrapper is around it.
             close = getattr(pages, "close", None) or getattr(source_pages, "close", None)
@@ -383,7 +377,7 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
 
     def _commit(self, entity_type, writes, logs) -> None:
         cancel = self.store.commit_page(
-            entity_type, writes=writes, logs=logs, stats=self.stats, cursors=self.cursors
+            PageCommit(entity_type, writes, logs, self.stats, self.cursors)
         )
         if self.refused:
             # After the log rows that tell why: a crash in between pushes once more.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from syncjobs.engine.mapping import content_hash
+from connectors.wordpress.errors import MirrorFailed
+from records.mapping import content_hash
 from syncjobs.engine.plan import (
     CONFLICT,
     COUNTER_OF,
@@ -16,7 +17,6 @@ from syncjobs.engine.plan import (
     UPDATE,
     WORDPRESS_WINS,
     LogLine,
-    MirrorFailed,
     Write,
     record_label,
     when,

@@ -16,6 +16,9 @@ from syncjobs.engine.plan import (
     parse_cursor,
 )
 
+# Records per query of the archive walk, and per archiving batch after the deletion guard.
+ARCHIVE_BATCH = 1000
+
 
 class Deletions:
     """SyncEngine's part that archives (a mixin: the state is the engine's)."""
@@ -30,14 +33,17 @@ class Deletions:
             return
         after = None
         while True:
-            archived, after = self.store.archive_unseen(entity_type, after, 1000)
+            archived, after = self.store.archive_unseen(entity_type, after, ARCHIVE_BATCH)
             if archived:
-                reason = "Not served by WordPress any more"
-                if self.reconciling and self.plan.count_drift:
-                    reason += " (a deletion missed by the incremental syncs: drift)"
-                self._log_archived(entity_type, archived, reason)
+                self._log_archived(entity_type, archived, self._unseen_reason())
             if after is None:
                 return
+
+    def _unseen_reason(self) -> str:
+        reason = "Not served by WordPress any more"
+        if self.reconciling and self.plan.count_drift:
+            reason += " (a deletion missed by the incremental syncs: drift)"
+        return reason
 
     def _guarded(self, entity_type: str) -> bool:
         """The deletion guard: too many records to archive at once are held for review
@@ -53,7 +59,7 @@ class Deletions:
         doomed: list[tuple[str, Any]] = []
         after = None
         while True:
-            batch, after = self.store.unseen(entity_type, after, 1000)
+            batch, after = self.store.unseen(entity_type, after, ARCHIVE_BATCH)
             doomed += batch
             if after is None:
                 break
@@ -61,12 +67,10 @@ class Deletions:
             return True
         live = self.store.live_count(entity_type)
         if len(doomed) < max(minimum, 1) or len(doomed) * 100 <= percent * live:
-            reason = "Not served by WordPress any more"
-            if self.reconciling and self.plan.count_drift:
-                reason += " (a deletion missed by the incremental syncs: drift)"
-            for start in range(0, len(doomed), 1000):
-                archived = self.store.archive_records(entity_type, doomed[start : start + 1000])
-                self._log_archived(entity_type, archived, reason)
+            for start in range(0, len(doomed), ARCHIVE_BATCH):
+                batch = doomed[start : start + ARCHIVE_BATCH]
+                archived = self.store.archive_records(entity_type, batch)
+                self._log_archived(entity_type, archived, self._unseen_reason())
             return True
         held = self.store.hold(entity_type, [external_id for external_id, _ in doomed], live)
         self.held[entity_type] = held

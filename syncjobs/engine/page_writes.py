@@ -25,9 +25,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from records.mapping import MAPPINGS, content_payload
 from records.models import RECORD_MODELS
-from syncjobs.engine.mapping import MAPPINGS, content_payload
-from syncjobs.engine.plan import LogLine, Write
+from syncjobs.engine.plan import LogLine, PageCommit, Write
 from syncjobs.engine.row_writes import REFUSALS
 
 logger = logging.getLogger(__name__)
@@ -51,36 +51,19 @@ class _Statement:
 class PageWrites:
     """DjangoStore's writes (a mixin: the job, the connector and the caches are the store's)."""
 
-    def commit_page(
-        self,
-        entity_type: str,
-        *,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-    ) -> bool:
+    def commit_page(self, page: PageCommit) -> bool:
         """Store one page in one transaction; returns whether a cancel was requested."""
         now = timezone.now()
         if connection.vendor == "postgresql":
             try:
-                return self._commit_in_one_statement(entity_type, writes, logs, stats, cursors, now)
+                return self._commit_in_one_statement(page, now)
             except REFUSALS as exc:
                 # Nothing of the page was written (one statement): take the careful path,
                 # which saves row by row so only the culprits fail.
-                logger.info("page of %s refused (%s); saving it row by row", entity_type, exc)
-        moved = cursors != self.connector.cursors
-        return self._commit_row_by_row(entity_type, writes, logs, stats, cursors, now, moved)
+                logger.info("page of %s refused (%s); saving it row by row", page.entity_type, exc)
+        return self._commit_row_by_row(page, now)
 
-    def _commit_in_one_statement(
-        self,
-        entity_type: str,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-        now: datetime,
-    ) -> bool:
+    def _commit_in_one_statement(self, page: PageCommit, now: datetime) -> bool:
         """The page's upsert, its log rows, the cursors and the progress in ONE statement.
 
         Round trips, not rows, are what a page costs on a busy machine: this is one, where a
@@ -96,22 +79,15 @@ class PageWrites:
                 # together), and the next run re-imports them idempotently. Reset in close().
                 cursor.execute("SET synchronous_commit = off")
             self._session_ready = True
-        statement = self._page_statement(entity_type, writes, logs, stats, cursors, now)
-        cancel = self._run_statement(entity_type, statement)
-        self.connector.cursors = dict(cursors)
+        statement = self._page_statement(page, now)
+        cancel = self._run_statement(page.entity_type, statement)
+        self.connector.cursors = dict(page.cursors)
         return cancel
 
-    def _page_statement(
-        self,
-        entity_type: str,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-        now: datetime,
-    ) -> _Statement:
+    def _page_statement(self, page: PageCommit, now: datetime) -> _Statement:
         """The page's one statement and its parameters (see _commit_in_one_statement), with
         the records whose slugs must be let go of first."""
+        entity_type, writes, logs = page.entity_type, page.writes, page.logs
         model = RECORD_MODELS[entity_type]
         parts: list[str] = []
         params: list = []
@@ -162,8 +138,8 @@ class PageWrites:
                 # rows `lg` inserts, and a refused or failed page deletes nothing.
                 parts.append(f"gone AS ({REPLACED_LOGS_SQL})")
                 params += _replaced_params(self.job.pk, replaced)
-        moved = cursors != self.connector.cursors
-        cursors = dict(cursors)  # as of this page: the engine's dict moves on
+        moved = page.cursors != self.connector.cursors
+        cursors = dict(page.cursors)  # as of this page: the engine's dict moves on
         parts.append("moved AS (UPDATE connectors_connector SET cursors = %s WHERE id = %s AND %s)")
         params += [Jsonb(cursors), self.connector.pk, moved]
         sql = (
@@ -172,7 +148,7 @@ class PageWrites:
             + " UPDATE syncjobs_syncjob SET stats = %s, current_entity_type = %s, "
             "heartbeat_at = %s WHERE id = %s RETURNING cancel_requested_at"
         )
-        params += [Jsonb(stats), entity_type, now, self.job.pk]
+        params += [Jsonb(page.stats), entity_type, now, self.job.pk]
         released = [pk for write in writes for pk in write.release_pks]
         return _Statement(sql, params, released, self._moving_slugs(model, writes))
 

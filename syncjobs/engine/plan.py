@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.wordpress import contract
 from connectors.wordpress.errors import (
@@ -17,11 +17,15 @@ from connectors.wordpress.errors import (
     ResponseTooLarge,
     WriteConflict,
 )
-from syncjobs.engine.mapping import (
+from records.mapping import (
     FieldSpec,
     MappedRecord,
     parse_gmt,
 )
+
+if TYPE_CHECKING:
+    # A source's pages are the client's (connectors.wordpress.pages.Page), whoever serves them.
+    from connectors.wordpress.pages import Page
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +82,7 @@ class JobCancelled(Exception):
     """An admin asked the job to stop; raised at a page boundary."""
 
 
-class MirrorFailed(Exception):
-    """A file to mirror could not be downloaded or was refused (size, type)."""
-
-
 # --- What the engine needs from its collaborators ---------------------------------------------
-
-
-class Page(Protocol):
-    items: list
-    total: int
 
 
 class Source(Protocol):
@@ -184,6 +179,18 @@ class Write:
     release_pks: list = field(default_factory=list)
 
 
+@dataclass
+class PageCommit:
+    """One page for the store to commit in one transaction: its writes and log lines, with
+    the job's counters and cursors as of that page."""
+
+    entity_type: str
+    writes: list[Write]
+    logs: list[LogLine]
+    stats: dict
+    cursors: dict
+
+
 class Store(Protocol):
     def existing(self, entity_type: str, external_ids: list[str]) -> dict[str, Existing]: ...
 
@@ -193,15 +200,7 @@ class Store(Protocol):
 
     def mirror(self, entity_type: str, write: Write) -> dict: ...
 
-    def commit_page(
-        self,
-        entity_type: str,
-        *,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-    ) -> bool: ...
+    def commit_page(self, page: PageCommit) -> bool: ...
 
     def archive_unseen(
         self, entity_type: str, after: Any, limit: int
@@ -217,33 +216,18 @@ class Store(Protocol):
 
     def refuse_pushes(self, entity_type: str, refused: list[tuple[Any, datetime]]) -> None: ...
 
+    # The deletion guard's: walk what a full run would archive, count, archive, or hold.
+    def unseen(self, entity_type: str, after: Any, limit: int) -> tuple[list, Any]: ...
+
+    def live_count(self, entity_type: str) -> int: ...
+
+    def archive_records(self, entity_type: str, doomed: list[tuple[str, Any]]) -> list: ...
+
+    def hold(self, entity_type: str, external_ids: list[str], live: int) -> int: ...
+
     def logged_in_job(
         self, entity_type: str, external_ids: list[str]
     ) -> dict[str, list[tuple[str, str]]]: ...
-
-
-@dataclass
-class FirstPage:
-    """What a phase's first list answer says besides its records: the inline deletions
-    (contract 1.1) and the site's clock and change log (1.2; None from an older plugin)."""
-
-    deleted: list | None = None
-    deleted_more: bool = False
-    server_time: datetime | None = None
-    change_seq: int | None = None
-    changed: list[int] | None = None
-    changed_next: int | None = None
-    changed_more: bool = False
-    change_log_from: int = 0
-
-    @classmethod
-    def of(cls, page) -> FirstPage:
-        return cls(**{key: getattr(page, key, default) for key, default in _FIRST_PAGE_KEYS})
-
-
-_FIRST_PAGE_KEYS = tuple(
-    (name, value.default) for name, value in FirstPage.__dataclass_fields__.items()
-)
 
 
 @dataclass
@@ -266,7 +250,7 @@ class Plan:
     dry_run: bool = False
     # The deletion guard: (percent, minimum). A full walk that would archive more than
     # `percent` % of a type's live records, and at least `minimum`, holds them instead
-    # (Store.hold_unseen). None: no guard.
+    # (Deletions._guarded). None: no guard.
     deletion_guard: tuple[int, int] | None = None
     # An administrator's answer to a conflict on this same WordPress version, in words, or ""
     # (entity type, WordPress id, content hash): syncjobs.conflict_memory.remembered_answer.
@@ -319,11 +303,3 @@ def record_label(entity_type: str, external_id: str) -> str:
 
 def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
-
-
-def summarise(stats: dict) -> dict[str, int]:
-    totals = fresh_counters()
-    for counters in stats.values():
-        for key in COUNTER_KEYS:
-            totals[key] += int(counters.get(key, 0))
-    return totals

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from syncjobs.engine.plan import FAILED, LogLine, Write
+from syncjobs.engine.plan import FAILED, PageCommit, Write
 from syncjobs.engine.store import DjangoStore
 from syncjobs.models import SyncJob
 
@@ -37,17 +37,10 @@ class PreviewStore(DjangoStore):
         self.failures: dict[str, list[list[str]]] = {}
         self._published = 0.0
 
-    def commit_page(
-        self,
-        entity_type: str,
-        *,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-    ) -> bool:
+    def commit_page(self, page: PageCommit) -> bool:
+        entity_type = page.entity_type
         seen = self.seen.setdefault(entity_type, {})
-        for line in logs:
+        for line in page.logs:
             if not line.external_id:
                 continue  # a note about the site, not a record
             if line.replaces:
@@ -60,7 +53,7 @@ class PreviewStore(DjangoStore):
         if now - self._published < PROGRESS_EVERY:
             return False
         self._published = now
-        return self.publish(entity_type, stats)
+        return self.publish(entity_type, page.stats)
 
     def publish(self, entity_type: str | None, stats: dict) -> bool:
         """Stores the counters so far on the job; returns whether a cancel was requested."""
@@ -84,7 +77,7 @@ class PreviewStore(DjangoStore):
         return {i for i in external_ids if i in seen}
 
     def archive_unseen(self, entity_type: str, after: Any, limit: int):
-        return self._unseen(entity_type, after, limit)
+        return self.unseen(entity_type, after, limit)
 
     def archive_deleted(self, entity_type: str, entries: list[tuple[str, datetime]]):
         return self._deletable(entity_type, entries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from connectors.wordpress.errors import WriteConflict
-from syncjobs.engine.mapping import content_hash, map_record, reverse_map
+from records.mapping import content_hash, map_record, reverse_map
 from syncjobs.engine.plan import (
     FAILED,
     RECORD_PUSH_ERRORS,
@@ -28,15 +28,13 @@ class Pushes:
     def _push_pending(self, entity_type: str) -> None:
         """Two-way, incremental: push the records edited only on the platform.
 
-        WordPress sends an incremental run only what changed there, so a record edited on the
-        platform alone never comes back in the pages, and the SYNC decision a full run makes
-        for it (_decide) would wait for the next full run. These are edits made on the
-        platform only, pushed under either conflict policy, as _decide does. The store lists,
-        in batches, the records whose platform edit is newer than their last sync, not refused
-        by WordPress, and that this job has not logged yet (those the pages brought were
-        decided there); each is pushed with the
-        WordPress version it was edited from as `if_unmodified_since` (§7.2), so a WordPress
-        edit made meanwhile answers 409 instead of being overwritten.
+        An incremental run's pages bring only what changed in WordPress, so without this a
+        platform-only edit would wait for the next full run's SYNC decision (_decide). The
+        store lists, in batches, the records whose platform edit is newer than their last
+        sync, not refused by WordPress and not logged by this job yet (the pages' records were
+        decided there); each is pushed under either conflict policy, with the WordPress
+        version it was edited from as `if_unmodified_since` (§7.2), so a WordPress edit made
+        meanwhile answers 409 instead of being overwritten.
         """
         after = None
         while True:

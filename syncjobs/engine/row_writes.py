@@ -12,7 +12,7 @@ from django.db import DataError, IntegrityError, transaction
 
 from connectors.models import Connector
 from records.models import RECORD_MODELS
-from syncjobs.engine.plan import LogLine, Write, record_label
+from syncjobs.engine.plan import LogLine, PageCommit, Write, record_label
 from syncjobs.models import SyncJob, SyncLogEntry
 
 logger = logging.getLogger(__name__)
@@ -26,21 +26,13 @@ class RowWrites:
     """DjangoStore's careful path (a mixin): a page the one statement could not store, or
     every page on a database other than PostgreSQL (the demo's SQLite)."""
 
-    def _commit_row_by_row(
-        self,
-        entity_type: str,
-        writes: list[Write],
-        logs: list[LogLine],
-        stats: dict,
-        cursors: dict,
-        now: datetime,
-        moved: bool,
-    ) -> bool:
+    def _commit_row_by_row(self, page: PageCommit, now: datetime) -> bool:
+        entity_type, logs, cursors = page.entity_type, page.logs, page.cursors
         with transaction.atomic():
-            if writes:
-                for write in self._upsert(entity_type, writes, now):
+            if page.writes:
+                for write in self._upsert(entity_type, page.writes, now):
                     # The database refused a row the engine counted as written.
-                    counters = stats[entity_type]
+                    counters = page.stats[entity_type]
                     counters["created" if write.existing is None else "updated"] -= 1
                     counters["failed"] += 1
             # In the page's transaction (the replaced rows go only with their replacements),
@@ -48,11 +40,11 @@ class RowWrites:
             self._forget_replaced(logs)
             if logs:
                 self._insert_logs(logs, now)
-            if moved:
+            if cursors != self.connector.cursors:
                 Connector.objects.filter(pk=self.connector.pk).update(cursors=cursors)
             self.connector.cursors = dict(cursors)
             jobs = SyncJob.objects.filter(pk=self.job.pk)
-            jobs.update(stats=stats, current_entity_type=entity_type, heartbeat_at=now)
+            jobs.update(stats=page.stats, current_entity_type=entity_type, heartbeat_at=now)
             return jobs.filter(cancel_requested_at__isnull=False).exists()
 
     def _forget_replaced(self, logs: list[LogLine]) -> None:

@@ -14,16 +14,14 @@ from django.db import connection
 from django.db.models import F, Q
 
 from connectors.models import Connector
+from connectors.wordpress.media import MIRRORED_FILES, FileMirror
+from records.mapping import MAPPINGS
 from records.models import RECORD_MODELS
 from syncjobs.engine.archive_walk import ArchiveWalk
-from syncjobs.engine.mapping import MAPPINGS
-from syncjobs.engine.media import MIRRORED_FILES, FileMirror
 from syncjobs.engine.page_writes import PageWrites
 from syncjobs.engine.plan import Existing, SlugHolder, Write
 from syncjobs.engine.row_writes import RowWrites
 from syncjobs.models import SyncJob
-
-__all__ = ["MIRRORED_FILES", "DjangoStore"]
 
 
 def _existing(row: dict, file_fields, *, synced_in_job: bool = False) -> Existing:

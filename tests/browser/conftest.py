@@ -1,9 +1,9 @@
 """Headless Chromium (Debian's /usr/bin/chromium, driven by Playwright's sync API) against
 pytest-django's live_server.
 
-Fixtures for every browser test, including the lead's future "real sync against the
-simulator" flow: `browser_page` (a fresh context and page on the live server, failing the
-test on any console error — CSP violations included) and `login(page, user)`.
+Fixtures for every browser test: `browser_page` (a fresh context and page on the live server,
+failing the test on any console error, page error or CSP violation), `walk` (the same
+collector, read page by page as a test walks through the product) and `login(page, user)`.
 """
 
 import os
@@ -15,7 +15,7 @@ import pytest
 # test body (creating rows, flipping job statuses) are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
 
@@ -62,24 +62,82 @@ def chromium():
         _shared["browser"] = _shared["playwright"] = None
 
 
+# Every page listens for CSP violations from before its first script runs, so a violation
+# that Chromium does not print, or prints only as a warning, is caught too.
+COLLECT_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cspViolations.push(
+    event.violatedDirective + " blocked " + (event.blockedURI || "inline") + " (" +
+    (event.sample || "no sample") + ") at " + event.sourceFile + ":" + event.lineNumber
+  );
+});
+"""
+
+
+class Walk:
+    """A browser context on the live server whose page reports CSP violations, console
+    errors and page errors; finish() fails the test on any."""
+
+    def __init__(self, chromium, base_url):
+        self.context = chromium.new_context(
+            base_url=base_url, viewport={"width": 1280, "height": 860}, locale="en-GB"
+        )
+        self.context.add_init_script(COLLECT_VIOLATIONS)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.problems: list[str] = []
+        self.expected_status = None  # a 404/500 page's own "Failed to load resource"
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+
+    def _console(self, message):
+        if message.type != "error":
+            return
+        if self.expected_status and message.text.startswith(
+            f"Failed to load resource: the server responded with a status of {self.expected_status}"
+        ):
+            return  # the document's own status, which the test asked for
+        self.problems.append(f"console: {message.text} at {message.location.get('url')}")
+
+    def collect(self):
+        """The violations of the page now open (a navigation starts a new list)."""
+        found = self.page.evaluate("window.__cspViolations || []")
+        self.problems.extend(f"CSP at {self.page.url}: {v}" for v in found)
+
+    def visit(self, url, status=None):
+        self.collect()
+        self.expected_status = status
+        response = self.page.goto(url)
+        assert response.status == (status or 200), (url, response.status)
+        expect(self.page.locator("main")).to_be_visible()
+        # Let deferred scripts and the first htmx processing run before reading the list.
+        self.page.wait_for_load_state("load")
+        self.collect()
+
+    def finish(self):
+        """Close the browser context and fail on anything collected on the way."""
+        if self.context is not None:
+            self.collect()
+            self.context.close()
+            self.context = None
+        problems, self.problems = self.problems, []
+        assert not problems, "CSP violations / console errors:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def walk(chromium, live_server):
+    walking = Walk(chromium, live_server.url)
+    yield walking
+    if walking.context is not None:  # the test stopped before its end
+        walking.context.close()
+
+
 @pytest.fixture
 def browser_page(chromium, live_server):
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 860}, locale="en-GB"
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = []
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"{msg.text} at {msg.location}") if msg.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield page
-    context.close()
-    assert not problems, f"Browser console errors: {problems}"
+    walking = Walk(chromium, live_server.url)
+    yield walking.page
+    walking.finish()
 
 
 # htmx polls (`hx-trigger="every 4s"`) run on the page's timers. A test that installed

@@ -2,16 +2,14 @@
 organisation admin, a platform admin and a visitor open, with their htmx moments (a job that
 finishes while its page is open, filters, forms answered with errors), and the error pages.
 
-Each page carries a `securitypolicyviolation` listener from before its first script runs
-(page.add_init_script), so a violation that Chromium does not print, or prints as a warning,
-is still caught; console errors and page errors are collected too. The module is also the URL
-conf of its 500 test (`urlpatterns` below): the product's URLs plus one view that crashes.
+The `walk` fixture (tests/browser/conftest.py) collects CSP violations, console errors and
+page errors page by page. The module is also the URL conf of its 500 test (`urlpatterns`
+below): the product's URLs plus one view that crashes.
 """
 
 import re
 from datetime import timedelta
 
-import pytest
 from django.urls import path
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -23,78 +21,12 @@ from tests.dashboard.conftest import make_job, make_log
 
 from .conftest import login
 
-COLLECT_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.__cspViolations.push(
-    event.violatedDirective + " blocked " + (event.blockedURI || "inline") + " (" +
-    (event.sample || "no sample") + ") at " + event.sourceFile + ":" + event.lineNumber
-  );
-});
-"""
-
 
 def _crash(request):
     raise RuntimeError("a crash, for the 500 page")
 
 
 urlpatterns = [*product_urlpatterns, path("test-crash/", _crash)]
-
-
-class Walk:
-    """A browser context whose every page reports CSP violations and console errors."""
-
-    def __init__(self, chromium, base_url):
-        self.context = chromium.new_context(
-            base_url=base_url, viewport={"width": 1280, "height": 860}, locale="en-GB"
-        )
-        self.context.add_init_script(COLLECT_VIOLATIONS)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(10_000)
-        self.problems: list[str] = []
-        self.expected_status = None  # a 404/500 page's own "Failed to load resource"
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-
-    def _console(self, message):
-        if message.type != "error":
-            return
-        if self.expected_status and message.text.startswith(
-            f"Failed to load resource: the server responded with a status of {self.expected_status}"
-        ):
-            return  # the document's own status, which the test asked for
-        self.problems.append(f"console: {message.text} at {message.location.get('url')}")
-
-    def collect(self):
-        """The violations of the page now open (a navigation starts a new list)."""
-        found = self.page.evaluate("window.__cspViolations || []")
-        self.problems.extend(f"CSP at {self.page.url}: {v}" for v in found)
-
-    def visit(self, url, status=None):
-        self.collect()
-        self.expected_status = status
-        response = self.page.goto(url)
-        assert response.status == (status or 200), (url, response.status)
-        expect(self.page.locator("main")).to_be_visible()
-        # Let deferred scripts and the first htmx processing run before reading the list.
-        self.page.wait_for_load_state("load")
-        self.collect()
-
-    def finish(self):
-        """Close the browser context and fail on anything collected on the way."""
-        if self.context is not None:
-            self.collect()
-            self.context.close()
-            self.context = None
-        assert not self.problems, "CSP violations / console errors:\n" + "\n".join(self.problems)
-
-
-@pytest.fixture
-def walk(chromium, live_server):
-    walking = Walk(chromium, live_server.url)
-    yield walking
-    if walking.context is not None:  # the test stopped before its end
-        walking.context.close()
 
 
 def _history(connector):

@@ -11,7 +11,7 @@ from syncjobs.models import HeldDeletion, SyncJob, SyncLogEntry
 from syncjobs.runner import run_job
 from tests.conftest import make_connector
 from tests.dashboard.conftest import make_job, make_log
-from tests.engine.conftest import SIM_KEY, server, site  # noqa: F401  (fixtures)
+from tests.engine.conftest import SIM_KEY, site  # noqa: F401  (a fixture)
 from tests.reliability.conftest import make_record
 
 from .conftest import login, screenshot
@@ -37,7 +37,7 @@ def test_preview_from_the_overview_shows_what_a_full_sync_would_do(
     alice,
     org_a,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     page = browser_page
     connector = make_connector(
@@ -80,7 +80,7 @@ def test_conflict_inbox_takes_wordpress_version_for_a_selection(
     alice,
     org_a,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     from tests.dashboard.test_conflict_inbox import make_conflicts
 
@@ -112,7 +112,7 @@ def test_mapping_diagnostics_syncs_the_record_it_checked(
     alice,
     org_a,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     page = browser_page
     connector = make_connector(

@@ -15,7 +15,7 @@ from syncjobs import conflicts, services
 from syncjobs.models import ConflictResolution, SyncJob
 from syncjobs.runner import run_job
 from tests.conftest import make_connector
-from tests.engine.conftest import SIM_KEY, server, site  # noqa: F401  (fixtures)
+from tests.engine.conftest import SIM_KEY, site  # noqa: F401  (a fixture)
 
 from .test_actions import messages_of
 
@@ -76,7 +76,7 @@ def test_inbox_is_post_only_for_answers_csrf_protected_and_scoped(
     bob_client,
     connector_b,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     connector, _ids = make_conflicts(org_a, site, server, n=1)
     (row,) = conflicts.unresolved(connector)
@@ -110,7 +110,7 @@ def test_inbox_lists_conflicts_when_wordpress_cannot_be_asked(
     org_a,
     alice_client,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     connector, ids = make_conflicts(org_a, site, server)
     connector.site_url = "http://127.0.0.1:9"  # nothing listens there: connection refused

@@ -11,7 +11,7 @@ from syncjobs import services
 from syncjobs.models import SyncJob
 from syncjobs.runner import run_job
 from tests.conftest import make_connector
-from tests.engine.conftest import SIM_KEY, server, site  # noqa: F401  (fixtures)
+from tests.engine.conftest import SIM_KEY, site  # noqa: F401  (a fixture)
 
 from .conftest import make_job, make_log
 from .test_actions import messages_of
@@ -131,7 +131,7 @@ def test_record_page_traces_the_record_and_compares_it_with_wordpress(
     org_a,
     alice_client,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     connector = make_connector(
         org_a, name="Trace site", site_url=server.url, api_key=SIM_KEY, entity_types=["member"]

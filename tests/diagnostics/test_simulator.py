@@ -8,7 +8,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from diagnostics import runner
 from diagnostics.models import ConnectionTest
-from syncjobs.engine.mapping import map_record
+from records.mapping import map_record
 from tests.conftest import make_connector
 from wpsim import BAD_FIELDS, SimulatedSite, serve
 
@@ -31,12 +31,6 @@ def fast_client(monkeypatch):
 def site():
     # 200 records: enough for at least one deliberately bad record of each type.
     return SimulatedSite(records=200, seed=7, key=KEY)
-
-
-@pytest.fixture
-def server(site):
-    with serve(site, host="127.0.0.1", port=0) as running:
-        yield running
 
 
 @pytest.fixture

@@ -2,12 +2,9 @@
 
 import pytest
 
-from connectors.wordpress import contract
 from connectors.wordpress_client import client_for
-from syncjobs import services
 from syncjobs.models import SyncJob, SyncLogEntry
-from syncjobs.runner import run_job
-from tests.conftest import make_connector
+from tests.conftest import run_like_the_worker, simulated_connector
 
 SIM_KEY = "engine-test-sync-key-0123456789abcdef0123456789"
 # 200 records: 50 articles, 60 members, 24 events, 24 documents, 10 conferences,
@@ -24,27 +21,13 @@ def site():
 
 
 @pytest.fixture
-def server(site):
-    from wpsim import serve
-
-    with serve(site, host="127.0.0.1", port=0) as running:
-        yield running
-
-
-@pytest.fixture
 def connector(org_a, server):
-    return make_connector(
-        org_a,
-        name="Simulated site",
-        site_url=server.url,
-        api_key=SIM_KEY,
-        entity_types=list(contract.ENTITY_TYPES),
-    )
+    return simulated_connector(org_a, server, SIM_KEY, name="Simulated site")
 
 
 class Sync:
-    """Runs a job the way the worker does (services.start_sync -> runner.run_job) with a
-    client whose retries do not sleep, and keeps the client for its request count."""
+    """Runs a job the way the worker does (run_like_the_worker) with a client whose retries
+    do not sleep, and keeps the client for its request count."""
 
     def __init__(self):
         self.client = None
@@ -54,19 +37,15 @@ class Sync:
     ):
         """`wrap(client)` puts a test's source around the real client (faults, edits made
         while the job runs); the client is closed afterwards either way."""
-        connector.refresh_from_db()
-        job = services.start_sync(connector, kind)
         client_options.setdefault("sleep", lambda seconds: None)
         client_options.setdefault("max_retries", 1)
         client = source or client_for(connector, **client_options)
         self.client = wrap(client) if wrap else client
         try:
-            finished = run_job(job.pk, source=self.client)
+            return run_like_the_worker(connector, kind, source=self.client)
         finally:
             if source is None:
                 client.close()
-        connector.refresh_from_db()
-        return finished
 
 
 @pytest.fixture

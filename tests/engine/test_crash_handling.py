@@ -10,8 +10,8 @@ import pytest
 import respx
 
 from connectors.models import Connector
+from connectors.wordpress.media import ImageDownloader
 from syncjobs import metrics, runner, services
-from syncjobs.engine.media import ImageDownloader
 from syncjobs.models import SyncJob
 from syncjobs.tasks import run_sync_job
 from tests.conftest import make_connector

@@ -865,15 +865,15 @@ def test_cancel_is_honoured_within_one_page(sync, site, connector, settings, mon
     settings.SYNC_PAGE_SIZE = 10
     store_page = DjangoStore.commit_page
 
-    def admin_cancels_while_the_first_page_is_stored(self, entity_type, **page):
+    def admin_cancels_while_the_first_page_is_stored(self, page):
         if (
-            page["logs"]
+            page.logs
             and not SyncJob.objects.filter(
                 pk=self.job.pk, cancel_requested_at__isnull=False
             ).exists()
         ):
             services.request_cancel(self.job)
-        return store_page(self, entity_type, **page)
+        return store_page(self, page)
 
     monkeypatch.setattr(DjangoStore, "commit_page", admin_cancels_while_the_first_page_is_stored)
     client = client_for(connector)

@@ -6,14 +6,14 @@ tests with the `db` fixture run inside a test transaction.
 """
 
 import threading
-from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
+from connectors.wordpress.pages import Page
+from records.mapping import content_hash, map_record
 from records.models import Article
 from syncjobs.engine.core import JobCancelled, SyncEngine
-from syncjobs.engine.mapping import content_hash, map_record
 from syncjobs.engine.store import DjangoStore
 from syncjobs.models import SyncJob, SyncLogEntry
 from syncjobs.runner import build_plan
@@ -30,11 +30,11 @@ class Pages:
     def iter_pages(self, entity_type, **options):
         total = sum(len(page) for page in self.pages)
         for number, items in enumerate(self.pages, 1):
-            yield SimpleNamespace(items=items, total=total, skipped=[])
+            yield Page(items, number, 100, total, len(self.pages), request_count=1)
             self.after(number)
 
     def iter_deletions(self, since):
-        yield SimpleNamespace(items=[], total=0, skipped=[])
+        yield Page([], 1, 100, 0, 0, request_count=1)
 
 
 def article(record_id, **fields):
@@ -168,9 +168,9 @@ def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch):
     # UPDATE): being one statement, none of its rows stay. Page 1 stays complete.
     page_statement = DjangoStore._page_statement
 
-    def failing_second_page(self, entity_type, writes, logs, *args):
-        statement = page_statement(self, entity_type, writes, logs, *args)
-        if writes and writes[0].mapped.external_id == "3":
+    def failing_second_page(self, page, now):
+        statement = page_statement(self, page, now)
+        if page.writes and page.writes[0].mapped.external_id == "3":
             # Fails only once the upsert has returned its rows.
             statement.sql = statement.sql.replace(
                 " RETURNING cancel_requested_at",
@@ -237,9 +237,9 @@ def test_a_replacement_that_fails_keeps_the_row_it_replaces(org_a, monkeypatch):
     # row of the job (it used to be deleted on its own, before the page was stored).
     page_statement = DjangoStore._page_statement
 
-    def failing_replacement(self, entity_type, writes, logs, *args):
-        statement = page_statement(self, entity_type, writes, logs, *args)
-        if any(line.replaces for line in logs):
+    def failing_replacement(self, page, now):
+        statement = page_statement(self, page, now)
+        if any(line.replaces for line in page.logs):
             statement.sql = statement.sql.replace(
                 " RETURNING cancel_requested_at",
                 " AND CASE WHEN (SELECT count(*) FROM up) > 0 THEN "

@@ -97,7 +97,7 @@ def test_a_reconciliation_after_a_mapping_upgrade_restores_records_without_count
     """Records stored by an older mapping (before contract 1.2's status fields, say) differ
     from what the current one stores although WordPress did not change: the first full walk
     rewrites them, and a reconciliation doing so reports no false drift."""
-    from syncjobs.engine.mapping import MAPPING_REVISION
+    from records.mapping import MAPPING_REVISION
 
     sync(connector)
     assert connector.mapping_revision == MAPPING_REVISION
@@ -200,7 +200,7 @@ def test_after_a_mapping_upgrade_the_next_due_sync_is_a_reconciliation_whatever_
     """Records stored before an upgrade of the mapping (a document without contract 1.2's
     status counts as not published) are rewritten by the next due sync, a full walk, not a
     day later at the first reconciliation, nor never when reconciliation is off."""
-    from syncjobs.engine.mapping import MAPPING_REVISION
+    from records.mapping import MAPPING_REVISION
 
     now = timezone.now()
     old = {"mapping_revision": MAPPING_REVISION - 1, "next_reconcile_at": None}

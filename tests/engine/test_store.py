@@ -84,7 +84,7 @@ def test_a_page_of_a_deleted_job_writes_no_log_rows(org_a):
     # The log's foreign keys are not database constraints (one check per row was a quarter
     # of a page's write): the page statement takes job and connector from the job row, so
     # a job deleted under a running sync leaves no orphan log rows.
-    from syncjobs.engine.core import LogLine
+    from syncjobs.engine.plan import LogLine, PageCommit
     from syncjobs.models import SyncLogEntry
 
     mine = make_connector(org_a, name="This site")
@@ -93,11 +93,11 @@ def test_a_page_of_a_deleted_job_writes_no_log_rows(org_a):
     line = lambda external_id: LogLine("article", external_id, "CREATE", "FAILED", "bad", None)  # noqa: E731
     stats = {"article": {"processed": 1}}
 
-    store.commit_page("article", writes=[], logs=[line("1")], stats=stats, cursors={})
+    store.commit_page(PageCommit("article", [], [line("1")], stats, {}))
     assert list(SyncLogEntry.objects.values_list("job_id", "connector_id", "external_id")) == [
         (job.pk, mine.pk, "1")
     ]
     SyncJob.objects.filter(pk=job.pk).delete()
-    store.commit_page("article", writes=[], logs=[line("2")], stats=stats, cursors={})
+    store.commit_page(PageCommit("article", [], [line("2")], stats, {}))
     assert not SyncLogEntry.objects.exists()
     store.close()

@@ -13,10 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.utils import timezone
 
-from connectors.wordpress import contract
 from syncjobs.models import SyncJob
 from syncjobs.runner import finish
-from tests.conftest import make_connector
+from tests.conftest import run_like_the_worker, simulated_connector
 from tests.reliability.helpers import free_port
 
 SIM_KEY = "notifications-test-sync-key-0123456789abcdef01"
@@ -125,38 +124,16 @@ def site():
 
 
 @pytest.fixture
-def server(site):
-    from wpsim import serve
-
-    with serve(site, host="127.0.0.1", port=0) as running:
-        yield running
-
-
-@pytest.fixture
 def connector(org_a, server):
-    return make_connector(
-        org_a,
-        name="Acme main site",
-        site_url=server.url,
-        api_key=SIM_KEY,
-        entity_types=list(contract.ENTITY_TYPES),
-    )
+    return simulated_connector(org_a, server, SIM_KEY, name="Acme main site")
 
 
 @pytest.fixture
 def run(django_capture_on_commit_callbacks):
     """Run a sync the way the worker does, with the after-commit work (deliveries) done."""
-    from syncjobs import services
-    from syncjobs.runner import run_job
 
     def sync(connector, kind=SyncJob.Kind.FULL):
-        # The job's own task message is not sent: this test runs the job itself.
-        with django_capture_on_commit_callbacks(execute=False):
-            job = services.start_sync(connector, kind)
-        with django_capture_on_commit_callbacks(execute=True):
-            finished = run_job(job.pk)
-        connector.refresh_from_db()
-        return finished
+        return run_like_the_worker(connector, kind, on_commit=django_capture_on_commit_callbacks)
 
     return sync
 

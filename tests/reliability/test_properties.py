@@ -8,7 +8,6 @@
 """
 
 import json
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -17,7 +16,8 @@ from hypothesis import strategies as st
 
 from connectors.wordpress.client import WordPressClient
 from connectors.wordpress.errors import WordPressError
-from syncjobs.engine.mapping import content_hash, map_record, mapping_for
+from connectors.wordpress.pages import Page
+from records.mapping import content_hash, map_record, mapping_for
 from tests.conftest import make_connector
 
 from .hostile import XSS_VECTORS, dangerous_markup
@@ -132,11 +132,11 @@ class ListSource:
         self.total = len(items)
 
     def iter_pages(self, entity_type, **options):  # modified_after, per_page, deleted_since
-        for items in self.pages:
-            yield SimpleNamespace(items=items, total=self.total, skipped=[])
+        for number, items in enumerate(self.pages, 1):
+            yield Page(items, number, 5, self.total, len(self.pages), request_count=1)
 
     def iter_deletions(self, since):
-        yield SimpleNamespace(items=[], total=0, skipped=[])
+        yield Page([], 1, 5, 0, 0, request_count=1)
 
     def push_record(self, *args, **kwargs):
         raise AssertionError("import-only connector must not push")

@@ -171,7 +171,7 @@ def test_vectors_are_sanitised_on_import(hostile_world):
 
 
 def _fields_from(entity_type, source):
-    from syncjobs.engine.mapping import mapping_for
+    from records.mapping import mapping_for
 
     return [spec.name for spec in mapping_for(entity_type) if spec.source == source]
 

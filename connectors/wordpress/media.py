@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,9 +12,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from connectors.wordpress.errors import WordPressError
+from connectors.wordpress.errors import MirrorFailed, WordPressError
 from connectors.wordpress.guard import GuardedTransport, OutboundGuard
-from syncjobs.engine.plan import MirrorFailed, Write
+
+if TYPE_CHECKING:
+    from syncjobs.engine.plan import Write
 
 # Which model field receives the mirrored copy of which URL field.
 MIRRORED_FILES = {"article": ("featured_image_url", "featured_image")}

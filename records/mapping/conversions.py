@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 import nh3
 
 from connectors.wordpress import contract
-from syncjobs.engine.fields import FieldSpec
+from records.mapping.fields import FieldSpec
 
 
 class _Invalid(Exception):

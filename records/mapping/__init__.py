@@ -1,6 +1,7 @@
 """The one definition of how a WordPress record becomes platform field values.
 
-Plain Python (no Django): the sync engine, the diagnostics and the tests all import it.
+Plain Python (no Django): the sync engine, the mapping diagnostics, a record's trace, the
+connector's settings form and the conflict inbox all import it, so they cannot disagree.
 
 `MAPPINGS` holds, per entity type, one `FieldSpec` per platform field (the records model's
 field name), with the dotted path of its source in the plugin's JSON (docs/wordpress-sync-api.md
@@ -26,8 +27,8 @@ from typing import Any
 import orjson
 
 from connectors.wordpress import contract
-from syncjobs.engine.conversions import _CONVERTERS, _Invalid, _Tolerated, _type_name
-from syncjobs.engine.fields import (
+from records.mapping.conversions import _CONVERTERS, _Invalid, _Tolerated, _type_name
+from records.mapping.fields import (
     FIELD_TYPES,
     MAPPING_REVISION,
     MAPPINGS,
@@ -144,7 +145,7 @@ def _lookup(raw: dict, path: str) -> tuple[bool, Any]:
 
 # Built once, used for every field: nh3.clean() builds ammonia's whole configuration (its tag
 # and attribute sets) on each call, which cost as much as cleaning a typical field. Same
-# defaults, so the same output (tests/engine/test_mapping.py compares them).
+# defaults, so the same output (tests/records/test_mapping.py compares them).
 def _map_value(spec: FieldSpec, raw: dict) -> _Outcome:
     source = spec.source
     if "." in source:
@@ -292,7 +293,7 @@ def content_payload(values: dict) -> str:
 
     orjson writes it (the standard library's encoder, with its callback per date, was a
     tenth of a sync's worker CPU); its output is byte for byte the standard library's with
-    these options (tests/engine/test_mapping.py), so the hashes of records already stored do
+    these options (tests/records/test_mapping.py), so the hashes of records already stored do
     not change. What orjson refuses (an integer beyond 64 bits) goes to the standard
     library as before; a lone surrogate never gets here (_valid_text fails its record).
     """

@@ -1,10 +1,10 @@
-"""Unit tests of syncjobs.engine.mapping: every field type and every field status."""
+"""Unit tests of records.mapping: every field type and every field status."""
 
 from datetime import UTC, date, datetime
 
 import pytest
 
-from syncjobs.engine.mapping import (
+from records.mapping import (
     MAPPINGS,
     MISSING,
     FieldSpec,
@@ -495,7 +495,7 @@ def test_detailed_mapping_reports_every_field_as_before():
 
 
 def test_every_field_type_has_a_converter():
-    from syncjobs.engine.mapping import _CONVERTERS, FIELD_TYPES
+    from records.mapping import _CONVERTERS, FIELD_TYPES
 
     assert set(_CONVERTERS) == set(FIELD_TYPES)
 
@@ -503,7 +503,7 @@ def test_every_field_type_has_a_converter():
 def test_reused_cleaners_sanitise_exactly_like_nh3_clean():
     import nh3
 
-    from syncjobs.engine.conversions import _HTML_CLEANER, _TEXT_CLEANER
+    from records.mapping.conversions import _HTML_CLEANER, _TEXT_CLEANER
     from tests.reliability.hostile import XSS_VECTORS
 
     samples = [*XSS_VECTORS, article()["content"], "<p>Tom &amp; <b>Jerry</b></p>", "a\x00b"]
@@ -516,7 +516,7 @@ def test_payload_is_the_hashed_json_of_the_values():
     import hashlib
     import json
 
-    from syncjobs.engine.mapping import content_payload, fingerprint
+    from records.mapping import content_payload, fingerprint
 
     mapped = fingerprint(map_record("article", article(title='Quote " back\\slash\nline ✓ 😀')))
     assert mapped.payload == content_payload(mapped.values)
@@ -538,7 +538,7 @@ def test_payload_is_the_standard_librarys_canonical_json_byte_for_byte():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from syncjobs.engine.mapping import _stdlib_payload, content_payload
+    from records.mapping import _stdlib_payload, content_payload
 
     utc_datetimes = st.datetimes(timezones=st.just(UTC))
     values = st.dictionaries(
