@@ -17,6 +17,9 @@ from django.test import Client
 from accounts.models import Membership, Organisation, User
 from connectors.models import Connector
 
+# Each worker's test database is cloned from one migrated template (tests/template_database.py).
+from tests.template_database import django_db_keepdb, django_db_modify_db_settings  # noqa: F401
+
 PASSWORD = "correct horse battery staple"
 
 
