@@ -22,10 +22,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# Python may keep compiled modules (and pytest its assertion-rewritten tests) in __pycache__
+# even where the environment says not to (PYTHONDONTWRITEBYTECODE, as some containers set):
+# without them every xdist worker and every Celery worker a test starts compiles the project
+# and the tests again, ~4 s of CPU per worker at each start.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

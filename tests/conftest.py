@@ -19,6 +19,9 @@ from accounts.models import Membership, Organisation, User
 from connectors.models import Connector
 from records.mapping import MAPPING_REVISION
 
+# Each worker's test database is cloned from one migrated template (tests/template_database.py).
+from tests.template_database import django_db_keepdb, django_db_modify_db_settings  # noqa: F401
+
 PASSWORD = "correct horse battery staple"
 
 # CI draws the same examples every run: a property test that finds a new input there would turn

@@ -120,9 +120,16 @@ def focus_problems(page, presses=12):
     return problems
 
 
+# The walk in four parts (each width, each half of the pages), so that pytest-xdist spreads
+# them over its workers: in one test it was the suite's longest (41 s idle). Each part seeds
+# its own data, which takes a second or two.
+@pytest.mark.slow
+@pytest.mark.parametrize("half", [1, 2])
+@pytest.mark.parametrize("label", list(WIDTHS))
 def test_main_pages_fit_laptop_and_phone_widths(
-    chromium, live_server, alice, root, org_a, org_b, simulator, eager_tasks
+    chromium, live_server, alice, root, org_a, org_b, simulator, eager_tasks, label, half
 ):
+    width, height = WIDTHS[label]
     _site, server = simulator
     connector, job = seed(org_a, org_b, alice, server)
     failed_log = SyncLogEntry.objects.filter(job=job, status="FAILED").first()
@@ -148,34 +155,39 @@ def test_main_pages_fit_laptop_and_phone_widths(
         record = RECORD_MODELS["article"].objects.filter(connector=connector).first()
     org_pages.append(("record", f"/o/{org_a.slug}/records/{record.entity_type}/{record.pk}/"))
 
+    middle = len(org_pages) // 2
+    if half == 1:  # (user, whether the login page itself is walked first, pages)
+        walks = [(alice, True, org_pages[:middle])]
+    else:
+        walks = [
+            (alice, False, org_pages[middle:]),
+            (root, False, [("platform-connectors", "/platform/connectors/")]),
+        ]
+
     problems = []
-    for label, (width, height) in WIDTHS.items():
-        for user, pages in (
-            (alice, org_pages),
-            (root, [("platform-connectors", "/platform/connectors/")]),
-        ):
-            context = chromium.new_context(
-                base_url=live_server.url, viewport={"width": width, "height": height}
-            )
-            page = context.new_page()
-            page.set_default_timeout(10_000)
-            errors = []
-            page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-            try:
-                if user == alice:
-                    problems += visit(page, "/accounts/login/", "login", width)
-                login(page, user)
-                for name, url in pages:
-                    problems += visit(page, url, name, width)
-                    if name in ("overview", "job") and width >= 1000:
-                        problems += focus_problems(page)
-                    if name == "overview":
-                        # Plural names of entity types, never "Companys".
-                        stats = page.locator("#statistics")
-                        expect(stats).to_contain_text("Companies")
-                        expect(stats).not_to_contain_text("Companys")
-                        expect(page.locator("#counters table")).to_contain_text("Failed")
-            finally:
-                context.close()
-            assert not errors, f"{label}: JavaScript errors {errors}"
+    for user, login_page, pages in walks:
+        context = chromium.new_context(
+            base_url=live_server.url, viewport={"width": width, "height": height}
+        )
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        errors = []
+        page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+        try:
+            if login_page:
+                problems += visit(page, "/accounts/login/", "login", width)
+            login(page, user)
+            for name, url in pages:
+                problems += visit(page, url, name, width)
+                if name in ("overview", "job") and width >= 1000:
+                    problems += focus_problems(page)
+                if name == "overview":
+                    # Plural names of entity types, never "Companys".
+                    stats = page.locator("#statistics")
+                    expect(stats).to_contain_text("Companies")
+                    expect(stats).not_to_contain_text("Companys")
+                    expect(page.locator("#counters table")).to_contain_text("Failed")
+        finally:
+            context.close()
+        assert not errors, f"{label}: JavaScript errors {errors}"
     assert not problems, "\n".join(problems)
