@@ -10,7 +10,7 @@ from syncjobs import services
 from syncjobs.models import SyncJob
 from syncjobs.runner import run_job
 from tests.conftest import make_connector
-from tests.engine.conftest import SIM_KEY, server, site  # noqa: F401  (fixtures)
+from tests.engine.conftest import SIM_KEY, site  # noqa: F401  (a fixture)
 
 from .conftest import login, screenshot
 
