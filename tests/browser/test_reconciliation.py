@@ -27,7 +27,7 @@ def test_drift_is_shown_on_the_overview_the_history_and_the_job_page(
     alice,
     org_a,
     site,  # noqa: F811
-    server,  # noqa: F811
+    server,
 ):
     page = browser_page
     connector = make_connector(
