@@ -180,12 +180,12 @@ class SyncJob(models.Model):
             return None
         return cls.objects.select_related("connector", "connector__organisation").get(pk=job_id)
 
-    def beat(self) -> bool:
-        """Record that the worker is alive; False if the job is no longer RUNNING."""
+    def beat(self, rate: dict | None = None) -> bool:
+        """Record that the worker is alive (and the rate achieved so far, if given); False if
+        the job is no longer RUNNING."""
+        changes = {"heartbeat_at": timezone.now(), **({"rate": rate} if rate else {})}
         return bool(
-            SyncJob.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
+            SyncJob.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(**changes)
         )
 
     def terminate(self, status: str, error: str = "") -> bool:

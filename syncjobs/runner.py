@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
@@ -49,19 +50,22 @@ def heartbeat_interval() -> float:
 
 
 class Heartbeat(threading.Thread):
-    """Beats while the job runs, even during a long page (retries with Retry-After waits)."""
+    """Beats while the job runs, even during a long page (retries with Retry-After waits).
+    Each beat also stores the rate achieved so far (`rate`, set once the run has a client),
+    so a running job's page shows its requests/min too, not only at the end."""
 
     def __init__(self, job: SyncJob, interval: float | None = None):
         super().__init__(name=f"sync-heartbeat-{job.pk}", daemon=True)
         self.job = job
         self.interval = interval or heartbeat_interval()
+        self.rate: Callable[[], dict] | None = None
         self._stopped = threading.Event()
 
     def run(self) -> None:
         try:
             while not self._stopped.wait(self.interval):
                 try:
-                    if not self.job.beat():
+                    if not self.job.beat(rate=self._rate_so_far()):
                         return
                 except DatabaseError:
                     logger.warning("heartbeat of job %s failed", self.job.pk, exc_info=True)
@@ -71,6 +75,12 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self._stopped.set()
         self.join(timeout=5)
+
+    def _rate_so_far(self) -> dict | None:
+        try:
+            return self.rate() if self.rate else None
+        except RuntimeError:  # the run added a type's counters while they were summed
+            return None
 
 
 def build_plan(job: SyncJob, connector: Connector) -> Plan:
@@ -107,7 +117,7 @@ def build_plan(job: SyncJob, connector: Connector) -> Plan:
     )
 
 
-def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
+def execute(job: SyncJob, *, source=None, heartbeat: Heartbeat | None = None) -> tuple[str, str]:
     """Run a claimed job's phases; returns (terminal status, error message)."""
     connector = job.connector
     if job.kind == SyncJob.Kind.INITIAL and connector.initial_import_done_at:
@@ -147,6 +157,11 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
     run_started, requests_before = time.monotonic(), getattr(client, "request_count", 0)
     try:
         engine = SyncEngine(client, store, plan)
+        if heartbeat is not None and isinstance(client, WordPressClient):
+            stats = engine.stats
+            heartbeat.rate = lambda: _rate(
+                client, stats, time.monotonic() - run_started, requests_before
+            )
         if records:
             stats = engine.run_records({t: records[t] for t in plan.entity_types})
         else:
@@ -179,27 +194,25 @@ def execute(job: SyncJob, *, source=None) -> tuple[str, str]:
         return SyncJob.Status.FAILED, internal_error(exc)
     finally:
         if isinstance(client, WordPressClient) and engine is not None:
-            _record_rate(job, client, engine.stats, time.monotonic() - run_started, requests_before)
+            job.rate = _rate(client, engine.stats, time.monotonic() - run_started, requests_before)
+            SyncJob.objects.filter(pk=job.pk).update(rate=job.rate)
         store.close()
         if source is None:
             client.close()  # a client we opened; a caller's source is the caller's to close
     return SyncJob.Status.COMPLETED, ""
 
 
-def _record_rate(
-    job: SyncJob, client: WordPressClient, stats: dict, seconds: float, requests_before: int
-) -> None:
-    """Store what the run achieved against the site, for the job page (issue 17): records,
-    requests and seconds, and the limit the site announced with the time pacing to it took."""
+def _rate(client: WordPressClient, stats: dict, seconds: float, requests_before: int) -> dict:
+    """What the run achieved against the site, for the job page (issue 17): records, requests
+    and seconds, and the limit the site announced with the time pacing to it took."""
     limit = client.pacer.limit
-    job.rate = {
+    return {
         "records": sum(counters.get("processed", 0) for counters in stats.values()),
         "requests": client.request_count - requests_before,
         "seconds": round(seconds, 3),
         "limit_per_minute": limit.per_minute if limit else None,
         "paced_seconds": round(client.pacer.waited, 3),
     }
-    SyncJob.objects.filter(pk=job.pk).update(rate=job.rate)
 
 
 FULL_WALKS = (SyncJob.Kind.INITIAL, SyncJob.Kind.FULL, SyncJob.Kind.RECONCILE)
@@ -328,7 +341,7 @@ def _run_claimed(job: SyncJob, source) -> SyncJob:
     heartbeat = Heartbeat(job)
     heartbeat.start()
     try:
-        status, error = execute(job, source=source)
+        status, error = execute(job, source=source, heartbeat=heartbeat)
     except Exception as exc:
         # Whatever execute() did not foresee (its set-up: the plan, the client, the store)
         # ends the job FAILED now, with its reason, instead of leaving it RUNNING until the

@@ -349,3 +349,13 @@ def test_csv_download_streams_the_filtered_log(alice_client, connector_a):
 def test_job_page_shows_who_triggered(alice_client, alice, connector_a):
     job = make_job(connector_a, triggered_by=alice)
     assert "Manual by Alice" in alice_client.get(job_url(job)).text
+
+
+def test_a_running_job_shows_its_rate_so_far_and_a_finished_one_its_rate(alice_client, connector_a):
+    rate = {"records": 50, "requests": 10, "seconds": 5.0, "limit_per_minute": None}
+    running = make_job(connector_a, status="RUNNING", rate=rate)
+    fragment = alice_client.get(job_url(running, "syncjobs:status"), HTTP_HX_REQUEST="true")
+    assert "10 records/s · 120 requests/min so far" in fragment.text
+    finished = make_job(connector_a, rate=rate)
+    fragment = alice_client.get(job_url(finished, "syncjobs:status"), HTTP_HX_REQUEST="true")
+    assert "10 records/s · 120 requests/min<" in fragment.text
