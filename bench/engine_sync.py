@@ -93,9 +93,19 @@ def worker(connector_id: int, kind: str) -> None:
     )
     client = client_for(connector)
     queries = _count_queries()
+    profile_path = os.environ.get("BENCH_PROFILE")
+    profiler = None
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_path}.{kind.lower()}.prof")
     client.close()
     print(
         json.dumps(

@@ -18,7 +18,7 @@ from records.models import RECORD_MODELS
 from syncjobs.engine.archive_walk import ArchiveWalk
 from syncjobs.engine.mapping import MAPPINGS
 from syncjobs.engine.media import MIRRORED_FILES, FileMirror
-from syncjobs.engine.page_writes import PageWrites
+from syncjobs.engine.page_writes import PageWrites, bound_rows
 from syncjobs.engine.plan import Existing, SlugHolder, Write
 from syncjobs.engine.row_writes import RowWrites
 from syncjobs.models import SyncJob
@@ -96,8 +96,20 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
         self, model, columns: list[str], scope: str, scope_id: Any, key: str, values: list[str]
     ) -> list[dict]:
         """Rows of `model` WHERE scope = scope_id AND key = one of `values`."""
-        lookup = {scope: scope_id, f"{key}__in": values}
-        return list(model.objects.filter(**lookup).values(*columns))
+        if connection.vendor != "postgresql":
+            lookup = {scope: scope_id, f"{key}__in": values}
+            return list(model.objects.filter(**lookup).values(*columns))
+        cache_key = ("probe", model, tuple(columns), scope, key)
+        sql = self._sql_cache.get(cache_key)
+        if sql is None:
+            qn, field = connection.ops.quote_name, model._meta.get_field
+            sql = (
+                f"SELECT {', '.join(qn(field(name).column) for name in columns)} "  # noqa: S608
+                f"FROM {qn(model._meta.db_table)} WHERE {qn(field(scope).column)} = %s "
+                f"AND {qn(field(key).column)} = ANY(%s::text[])"
+            )
+            self._sql_cache[cache_key] = sql
+        return [dict(zip(columns, row, strict=True)) for row in bound_rows(sql, [scope_id, values])]
 
     def slug_holders(self, entity_type: str, slugs: list[str]) -> dict[str, SlugHolder]:
         model = RECORD_MODELS[entity_type]
