@@ -10,7 +10,9 @@ from syncjobs.engine.mapping import (
     FieldSpec,
     FieldStatus,
     content_hash,
+    content_payload,
     fingerprint,
+    map_page,
     map_record,
     mapping_for,
     reverse_map,
@@ -480,6 +482,17 @@ def test_engine_mapping_without_detail_stores_and_hashes_the_same():
         )
         if full.ok:
             assert content_hash(quick.values) == content_hash(full.values)
+        # The engine's page mapping: a clean record's quick way, or map_record for any problem.
+        (paged,) = map_page(entity_type, MAPPINGS[entity_type], [raw])
+        assert (paged.external_id, paged.modified_gmt, paged.values, paged.errors) == (
+            full.external_id,
+            full.modified_gmt,
+            full.values,
+            full.errors,
+        )
+        assert (paged.digest, paged.payload) == (
+            (content_hash(full.values), content_payload(full.values)) if full.ok else ("", "")
+        )
 
 
 def test_detailed_mapping_reports_every_field_as_before():
