@@ -22,8 +22,9 @@ BENCH_DATABASE_URL another server), this prints:
   and of all records (target: within 20 % of each other: memory does not grow with records);
 - CPU per record: the worker's and the simulator's; PostgreSQL's is the rest of the machine's.
 
-`--variants` measures the engine with and without its next-page prefetch in one run (cold full
-sync ratio, CPU per record, the no-change incremental's requests, queries and CPU).
+`--variants` measures the engine with and without its next-page prefetch, and with and without
+its page writer thread, in one run (cold full sync ratio and CPU per record, the no-change full
+re-sync's seconds and CPU per record, the no-change incremental's requests, queries and CPU).
 
 The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
 process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
@@ -409,15 +410,20 @@ def run(records: int) -> None:
     )
 
 
-# The engine with and without its one remaining concurrency, the next-page prefetch (issue 20:
-# the mapper process, write-behind thread, bitmap/Bloom filters, gc.freeze and planner
-# steering were measured this way and removed).
-VARIANTS = (("engine", {}), ("engine without prefetch", {"SYNC_PREFETCH": "false"}))
+# The engine with and without each of its concurrencies: the next-page prefetch and the
+# page writer thread (issue 20: the mapper process, the older write-behind with its wrapped
+# store, bitmap/Bloom filters, gc.freeze and planner steering were measured this way and
+# removed).
+VARIANTS = (
+    ("engine", {}),
+    ("engine without prefetch", {"SYNC_PREFETCH": "false"}),
+    ("engine without write-behind", {"SYNC_WRITE_BEHIND": "false"}),
+)
 
 
 def run_variants(records: int) -> None:
-    """One run, one site: the cold full sync and the no-change incremental of each variant,
-    between two baselines."""
+    """One run, one site: the cold full sync, the no-change full re-sync and the no-change
+    incremental of each variant, between two baselines."""
     _setup_django()
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
@@ -430,21 +436,23 @@ def run_variants(records: int) -> None:
         for label, env in VARIANTS:
             connector = _fresh_connector(server.url, "bench variants")
             cold = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
+            again = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
             idle = _child("--worker", str(connector.pk), "INCREMENTAL", env=env)
-            rows.append((label, cold, _check(idle, label)))
+            rows.append((label, cold, again, _check(idle, label)))
             print(f"  measured: {label} ({cold['seconds']:.1f} s)", flush=True)
         bases.append(_child("--baseline", server.url))
     mean = sum(_rate(b["records"], b["seconds"]) for b in bases) / len(bases)
     print(f"  baseline (httpx + COPY), mean of before/after: {mean:,.0f} records/s")
     print(
-        f"  {'variant':<30} {'cold s':>7} {'ratio':>6} {'CPU µs/rec':>10} "
-        f"{'incr req':>8} {'incr queries':>12} {'incr CPU ms':>11}"
+        f"  {'variant':<30} {'cold s':>7} {'ratio':>6} {'CPU µs/rec':>10} {'re-sync s':>9} "
+        f"{'CPU µs/rec':>10} {'incr req':>8} {'incr queries':>12} {'incr CPU ms':>11}"
     )
-    for label, cold, idle in rows:
+    for label, cold, again, idle in rows:
         ratio = _rate(records, cold["seconds"]) / mean
-        cpu = cold["cpu"] * 1e6 / records
+        cpu, again_cpu = (run["cpu"] * 1e6 / records for run in (cold, again))
         print(
             f"  {label:<30} {cold['seconds']:7.1f} {ratio:6.2f} {cpu:10.0f} "
+            f"{again['seconds']:9.1f} {again_cpu:10.0f} "
             f"{idle['requests']:8} {idle['queries']:12} {idle['cpu'] * 1000:11.0f}",
             flush=True,
         )

@@ -250,6 +250,9 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         try:
             for page in pages:
                 mapped = map_page(entity_type, specs, list(page.items or []))
+                # The previous page was stored meanwhile (store.commit_page's `behind`); this
+                # page's reads must see it.
+                self._settle()
                 if first is None:
                     counters["total"] = max(counters["total"], int(getattr(page, "total", 0) or 0))
                     first = FirstPage.of(page)
@@ -261,7 +264,9 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                     # The change log's first ids this page brought need no second fetch: the
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
-                self._process_page(entity_type, mapped, list(getattr(page, "skipped", None) or []))
+                oversized = list(getattr(page, "skipped", None) or [])
+                self._process_page(entity_type, mapped, oversized, behind=True)
+            self._settle()
         finally:
             # The source's iterator, whichever wrapper is around it.
             close = getattr(pages, "close", None) or getattr(source_pages, "close", None)
@@ -298,10 +303,12 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         *,
         refetched: bool = False,
         notes: list[LogLine] | None = None,
+        behind: bool = False,
     ) -> None:
         """Decides and stores one page. `refetched`: records the change log named, fetched
         by id after the pages: they do not move the keyset position (they were not read in
-        its order), and may have been logged by this job's pages already."""
+        its order), and may have been logged by this job's pages already. `behind`: the
+        page may be stored while the caller maps the next one (see _settle)."""
         counters = self.stats[entity_type]
         # Records the client could not download (larger than the response cap, §12): they
         # exist in WordPress, so they are reported as failed, never archived.
@@ -340,7 +347,14 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         if mapped and not refetched:
             self._advance_cursor(entity_type, mapped)
         self._watch_clock(mapped)
-        self._commit(entity_type, writes, logs)
+        self._commit(entity_type, writes, logs, behind=behind)
+
+    def _settle(self) -> None:
+        """Wait for the page being stored behind, if any (it raises what storing it raised):
+        from here on the store is this thread's. Its cancel request ends the job here, with
+        nothing stored after that page."""
+        if self.store.settle():
+            raise JobCancelled()
 
     def _advance_cursor(self, entity_type, mapped: list[MappedRecord]) -> None:
         marks = [r.modified_gmt for r in mapped if r.modified_gmt is not None]
@@ -370,9 +384,15 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
             and record.values.get("status") != "future"
         ]
 
-    def _commit(self, entity_type, writes, logs) -> None:
+    def _commit(self, entity_type, writes, logs, *, behind: bool = False) -> None:
         cancel = self.store.commit_page(
-            entity_type, writes=writes, logs=logs, stats=self.stats, cursors=self.cursors
+            entity_type,
+            writes=writes,
+            logs=logs,
+            stats=self.stats,
+            cursors=self.cursors,
+            # Refused pushes are marked after the page's log rows, in this thread.
+            behind=behind and not self.refused,
         )
         if self.refused:
             # After the log rows that tell why: a crash in between pushes once more.

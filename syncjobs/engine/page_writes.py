@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -60,8 +61,38 @@ class PageWrites:
         logs: list[LogLine],
         stats: dict,
         cursors: dict,
+        behind: bool = False,
     ) -> bool:
-        """Store one page in one transaction; returns whether a cancel was requested."""
+        """Store one page in one transaction; returns whether a cancel was requested.
+
+        `behind`: the caller maps its next page meanwhile and calls settle() before its next
+        store call. On PostgreSQL, outside a caller's transaction, the page's statement then
+        runs in the writer thread (PageWriter) and this returns False at once; settle()
+        returns the page's cancel flag, or raises what storing it raised. A page in flight
+        is always settled first, so every read and write sees the pages before it.
+        """
+        if self.settle():
+            return True
+        if (
+            behind
+            and self.write_behind
+            and connection.vendor == "postgresql"
+            and not connection.in_atomic_block  # a thread's connection would not see it
+        ):
+            if self._writer is None:
+                self._writer = PageWriter()
+            # `stats` is the engine's: its row-by-row path corrects counters in it, and the
+            # engine leaves it alone until settle(). The cursors move on with the next page.
+            self._writer.submit(self._commit_now, entity_type, writes, logs, stats, dict(cursors))
+            return False
+        return self._commit_now(entity_type, writes, logs, stats, cursors)
+
+    def settle(self) -> bool:
+        """Wait for the page in the writer thread, if any; returns whether its statement saw
+        a cancel request. Raises what storing it raised."""
+        return self._writer.settle() if self._writer is not None else False
+
+    def _commit_now(self, entity_type, writes, logs, stats, cursors) -> bool:
         now = timezone.now()
         if connection.vendor == "postgresql":
             try:
@@ -89,14 +120,15 @@ class PageWrites:
         own; the log rows take the pk the upsert returned. Raises IntegrityError / DataError
         with nothing written when the database refuses any row.
         """
-        if not self._session_ready:
+        if not getattr(self._sessions, "ready", False):  # per thread: its own connection
             with connection.cursor() as cursor:
                 # Don't wait for the WAL flush of each page: a worker crash loses nothing
                 # (the commit is in PostgreSQL already); a PostgreSQL crash may lose the last
                 # fraction of a second of pages, consistently (records, log and cursor go
-                # together), and the next run re-imports them idempotently. Reset in close().
+                # together), and the next run re-imports them idempotently. Reset in close()
+                # (the writer thread's connection is closed with it).
                 cursor.execute("SET synchronous_commit = off")
-            self._session_ready = True
+            self._sessions.ready = True
         statement = self._page_statement(entity_type, writes, logs, stats, cursors, now)
         cancel = self._run_statement(entity_type, statement)
         self.connector.cursors = dict(cursors)
@@ -336,6 +368,38 @@ class PageWrites:
             "updated_at",
         }
         return updated | {name for _, name in self._file_fields(entity_type)}
+
+
+class PageWriter:
+    """One thread, with a database connection of its own, that stores a page while the
+    engine maps the next one: PostgreSQL works on the statement with the GIL released, so
+    the mapping runs on the other core instead of waiting for it. At most one page is in
+    flight; what storing it raised is raised by settle(), at the engine's next page."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-writer")
+        self._flight: Future | None = None
+
+    def submit(self, write, *args) -> None:
+        self._flight = self._pool.submit(write, *args)
+
+    def settle(self) -> bool:
+        flight, self._flight = self._flight, None
+        return bool(flight.result()) if flight is not None else False
+
+    def close(self) -> None:
+        """Lets the page in flight finish (a page handed over is stored, as a page committed
+        before a failure always was), then closes the thread's connection and the thread."""
+        try:
+            self.settle()
+        except Exception:  # the job is ending on its own error: that is what it reports
+            logger.exception("the last page of a sync failed to store")
+        self._pool.submit(_close_connection).result()
+        self._pool.shutdown()
+
+
+def _close_connection() -> None:
+    connection.close()  # this thread's: Django's connections are per thread
 
 
 def _replaced_params(job_id: Any, lines: list[LogLine]) -> list:

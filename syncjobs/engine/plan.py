@@ -201,7 +201,10 @@ class Store(Protocol):
         logs: list[LogLine],
         stats: dict,
         cursors: dict,
+        behind: bool = False,
     ) -> bool: ...
+
+    def settle(self) -> bool: ...
 
     def archive_unseen(
         self, entity_type: str, after: Any, limit: int

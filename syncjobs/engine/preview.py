@@ -45,6 +45,7 @@ class PreviewStore(DjangoStore):
         logs: list[LogLine],
         stats: dict,
         cursors: dict,
+        behind: bool = False,  # nothing is written: nothing to do behind
     ) -> bool:
         seen = self.seen.setdefault(entity_type, {})
         for line in logs:

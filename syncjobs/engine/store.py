@@ -7,9 +7,11 @@ writes the page (syncjobs.engine.page_writes).
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q
 
@@ -18,7 +20,7 @@ from records.models import RECORD_MODELS
 from syncjobs.engine.archive_walk import ArchiveWalk
 from syncjobs.engine.mapping import MAPPINGS
 from syncjobs.engine.media import MIRRORED_FILES, FileMirror
-from syncjobs.engine.page_writes import PageWrites, bound_rows
+from syncjobs.engine.page_writes import PageWriter, PageWrites, bound_rows
 from syncjobs.engine.plan import Existing, SlugHolder, Write
 from syncjobs.engine.row_writes import RowWrites
 from syncjobs.models import SyncJob
@@ -51,11 +53,15 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
         self.mirror_enabled = connector.mirror_images
         self.files = FileMirror(connector.organisation_id)
         self._sql_cache: dict = {}
-        self._session_ready = False
+        self._sessions = threading.local()  # which threads' connections are set up
+        self.write_behind: bool = settings.SYNC_WRITE_BEHIND
+        self._writer: PageWriter | None = None
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.files.close()
-        if self._session_ready:
+        if getattr(self._sessions, "ready", False):
             # The connection outlives the job (a worker runs many): leave it as it was.
             with connection.cursor() as cursor:
                 cursor.execute("RESET synchronous_commit")

@@ -370,3 +370,40 @@ def test_two_connectors_importing_the_same_slug_at_once_store_it_once(org_a):
     assert failed.count() == 1
     error = failed.get().error
     assert "took it while this one was being saved" in error or "already uses it" in error, error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("behind", [True, False])
+def test_list_pages_are_stored_by_the_writer_thread_on_a_connection_it_closes(
+    org_a, monkeypatch, settings, behind
+):
+    # With SYNC_WRITE_BEHIND, a list page's statement runs in the writer thread while the
+    # engine maps the next page; the phase's other commits stay in the engine's thread, and
+    # the thread's own connection is closed with the store (a worker runs many jobs).
+    from django.db import connection
+
+    settings.SYNC_WRITE_BEHIND = behind
+    run_statement = DjangoStore._run_statement
+    threads = []
+
+    def noting_thread(self, entity_type, statement):
+        threads.append((threading.current_thread().name, "up AS" in statement.sql))
+        return run_statement(self, entity_type, statement)
+
+    def backends():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    before = backends()
+    monkeypatch.setattr(DjangoStore, "_run_statement", noting_thread)
+    job, _ = run(org_a, [article(1), article(2)], [article(3)])
+
+    assert job.stats["article"]["created"] == 3
+    writer = [name for name, with_records in threads if with_records]
+    assert len(writer) == 2
+    assert all(name.startswith("sync-writer") == behind for name in writer), threads
+    assert all(name == "MainThread" for name, with_records in threads if not with_records)
+    assert backends() == before
