@@ -249,7 +249,8 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         first: FirstPage | None = None
         try:
             for page in pages:
-                mapped = map_page(entity_type, specs, list(page.items or []))
+                items = list(page.items or [])
+                mapped = map_page(entity_type, specs, items)
                 # The previous page was stored meanwhile (store.commit_page's `behind`); this
                 # page's reads must see it.
                 self._settle()
@@ -265,7 +266,11 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
                 oversized = list(getattr(page, "skipped", None) or [])
-                self._process_page(entity_type, mapped, oversized, behind=True)
+                # Stored behind only when a next page is likely, to be mapped meanwhile: a
+                # type's last page, and a no-change incremental's few records, are stored at
+                # once (they would only cost the writer thread its connection).
+                full = len(items) >= self.plan.per_page
+                self._process_page(entity_type, mapped, oversized, behind=full)
             self._settle()
         finally:
             # The source's iterator, whichever wrapper is around it.
