@@ -26,6 +26,9 @@ BENCH_DATABASE_URL another server), this prints:
 its page writer thread, in one run (cold full sync ratio and CPU per record, the no-change full
 re-sync's seconds and CPU per record, the no-change incremental's requests, queries and CPU).
 
+BENCH_PROFILE=<path>: each worker also writes the cProfile of its main thread's CPU to
+`<path>.<kind>.prof` (read it with `python -m pstats`).
+
 The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
 process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
 5000` (or BENCH_RECORDS=5000 make bench).
@@ -99,7 +102,9 @@ def worker(connector_id: int, kind: str) -> None:
     if profile_path:
         import cProfile
 
-        profiler = cProfile.Profile()
+        # The main thread's CPU, not the wall clock: a wait for PostgreSQL or for the
+        # machine's other processes is not where the worker's CPU goes.
+        profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
@@ -227,10 +232,13 @@ def _child(*args: str, env: dict | None = None) -> dict:
     meanwhile, which is the simulator's (its threads are all that run here then). `env`:
     settings for the child (e.g. SYNC_PREFETCH)."""
     before = _own_cpu()
+    env = {**_env(), **(env or {})}
     completed = subprocess.run(
         [sys.executable, "-m", "bench.engine_sync", *args],
-        cwd=ROOT,
-        env={**_env(), **(env or {})},
+        # BENCH_COMPARE: the worker of another checkout (e.g. the commit before a change),
+        # on the same site and database in the same run.
+        cwd=env.pop("BENCH_WORKER_ROOT", ROOT),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -423,7 +431,9 @@ VARIANTS = (
 
 def run_variants(records: int) -> None:
     """One run, one site: the cold full sync, the no-change full re-sync and the no-change
-    incremental of each variant, between two baselines."""
+    incremental of each variant, between two baselines. BENCH_COMPARE=<path> adds the same
+    runs by the worker of another checkout of the project (same schema), e.g. an export of
+    the commit before a change: `git archive <commit> | tar -x -C <path>`."""
     _setup_django()
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
@@ -431,9 +441,13 @@ def run_variants(records: int) -> None:
     print(f"engine_sync variants: {records:,} records; machine: {_machine()}", flush=True)
     site = SimulatedSite(records=records, seed=12, key=KEY)
     rows = []
+    variants = list(VARIANTS)
+    if os.environ.get("BENCH_COMPARE"):
+        compare = os.environ["BENCH_COMPARE"]
+        variants.append((f"worker of {compare}"[:30], {"BENCH_WORKER_ROOT": compare}))
     with serve(site, host="127.0.0.1", port=0) as server:
         bases = [_child("--baseline", server.url)]
-        for label, env in VARIANTS:
+        for label, env in variants:
             connector = _fresh_connector(server.url, "bench variants")
             cold = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
             again = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
