@@ -595,3 +595,52 @@ def test_a_lone_surrogate_is_an_invalid_field_not_a_crash(entity_type, raw, mess
         assert not mapped.ok
         assert any(message in error for error in mapped.errors), mapped.errors
         assert all(error.isascii() for error in mapped.errors)
+
+
+def test_slug_unescaping_and_url_check_take_the_standard_librarys_answers():
+    # conversions' shortcuts for slugs (_unquote) and URLs (_PLAIN_URL_RE) must decide
+    # exactly as urllib does, or stored slugs and hashes would change.
+    from urllib.parse import unquote, urlsplit
+
+    from syncjobs.engine import conversions
+    from syncjobs.engine.fields import FieldSpec
+
+    for text in [
+        "plain",
+        "%c5%82%c3%b3d%c5%ba",
+        "%C5%82%C3%B3D%C5%BA-%e2%9c%93",
+        "%E2%9Cx%93 broken %ZZ %4 %",
+        "%41%42c%",
+        "%ff%fe%00%7f",
+        "łódź-%c5%82",
+        "%%%25%2525",
+    ]:
+        assert conversions._unquote(text) == unquote(text), text
+    spec = FieldSpec("website", "website", "url")
+    for url in [
+        "https://example.org",
+        "http://example.org/a path",
+        "https://ex.org/p?q=1#frag",
+        "HTTPS://EXAMPLE.ORG/",
+        "https:///nohost",
+        "javascript:alert(1)",
+        "//example.org/relative",
+        "https://[::1]:8080/x",
+        "https://[::1/x",
+        "http://user:pw@host:80/ok?x=%20",
+        "https://exämple.org/ü",
+        "https://ex.org/\tx",
+    ]:
+        try:
+            accepted = conversions._to_url(spec, url)
+        except conversions._Tolerated:
+            accepted = None
+        except ValueError:
+            accepted = "ValueError"
+        try:
+            parts = urlsplit(url.strip())
+            valid = parts.scheme in ("http", "https") and parts.netloc and " " not in url
+            expected = url.strip() if valid else None
+        except ValueError:
+            expected = "ValueError"
+        assert accepted == expected, url
