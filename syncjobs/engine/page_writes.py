@@ -61,38 +61,8 @@ class PageWrites:
         logs: list[LogLine],
         stats: dict,
         cursors: dict,
-        behind: bool = False,
     ) -> bool:
-        """Store one page in one transaction; returns whether a cancel was requested.
-
-        `behind`: the caller maps its next page meanwhile and calls settle() before its next
-        store call. On PostgreSQL, outside a caller's transaction, the page's statement then
-        runs in the writer thread (PageWriter) and this returns False at once; settle()
-        returns the page's cancel flag, or raises what storing it raised. A page in flight
-        is always settled first, so every read and write sees the pages before it.
-        """
-        if self.settle():
-            return True
-        if (
-            behind
-            and self.write_behind
-            and connection.vendor == "postgresql"
-            and not connection.in_atomic_block  # a thread's connection would not see it
-        ):
-            if self._writer is None:
-                self._writer = PageWriter()
-            # `stats` is the engine's: its row-by-row path corrects counters in it, and the
-            # engine leaves it alone until settle(). The cursors move on with the next page.
-            self._writer.submit(self._commit_now, entity_type, writes, logs, stats, dict(cursors))
-            return False
-        return self._commit_now(entity_type, writes, logs, stats, cursors)
-
-    def settle(self) -> bool:
-        """Wait for the page in the writer thread, if any; returns whether its statement saw
-        a cancel request. Raises what storing it raised."""
-        return self._writer.settle() if self._writer is not None else False
-
-    def _commit_now(self, entity_type, writes, logs, stats, cursors) -> bool:
+        """Store one page in one transaction; returns whether a cancel was requested."""
         now = timezone.now()
         if connection.vendor == "postgresql":
             try:
@@ -380,8 +350,8 @@ class PageWriter:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-writer")
         self._flight: Future | None = None
 
-    def submit(self, write, *args) -> None:
-        self._flight = self._pool.submit(write, *args)
+    def submit(self, write) -> None:
+        self._flight = self._pool.submit(write)
 
     def settle(self) -> bool:
         flight, self._flight = self._flight, None

@@ -2,13 +2,15 @@
 
 Every method is a fixed number of queries for a whole page, never one per record: one query
 loads the page's existing records by external id, one checks its slugs, and one statement
-writes the page (syncjobs.engine.page_writes).
+writes the page (syncjobs.engine.page_writes), in the writer thread when the engine maps the
+next page meanwhile (commit_page's `behind`).
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +23,7 @@ from syncjobs.engine.archive_walk import ArchiveWalk
 from syncjobs.engine.mapping import MAPPINGS
 from syncjobs.engine.media import MIRRORED_FILES, FileMirror
 from syncjobs.engine.page_writes import PageWriter, PageWrites, bound_rows
-from syncjobs.engine.plan import Existing, SlugHolder, Write
+from syncjobs.engine.plan import Existing, LogLine, SlugHolder, Write
 from syncjobs.engine.row_writes import RowWrites
 from syncjobs.models import SyncJob
 
@@ -65,6 +67,50 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
             # The connection outlives the job (a worker runs many): leave it as it was.
             with connection.cursor() as cursor:
                 cursor.execute("RESET synchronous_commit")
+
+    # Writes: page_writes.PageWrites, here whether a page is stored behind ----------------
+
+    def commit_page(
+        self,
+        entity_type: str,
+        *,
+        writes: list[Write],
+        logs: list[LogLine],
+        stats: dict,
+        cursors: dict,
+        behind: bool = False,
+    ) -> bool:
+        """Store one page in one transaction; returns whether a cancel was requested.
+
+        `behind`: the caller maps its next page meanwhile and calls settle() before its next
+        store call. On PostgreSQL, outside a caller's transaction, the page's statement then
+        runs in the writer thread (PageWriter) and this returns False at once; settle()
+        returns the page's cancel flag, or raises what storing it raised. A page in flight
+        is always settled first, so every read and write sees the pages before it.
+        """
+        if self.settle():
+            return True
+        if (
+            behind
+            and self.write_behind
+            and connection.vendor == "postgresql"
+            and not connection.in_atomic_block  # a thread's connection would not see it
+        ):
+            if self._writer is None:
+                self._writer = PageWriter()
+            # `stats` is the engine's: its row-by-row path corrects counters in it, and the
+            # engine leaves it alone until settle(). The cursors move on with the next page.
+            page = {"writes": writes, "logs": logs, "stats": stats, "cursors": dict(cursors)}
+            self._writer.submit(partial(PageWrites.commit_page, self, entity_type, **page))
+            return False
+        return super().commit_page(
+            entity_type, writes=writes, logs=logs, stats=stats, cursors=cursors
+        )
+
+    def settle(self) -> bool:
+        """Wait for the page in the writer thread, if any; returns whether its statement saw
+        a cancel request. Raises what storing it raised."""
+        return self._writer.settle() if self._writer is not None else False
 
     # Reads --------------------------------------------------------------------------------
 
