@@ -22,8 +22,12 @@ BENCH_DATABASE_URL another server), this prints:
   and of all records (target: within 20 % of each other: memory does not grow with records);
 - CPU per record: the worker's and the simulator's; PostgreSQL's is the rest of the machine's.
 
-`--variants` measures the engine with and without its next-page prefetch in one run (cold full
-sync ratio, CPU per record, the no-change incremental's requests, queries and CPU).
+`--variants` measures the engine with and without its next-page prefetch, and with and without
+its page writer thread, in one run (cold full sync ratio and CPU per record, the no-change full
+re-sync's seconds and CPU per record, the no-change incremental's requests, queries and CPU).
+
+BENCH_PROFILE=<path>: each worker also writes the cProfile of its main thread's CPU to
+`<path>.<kind>.prof` (read it with `python -m pstats`).
 
 The simulator runs in this process (threaded HTTP server); each sync runs in a separate worker
 process, so its memory and CPU are its own. Quick run: `python -m bench.engine_sync --records
@@ -93,9 +97,21 @@ def worker(connector_id: int, kind: str) -> None:
     )
     client = client_for(connector)
     queries = _count_queries()
+    profile_path = os.environ.get("BENCH_PROFILE")
+    profiler = None
+    if profile_path:
+        import cProfile
+
+        # The main thread's CPU, not the wall clock: a wait for PostgreSQL or for the
+        # machine's other processes is not where the worker's CPU goes.
+        profiler = cProfile.Profile(time.thread_time)
+        profiler.enable()
     started, cpu = time.perf_counter(), time.process_time()
     job = run_job(job.pk, source=client)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_path}.{kind.lower()}.prof")
     client.close()
     print(
         json.dumps(
@@ -216,10 +232,13 @@ def _child(*args: str, env: dict | None = None) -> dict:
     meanwhile, which is the simulator's (its threads are all that run here then). `env`:
     settings for the child (e.g. SYNC_PREFETCH)."""
     before = _own_cpu()
+    env = {**_env(), **(env or {})}
     completed = subprocess.run(
         [sys.executable, "-m", "bench.engine_sync", *args],
-        cwd=ROOT,
-        env={**_env(), **(env or {})},
+        # BENCH_COMPARE: the worker of another checkout (e.g. the commit before a change),
+        # on the same site and database in the same run.
+        cwd=env.pop("BENCH_WORKER_ROOT", ROOT),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -399,42 +418,74 @@ def run(records: int) -> None:
     )
 
 
-# The engine with and without its one remaining concurrency, the next-page prefetch (issue 20:
-# the mapper process, write-behind thread, bitmap/Bloom filters, gc.freeze and planner
-# steering were measured this way and removed).
-VARIANTS = (("engine", {}), ("engine without prefetch", {"SYNC_PREFETCH": "false"}))
+# The engine with and without each of its concurrencies: the next-page prefetch and the
+# page writer thread (issue 20: the mapper process, the older write-behind with its wrapped
+# store, bitmap/Bloom filters, gc.freeze and planner steering were measured this way and
+# removed).
+VARIANTS = (
+    ("engine", {}),
+    ("engine without prefetch", {"SYNC_PREFETCH": "false"}),
+    ("engine without write-behind", {"SYNC_WRITE_BEHIND": "false"}),
+)
 
 
-def run_variants(records: int) -> None:
-    """One run, one site: the cold full sync and the no-change incremental of each variant,
-    between two baselines."""
+def run_variants(records: int, rounds: int = 1) -> None:
+    """One run, one site: the cold full sync, the no-change full re-sync and the no-change
+    incremental of each variant, between two baselines. BENCH_COMPARE=<path> adds the same
+    runs by the worker of another checkout of the project (same schema), e.g. an export of
+    the commit before a change: `git archive <commit> | tar -x -C <path>`.
+
+    `rounds` > 1 runs the variants again, each round in the reverse order of the one before
+    (a machine whose load drifts favours neither end), and keeps each variant's fastest
+    cold sync and re-sync."""
     _setup_django()
     from connectors.wordpress import contract
     from wpsim import SimulatedSite, serve
 
     print(f"engine_sync variants: {records:,} records; machine: {_machine()}", flush=True)
     site = SimulatedSite(records=records, seed=12, key=KEY)
-    rows = []
+    runs: dict[str, list[tuple[dict, dict, dict]]] = {}
+    variants = list(VARIANTS)
+    if os.environ.get("BENCH_COMPARE"):
+        compare = os.environ["BENCH_COMPARE"]
+        variants.append((f"worker of {compare}"[:30], {"BENCH_WORKER_ROOT": compare}))
     with serve(site, host="127.0.0.1", port=0) as server:
         bases = [_child("--baseline", server.url)]
-        for label, env in VARIANTS:
-            connector = _fresh_connector(server.url, "bench variants")
-            cold = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
-            idle = _child("--worker", str(connector.pk), "INCREMENTAL", env=env)
-            rows.append((label, cold, _check(idle, label)))
-            print(f"  measured: {label} ({cold['seconds']:.1f} s)", flush=True)
+        for round_number in range(rounds):
+            ordered = variants if round_number % 2 == 0 else variants[::-1]
+            for label, env in ordered:
+                connector = _fresh_connector(server.url, "bench variants")
+                cold = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
+                again = _check(_child("--worker", str(connector.pk), "FULL", env=env), label)
+                idle = _child("--worker", str(connector.pk), "INCREMENTAL", env=env)
+                runs.setdefault(label, []).append((cold, again, _check(idle, label)))
+                print(
+                    f"  measured: {label} (cold {cold['seconds']:.1f} s, re-sync "
+                    f"{again['seconds']:.1f} s)",
+                    flush=True,
+                )
         bases.append(_child("--baseline", server.url))
+    rows = [
+        (
+            label,
+            min((cold for cold, _, _ in measured), key=lambda run: run["seconds"]),
+            min((again for _, again, _ in measured), key=lambda run: run["seconds"]),
+            measured[0][2],
+        )
+        for label, measured in runs.items()
+    ]
     mean = sum(_rate(b["records"], b["seconds"]) for b in bases) / len(bases)
     print(f"  baseline (httpx + COPY), mean of before/after: {mean:,.0f} records/s")
     print(
-        f"  {'variant':<30} {'cold s':>7} {'ratio':>6} {'CPU µs/rec':>10} "
-        f"{'incr req':>8} {'incr queries':>12} {'incr CPU ms':>11}"
+        f"  {'variant':<30} {'cold s':>7} {'ratio':>6} {'CPU µs/rec':>10} {'re-sync s':>9} "
+        f"{'CPU µs/rec':>10} {'incr req':>8} {'incr queries':>12} {'incr CPU ms':>11}"
     )
-    for label, cold, idle in rows:
+    for label, cold, again, idle in rows:
         ratio = _rate(records, cold["seconds"]) / mean
-        cpu = cold["cpu"] * 1e6 / records
+        cpu, again_cpu = (run["cpu"] * 1e6 / records for run in (cold, again))
         print(
             f"  {label:<30} {cold['seconds']:7.1f} {ratio:6.2f} {cpu:10.0f} "
+            f"{again['seconds']:9.1f} {again_cpu:10.0f} "
             f"{idle['requests']:8} {idle['queries']:12} {idle['cpu'] * 1000:11.0f}",
             flush=True,
         )
@@ -449,6 +500,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", nargs=2, metavar=("CONNECTOR", "KIND"))
     parser.add_argument("--baseline", metavar="URL")
     parser.add_argument("--variants", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="--variants: rounds, alternating")
     args = parser.parse_args(argv or [])
     if args.worker:
         worker(int(args.worker[0]), args.worker[1])
@@ -457,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
 
         baseline(args.baseline, list(contract.ENTITY_TYPES))
     elif args.variants:
-        run_variants(args.records)
+        run_variants(args.records, args.rounds)
     else:
         run(args.records)
 

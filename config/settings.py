@@ -258,6 +258,10 @@ SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
 # Fetch a type's next list page while the current one is processed (syncjobs/engine/core.py,
 # Prefetched): against a real WordPress the site, not the engine, bounds a sync.
 SYNC_PREFETCH = env.bool("SYNC_PREFETCH", True)
+# Store a list page in a writer thread while the next one is mapped (syncjobs/engine/page_writes.py,
+# PageWriter): on loopback, where no site bounds the sync, the page's write and the mapping
+# then share the two cores instead of taking turns.
+SYNC_WRITE_BEHIND = env.bool("SYNC_WRITE_BEHIND", True)
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
 SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180"))
 # Per-record sync log rows are removed this many days after their job finished (FAILED and

@@ -333,5 +333,85 @@ def fingerprint(record: MappedRecord) -> MappedRecord:
 # Writable keys that the contract does not allow to be null (§9): "" is sent as "" for these.
 def map_page(entity_type: str, specs: tuple[FieldSpec, ...], items: list) -> list[MappedRecord]:
     """Every record of a page mapped (map_record never raises on bad input: a bad record
-    comes back with its errors) and fingerprinted, in order."""
-    return [fingerprint(map_record(entity_type, item, specs, detail=False)) for item in items]
+    comes back with its errors) and fingerprinted, in order.
+
+    A record is first mapped by _map_clean, which only knows the way of a record without a
+    problem; any problem sends the record through map_record, the one place that words
+    errors and tolerated values, so both give the same record."""
+    plan = _field_plan(specs)
+    date_range = _DATE_RANGES.get(entity_type)
+    return [
+        fingerprint(
+            _map_clean(entity_type, plan, date_range, item)
+            or map_record(entity_type, item, specs, detail=False)
+        )
+        for item in items
+    ]
+
+
+# Per field: (name, source, dotted, converter, spec, default, required, empty, max_length),
+# the attribute and table lookups _map_value repeats for every field of every record, done
+# once per page. Keyed by the specs' value; a handful of entries (types x connector settings).
+_FieldPlan = tuple[tuple[str, str, bool, Any, FieldSpec, Any, bool, Any, int | None], ...]
+_PLANS: dict[tuple[FieldSpec, ...], _FieldPlan] = {}
+
+
+def _field_plan(specs: tuple[FieldSpec, ...]) -> _FieldPlan:
+    plan = _PLANS.get(specs)
+    if plan is None:
+        if len(_PLANS) > 256:  # overrides differ per connector: bounded, never a leak
+            _PLANS.clear()
+        plan = _PLANS[specs] = tuple(
+            (
+                spec.name,
+                spec.source,
+                "." in spec.source,
+                _CONVERTERS[spec.type],
+                spec,
+                spec.default,
+                spec.required,
+                _EMPTY[spec.type],
+                spec.max_length,
+            )
+            for spec in specs
+        )
+    return plan
+
+
+def _map_clean(
+    entity_type: str, plan: _FieldPlan, date_range: tuple[str, str] | None, raw: Any
+) -> MappedRecord | None:
+    """The record mapped as map_record(detail=False) maps it, when it maps without any
+    error or tolerated value; None otherwise (map_record then says what is wrong)."""
+    if type(raw) is not dict:
+        return None
+    record_id = raw.get("id")
+    modified = raw.get("modified_gmt")
+    if type(record_id) is not int or record_id <= 0 or modified is None:
+        return None
+    values: dict[str, Any] = {}
+    try:
+        modified_gmt = parse_gmt(modified)
+        for name, source, dotted, convert, spec, default, required, empty, limit in plan:
+            value = _lookup(raw, source)[1] if dotted else raw.get(source)
+            if value is None:
+                if default is not MISSING:
+                    values[name] = default
+                elif required:
+                    return None
+                else:
+                    values[name] = [] if type(empty) is list else empty
+                continue
+            value = convert(spec, value)
+            if limit and isinstance(value, str) and len(value) > limit:
+                return None
+            values[name] = value
+    except (ValueError, _Invalid, _Tolerated):
+        return None
+    if date_range:
+        start, end = values.get(date_range[0]), values.get(date_range[1])
+        if start is not None and end is not None and end < start:
+            return None
+    if values.get("password_protected"):
+        _withhold(tuple(line[4] for line in plan), values)
+    return MappedRecord(entity_type, str(record_id), modified_gmt, values)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from records.models import RECORD_MODELS
+from syncjobs.engine.page_writes import bound_rows
 from syncjobs.models import HeldDeletion, SyncLogEntry
 
 
@@ -81,9 +83,16 @@ class ArchiveWalk:
         self, entity_type: str, external_ids: list[str]
     ) -> dict[str, list[tuple[str, str]]]:
         """This job's log rows of these records: {external_id: [(operation, status)]}."""
-        rows = SyncLogEntry.objects.filter(
-            job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
-        ).values_list("external_id", "operation", "status")
+        if connection.vendor == "postgresql":
+            rows = bound_rows(
+                "SELECT external_id, operation, status FROM syncjobs_synclogentry "
+                "WHERE job_id = %s AND entity_type = %s AND external_id = ANY(%s::text[])",
+                [self.job.pk, entity_type, external_ids],
+            )
+        else:
+            rows = SyncLogEntry.objects.filter(
+                job_id=self.job.pk, entity_type=entity_type, external_id__in=external_ids
+            ).values_list("external_id", "operation", "status")
         found: dict[str, list[tuple[str, str]]] = {}
         for external_id, operation, status in rows:
             found.setdefault(external_id, []).append((operation, status))

@@ -248,7 +248,11 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         first: Page | None = None
         try:
             for page in pages:
-                mapped = map_page(entity_type, specs, list(page.items or []))
+                items = list(page.items or [])
+                mapped = map_page(entity_type, specs, items)
+                # The previous page was stored meanwhile (store.commit_page's `behind`); this
+                # page's reads must see it.
+                self._settle()
                 if first is None:
                     counters["total"] = max(counters["total"], page.total)
                     first = replace(page, items=[], skipped=[])
@@ -260,7 +264,14 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                     # The change log's first ids this page brought need no second fetch: the
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
-                self._process_page(entity_type, mapped, list(page.skipped), again=again)
+                # Stored behind only when a next page is likely, to be mapped meanwhile: a
+                # type's last page, and a no-change incremental's few records, are stored at
+                # once (they would only cost the writer thread its connection).
+                full = len(items) >= self.plan.per_page
+                self._process_page(
+                    entity_type, mapped, list(page.skipped), again=again, behind=full
+                )
+            self._settle()
         finally:
             # The source's iterator, whichever wrapper is around it.
             close = getattr(pages, "close", None) or getattr(source_pages, "close", None)
@@ -298,11 +309,13 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         refetched: bool = False,
         notes: list[LogLine] | None = None,
         again: bool = False,
+        behind: bool = False,
     ) -> None:
         """Decides and stores one page. `refetched`: records the change log named, fetched
         by id after the pages: they do not move the keyset position (they were not read in
         its order), and may have been logged by this job's pages already. `again`: a page
-        of a type this job reads a second time (its records may be logged already)."""
+        of a type this job reads a second time (its records may be logged already).
+        `behind`: the page may be stored while the caller maps the next one (see _settle)."""
         counters = self.stats[entity_type]
         # Records the client could not download (larger than the response cap, §12): they
         # exist in WordPress, so they are reported as failed, never archived.
@@ -345,7 +358,14 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         if mapped and not refetched:
             self._advance_cursor(entity_type, mapped)
         self._watch_clock(mapped)
-        self._commit(entity_type, writes, logs)
+        self._commit(entity_type, writes, logs, behind=behind)
+
+    def _settle(self) -> None:
+        """Wait for the page being stored behind, if any (it raises what storing it raised):
+        from here on the store is this thread's. Its cancel request ends the job here, with
+        nothing stored after that page."""
+        if self.store.settle():
+            raise JobCancelled()
 
     def _advance_cursor(self, entity_type, mapped: list[MappedRecord]) -> None:
         marks = [r.modified_gmt for r in mapped if r.modified_gmt is not None]
@@ -375,9 +395,17 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
             and record.values.get("status") != "future"
         ]
 
-    def _commit(self, entity_type, writes, logs) -> None:
+    def _commit(self, entity_type, writes, logs, *, behind: bool = False) -> None:
         cancel = self.store.commit_page(
-            PageCommit(entity_type, writes, logs, self.stats, self.cursors)
+            PageCommit(
+                entity_type,
+                writes,
+                logs,
+                self.stats,
+                self.cursors,
+                # Refused pushes are marked after the page's log rows, in this thread.
+                behind=behind and not self.refused,
+            )
         )
         if self.refused:
             # After the log rows that tell why: a crash in between pushes once more.

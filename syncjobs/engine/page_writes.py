@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -71,14 +73,15 @@ class PageWrites:
         own; the log rows take the pk the upsert returned. Raises IntegrityError / DataError
         with nothing written when the database refuses any row.
         """
-        if not self._session_ready:
+        if not getattr(self._sessions, "ready", False):  # per thread: its own connection
             with connection.cursor() as cursor:
                 # Don't wait for the WAL flush of each page: a worker crash loses nothing
                 # (the commit is in PostgreSQL already); a PostgreSQL crash may lose the last
                 # fraction of a second of pages, consistently (records, log and cursor go
-                # together), and the next run re-imports them idempotently. Reset in close().
+                # together), and the next run re-imports them idempotently. Reset in close()
+                # (the writer thread's connection is closed with it).
                 cursor.execute("SET synchronous_commit = off")
-            self._session_ready = True
+            self._sessions.ready = True
         statement = self._page_statement(page, now)
         cancel = self._run_statement(page.entity_type, statement)
         self.connector.cursors = dict(page.cursors)
@@ -313,6 +316,38 @@ class PageWrites:
         return updated | {name for _, name in self._file_fields(entity_type)}
 
 
+class PageWriter:
+    """One thread, with a database connection of its own, that stores a page while the
+    engine maps the next one: PostgreSQL works on the statement with the GIL released, so
+    the mapping runs on the other core instead of waiting for it. At most one page is in
+    flight; what storing it raised is raised by settle(), at the engine's next page."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-writer")
+        self._flight: Future | None = None
+
+    def submit(self, write) -> None:
+        self._flight = self._pool.submit(write)
+
+    def settle(self) -> bool:
+        flight, self._flight = self._flight, None
+        return bool(flight.result()) if flight is not None else False
+
+    def close(self) -> None:
+        """Lets the page in flight finish (a page handed over is stored, as a page committed
+        before a failure always was), then closes the thread's connection and the thread."""
+        try:
+            self.settle()
+        except Exception:  # the job is ending on its own error: that is what it reports
+            logger.exception("the last page of a sync failed to store")
+        self._pool.submit(_close_connection).result()
+        self._pool.shutdown()
+
+
+def _close_connection() -> None:
+    connection.close()  # this thread's: Django's connections are per thread
+
+
 def _replaced_params(job_id: Any, lines: list[LogLine]) -> list:
     return [
         [line.entity_type for line in lines],
@@ -343,6 +378,25 @@ def _json_document(value: Any) -> str:
         return orjson.dumps(value).decode()  # UUIDs and dates natively, without callbacks
     except TypeError:  # an integer beyond 64 bits: PostgreSQL refuses it either way
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_value)
+
+
+def bound_rows(sql: str, params: list) -> list[tuple]:
+    """The rows of one read on Django's connection, bound on the server and returned in
+    binary: the engine's per-page lookups (a page's ids as ONE array parameter, not a
+    placeholder per id that the client splits and quotes in Python), and timestamps decoded
+    by psycopg's C loader rather than the Python text parser Django installs for them.
+    Together those were most of a page lookup's CPU through the ORM.
+
+    Logged like Django's own queries when they are being captured (tests, debug tooling)."""
+    started = time.monotonic()
+    with _bound_cursor() as cursor:
+        cursor.execute(sql, params, binary=True)
+        rows = cursor.fetchall()
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {params!r}"[:2000], "time": f"{time.monotonic() - started:.3f}"}
+        )
+    return rows
 
 
 def _bound_cursor() -> psycopg.Cursor:

@@ -189,6 +189,9 @@ class PageCommit:
     logs: list[LogLine]
     stats: dict
     cursors: dict
+    # The caller maps its next page meanwhile and calls settle() before its next store call:
+    # the store may write this page in its writer thread (DjangoStore.commit_page).
+    behind: bool = False
 
 
 class Store(Protocol):
@@ -201,6 +204,8 @@ class Store(Protocol):
     def mirror(self, entity_type: str, write: Write) -> dict: ...
 
     def commit_page(self, page: PageCommit) -> bool: ...
+
+    def settle(self) -> bool: ...
 
     def archive_unseen(
         self, entity_type: str, after: Any, limit: int

@@ -37,7 +37,7 @@ class PreviewStore(DjangoStore):
         self.failures: dict[str, list[list[str]]] = {}
         self._published = 0.0
 
-    def commit_page(self, page: PageCommit) -> bool:
+    def commit_page(self, page: PageCommit) -> bool:  # nothing written: nothing behind
         entity_type = page.entity_type
         seen = self.seen.setdefault(entity_type, {})
         for line in page.logs:

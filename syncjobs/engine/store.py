@@ -2,14 +2,19 @@
 
 Every method is a fixed number of queries for a whole page, never one per record: one query
 loads the page's existing records by external id, one checks its slugs, and one statement
-writes the page (syncjobs.engine.page_writes).
+writes the page (syncjobs.engine.page_writes), in the writer thread when the engine maps the
+next page meanwhile (commit_page's `behind`).
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q
 
@@ -18,8 +23,8 @@ from connectors.wordpress.media import MIRRORED_FILES, FileMirror
 from records.mapping import MAPPINGS
 from records.models import RECORD_MODELS
 from syncjobs.engine.archive_walk import ArchiveWalk
-from syncjobs.engine.page_writes import PageWrites
-from syncjobs.engine.plan import Existing, SlugHolder, Write
+from syncjobs.engine.page_writes import PageWriter, PageWrites, bound_rows
+from syncjobs.engine.plan import Existing, PageCommit, SlugHolder, Write
 from syncjobs.engine.row_writes import RowWrites
 from syncjobs.models import SyncJob
 
@@ -49,14 +54,52 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
         self.mirror_enabled = connector.mirror_images
         self.files = FileMirror(connector.organisation_id)
         self._sql_cache: dict = {}
-        self._session_ready = False
+        self._sessions = threading.local()  # which threads' connections are set up
+        self.write_behind: bool = settings.SYNC_WRITE_BEHIND
+        self._writer: PageWriter | None = None
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.files.close()
-        if self._session_ready:
+        if getattr(self._sessions, "ready", False):
             # The connection outlives the job (a worker runs many): leave it as it was.
             with connection.cursor() as cursor:
                 cursor.execute("RESET synchronous_commit")
+
+    # Writes: page_writes.PageWrites, here whether a page is stored behind ----------------
+
+    def commit_page(self, page: PageCommit) -> bool:
+        """Store one page in one transaction; returns whether a cancel was requested.
+
+        `page.behind`: the caller maps its next page meanwhile and calls settle() before its
+        next store call. On PostgreSQL, outside a caller's transaction, the page's statement
+        then runs in the writer thread (PageWriter) and this returns False at once; settle()
+        returns the page's cancel flag, or raises what storing it raised. A page in flight
+        is always settled first, so every read and write sees the pages before it.
+        """
+        if self.settle():
+            return True
+        if (
+            page.behind
+            and self.write_behind
+            and connection.vendor == "postgresql"
+            and not connection.in_atomic_block  # a thread's connection would not see it
+        ):
+            if self._writer is None:
+                self._writer = PageWriter()
+            # `stats` is the engine's: its row-by-row path corrects counters in it, and the
+            # engine leaves it alone until settle(). The cursors move on with the next page.
+            self._writer.submit(
+                partial(PageWrites.commit_page, self, replace(page, cursors=dict(page.cursors)))
+            )
+            return False
+        return super().commit_page(page)
+
+    def settle(self) -> bool:
+        """Wait for the page in the writer thread, if any; returns whether its statement saw
+        a cancel request. Raises what storing it raised."""
+        return self._writer.settle() if self._writer is not None else False
 
     # Reads --------------------------------------------------------------------------------
 
@@ -94,8 +137,20 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
         self, model, columns: list[str], scope: str, scope_id: Any, key: str, values: list[str]
     ) -> list[dict]:
         """Rows of `model` WHERE scope = scope_id AND key = one of `values`."""
-        lookup = {scope: scope_id, f"{key}__in": values}
-        return list(model.objects.filter(**lookup).values(*columns))
+        if connection.vendor != "postgresql":
+            lookup = {scope: scope_id, f"{key}__in": values}
+            return list(model.objects.filter(**lookup).values(*columns))
+        cache_key = ("probe", model, tuple(columns), scope, key)
+        sql = self._sql_cache.get(cache_key)
+        if sql is None:
+            qn, field = connection.ops.quote_name, model._meta.get_field
+            sql = (
+                f"SELECT {', '.join(qn(field(name).column) for name in columns)} "  # noqa: S608
+                f"FROM {qn(model._meta.db_table)} WHERE {qn(field(scope).column)} = %s "
+                f"AND {qn(field(key).column)} = ANY(%s::text[])"
+            )
+            self._sql_cache[cache_key] = sql
+        return [dict(zip(columns, row, strict=True)) for row in bound_rows(sql, [scope_id, values])]
 
     def slug_holders(self, entity_type: str, slugs: list[str]) -> dict[str, SlugHolder]:
         model = RECORD_MODELS[entity_type]

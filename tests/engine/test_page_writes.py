@@ -54,6 +54,13 @@ def article(record_id, **fields):
     return record
 
 
+@pytest.fixture(autouse=True)
+def full_pages(settings):
+    # A page as long as the page size is one a next page is likely to follow: the engine
+    # stores it behind, in the writer thread (at 100 records a page in production).
+    settings.SYNC_PAGE_SIZE = 1
+
+
 def run_on(connector, source):
     """A full sync of `connector` from `source`, the way the runner drives the engine."""
     job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
@@ -370,3 +377,41 @@ def test_two_connectors_importing_the_same_slug_at_once_store_it_once(org_a):
     assert failed.count() == 1
     error = failed.get().error
     assert "took it while this one was being saved" in error or "already uses it" in error, error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("behind", [True, False])
+def test_list_pages_are_stored_by_the_writer_thread_on_a_connection_it_closes(
+    org_a, monkeypatch, settings, behind
+):
+    # With SYNC_WRITE_BEHIND, a full list page's statement runs in the writer thread while
+    # the engine maps the next page; the phase's other commits (and its last page, shorter)
+    # stay in the engine's thread, and the thread's own connection is closed with the store
+    # (a worker runs many jobs).
+    from django.db import connection
+
+    settings.SYNC_WRITE_BEHIND = behind
+    settings.SYNC_PAGE_SIZE = 2
+    run_statement = DjangoStore._run_statement
+    threads = []
+
+    used = []
+
+    def noting_thread(self, entity_type, statement):
+        threads.append((threading.current_thread().name, "up AS" in statement.sql))
+        result = run_statement(self, entity_type, statement)
+        used.append(connection.connection)  # this thread's
+        return result
+
+    monkeypatch.setattr(DjangoStore, "_run_statement", noting_thread)
+    job, _ = run(org_a, [article(1), article(2)], [article(3)])
+
+    assert job.stats["article"]["created"] == 3
+    pages = [name for name, with_records in threads if with_records]
+    assert len(pages) == 2
+    assert pages[0].startswith("sync-writer") == behind, threads
+    others = [name for name, with_records in threads if not with_records] + pages[1:]
+    assert all(name == "MainThread" for name in others), threads
+    writers = {id(conn): conn for conn in used if conn is not connection.connection}
+    assert len(writers) == (1 if behind else 0)
+    assert all(conn.closed for conn in writers.values())

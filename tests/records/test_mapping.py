@@ -10,7 +10,9 @@ from records.mapping import (
     FieldSpec,
     FieldStatus,
     content_hash,
+    content_payload,
     fingerprint,
+    map_page,
     map_record,
     mapping_for,
     reverse_map,
@@ -480,6 +482,17 @@ def test_engine_mapping_without_detail_stores_and_hashes_the_same():
         )
         if full.ok:
             assert content_hash(quick.values) == content_hash(full.values)
+        # The engine's page mapping: a clean record's quick way, or map_record for any problem.
+        (paged,) = map_page(entity_type, MAPPINGS[entity_type], [raw])
+        assert (paged.external_id, paged.modified_gmt, paged.values, paged.errors) == (
+            full.external_id,
+            full.modified_gmt,
+            full.values,
+            full.errors,
+        )
+        assert (paged.digest, paged.payload) == (
+            (content_hash(full.values), content_payload(full.values)) if full.ok else ("", "")
+        )
 
 
 def test_detailed_mapping_reports_every_field_as_before():
@@ -582,3 +595,52 @@ def test_a_lone_surrogate_is_an_invalid_field_not_a_crash(entity_type, raw, mess
         assert not mapped.ok
         assert any(message in error for error in mapped.errors), mapped.errors
         assert all(error.isascii() for error in mapped.errors)
+
+
+def test_slug_unescaping_and_url_check_take_the_standard_librarys_answers():
+    # conversions' shortcuts for slugs (_unquote) and URLs (_PLAIN_URL_RE) must decide
+    # exactly as urllib does, or stored slugs and hashes would change.
+    from urllib.parse import unquote, urlsplit
+
+    from records.mapping import conversions
+    from records.mapping.fields import FieldSpec
+
+    for text in [
+        "plain",
+        "%c5%82%c3%b3d%c5%ba",
+        "%C5%82%C3%B3D%C5%BA-%e2%9c%93",
+        "%E2%9Cx%93 broken %ZZ %4 %",
+        "%41%42c%",
+        "%ff%fe%00%7f",
+        "łódź-%c5%82",
+        "%%%25%2525",
+    ]:
+        assert conversions._unquote(text) == unquote(text), text
+    spec = FieldSpec("website", "website", "url")
+    for url in [
+        "https://example.org",
+        "http://example.org/a path",
+        "https://ex.org/p?q=1#frag",
+        "HTTPS://EXAMPLE.ORG/",
+        "https:///nohost",
+        "javascript:alert(1)",
+        "//example.org/relative",
+        "https://[::1]:8080/x",
+        "https://[::1/x",
+        "http://user:pw@host:80/ok?x=%20",
+        "https://exämple.org/ü",
+        "https://ex.org/\tx",
+    ]:
+        try:
+            accepted = conversions._to_url(spec, url)
+        except conversions._Tolerated:
+            accepted = None
+        except ValueError:
+            accepted = "ValueError"
+        try:
+            parts = urlsplit(url.strip())
+            valid = parts.scheme in ("http", "https") and parts.netloc and " " not in url
+            expected = url.strip() if valid else None
+        except ValueError:
+            expected = "ValueError"
+        assert accepted == expected, url
