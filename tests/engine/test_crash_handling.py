@@ -97,7 +97,7 @@ def test_an_exception_while_ending_the_job_still_ends_it_failed(
     monkeypatch.setattr(Connector, "compute_next_sync_at", broken_schedule)
     if outcome == "run failed":
         monkeypatch.setattr(
-            runner, "execute", lambda job, source=None: (SyncJob.Status.FAILED, "The site is down.")
+            runner, "execute", lambda job, **_: (SyncJob.Status.FAILED, "The site is down.")
         )
     with caplog.at_level(logging.ERROR, logger="syncjobs.runner"):
         job = run_as_the_worker(connector)
