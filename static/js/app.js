@@ -106,6 +106,21 @@
     if (path) window.location.assign(path);
   });
 
+  // A part of a page that loads itself once shown (aria-busy, e.g. the record page's
+  // comparison with WordPress) says so when its request fails, instead of "Asking…" for ever.
+  function partFailed(event) {
+    var el = event.detail.elt;
+    if (!el || el.getAttribute("aria-busy") !== "true") return;
+    el.removeAttribute("aria-busy");
+    var status = el.querySelector("[role=status]");
+    if (status) {
+      status.className = "error-text";
+      status.textContent = "This part of the page could not be loaded. Reload the page to try again.";
+    }
+  }
+  document.addEventListener("htmx:responseError", partFailed);
+  document.addEventListener("htmx:sendError", partFailed);
+
   var UTC_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? UTC$/;
 
   function pad(n) {

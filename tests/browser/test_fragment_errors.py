@@ -63,3 +63,25 @@ def test_a_filter_that_fails_shows_the_error_page(page, alice, connector_a, monk
     page.get_by_label("Status", exact=True).select_option("FAILED")
     expect(page.get_by_role("heading", name="Something went wrong on our side")).to_be_visible()
     expect(page).to_have_url(re.compile(r"status=FAILED"))
+
+
+def test_a_part_that_loads_itself_says_when_it_failed(page, alice, connector_a, monkeypatch):
+    from records import views as record_views
+    from records.models import Article
+
+    record = Article.objects.create(
+        organisation=connector_a.organisation, connector=connector_a, external_id="5", title="A"
+    )
+
+    def broken_comparison(connector, record):
+        raise RuntimeError("a bug in the comparison")
+
+    monkeypatch.setattr(record_views, "side_by_side", broken_comparison)
+    login(page, alice)
+    page.goto(f"/o/acme/records/article/{record.pk}/")
+    card = page.locator("#record-values")
+    expect(card.locator(".error-text")).to_have_text(
+        "This part of the page could not be loaded. Reload the page to try again."
+    )
+    expect(page.locator("#record-values[aria-busy]")).to_have_count(0)
+    expect(page.locator("h1")).to_contain_text("A")  # the rest of the page is there
