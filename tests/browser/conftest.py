@@ -7,9 +7,11 @@ collector, read page by page as a test walks through the product) and `login(pag
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls made from the
 # test body (creating rows, flipping job statuses) are still plain synchronous code.
@@ -18,6 +20,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
+from tests.dashboard.conftest import make_job
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -165,3 +168,27 @@ def screenshot(page, name, full_page=True):
     # caret="initial": hiding the caret makes Playwright inject a <style>, which our CSP
     # (style-src 'self') rightly blocks and reports as a console error.
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, caret="initial")
+
+
+def job_history(connector, n=12, failed=5):
+    """`n` finished jobs an hour apart, the newest last; job `failed` (0-based) FAILED with an
+    HTTP 503, the others COMPLETED, every other one with a failed article."""
+    now = timezone.now()
+    jobs = []
+    for i in range(n):
+        start = now - timedelta(hours=n - i)
+        jobs.append(
+            make_job(
+                connector,
+                status="FAILED" if i == failed else "COMPLETED",
+                error="HTTP 503 from the site." if i == failed else "",
+                created_at=start,
+                started_at=start,
+                finished_at=start + timedelta(seconds=20 + i),
+                stats={
+                    "article": {"processed": 50 + i, "failed": i % 2},
+                    "member": {"processed": 9},
+                },
+            )
+        )
+    return jobs

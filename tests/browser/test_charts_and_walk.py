@@ -3,7 +3,6 @@ platform admin open, with zero console errors (a CSP violation is one): browser_
 the test on any."""
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
 from django.utils import timezone
@@ -11,36 +10,14 @@ from playwright.sync_api import expect
 
 from tests.dashboard.conftest import make_job, make_log
 
-from .conftest import login, next_poll, screenshot
+from .conftest import job_history, login, next_poll, screenshot
 
 OVERFLOW_JS = (Path(__file__).parent / "overflow.js").read_text()
 
 
-def _jobs(connector, n=12):
-    now = timezone.now()
-    jobs = []
-    for i in range(n):
-        start = now - timedelta(hours=n - i)
-        jobs.append(
-            make_job(
-                connector,
-                status="FAILED" if i == 5 else "COMPLETED",
-                error="HTTP 503 from the site." if i == 5 else "",
-                created_at=start,
-                started_at=start,
-                finished_at=start + timedelta(seconds=20 + i),
-                stats={
-                    "article": {"processed": 50 + i, "failed": i % 2},
-                    "member": {"processed": 9},
-                },
-            )
-        )
-    return jobs
-
-
 def test_job_charts_on_a_laptop_and_a_phone(browser_page, alice, connector_a):
     page = browser_page
-    jobs = _jobs(connector_a)
+    jobs = job_history(connector_a)
     login(page, alice)
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})
@@ -69,7 +46,7 @@ def test_job_charts_on_a_laptop_and_a_phone(browser_page, alice, connector_a):
 
 def test_a_walk_through_every_page_has_no_console_error(browser_page, alice, root, connector_a):
     page = browser_page
-    jobs = _jobs(connector_a, 6)  # the sixth failed (HTTP 503)
+    jobs = job_history(connector_a, 6)  # the sixth failed (HTTP 503)
     make_log(jobs[-1], 5, start=1)
     make_log(jobs[-1], 3, start=100, operation="SKIP", status="SKIPPED")
     running = make_job(

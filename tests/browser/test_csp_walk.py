@@ -8,7 +8,6 @@ below): the product's URLs plus one view that crashes.
 """
 
 import re
-from datetime import timedelta
 
 from django.urls import path
 from django.utils import timezone
@@ -19,7 +18,7 @@ from records.models import Article
 from syncjobs.models import HeldDeletion, SyncJob
 from tests.dashboard.conftest import make_job, make_log
 
-from .conftest import login
+from .conftest import job_history, login
 
 
 def _crash(request):
@@ -30,24 +29,7 @@ urlpatterns = [*product_urlpatterns, path("test-crash/", _crash)]
 
 
 def _history(connector):
-    now = timezone.now()
-    jobs = []
-    for i in range(6):
-        start = now - timedelta(hours=6 - i)
-        jobs.append(
-            make_job(
-                connector,
-                status="FAILED" if i == 2 else "COMPLETED",
-                error="HTTP 503 from the site." if i == 2 else "",
-                created_at=start,
-                started_at=start,
-                finished_at=start + timedelta(seconds=30 + i),
-                stats={
-                    "article": {"processed": 20 + i, "failed": i % 2},
-                    "member": {"processed": 4},
-                },
-            )
-        )
+    jobs = job_history(connector, 6, failed=2)
     make_log(jobs[-1], 4, start=1)
     make_log(jobs[-1], 2, start=50, status="FAILED", error="Title is required")
     make_log(jobs[-1], 3, start=100, operation="SKIP", status="SKIPPED")
