@@ -155,13 +155,14 @@ def execute(job: SyncJob, *, source=None, heartbeat: Heartbeat | None = None) ->
     records = (job.scope or {}).get("records")
     engine = None
     run_started, requests_before = time.monotonic(), getattr(client, "request_count", 0)
+
+    def rate_so_far() -> dict:
+        return _rate(client, engine.stats, time.monotonic() - run_started, requests_before)
+
     try:
         engine = SyncEngine(client, store, plan)
         if heartbeat is not None and isinstance(client, WordPressClient):
-            stats = engine.stats
-            heartbeat.rate = lambda: _rate(
-                client, stats, time.monotonic() - run_started, requests_before
-            )
+            heartbeat.rate = rate_so_far
         if records:
             stats = engine.run_records({t: records[t] for t in plan.entity_types})
         else:
@@ -193,8 +194,10 @@ def execute(job: SyncJob, *, source=None, heartbeat: Heartbeat | None = None) ->
         logger.exception("sync job %s crashed", job.pk)
         return SyncJob.Status.FAILED, internal_error(exc)
     finally:
+        if heartbeat is not None:
+            heartbeat.rate = None  # the run's own figure below is the last word
         if isinstance(client, WordPressClient) and engine is not None:
-            job.rate = _rate(client, engine.stats, time.monotonic() - run_started, requests_before)
+            job.rate = rate_so_far()
             SyncJob.objects.filter(pk=job.pk).update(rate=job.rate)
         store.close()
         if source is None:
