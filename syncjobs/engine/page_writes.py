@@ -34,11 +34,16 @@ from syncjobs.engine.row_writes import REFUSALS
 
 logger = logging.getLogger(__name__)
 
-# Deletes this job's log rows of the records that (entity_type, external_id) pairs name.
-# Parameters: _replaced_params().
+# Deletes this job's log rows of the records that (entity_type, external_id) pairs name: one
+# probe of the (job, external_id) index per record, whatever the log's statistics (see
+# archive_walk.LOGGED_SQL). Parameters: _replaced_params().
 REPLACED_LOGS_SQL = (
-    "DELETE FROM syncjobs_synclogentry AS d USING unnest(%s::text[], %s::text[]) AS k(t, v) "
-    "WHERE d.job_id = %s AND d.external_id = k.v AND d.entity_type = k.t"
+    "DELETE FROM syncjobs_synclogentry AS d USING (SELECT seen.id FROM "
+    "unnest(%s::text[], %s::text[]) AS k(t, v) CROSS JOIN (SELECT %s::bigint AS id) AS j "
+    "CROSS JOIN LATERAL (SELECT l.id FROM syncjobs_synclogentry l "
+    "WHERE l.job_id = j.id AND l.external_id = k.v "
+    "AND (l.job_id, l.external_id) >= (j.id, k.v) AND l.entity_type || '' = k.t OFFSET 0) "
+    "AS seen) AS old WHERE d.id = old.id"
 )
 
 
