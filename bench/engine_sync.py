@@ -11,7 +11,7 @@ BENCH_DATABASE_URL another server), this prints:
   PostgreSQL COPY into one table, no mapping, no checks — the cost of moving the bytes;
 - cold full sync records/s (the engine: mapping, sanitising, hashing, slug checks, bulk
   upserts, one log row per record) and its ratio to the mean of the two baselines (target
-  ≥ 0.5);
+  ≥ 0.45, issue 20);
 - no-change full re-sync records/s (every record hashed and skipped);
 - no-change preview (a dry run of a full sync: the same walk, nothing written) records/s
   (target: at least the re-sync's);
@@ -364,7 +364,7 @@ def run(records: int) -> None:
         )
         print(
             f"  cold full sync / baseline    ratio {cold_rate / mean_rate:.2f} "
-            f"(of the mean baseline, {mean_rate:,.0f} records/s; target >= 0.50)",
+            f"(of the mean baseline, {mean_rate:,.0f} records/s; target >= 0.45)",
             flush=True,
         )
         # Where the time goes (PostgreSQL's share is the rest; README "Performance").
