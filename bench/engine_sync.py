@@ -243,6 +243,9 @@ def _child(*args: str, env: dict | None = None) -> dict:
         text=True,
         check=False,
     )
+    for line in completed.stderr.splitlines():
+        if line.startswith("ANALYZE"):
+            print("   ", args[-1] if args else "", line, flush=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"bench child {args} failed:\n{completed.stdout}\n{completed.stderr}")
@@ -426,6 +429,7 @@ VARIANTS = (
     ("engine", {}),
     ("engine without prefetch", {"SYNC_PREFETCH": "false"}),
     ("engine without write-behind", {"SYNC_WRITE_BEHIND": "false"}),
+    ("engine, switch interval 5 ms", {"SYNC_SWITCH_INTERVAL_MS": "5"}),
 )
 
 

@@ -262,6 +262,10 @@ SYNC_PREFETCH = env.bool("SYNC_PREFETCH", True)
 # PageWriter): on loopback, where no site bounds the sync, the page's write and the mapping
 # then share the two cores instead of taking turns.
 SYNC_WRITE_BEHIND = env.bool("SYNC_WRITE_BEHIND", True)
+# While a sync runs, how long (ms) a thread may hold the GIL while another waits for it
+# (Python's default: 5). The prefetch and writer threads wait on I/O, then for the GIL behind
+# the mapping; at 5 ms each page's write kept the next step waiting that much longer.
+SYNC_SWITCH_INTERVAL_MS = float(os.environ.get("SYNC_SWITCH_INTERVAL_MS", "0.5"))
 # A RUNNING job whose heartbeat is older than this is declared dead by the sweeper.
 SYNC_STALE_AFTER_SECONDS = int(os.environ.get("SYNC_STALE_AFTER_SECONDS", "180"))
 # Per-record sync log rows are removed this many days after their job finished (FAILED and

@@ -9,6 +9,7 @@ as source and a DjangoStore, and turns the outcome into the job's terminal statu
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -159,7 +160,9 @@ def execute(job: SyncJob, *, source=None, heartbeat: Heartbeat | None = None) ->
     def rate_so_far() -> dict:
         return _rate(client, engine.stats, time.monotonic() - run_started, requests_before)
 
+    switch_interval = sys.getswitchinterval()
     try:
+        sys.setswitchinterval(settings.SYNC_SWITCH_INTERVAL_MS / 1000)  # see the setting
         engine = SyncEngine(client, store, plan)
         if heartbeat is not None and isinstance(client, WordPressClient):
             heartbeat.rate = rate_so_far
@@ -194,6 +197,7 @@ def execute(job: SyncJob, *, source=None, heartbeat: Heartbeat | None = None) ->
         logger.exception("sync job %s crashed", job.pk)
         return SyncJob.Status.FAILED, internal_error(exc)
     finally:
+        sys.setswitchinterval(switch_interval)
         if heartbeat is not None:
             heartbeat.rate = None  # the run's own figure below is the last word
         if isinstance(client, WordPressClient) and engine is not None:

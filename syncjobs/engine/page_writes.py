@@ -31,6 +31,7 @@ from records.mapping import MAPPINGS, content_payload
 from records.models import RECORD_MODELS
 from syncjobs.engine.plan import LogLine, PageCommit, Write
 from syncjobs.engine.row_writes import REFUSALS
+from syncjobs.models import SyncLogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,15 @@ REPLACED_LOGS_SQL = (
     "AND (l.job_id, l.external_id) >= (j.id, k.v) AND l.entity_type || '' = k.t OFFSET 0) "
     "AS seen) AS old WHERE d.id = old.id"
 )
+
+
+# See PageWrites._keep_statistics.
+ANALYZE_AFTER = 1000
+LOG_TABLE = SyncLogEntry._meta.db_table
+# The columns the engine's lookups filter on: not the records' HTML, which ANALYZE would read
+# out of TOAST for every row it samples.
+ANALYZED_RECORD_COLUMNS = "organisation_id, connector_id, external_id, archived_at"
+ANALYZED_LOG_COLUMNS = "job_id, connector_id, entity_type, external_id"
 
 
 @dataclass
@@ -90,7 +100,33 @@ class PageWrites:
         statement = self._page_statement(page, now)
         cancel = self._run_statement(page.entity_type, statement)
         self.connector.cursors = dict(page.cursors)
+        self._keep_statistics(page)
         return cancel
+
+    def _keep_statistics(self, page: PageCommit) -> None:
+        """ANALYZE a table once this job has added as many rows to it as its statistics
+        count (and at least ANALYZE_AFTER): PostgreSQL's advice after a bulk load, which a
+        cold import is. Planned on statistics of an emptier table, the page lookups became
+        table scans (0 rows expected) and the archive walk's log probes too, each page
+        slower than the one before; autovacuum comes, but not within a sync (its threshold
+        is 10 % of the table, checked once a minute), and may be off."""
+        model = RECORD_MODELS[page.entity_type]
+        record_columns = ANALYZED_RECORD_COLUMNS + (", slug" if model.has_slug else "")
+        for table, columns, added in (
+            (model._meta.db_table, record_columns, sum(w.existing is None for w in page.writes)),
+            (LOG_TABLE, ANALYZED_LOG_COLUMNS, len(page.logs)),
+        ):
+            known, grown = self._growth.get(table, (None, 0))
+            grown += added
+            if grown >= ANALYZE_AFTER and (known is None or grown >= known):
+                with connection.cursor() as cursor:
+                    if known is None:  # read once per table and job, when it may matter
+                        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+                        known = max(cursor.fetchone()[0], 0)
+                    if grown >= known:
+                        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} ({columns})")
+                        known, grown = known + grown, 0
+            self._growth[table] = (known, grown)
 
     def _page_statement(self, page: PageCommit, now: datetime) -> _Statement:
         """The page's one statement and its parameters (see _commit_in_one_statement), with

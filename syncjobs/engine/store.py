@@ -73,6 +73,7 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
         self.files = FileMirror(connector.organisation_id)
         self._sql_cache: dict = {}
         self._sessions = threading.local()  # which threads' connections are set up
+        self._growth: dict[str, tuple] = {}  # table: (rows its statistics count, rows added)
         self.write_behind: bool = settings.SYNC_WRITE_BEHIND
         self._writer: PageWriter | None = None
 

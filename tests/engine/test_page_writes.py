@@ -415,3 +415,43 @@ def test_list_pages_are_stored_by_the_writer_thread_on_a_connection_it_closes(
     writers = {id(conn): conn for conn in used if conn is not connection.connection}
     assert len(writers) == (1 if behind else 0)
     assert all(conn.closed for conn in writers.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_load_has_its_tables_analysed(org_a):
+    # A cold import into tables whose statistics count nothing (analysed empty): the store
+    # analyses a table once the job has added as many rows as its statistics count, so the
+    # planner keeps probing indexes instead of scanning a table it believes empty.
+    from django.db import connection
+
+    tables = ["records_article", "syncjobs_synclogentry"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(tables)}")
+    run(org_a, *[[article(page * 100 + i) for i in range(1, 101)] for page in range(12)])
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)", [tables])
+        counted = dict(cursor.fetchall())
+    assert counted["records_article"] >= 1000, counted
+    assert counted["syncjobs_synclogentry"] >= 1000, counted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_switches_threads_often_and_leaves_the_interval_as_it_was(org_a, settings):
+    # The prefetch and writer threads wait for the GIL behind the mapping: during a run the
+    # interpreter switches every SYNC_SWITCH_INTERVAL_MS, and the worker process gets its
+    # own interval back afterwards.
+    import sys
+
+    from syncjobs.runner import run_job
+
+    settings.SYNC_SWITCH_INTERVAL_MS = 0.5
+    seen = []
+    source = Pages([article(1)], after=lambda number: seen.append(sys.getswitchinterval()))
+    connector = make_connector(org_a, name="switching", entity_types=["article"])
+    before = sys.getswitchinterval()
+    job = run_job(SyncJob.objects.create(connector=connector, kind="FULL").pk, source=source)
+
+    assert job.status == "COMPLETED", job.error
+    assert seen == [0.0005]
+    assert sys.getswitchinterval() == before
