@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -119,13 +119,7 @@ class PageWrites:
             known, grown = self._growth.get(table, (None, 0))
             grown += added
             if grown >= ANALYZE_AFTER and (known is None or grown >= known):
-                with connection.cursor() as cursor:
-                    if known is None:  # read once per table and job, when it may matter
-                        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
-                        known = max(cursor.fetchone()[0], 0)
-                    if grown >= known:
-                        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} ({columns})")
-                        known, grown = known + grown, 0
+                known, grown = _analyse(table, columns, known, grown)
             self._growth[table] = (known, grown)
 
     def _page_statement(self, page: PageCommit, now: datetime) -> _Statement:
@@ -383,6 +377,23 @@ class PageWriter:
             logger.exception("the last page of a sync failed to store")
         self._pool.submit(_close_connection).result()
         self._pool.shutdown()
+
+
+def _analyse(table: str, columns: str, known: float | None, grown: int) -> tuple:
+    """ANALYZE `table` if a job added at least as many rows as its statistics count (read
+    once per table and job, when it may matter); returns (rows counted, rows added since)."""
+    try:
+        with connection.cursor() as cursor:
+            if known is None:
+                cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+                known = max(cursor.fetchone()[0], 0)
+            if grown < known:
+                return known, grown
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} ({columns})")
+        return known + grown, 0
+    except DatabaseError:  # not the tables' owner, say: the sync goes on without it
+        logger.warning("could not analyse %s", table, exc_info=True)
+        return float("inf"), 0
 
 
 def _close_connection() -> None:
