@@ -138,10 +138,10 @@ class ArchiveWalk:
 
 
 # The walk must be an ordered scan of the unique (connector, external_id) index that stops
-# after `limit` rows. With statistics that underestimate the connector's records (a cold
-# import is never analysed), the planner chose a bitmap scan or a table scan, then a sort,
-# which reads every remaining record for each batch: quadratic, 30-40 ms a batch at 100,000
-# records. Set for the walk's own transaction only.
+# after `limit` rows. With statistics that underestimate the connector's records (those of an
+# emptier table, during a cold import), the planner chose a bitmap scan or a table scan, then
+# a sort, which reads every remaining record for each batch: quadratic, 30-40 ms a batch at
+# 100,000 records. Set for the walk's own transaction only.
 ARCHIVE_WALK_PLANNING = (
     "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)"
 )
