@@ -6,7 +6,8 @@ upsert (INSERT … ON CONFLICT (connector, external_id) DO UPDATE), its log rows
 and the job's progress, returning the cancel flag; the page's rows travel as one JSON document
 (json_to_recordset). When the database refuses a row, the page is saved again row by row
 (savepoints) through the ORM so only the culprits fail; other databases (the demo's SQLite)
-take that careful path always.
+take that careful path always. A job that has doubled a table has it analysed after its page
+(_keep_statistics), so the next pages' lookups are planned on what the table holds.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The engine's store on the Django ORM: reads what the platform holds; its parts write it.
 
 Every method is a fixed number of queries for a whole page, never one per record: one query
-loads the page's existing records by external id, one checks its slugs, and one statement
+loads the page's existing records by external id, one checks its slugs (each value its own
+index probe, whatever the statistics: probe_sql), and one statement
 writes the page (syncjobs.engine.page_writes), in the writer thread when the engine maps the
 next page meanwhile (commit_page's `behind`).
 """
