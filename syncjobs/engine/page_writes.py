@@ -384,15 +384,18 @@ def _analyse(table: str, columns: str, known: float | None, grown: int) -> tuple
     """ANALYZE `table` if a job added at least as many rows as its statistics count (read
     once per table and job, when it may matter); returns (rows counted, rows added since)."""
     try:
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
             if known is None:
                 cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
                 known = max(cursor.fetchone()[0], 0)
             if grown < known:
                 return known, grown
+            # Not waiting behind a VACUUM of the table (one against wraparound does not give
+            # way): the sync matters more than its statistics.
+            cursor.execute("SET LOCAL lock_timeout = '1s'")
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)} ({columns})")
         return known + grown, 0
-    except DatabaseError:  # not the tables' owner, say: the sync goes on without it
+    except DatabaseError:  # not the tables' owner, or the lock not had: the sync goes on
         logger.warning("could not analyse %s", table, exc_info=True)
         return float("inf"), 0
 
