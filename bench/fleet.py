@@ -39,7 +39,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.status_polling import free_port, percentile, setup_django
+from bench.status_polling import free_port, percentile, setup_django, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = int(os.environ.get("BENCH_FLEET_SITES", "2"))
@@ -104,16 +104,6 @@ class ConnectionSampler(threading.Thread):
         self.join(timeout=5)
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
 def start_sites(env) -> tuple[list[subprocess.Popen], list[str]]:
     import httpx
 
@@ -131,7 +121,7 @@ def start_sites(env) -> tuple[list[subprocess.Popen], list[str]]:
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 60, "the simulated sites")
+    wait_for(up, 60, "the simulated sites", interval=0.1)
     return processes, urls
 
 
@@ -242,7 +232,7 @@ def noop_baseline(app, client, worker) -> tuple[float, float]:
     started = time.perf_counter()
     for _ in range(NOOPS):
         app.send_task("bench.fleet.noop", queue=QUEUE)
-    wait_for(lambda: counted(client, "bench.fleet.noop")[0] >= before + NOOPS, 120, "no-ops")
+    wait_for(lambda: counted(client, "bench.fleet.noop")[0] >= before + NOOPS, 120, "no-ops", 0.1)
     elapsed = time.perf_counter() - started
     return NOOPS / elapsed, (cpu_seconds(worker.pid) - cpu) * 1000 / NOOPS
 
@@ -259,7 +249,7 @@ def run_fleet(env, app, client, org, urls, states, size: int, rate: float) -> di
     try:
         worker = start_worker(env, str(ROOT))
         app.send_task("bench.fleet.noop", queue=QUEUE)
-        wait_for(lambda: counted(client, "bench.fleet.noop")[0] >= 1, 120, "the worker")
+        wait_for(lambda: counted(client, "bench.fleet.noop")[0] >= 1, 120, "the worker", 0.1)
         noop_rate, noop_cpu = noop_baseline(app, client, worker)
         start = timezone.now() + timedelta(seconds=8)  # beat's start-up
         due = seed_fleet(org, urls, states, size, start, window)

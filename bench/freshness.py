@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.status_polling import free_port, percentile, setup_django, start_server
+from bench.status_polling import free_port, percentile, setup_django, start_server, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EDITS = int(os.environ.get("BENCH_FRESHNESS_EDITS", "100"))
@@ -32,16 +32,6 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"]
     command += ["--queues", "celery,bulk", "--loglevel", "WARNING", "--without-heartbeat"]
     return subprocess.Popen(command, cwd=ROOT, env=env)
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def main() -> None:

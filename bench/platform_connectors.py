@@ -29,7 +29,10 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from bench.status_polling import bench_database_url as database_url
+from bench.status_polling import ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 ORGANISATIONS = int(os.environ.get("BENCH_PLATFORM_ORGS", "1000"))
@@ -40,26 +43,7 @@ SLUG_PREFIX = "bench-platform-"
 
 
 def bench_database_url() -> str:
-    if os.environ.get("BENCH_PLATFORM_DATABASE_URL"):
-        return os.environ["BENCH_PLATFORM_DATABASE_URL"]
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        base = "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, "/bench_platform", "", ""))
-
-
-def ensure_database(url: str) -> None:
-    """CREATE DATABASE when missing, through the `postgres` maintenance database."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    return os.environ.get("BENCH_PLATFORM_DATABASE_URL") or database_url("bench_platform")
 
 
 def setup_django() -> None:

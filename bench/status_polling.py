@@ -91,6 +91,18 @@ def setup_django(database: str = "bench") -> dict[str, str]:
     return env
 
 
+def wait_for(condition, timeout: float, what: str, interval: float = 0.02):
+    """Polls `condition` until it returns something true (returned), or raises after
+    `timeout` seconds naming `what` was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
