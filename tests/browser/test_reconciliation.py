@@ -6,10 +6,8 @@ import re
 from playwright.sync_api import expect
 
 from records.models import Article, Notification
-from syncjobs import services
 from syncjobs.models import SyncJob
-from syncjobs.runner import run_job
-from tests.conftest import make_connector
+from tests.conftest import run_like_the_worker, simulated_connector
 from tests.engine.conftest import SIM_KEY, site  # noqa: F401  (a fixture)
 
 from .conftest import login, screenshot
@@ -17,7 +15,7 @@ from .conftest import login, screenshot
 
 def run(connector, kind):
     """The worker's part, in this process."""
-    job = run_job(services.start_sync(connector, kind).pk)
+    job = run_like_the_worker(connector, kind)
     assert job.status == SyncJob.Status.COMPLETED, job.error
     return job
 
@@ -30,12 +28,8 @@ def test_drift_is_shown_on_the_overview_the_history_and_the_job_page(
     server,
 ):
     page = browser_page
-    connector = make_connector(
-        org_a,
-        name="Drifting site",
-        site_url=server.url,
-        api_key=SIM_KEY,
-        entity_types=["article", "notification"],
+    connector = simulated_connector(
+        org_a, server, SIM_KEY, name="Drifting site", entity_types=["article", "notification"]
     )
     good = [i for i in site.ids("article") if i not in site.bad_ids("article")]
     draft = next(i for i in site.ids("notification") if i not in site.bad_ids("notification"))

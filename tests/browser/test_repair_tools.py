@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from records.models import Article, Member
 from syncjobs.models import HeldDeletion, SyncJob, SyncLogEntry
 from syncjobs.runner import run_job
-from tests.conftest import make_connector
+from tests.conftest import simulated_connector
 from tests.dashboard.conftest import make_job, make_log
 from tests.engine.conftest import SIM_KEY, site  # noqa: F401  (a fixture)
 from tests.reliability.conftest import make_record
@@ -40,8 +40,8 @@ def test_preview_from_the_overview_shows_what_a_full_sync_would_do(
     server,
 ):
     page = browser_page
-    connector = make_connector(
-        org_a, name="Preview site", site_url=server.url, api_key=SIM_KEY, entity_types=["member"]
+    connector = simulated_connector(
+        org_a, server, SIM_KEY, name="Preview site", entity_types=["member"]
     )
     login(page, alice)
     page.goto(connector.get_absolute_url())
@@ -115,8 +115,8 @@ def test_mapping_diagnostics_syncs_the_record_it_checked(
     server,
 ):
     page = browser_page
-    connector = make_connector(
-        org_a, name="Mapping site", site_url=server.url, api_key=SIM_KEY, entity_types=["member"]
+    connector = simulated_connector(
+        org_a, server, SIM_KEY, name="Mapping site", entity_types=["member"]
     )
     member_id = next(i for i in site.ids("member") if i not in site.bad_ids("member"))
     login(page, alice)
