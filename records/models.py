@@ -36,14 +36,25 @@ def _slug_field():
 
 class PlatformRecord(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organisation = models.ForeignKey("accounts.Organisation", models.CASCADE)
+    # No database constraints on the two foreign keys (db_constraint=False), as on the sync
+    # log: PostgreSQL checks each once per inserted row, and the two checks were a fifth of a
+    # cold import's page write (bench/engine_sync.py). Django's collector still cascades
+    # (and sets null) on delete; the sync's page statement writes no record once its
+    # connector row is gone (PageWrites._json_upsert_sql), and a connector cannot be deleted
+    # while one of its jobs is in flight (connectors.services.delete_connector).
+    organisation = models.ForeignKey("accounts.Organisation", models.CASCADE, db_constraint=False)
     # Deleting a connector keeps the records it imported: they are the association's data.
     # No index of its own (db_index=False): the unique (connector, external_id) constraint
     # starts with it and serves every lookup by connector. A second index cost each insert,
     # and the planner took it for the archive walk (DjangoStore.archive_walk_sql): a bitmap
     # scan of all of a connector's records for every batch, 40 ms per 1,000 at 100,000.
     connector = models.ForeignKey(
-        "connectors.Connector", models.SET_NULL, null=True, blank=True, db_index=False
+        "connectors.Connector",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,
+        db_constraint=False,
     )
     external_id = models.CharField(max_length=64)
     content_hash = models.CharField(max_length=64, blank=True)

@@ -133,7 +133,7 @@ class PageWrites:
         if writes:
             parts.append(f"up AS ({self._json_upsert_sql(entity_type)})")
             params += self._bookkeeping(entity_type, now)
-            params.append(self._record_document(entity_type, writes, now))
+            params += [self._record_document(entity_type, writes, now), self.connector.pk]
         if logs:
             joined = "LEFT JOIN up ON up.external_id = l.external_id" if writes else ""
             internal = "COALESCE(up.id, l.internal_id)" if writes else "l.internal_id"
@@ -243,6 +243,9 @@ class PageWrites:
         sql = (
             f"INSERT INTO {qn(model._meta.db_table)} ({columns}) "  # noqa: S608
             f"SELECT {selected} FROM json_to_recordset(%s::json) AS r({definitions}) "
+            # The records' foreign keys are not database constraints (PlatformRecord): once
+            # per page, not per row, no record for a connector that is gone.
+            "WHERE EXISTS (SELECT FROM connectors_connector WHERE id = %s) "
             f"ON CONFLICT (connector_id, external_id) DO UPDATE SET {assignments} "
             "RETURNING id, external_id"
         )

@@ -221,6 +221,33 @@ def test_the_next_page_sees_what_the_page_before_wrote(org_a):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_pages_after_the_connector_is_gone_store_no_record(org_a, settings):
+    # The records' foreign keys are not database constraints: the page statement itself
+    # writes no record once its connector row is gone (deleted from the Django admin with
+    # its organisation, say); the records stored before it lose their connector, as Django
+    # sets it.
+    from connectors.models import Connector
+
+    settings.SYNC_WRITE_BEHIND = False  # page 1 is stored before page 2 is asked for
+    settings.SYNC_PREFETCH = False
+    connector = make_connector(org_a, name="going", entity_types=["article"])
+
+    def delete_connector(number):
+        if number == 1:
+            Connector.objects.filter(pk=connector.pk).delete()
+
+    job = SyncJob.objects.create(connector=connector, kind="FULL", status="RUNNING")
+    store = DjangoStore(job, connector)
+    source = Pages([article(1)], [article(2)], after=delete_connector)
+    try:
+        SyncEngine(source, store, build_plan(job, connector)).run()
+    finally:
+        store.close()
+
+    assert list(Article.objects.values_list("external_id", "connector_id")) == [("1", None)]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_skip_is_not_logged_twice(org_a):
     # Record 1 is unchanged (SKIP) on page 1, then comes again on page 2 with a newer
     # modified time and the same content: the job's one log row for it is page 1's SKIP.
