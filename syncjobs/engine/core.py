@@ -23,9 +23,8 @@ are drift.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -69,64 +68,39 @@ class Prefetched:
 
     At most one page is fetched ahead (memory stays bounded by two pages). Whatever the
     source raises (its typed errors, or a KeyboardInterrupt) is re-raised in the consumer at
-    the page where it happened. close() stops the thread and closes the source's iterator; a
-    page fetched ahead is dropped, never processed, so a cancelled job stores nothing after
-    the page in progress.
+    the page where it happened. close() drops a page fetched ahead, never processed, so a
+    cancelled job stores nothing after the page in progress, and closes the source in the
+    thread once its request in flight has ended.
     """
 
-    _DONE = object()
-
     def __init__(self, pages: Iterator):
-        self._source = pages
-        self._pages = iter(pages)
-        self._ready: queue.Queue = queue.Queue()
-        # Released by the consumer for each page it takes, and by close(): the thread sleeps
-        # until one of them wakes it, never on a timer (a poll held every cancelled or failed
-        # job's end for up to one poll interval).
-        self._wanted = threading.Semaphore(1)  # the first page is wanted at once
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sync-prefetch", daemon=True)
-        self._thread.start()
-
-    def _want(self) -> bool:
-        self._wanted.acquire()
-        return not self._stop.is_set()
-
-    def _run(self) -> None:
-        try:
-            while self._want():
-                try:
-                    page = next(self._pages)
-                except StopIteration:
-                    self._ready.put((self._DONE, None))
-                    return
-                self._ready.put((page, None))
-        except BaseException as exc:  # handed to the consumer and raised there
-            self._ready.put((None, exc))
-        finally:
-            close = getattr(self._source, "close", None)
-            if close:
-                close()
+        self._pages = pages
+        # The thread waits for work on its queue, woken by the next request or by close(),
+        # never on a timer (a poll held every cancelled or failed job's end).
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sync-prefetch")
+        self._next = self._thread.submit(next, pages, None)
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        item, error = self._ready.get()
-        if error is not None:
-            raise error
-        if item is self._DONE:
+        page = self._next.result()  # raises what fetching it raised
+        if page is None:
             raise StopIteration
-        self._wanted.release()  # fetch the next page while this one is processed
-        return item
+        self._next = self._thread.submit(next, self._pages, None)  # while this one is processed
+        return page
 
     def close(self) -> bool:
-        """Stops the thread; returns whether it has ended."""
-        self._stop.set()
-        self._wanted.release()  # wakes the thread if it waits to be asked for a page
-        # A request in flight finishes (or times out) on its own: don't hold the job for it.
-        self._thread.join(timeout=10)
-        return not self._thread.is_alive()
+        """Ends the thread; returns whether it has. A request in flight finishes (or times
+        out) on its own: the job is not held for it beyond 10 s."""
+        self._next.cancel()
+        closed = self._thread.submit(getattr(self._pages, "close", lambda: None))
+        self._thread.shutdown(wait=False)
+        try:
+            closed.result(timeout=10)
+        except TimeoutError:
+            return False
+        return True
 
 
 class SyncEngine(RecordsById, Decisions, Pushes, Deletions):

