@@ -255,8 +255,9 @@ CELERY_TASK_ROUTES = ("syncjobs.routing.route_task",)
 # Seconds between scheduler ticks and stale-job sweeps (see syncjobs/periodic.py).
 SYNC_DISPATCH_INTERVAL = float(os.environ.get("SYNC_DISPATCH_INTERVAL", "5"))
 SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
-# Fetch a type's next list page while the current one is processed (syncjobs/engine/core.py,
-# Prefetched): against a real WordPress the site, not the engine, bounds a sync.
+# Fetch and map a type's next list page while the current one is decided and written
+# (syncjobs/engine/core.py, Prefetched): against a real WordPress the site, not the engine,
+# bounds a sync; on loopback, nh3 sanitises the next page without the GIL on the other core.
 SYNC_PREFETCH = env.bool("SYNC_PREFETCH", True)
 # Store a list page in a writer thread while the next one is mapped (syncjobs/engine/page_writes.py,
 # PageWriter): on loopback, where no site bounds the sync, the page's write and the mapping

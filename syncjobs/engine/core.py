@@ -23,7 +23,7 @@ are drift.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -63,8 +63,9 @@ if TYPE_CHECKING:
 
 
 class Prefetched:
-    """Iterates `pages` one page ahead, in a thread: the site prepares and sends page n+1
-    while the engine maps and writes page n, instead of each waiting for the other.
+    """Iterates `pages` one page ahead, in a thread, each page passed through `then` there:
+    the site prepares and sends page n+1, and the thread maps it, while the engine decides
+    and writes page n, instead of each waiting for the other.
 
     At most one page is fetched ahead (memory stays bounded by two pages). Whatever the
     source raises (its typed errors, or a KeyboardInterrupt) is re-raised in the consumer at
@@ -73,12 +74,16 @@ class Prefetched:
     thread once its request in flight has ended.
     """
 
-    def __init__(self, pages: Iterator):
-        self._pages = pages
+    def __init__(self, pages: Iterator, then: Callable = lambda page: page):
+        self._pages, self._then = pages, then
         # The thread waits for work on its queue, woken by the next request or by close(),
         # never on a timer (a poll held every cancelled or failed job's end).
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sync-prefetch")
-        self._next = self._thread.submit(next, pages, None)
+        self._next = self._thread.submit(self._fetch)
+
+    def _fetch(self):
+        page = next(self._pages, None)
+        return None if page is None else self._then(page)
 
     def __iter__(self):
         return self
@@ -87,7 +92,7 @@ class Prefetched:
         page = self._next.result()  # raises what fetching it raised
         if page is None:
             raise StopIteration
-        self._next = self._thread.submit(next, self._pages, None)  # while this one is processed
+        self._next = self._thread.submit(self._fetch)  # while this one is processed
         return page
 
     def close(self) -> bool:
@@ -213,17 +218,19 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
             kwargs["changes_after"] = changes_after
         source_pages = self.source.iter_pages(entity_type, **kwargs)
         specs = self.plan.specs[entity_type]
-        pages = source_pages
+
+        def mapped_page(page: Page) -> tuple[Page, list[MappedRecord]]:
+            return page, map_page(entity_type, specs, list(page.items or []))
+
+        pages = map(mapped_page, source_pages)
         if self.plan.prefetch and not self.plan.two_way:
-            # The thread only fetches: the next request is on its way while this thread maps,
-            # decides and writes this page (mapping there held the next request back).
+            # The thread fetches and maps the next page while this one decides and writes
+            # this page: nh3 sanitises without the interpreter lock, on the other core.
             # Two-way pushes go through the same client from this thread: no prefetch then.
-            pages = Prefetched(source_pages)
+            pages = Prefetched(source_pages, mapped_page)
         first: Page | None = None
         try:
-            for page in pages:
-                items = list(page.items or [])
-                mapped = map_page(entity_type, specs, items)
+            for page, mapped in pages:
                 # The previous page was stored meanwhile (store.commit_page's `behind`); this
                 # page's reads must see it.
                 self._settle()
@@ -241,7 +248,7 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                 # Stored behind only when a next page is likely, to be mapped meanwhile: a
                 # type's last page, and a no-change incremental's few records, are stored at
                 # once (they would only cost the writer thread its connection).
-                full = len(items) >= self.plan.per_page
+                full = len(page.items or []) >= self.plan.per_page
                 self._process_page(
                     entity_type, mapped, list(page.skipped), again=again, behind=full
                 )
