@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # `make test` runs the suite in this many pytest-xdist worker processes (0: one process, e.g.
 # for --pdb). Each worker has its own test database, Redis database and Celery queue
 # (config/test_settings.py); the real-WordPress tests share one worker (tests/conftest.py).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
