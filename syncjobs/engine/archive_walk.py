@@ -24,11 +24,7 @@ class ArchiveWalk:
         None when done).
         """
         doomed, after = self.unseen(entity_type, after, limit)
-        if doomed:
-            RECORD_MODELS[entity_type].objects.filter(
-                pk__in=[pk for _, pk in doomed], archived_at__isnull=True
-            ).update(archived_at=timezone.now())
-        return doomed, after
+        return (self.archive_records(entity_type, doomed) if doomed else []), after
 
     def live_count(self, entity_type: str) -> int:
         return (

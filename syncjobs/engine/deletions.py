@@ -169,13 +169,16 @@ class Deletions:
                     top = deleted if top is None or deleted > top else top
                     if entity_type in enabled:  # disabled types: deletes nothing
                         by_type.setdefault(entity_type, []).append((external_id, deleted))
+                lines = []
                 for entity_type, entries in by_type.items():
                     archived = self.store.archive_deleted(entity_type, entries)
-                    self._log_archived(entity_type, archived, "Deleted in WordPress", commit=False)
+                    lines += self._archived(entity_type, archived, "Deleted in WordPress")
                 for entity_type in feed_types:
                     if self._move_deletions_mark(entity_type, top):
                         moved.add(entity_type)
-                self._flush_archive_logs()
+                # One commit a feed page, with the cursors it moved; current_entity_type stays
+                # the last entity phase (it is shown as an entity type).
+                self._commit(self.plan.entity_types[-1], [], lines)
             # The whole feed was read: a mark it did not move is settled.
             for entity_type in set(feed_types) - moved:
                 self._settle_deletions_mark(entity_type)
@@ -185,20 +188,13 @@ class Deletions:
             if close:
                 close()
 
-    _pending_archive_logs: list[LogLine] | None = None
+    def _log_archived(self, entity_type, archived, reason) -> None:
+        self._commit(entity_type, [], self._archived(entity_type, archived, reason))
 
-    def _log_archived(self, entity_type, archived, reason, *, commit=True) -> None:
+    def _archived(self, entity_type, archived, reason) -> list[LogLine]:
+        """Counts the archived (external_id, pk) records; returns their log lines."""
         self.stats[entity_type]["archived"] += len(archived)
-        lines = [
+        return [
             LogLine(entity_type, external_id, ARCHIVE, SUCCESS, reason + "; archived.", pk)
             for external_id, pk in archived
         ]
-        if commit:
-            self._commit(entity_type, [], lines)
-        else:
-            self._pending_archive_logs = (self._pending_archive_logs or []) + lines
-
-    def _flush_archive_logs(self) -> None:
-        lines, self._pending_archive_logs = self._pending_archive_logs or [], None
-        # current_entity_type stays the last entity phase: it is shown as an entity type.
-        self._commit(self.plan.entity_types[-1], [], lines)
