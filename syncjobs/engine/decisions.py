@@ -85,10 +85,11 @@ class Decisions:
             if write.log.status == SUCCESS and write.log.operation in (CREATE, UPDATE):
                 counters["created" if write.log.operation == CREATE else "updated"] += 1
 
-    def _check_writes(self, entity_type, writes) -> None:
-        """What every batch of writes goes through before the store: slugs, then mirroring."""
+    def _check_writes(self, entity_type, writes, holders=None) -> None:
+        """What every batch of writes goes through before the store: slugs, then mirroring.
+        `holders`: slug holders read already (SyncEngine._page_reads)."""
         if entity_type in self.plan.slugged:
-            self._check_slugs(entity_type, writes)
+            self._check_slugs(entity_type, writes, holders or {})
         if self.plan.mirror(entity_type):
             self._mirror(entity_type, writes)
 
@@ -189,12 +190,12 @@ class Decisions:
         logs.append(log)
         writes.append(Write(record, digest, ex, log, clear_platform_edit=conflict))
 
-    def _check_slugs(self, entity_type, writes) -> None:
+    def _check_slugs(self, entity_type, writes, holders) -> None:
         """Detect duplicate slugs in the organisation before the write (unique per org)."""
         slugs = sorted({w.mapped.values.get("slug") for w in writes} - {"", None})
-        if not slugs:
-            return
-        holders = self.store.slug_holders(entity_type, slugs) if slugs else {}
+        missing = [slug for slug in slugs if slug not in holders]
+        if missing:
+            holders = {**holders, **self.store.slug_holders(entity_type, missing)}
         # Records of this batch that move away from a slug free it for another of the batch.
         moving = {
             w.existing.pk: w.mapped.values.get("slug")

@@ -200,10 +200,42 @@ def test_a_page_that_fails_stores_nothing_of_itself(org_a, monkeypatch):
     assert sorted(SyncLogEntry.objects.values_list("external_id", flat=True)) == ["1", "2"]
 
 
+def hold_the_first_page_until_the_next_pages_reads(monkeypatch):
+    """Holds the first page the writer thread stores until the engine's thread has read the
+    next page's records (or 5 s have passed): those reads cannot see that page. Returns
+    [whether a read released it] once it has been stored."""
+    read, released = threading.Event(), []
+    commit_page, existing = DjangoStore.commit_page, DjangoStore.existing
+    run_statement = DjangoStore._run_statement
+
+    def submitted(self, page):
+        read.clear()
+        return commit_page(self, page)
+
+    def reading(self, entity_type, ids):
+        found = existing(self, entity_type, ids)
+        read.set()
+        return found
+
+    def held(self, entity_type, statement):
+        if threading.current_thread().name.startswith("sync-writer") and not released:
+            released.append(read.wait(timeout=5))
+        return run_statement(self, entity_type, statement)
+
+    monkeypatch.setattr(DjangoStore, "commit_page", submitted)
+    monkeypatch.setattr(DjangoStore, "existing", reading)
+    monkeypatch.setattr(DjangoStore, "_run_statement", held)
+    return released
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_next_page_sees_what_the_page_before_wrote(org_a):
+@pytest.mark.parametrize("overlapping", [True, False])
+def test_the_next_page_sees_what_the_page_before_wrote(org_a, monkeypatch, overlapping):
     # Record 1 comes again on page 2 (edited meanwhile: it moved to the end of the listing),
-    # and record 3 wants the slug record 2 took on page 1: both decisions need page 1.
+    # and record 3 wants the slug record 2 took on page 1: both decisions need page 1. Page
+    # 2's reads run while page 1 is being stored (held here until they have run, so they
+    # cannot see it); what page 1 wrote is read again once it is stored.
+    released = hold_the_first_page_until_the_next_pages_reads(monkeypatch) if overlapping else []
     job, _ = run(
         org_a,
         [article(1), article(2, slug="taken")],
@@ -218,6 +250,7 @@ def test_the_next_page_sees_what_the_page_before_wrote(org_a):
     status, error = log_rows(job)["3"][1:]
     assert status == "FAILED"
     assert error.startswith("article 3: duplicate slug 'taken': the article 'Post 2'"), error
+    assert released == ([True] if overlapping else []), released
 
 
 @pytest.mark.django_db(transaction=True)
