@@ -259,9 +259,9 @@ SYNC_SWEEP_INTERVAL = float(os.environ.get("SYNC_SWEEP_INTERVAL", "60"))
 # (syncjobs/engine/core.py, Prefetched): against a real WordPress the site, not the engine,
 # bounds a sync; on loopback, nh3 sanitises the next page without the GIL on the other core.
 SYNC_PREFETCH = env.bool("SYNC_PREFETCH", True)
-# Store a list page in a writer thread while the next one is mapped (syncjobs/engine/page_writes.py,
-# PageWriter): on loopback, where no site bounds the sync, the page's write and the mapping
-# then share the two cores instead of taking turns.
+# Store a list page in a writer thread while the next one is read (syncjobs/engine/page_writes.py,
+# PageWriter): on loopback, where no site bounds the sync, the page's write and the next
+# page's lookups then share the two cores instead of taking turns.
 SYNC_WRITE_BEHIND = env.bool("SYNC_WRITE_BEHIND", True)
 # While a sync runs, how long (ms) a thread may hold the GIL while another waits for it
 # (Python's default: 5). The prefetch and writer threads wait on I/O, then for the GIL behind

@@ -244,7 +244,7 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                     # The change log's first ids this page brought need no second fetch: the
                     # page was read after their entries had settled (§5.7).
                     self.unseen_changed -= {record.external_id for record in mapped}
-                # Stored behind only when a next page is likely, to be mapped meanwhile: a
+                # Stored behind only when a next page is likely, to be read meanwhile: a
                 # type's last page, and a no-change incremental's few records, are stored at
                 # once (they would only cost the writer thread its connection).
                 full = len(page.items or []) >= self.plan.per_page
@@ -295,7 +295,7 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         by id after the pages: they do not move the keyset position (they were not read in
         its order), and may have been logged by this job's pages already. `again`: a page
         of a type this job reads a second time (its records may be logged already).
-        `behind`: the page may be stored while the caller maps the next one (see _settle)."""
+        `behind`: the page may be stored while the next one is read (see _page_reads)."""
         counters = self.stats[entity_type]
         # Records the client could not download (larger than the response cap, §12): they
         # exist in WordPress, so they are reported as failed, never archived.

@@ -357,9 +357,10 @@ class PageWrites:
 
 class PageWriter:
     """One thread, with a database connection of its own, that stores a page while the
-    engine maps the next one: PostgreSQL works on the statement with the GIL released, so
-    the mapping runs on the other core instead of waiting for it. At most one page is in
-    flight; what storing it raised is raised by settle(), at the engine's next page."""
+    engine reads and decides the next one: PostgreSQL works on the statement with the GIL
+    released, so the next page's lookups and mapping run meanwhile instead of waiting for
+    it. At most one page is in flight; what storing it raised is raised by settle(), at the
+    engine's next page."""
 
     def __init__(self):
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-writer")

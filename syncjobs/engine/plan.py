@@ -189,8 +189,8 @@ class PageCommit:
     logs: list[LogLine]
     stats: dict
     cursors: dict
-    # The caller maps its next page meanwhile and calls settle() before its next store call:
-    # the store may write this page in its writer thread (DjangoStore.commit_page).
+    # The caller reads its next page's records meanwhile and calls settle() before anything
+    # else: the store may write this page in its writer thread (DjangoStore.commit_page).
     behind: bool = False
 
 

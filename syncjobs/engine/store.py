@@ -3,8 +3,8 @@
 Every method is a fixed number of queries for a whole page, never one per record: one query
 loads the page's existing records by external id, one checks its slugs (each value its own
 index probe, whatever the statistics: probe_sql), and one statement
-writes the page (syncjobs.engine.page_writes), in the writer thread when the engine maps the
-next page meanwhile (commit_page's `behind`).
+writes the page (syncjobs.engine.page_writes), in the writer thread while the engine reads
+the next page (commit_page's `behind`).
 """
 
 from __future__ import annotations
@@ -92,11 +92,12 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
     def commit_page(self, page: PageCommit) -> bool:
         """Store one page in one transaction; returns whether a cancel was requested.
 
-        `page.behind`: the caller maps its next page meanwhile and calls settle() before its
-        next store call. On PostgreSQL, outside a caller's transaction, the page's statement
-        then runs in the writer thread (PageWriter) and this returns False at once; settle()
-        returns the page's cancel flag, or raises what storing it raised. A page in flight
-        is always settled first, so every read and write sees the pages before it.
+        `page.behind`: the caller reads its next page's records and slugs meanwhile (existing,
+        slug_holders: they do not see this page, and the engine reads again what it wrote,
+        SyncEngine._page_reads) and calls settle() before any other call. On PostgreSQL,
+        outside a caller's transaction, the page's statement then runs in the writer thread
+        (PageWriter) and this returns False at once; settle() returns the page's cancel flag,
+        or raises what storing it raised. A page in flight is settled before the next one.
         """
         if self.settle():
             return True
