@@ -49,6 +49,13 @@ def _existing(row: dict, file_fields, *, synced_in_job: bool = False) -> Existin
     )
 
 
+def _existing_columns(model, file_fields) -> list[str]:
+    """The columns _existing() reads."""
+    columns = ["id", "external_id", "content_hash", "source_modified_at", "platform_modified_at"]
+    columns += ["push_refused_at", "archived_at"] + (["slug"] if model.has_slug else [])
+    return columns + [name for pair in file_fields for name in pair]
+
+
 @functools.cache
 def probe_sql(model, columns: tuple[str, ...], scope: str, key: str) -> str:
     """DjangoStore._probe's statement; parameters: the values (a list), then the scope's id."""
@@ -127,19 +134,7 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
     def existing(self, entity_type: str, external_ids: list[str]) -> dict[str, Existing]:
         model = RECORD_MODELS[entity_type]
         file_fields = self._file_fields(entity_type)
-        columns = [
-            "id",
-            "external_id",
-            "content_hash",
-            "source_modified_at",
-            "platform_modified_at",
-            "push_refused_at",
-            "archived_at",
-            "last_synced_at",
-        ]
-        if model.has_slug:
-            columns.append("slug")
-        columns += [f for pair in file_fields for f in pair]
+        columns = [*_existing_columns(model, file_fields), "last_synced_at"]
         started = self.job.started_at
         found = {}
         for row in self._probe(
@@ -219,11 +214,7 @@ class DjangoStore(PageWrites, RowWrites, ArchiveWalk):
         model = RECORD_MODELS[entity_type]
         names = [spec.name for spec in MAPPINGS[entity_type]]
         file_fields = self._file_fields(entity_type)
-        columns = ["id", "external_id", "content_hash", "source_modified_at"]
-        columns += ["platform_modified_at", "push_refused_at", "archived_at"]
-        if model.has_slug:
-            columns.append("slug")
-        columns += [f for pair in file_fields for f in pair] + names
+        columns = _existing_columns(model, file_fields) + names
         rows = list(
             model.objects.filter(
                 connector_id=self.connector.pk,
