@@ -450,8 +450,8 @@ def run_variants(records: int, rounds: int = 1) -> None:
     site = SimulatedSite(records=records, seed=12, key=KEY)
     runs: dict[str, list[tuple[dict, dict, dict]]] = {}
     variants = list(VARIANTS)
-    if os.environ.get("BENCH_VARIANTS"):  # e.g. "engine,engine without prefetch"
-        wanted = os.environ["BENCH_VARIANTS"].split(",")
+    if os.environ.get("BENCH_VARIANTS"):  # e.g. "engine;engine without prefetch"
+        wanted = os.environ["BENCH_VARIANTS"].split(";")
         variants = [(label, env) for label, env in variants if label in wanted]
     if os.environ.get("BENCH_COMPARE"):
         compare = os.environ["BENCH_COMPARE"]
