@@ -340,30 +340,6 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         self._watch_clock(mapped)
         self._commit(entity_type, writes, logs, behind=behind)
 
-    def _page_reads(self, entity_type, mapped, ids) -> tuple[dict, dict]:
-        """The page's stored records, and the holders of the slugs it may write (None: free),
-        read while the page before it may still be being stored (commit_page's `behind`),
-        then settled. A page writes only its own records and slugs: when it wrote some of
-        these, they are read again; nothing else it can have changed. Read after the
-        settling, they kept the writer idle meanwhile: a cold import took 12 % longer."""
-        while True:
-            existing = self.store.existing(entity_type, ids) if ids else {}
-            slugs = set()
-            if entity_type in self.plan.slugged:  # those of records that may be written
-                slugs = {
-                    record.values.get("slug")
-                    for record in mapped
-                    if record.ok
-                    and getattr(existing.get(record.external_id), "content_hash", None)
-                    != record.digest
-                } - {"", None}
-            holders = dict.fromkeys(slugs)
-            if slugs:
-                holders.update(self.store.slug_holders(entity_type, sorted(slugs)))
-            ids_behind, slugs_behind = self._settle()
-            if ids_behind.isdisjoint(ids) and slugs_behind.isdisjoint(slugs):
-                return existing, holders
-
     def _settle(self) -> tuple[set, set]:
         """Wait for the page being stored behind, if any (it raises what storing it raised):
         from here on the store is this thread's; returns that page's records' ids and slugs.

@@ -1,4 +1,5 @@
-"""What becomes of each record of a page (CREATE, UPDATE, SKIP, CONFLICT, FAILED), checked."""
+"""What becomes of each record of a page (CREATE, UPDATE, SKIP, CONFLICT, FAILED): the reads it is
+decided on, the decision, its checks."""
 
 from __future__ import annotations
 
@@ -25,6 +26,30 @@ from syncjobs.engine.plan import (
 
 class Decisions:
     """SyncEngine's part that decides records (a mixin: the state is the engine's)."""
+
+    def _page_reads(self, entity_type, mapped, ids) -> tuple[dict, dict]:
+        """The page's stored records, and the holders of the slugs it may write (None: free),
+        read while the page before it may still be being stored (commit_page's `behind`),
+        then settled. A page writes only its own records and slugs: when it wrote some of
+        these, they are read again; nothing else it can have changed. Read after the
+        settling, they kept the writer idle meanwhile: a cold import took 12 % longer."""
+        while True:
+            existing = self.store.existing(entity_type, ids) if ids else {}
+            slugs = set()
+            if entity_type in self.plan.slugged:  # those of records that may be written
+                slugs = {
+                    record.values.get("slug")
+                    for record in mapped
+                    if record.ok
+                    and getattr(existing.get(record.external_id), "content_hash", None)
+                    != record.digest
+                } - {"", None}
+            holders = dict.fromkeys(slugs)
+            if slugs:
+                holders.update(self.store.slug_holders(entity_type, sorted(slugs)))
+            ids_behind, slugs_behind = self._settle()
+            if ids_behind.isdisjoint(ids) and slugs_behind.isdisjoint(slugs):
+                return existing, holders
 
     def _one_row_per_record(
         self, entity_type, mapped, existing, logs, *, every: bool = False
@@ -87,7 +112,7 @@ class Decisions:
 
     def _check_writes(self, entity_type, writes, holders=None) -> None:
         """What every batch of writes goes through before the store: slugs, then mirroring.
-        `holders`: slug holders read already (SyncEngine._page_reads)."""
+        `holders`: slug holders read already (_page_reads)."""
         if entity_type in self.plan.slugged:
             self._check_slugs(entity_type, writes, holders or {})
         if self.plan.mirror(entity_type):
