@@ -378,6 +378,8 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
         ]
 
     def _commit(self, entity_type, writes, logs, *, behind: bool = False) -> None:
+        # Refused pushes are marked after the page's log rows, in this thread: not behind.
+        behind = behind and not self.refused
         if behind:  # what the next page's reads, made meanwhile, may not see (_page_reads)
             old = {w.existing.slug for w in writes if w.existing is not None}
             self._behind = (
@@ -391,8 +393,7 @@ class SyncEngine(RecordsById, Decisions, Pushes, Deletions):
                 logs,
                 self.stats,
                 self.cursors,
-                # Refused pushes are marked after the page's log rows, in this thread.
-                behind=behind and not self.refused,
+                behind=behind,
             )
         )
         if self.refused:
